@@ -1,0 +1,49 @@
+"""Test helpers: a pure-JAX model over plain dicts and synthetic data.
+
+Core tests use this model rather than the Flax zoo, so an NNX API change
+cannot break the tests of masks, pruning and the trainer.
+"""
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ticketjax.types import Dataset, Model
+
+
+def tiny_mlp(in_dim=8, hidden=16, num_classes=3) -> Model:
+  """A 2-layer ReLU MLP with 'dense_0' and 'output' layers (pure JAX)."""
+
+  def init(key):
+    k0, k1 = jax.random.split(key)
+    params = {
+        'dense_0': {
+            'kernel': jax.random.normal(k0, (in_dim, hidden)) / np.sqrt(in_dim),
+            'bias': jnp.zeros(hidden)},
+        'output': {
+            'kernel': jax.random.normal(k1, (hidden, num_classes))
+                      / np.sqrt(hidden),
+            'bias': jnp.zeros(num_classes)},
+    }
+    return params, {}
+
+  def apply(params, state, x, *, train, key=None):
+    del train, key
+    h = jax.nn.relu(x @ params['dense_0']['kernel'] + params['dense_0']['bias'])
+    return h @ params['output']['kernel'] + params['output']['bias'], state
+
+  return Model(init, apply, 'tiny_mlp')
+
+
+def synthetic_dataset(n_train=96, n_val=16, n_test=32, in_dim=8,
+                      num_classes=3, seed=0) -> Dataset:
+  """Linearly separable-ish Gaussian blobs, float32 x and int32 y."""
+  rng = np.random.default_rng(seed)
+  centers = rng.normal(size=(num_classes, in_dim)) * 2
+
+  def make(n):
+    y = rng.integers(0, num_classes, n).astype(np.int32)
+    x = (centers[y] + rng.normal(size=(n, in_dim))).astype(np.float32)
+    return x, y
+
+  (xt, yt), (xv, yv), (xs, ys) = make(n_train), make(n_val), make(n_test)
+  return Dataset(xt, yt, xv, yv, xs, ys, num_classes, 'synthetic')

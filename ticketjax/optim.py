@@ -1,0 +1,133 @@
+"""Optimizers and learning-rate schedules from a typed config, plus masking.
+
+`make_optimizer` builds an optax optimizer wrapped by `masked`, which takes
+the mask as an extra keyword argument of `update`: the incoming gradients of
+pruned weights are zeroed (so optimizer moments of pruned weights never
+grow) and so are the outgoing updates (so no stale moment, weight decay or
+momentum can move a pruned weight). Params that start at exactly 0 where
+the mask is False therefore stay exactly 0. `optax.masked` cannot do this:
+its mask must be static, and ours changes every pruning level without a
+recompile.
+
+Weight decay is coupled L2 (added to the gradient before the optimizer, as
+PyTorch's `weight_decay` and the reference LTH code do); with Adam that is
+Adam+L2, not AdamW.
+"""
+import dataclasses
+from typing import NamedTuple
+
+import jax
+import optax
+
+from ticketjax import masks as masks_lib
+
+OPTIMIZERS = ('sgd', 'momentum', 'nesterov', 'adam')
+SCHEDULES = ('constant', 'step', 'cosine')
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+  """What to optimize with.
+
+  Attributes:
+    name: one of OPTIMIZERS.
+    learning_rate: the peak learning rate.
+    momentum: for 'momentum' and 'nesterov'.
+    b1, b2, eps: Adam's constants.
+    weight_decay: coupled L2 coefficient (0 disables it).
+    schedule: one of SCHEDULES. 'step' multiplies the rate by `decay_factor`
+      at each step in `boundaries`; 'cosine' decays to 0 at the last step.
+    boundaries: steps of the 'step' schedule.
+    decay_factor: factor of the 'step' schedule.
+    warmup_steps: linear warmup from 0 before any schedule (0 disables it).
+  """
+  name: str = 'adam'
+  learning_rate: float = 1e-3
+  momentum: float = 0.9
+  b1: float = 0.9
+  b2: float = 0.999
+  eps: float = 1e-8
+  weight_decay: float = 0.0
+  schedule: str = 'constant'
+  boundaries: tuple[int, ...] = ()
+  decay_factor: float = 0.1
+  warmup_steps: int = 0
+
+  def validate(self, total_steps: int) -> None:
+    """Raises ValueError naming the bad field and what is valid."""
+    if self.name not in OPTIMIZERS:
+      raise ValueError(f'unknown optimizer {self.name!r}; valid optimizers '
+                       f'are {list(OPTIMIZERS)}')
+    if self.schedule not in SCHEDULES:
+      raise ValueError(f'unknown schedule {self.schedule!r}; valid schedules '
+                       f'are {list(SCHEDULES)}')
+    if not self.learning_rate > 0:
+      raise ValueError(f'learning_rate must be > 0, got {self.learning_rate}')
+    if self.weight_decay < 0:
+      raise ValueError(f'weight_decay must be >= 0, got {self.weight_decay}')
+    if not 0 <= self.warmup_steps < max(total_steps, 1):
+      raise ValueError(f'warmup_steps must lie in [0, {total_steps}) (the '
+                       f'training steps), got {self.warmup_steps}')
+    bad = [b for b in self.boundaries if not 0 < b < total_steps]
+    if bad or list(self.boundaries) != sorted(self.boundaries):
+      raise ValueError(f'schedule boundaries must be increasing steps in (0, '
+                       f'{total_steps}), got {list(self.boundaries)}')
+
+
+def make_schedule(cfg: OptimizerConfig, total_steps: int) -> optax.Schedule:
+  """The learning rate as a function of the optimizer step."""
+  lr = cfg.learning_rate
+  after = max(total_steps - cfg.warmup_steps, 1)
+  if cfg.schedule == 'constant':
+    main = optax.constant_schedule(lr)
+  elif cfg.schedule == 'step':
+    main = optax.piecewise_constant_schedule(
+        lr, {b - cfg.warmup_steps: cfg.decay_factor for b in cfg.boundaries})
+  else:
+    main = optax.cosine_decay_schedule(lr, after)
+  if not cfg.warmup_steps:
+    return main
+  warmup = optax.linear_schedule(0.0, lr, cfg.warmup_steps)
+  return optax.join_schedules([warmup, main], [cfg.warmup_steps])
+
+
+class MaskedState(NamedTuple):
+  inner_state: optax.OptState
+
+
+def masked(inner: optax.GradientTransformation
+           ) -> optax.GradientTransformationExtraArgs:
+  """Wraps `inner` so `update(..., mask=m)` zeroes pruned grads and updates."""
+
+  def init_fn(params):
+    return MaskedState(inner.init(params))
+
+  def update_fn(updates, state, params=None, *, mask, **extra):
+    del extra
+    updates = masks_lib.apply(updates, mask)
+    updates, inner_state = inner.update(updates, state.inner_state, params)
+    return masks_lib.apply(updates, mask), MaskedState(inner_state)
+
+  return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def make_optimizer(cfg: OptimizerConfig, total_steps: int
+                   ) -> optax.GradientTransformationExtraArgs:
+  """The masked optimizer of `cfg` for a run of `total_steps` steps."""
+  cfg.validate(total_steps)
+  lr = make_schedule(cfg, total_steps)
+  if cfg.name == 'sgd':
+    base = optax.sgd(lr)
+  elif cfg.name in ('momentum', 'nesterov'):
+    base = optax.sgd(lr, momentum=cfg.momentum,
+                     nesterov=cfg.name == 'nesterov')
+  else:
+    base = optax.adam(lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps)
+  if cfg.weight_decay:
+    base = optax.chain(optax.add_decayed_weights(cfg.weight_decay), base)
+  return masked(base)
+
+
+def learning_rate(cfg: OptimizerConfig, total_steps: int, step) -> jax.Array:
+  """The learning rate at `step`, for logs and plots."""
+  return make_schedule(cfg, total_steps)(step)
