@@ -28,8 +28,9 @@ def tiny_mlp(in_dim=8, hidden=16, num_classes=3) -> Model:
 
   def apply(params, state, x, *, train, key=None):
     del train, key
-    h = jax.nn.relu(x @ params['dense_0']['kernel'] + params['dense_0']['bias'])
-    return h @ params['output']['kernel'] + params['output']['bias'], state
+    def dense(layer, h):
+      return h @ params[layer]['kernel'] + params[layer]['bias'][None, :]
+    return dense('output', jax.nn.relu(dense('dense_0', x))), state
 
   return Model(init, apply, 'tiny_mlp')
 

@@ -1,11 +1,12 @@
 """Optimizers and learning-rate schedules from a typed config, plus masking.
 
 `make_optimizer` builds an optax optimizer wrapped by `masked`, which takes
-the mask as an extra keyword argument of `update`: the incoming gradients of
-pruned weights are zeroed (so optimizer moments of pruned weights never
-grow) and so are the outgoing updates (so no stale moment, weight decay or
-momentum can move a pruned weight). Params that start at exactly 0 where
-the mask is False therefore stay exactly 0. `optax.masked` cannot do this:
+the mask as an extra keyword argument of `update` and zeroes the outgoing
+updates of pruned weights, so no moment (stale or fresh), weight decay or
+momentum can move a pruned weight: params that are exactly 0 where the mask
+is False stay exactly 0. One select per weight and step is the whole cost;
+the moments of pruned weights are left to do what they like, since they can
+never reach the weights (masks only shrink). `optax.masked` cannot do this:
 its mask must be static, and ours changes every pruning level without a
 recompile.
 
@@ -97,14 +98,13 @@ class MaskedState(NamedTuple):
 
 def masked(inner: optax.GradientTransformation
            ) -> optax.GradientTransformationExtraArgs:
-  """Wraps `inner` so `update(..., mask=m)` zeroes pruned grads and updates."""
+  """Wraps `inner` so `update(..., mask=m)` zeroes the updates of pruned weights."""
 
   def init_fn(params):
     return MaskedState(inner.init(params))
 
   def update_fn(updates, state, params=None, *, mask, **extra):
     del extra
-    updates = masks_lib.apply(updates, mask)
     updates, inner_state = inner.update(updates, state.inner_state, params)
     return masks_lib.apply(updates, mask), MaskedState(inner_state)
 

@@ -1,0 +1,67 @@
+"""Shared config blocks and the `:arg` variant parser of every config file.
+
+A config file's `get_config(arg)` receives the text after ':' in
+`--config=configs/X.py:ARG`. `parse_arg` turns 'smoke,seeds=8' into
+{'smoke': True, 'seeds': 8}: bare words are flags, `k=v` values are parsed
+as Python literals when they can be, else kept as strings.
+"""
+import ast
+
+import ml_collections
+
+
+def parse_arg(arg: str | None, **defaults) -> dict:
+  """'smoke,seeds=8' -> {'smoke': True, 'seeds': 8}; unknown keys raise."""
+  out = dict(defaults)
+  for part in filter(None, (arg or '').split(',')):
+    key, sep, value = part.partition('=')
+    key = key.strip()
+    if key not in defaults:
+      raise ValueError(f'unknown config variant {key!r}; valid variants are '
+                       f'{sorted(defaults)}')
+    if not sep:
+      out[key] = True
+      continue
+    try:
+      out[key] = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+      out[key] = value
+  return out
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Every field a job reads, with neutral defaults."""
+  c = ml_collections.ConfigDict()
+  c.job = 'dense'
+  c.seed = 0
+  c.num_seeds = 3
+  c.progress = True
+
+  c.data = ml_collections.ConfigDict()
+  c.data.name = 'mnist1d'
+  c.data.data_dir = ''  # '' = $TFDS_DATA_DIR, else TFDS's default
+  c.data.val_size = 0
+
+  c.model = ml_collections.ConfigDict()
+  c.model.name = 'mnist1d_mlp'
+  c.model.kwargs = ml_collections.ConfigDict()
+
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.name = 'adam'
+  c.optimizer.learning_rate = 1e-3
+  c.optimizer.momentum = 0.9
+  c.optimizer.b1 = 0.9
+  c.optimizer.b2 = 0.999
+  c.optimizer.eps = 1e-8
+  c.optimizer.weight_decay = 0.0
+  c.optimizer.schedule = 'constant'
+  c.optimizer.boundaries = ()
+  c.optimizer.decay_factor = 0.1
+  c.optimizer.warmup_steps = 0
+
+  c.train = ml_collections.ConfigDict()
+  c.train.steps = 1000
+  c.train.batch_size = 100
+  c.train.eval_every = 250
+  c.train.eval_batch_size = 1000
+  return c

@@ -1,0 +1,43 @@
+"""Launches a ticketjax job from a config file.
+
+  python -m launch.main --config=configs/dense_mnist1d.py[:variant] \
+      --workdir=/tmp/tj [--config.train.steps=100] [--jax_platforms=cpu]
+
+Kept thin on purpose: it parses flags and calls `ticketjax.experiment.run`,
+the same function Colab and the tests call. Any config field can be
+overridden with `--config.a.b=value`; a misspelt field is an error
+(`lock_config=True`). JAX's own options are flags too.
+"""
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+from ml_collections import config_flags
+
+from ticketjax import experiment
+
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', None, 'Config file, optionally with a variant: FILE.py:ARG.',
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string(
+    'workdir', None, 'Folder that holds the runs (created if missing).')
+flags.mark_flags_as_required(['config', 'workdir'])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  logging.info('JAX process %d/%d, devices: %s', jax.process_index(),
+               jax.process_count(), jax.devices())
+  try:
+    experiment.run(_CONFIG.value, _WORKDIR.value)
+  except ValueError as e:  # bad input: one clear message, no traceback
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == '__main__':
+  jax.config.config_with_absl()  # JAX options become flags too
+  app.run(main)

@@ -1,0 +1,140 @@
+"""The driver: `run(config, workdir)` is the one entry point with I/O.
+
+The launcher, the Colab notebook and the tests all call `run`. It picks the
+job named by `config.job` from `JOBS`, and every job follows the same
+order: validate the whole config and load the data (errors before any
+file is written), find the run's content-addressed folder, skip what is
+already done, compute, then write records, summary and report.
+
+Jobs:
+  dense: trains `num_seeds` seeds of the dense network in one compiled
+    program and prints the test accuracy per seed.
+"""
+import json
+import os
+import sys
+from typing import Any, Callable
+
+import jax
+import numpy as np
+
+from ticketjax import metrics as metrics_lib
+from ticketjax import pieces as pieces_lib
+from ticketjax import progress as progress_lib
+from ticketjax import train as train_lib
+from ticketjax import workdir as workdir_lib
+
+
+def evaluate_splits(trainer, state_S, data) -> dict:
+  """{'test_loss': [S], 'test_accuracy': [S], 'val_...' if a val split}."""
+  out = {}
+  splits = [('test', data.x_test, data.y_test)]
+  if data.x_val.shape[0]:
+    splits.append(('val', data.x_val, data.y_val))
+  for name, x, y in splits:
+    ev = trainer.evaluate(state_S, x, y)
+    out[f'{name}_loss'] = ev['loss']
+    out[f'{name}_accuracy'] = ev['accuracy']
+  return out
+
+
+def train_chunks(trainer, state_S, data, total_steps, eval_every, *,
+                 on_eval: Callable[[int, dict], None], desc: str = '',
+                 show_progress: bool = True):
+  """Trains to `total_steps` in chunks, evaluating after each chunk.
+
+  `on_eval(step, per_seed)` receives {name: [S] array} of the chunk's mean
+  train loss/accuracy and the evaluation metrics. Returns the final state.
+  """
+  bar = progress_lib.Progress(total_steps, desc, enabled=show_progress)
+  step = int(np.asarray(state_S.step)[0])
+  while step < total_steps:
+    n = min(eval_every, total_steps - step)
+    state_S, m = trainer.train(state_S, data, n)
+    step += n
+    per_seed = {'train_loss': m['loss'].mean(0),
+                'train_accuracy': m['accuracy'].mean(0)}
+    per_seed.update(evaluate_splits(trainer, state_S, data))
+    per_seed = jax.tree.map(np.asarray, per_seed)
+    on_eval(step, per_seed)
+    bar.update(step, loss=float(per_seed['train_loss'].mean()),
+               test_acc=float(per_seed['test_accuracy'].mean()))
+  return state_S
+
+
+def dense(config: Any, workdir: str) -> dict:
+  """Dense training of `num_seeds` seeds; returns the summary dict."""
+  pieces = pieces_lib.build(config)
+  run_dir = workdir_lib.run_dir(workdir, config)
+  summary_path = os.path.join(run_dir, 'summary.json')
+  if os.path.exists(summary_path):
+    with open(summary_path, encoding='utf-8') as f:
+      summary = json.load(f)
+    if summary.get('num_seeds', 0) >= pieces.num_seeds:
+      print(f'already done: {run_dir}', file=sys.stderr)
+      print(dense_table(summary))
+      return summary
+  os.makedirs(run_dir, exist_ok=True)
+  metrics_lib.write_json(os.path.join(run_dir, 'config.json'),
+                         config.to_dict())
+  metrics_path = os.path.join(run_dir, 'metrics.jsonl')
+  if os.path.exists(metrics_path):  # an unfinished earlier attempt
+    os.remove(metrics_path)
+  writer = metrics_lib.JsonlWriter(metrics_path)
+
+  trainer = pieces.trainer
+  data = train_lib.to_device(pieces.dataset)
+  init_keys, noise_keys = jax.vmap(train_lib.split_seed_key)(
+      train_lib.seed_keys(pieces.seed, pieces.num_seeds))
+  state_S = trainer.init_states(init_keys, noise_keys)
+  last = {}
+
+  def on_eval(step, per_seed):
+    writer.write(metrics_lib.per_seed_records(
+        {'job': 'dense', 'step': step}, per_seed, pieces.num_seeds))
+    last.update(per_seed)
+
+  train_chunks(trainer, state_S, data, pieces.train.steps,
+               pieces.train.eval_every, on_eval=on_eval,
+               desc=f'dense {pieces.model.name}',
+               show_progress=config.get('progress', True))
+  summary = {
+      'job': 'dense',
+      'run_dir': run_dir,
+      'model': pieces.model.name,
+      'dataset': pieces.dataset.name,
+      'steps': pieces.train.steps,
+      'num_seeds': pieces.num_seeds,
+  }
+  for name, values in last.items():
+    if name.startswith(('test_', 'val_')):
+      summary[name] = metrics_lib.mean_std(values)
+  metrics_lib.write_json(summary_path, summary)
+  print(dense_table(summary))
+  return summary
+
+
+def dense_table(summary: dict) -> str:
+  """The per-seed test accuracy table of a dense run (markdown)."""
+  acc, loss = summary['test_accuracy'], summary['test_loss']
+  rows = [[seed, f'{a * 100:.2f}', f'{l:.4f}'] for seed, (a, l) in
+          enumerate(zip(acc['values'], loss['values']))]
+  rows.append(['mean ± std', metrics_lib.format_mean_std(acc, digits=2),
+               f"{loss['mean']:.4f} ± {loss['std']:.4f}"])
+  title = (f"Dense {summary['model']} on {summary['dataset']}, "
+           f"{summary['steps']} steps, {summary['num_seeds']} seeds")
+  return title + '\n' + metrics_lib.markdown_table(
+      ['seed', 'test accuracy (%)', 'test loss'], rows)
+
+
+JOBS: dict[str, Callable[[Any, str], dict]] = {
+    'dense': dense,
+}
+
+
+def run(config: Any, workdir: str) -> dict:
+  """Runs the job `config.job` in `workdir`; returns its summary."""
+  if config.job not in JOBS:
+    raise ValueError(f'unknown job {config.job!r}; valid jobs are '
+                     f'{sorted(JOBS)}')
+  return JOBS[config.job](config, workdir)

@@ -1,0 +1,59 @@
+"""Content-addressed run folders: a run's folder is named by its config.
+
+`run_dir(workdir, config)` is `workdir/<job>-<hash>` where the hash is the
+SHA-256 of the canonical JSON (sorted keys) of the *semantic* config: every
+field that changes what is computed. Fields that only say how much or where
+(`NON_SEMANTIC`: the seed count, the data directory, evaluation chunking,
+progress display) stay out, so running more seeds of the same experiment
+lands in the same folder. `SCHEMA_VERSION` is part of the hash; bump it
+only when old folders must not be reused.
+"""
+import hashlib
+import json
+import os
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+NON_SEMANTIC = (
+    'num_seeds',
+    'data.data_dir',
+    'train.eval_batch_size',
+    'progress',
+)
+
+
+def _to_dict(config: Any) -> dict:
+  return config.to_dict() if hasattr(config, 'to_dict') else dict(config)
+
+
+def _drop(tree: dict, dotted: str) -> None:
+  *parents, leaf = dotted.split('.')
+  for name in parents:
+    tree = tree.get(name)
+    if not isinstance(tree, dict):
+      return
+  tree.pop(leaf, None)
+
+
+def semantic_config(config: Any, extra_non_semantic=()) -> dict:
+  """The config as a dict without the non-semantic fields."""
+  tree = json.loads(json.dumps(_to_dict(config), sort_keys=True,
+                               default=list))
+  for dotted in tuple(NON_SEMANTIC) + tuple(extra_non_semantic):
+    _drop(tree, dotted)
+  return tree
+
+
+def config_hash(config: Any, extra_non_semantic=()) -> str:
+  """12 hex digits of SHA-256 over the canonical semantic config."""
+  payload = {'schema': SCHEMA_VERSION,
+             'config': semantic_config(config, extra_non_semantic)}
+  text = json.dumps(payload, sort_keys=True, separators=(',', ':'))
+  return hashlib.sha256(text.encode('utf-8')).hexdigest()[:12]
+
+
+def run_dir(workdir: str, config: Any, extra_non_semantic=()) -> str:
+  """`workdir/<job>-<hash>`: where this config's run lives."""
+  return os.path.join(
+      workdir, f'{config.job}-{config_hash(config, extra_non_semantic)}')
