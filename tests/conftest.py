@@ -3,7 +3,11 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
+import tempfile
+
 os.environ.setdefault('MPLBACKEND', 'Agg')
+# Tests prepare MNIST-1D in a throwaway data dir, never in the user's.
+os.environ['TFDS_DATA_DIR'] = tempfile.mkdtemp(prefix='ticketjax_tfds_')
 
 import jax  # pylint: disable=g-import-not-at-top
 

@@ -1,0 +1,158 @@
+"""End to end: configs, the dense job, the launcher, bad configs, run dirs."""
+import glob
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from configs import dense_mnist1d
+from ticketjax import experiment, metrics, progress, workdir
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG_FILES = sorted(
+    p for p in glob.glob(os.path.join(REPO, 'configs', '*.py'))
+    if os.path.basename(p) not in ('__init__.py', 'common.py'))
+
+
+def _load(path, arg):
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.spec_from_file_location('cfg', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+def test_dense_smoke_end_to_end_and_idempotent(tmp_path, capsys):
+  config = dense_mnist1d.get_config('smoke')
+  summary = experiment.run(config, str(tmp_path))
+  run_dir = summary['run_dir']
+  assert os.path.dirname(run_dir) == str(tmp_path)
+  assert summary['num_seeds'] == 2
+  acc = summary['test_accuracy']
+  assert len(acc['values']) == 2 and 0.0 <= acc['mean'] <= 1.0
+  assert acc['mean'] > 0.2  # 60 steps of Adam beat chance (10%)
+  records = metrics.read_jsonl(os.path.join(run_dir, 'metrics.jsonl'))
+  assert len(records) == 2 * 2  # 2 evaluations x 2 seeds
+  assert {r['seed'] for r in records} == {0, 1}
+  assert {'step', 'train_loss', 'test_accuracy', 'test_loss'} <= set(
+      records[0])
+  with open(os.path.join(run_dir, 'config.json')) as f:
+    assert json.load(f)['train']['steps'] == 60
+  assert 'mean ± std' in capsys.readouterr().out
+  # a second run finds the summary and does no work
+  mtime = os.path.getmtime(os.path.join(run_dir, 'metrics.jsonl'))
+  again = experiment.run(config, str(tmp_path))
+  assert again == json.load(open(os.path.join(run_dir, 'summary.json')))
+  assert os.path.getmtime(os.path.join(run_dir, 'metrics.jsonl')) == mtime
+
+
+@pytest.mark.parametrize('path', CONFIG_FILES, ids=os.path.basename)
+def test_every_config_smoke_variant_runs(path, tmp_path):
+  config = _load(path, 'smoke')
+  config.progress = False
+  summary = experiment.run(config, str(tmp_path))
+  assert summary['test_accuracy']['n'] == config.num_seeds
+
+
+def test_cnn_variant_smoke(tmp_path):
+  config = dense_mnist1d.get_config('smoke,cnn')
+  assert config.model.name == 'mnist1d_cnn'
+  summary = experiment.run(config, str(tmp_path))
+  assert summary['model'] == 'mnist1d_cnn'
+
+
+@pytest.mark.parametrize('field,value,match', [
+    ('model.name', 'resnet50', 'unknown model'),
+    ('data.name', 'imagenet', 'unknown data set'),
+    ('optimizer.name', 'lion', 'unknown optimizer'),
+    ('optimizer.schedule', 'poly', 'unknown schedule'),
+    ('train.steps', 0, 'train.steps'),
+    ('num_seeds', 0, 'num_seeds'),
+    ('data.val_size', 4000, 'val_size'),
+    ('train.batch_size', 5000, 'exceeds'),
+    ('job', 'imp2', 'unknown job'),
+])
+def test_bad_config_fails_before_any_work(tmp_path, field, value, match):
+  config = dense_mnist1d.get_config('smoke')
+  section, _, name = field.rpartition('.')
+  setattr(config.get(section) if section else config, name, value)
+  work = tmp_path / 'work'
+  with pytest.raises(ValueError, match=match):
+    experiment.run(config, str(work))
+  assert not work.exists()
+
+
+def test_unprepared_dataset_fails_before_any_work(tmp_path):
+  config = dense_mnist1d.get_config('smoke')
+  config.data.name = 'mnist'
+  config.model.name = 'lenet_300_100'
+  config.data.data_dir = str(tmp_path / 'empty_data')
+  with pytest.raises(ValueError, match='tfds build mnist'):
+    experiment.run(config, str(tmp_path / 'work'))
+  assert not (tmp_path / 'work').exists()
+
+
+def test_model_data_mismatch_fails_early(tmp_path):
+  config = dense_mnist1d.get_config('smoke')
+  config.model.name = 'conv2'
+  with pytest.raises(ValueError, match="cannot run on 'mnist1d'"):
+    experiment.run(config, str(tmp_path / 'work'))
+
+
+def _launch(*args):
+  return subprocess.run([sys.executable, '-m', 'launch.main', *args],
+                        cwd=REPO, capture_output=True, text=True,
+                        timeout=600, check=False)
+
+
+def test_launcher_runs_with_overrides(tmp_path):
+  proc = _launch('--config=configs/dense_mnist1d.py:smoke',
+                 f'--workdir={tmp_path}', '--config.train.steps=40',
+                 '--config.train.eval_every=20', '--jax_platforms=cpu')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert 'mean ± std' in proc.stdout
+  (run_dir,) = glob.glob(str(tmp_path / 'dense-*'))
+  with open(os.path.join(run_dir, 'config.json')) as f:
+    assert json.load(f)['train']['steps'] == 40
+
+
+def test_launcher_bad_input_exits_with_one_message(tmp_path):
+  proc = _launch('--config=configs/dense_mnist1d.py:smoke',
+                 f'--workdir={tmp_path}/w', '--config.model.name=nope')
+  assert proc.returncode == 2
+  assert 'error: unknown model' in proc.stderr and 'mnist1d_mlp' in proc.stderr
+  assert 'Traceback' not in proc.stderr
+  assert not (tmp_path / 'w').exists()
+  typo = _launch('--config=configs/dense_mnist1d.py:smoke',
+                 f'--workdir={tmp_path}/w', '--config.train.stesp=3')
+  assert typo.returncode != 0 and 'stesp' in typo.stderr
+  variant = _launch('--config=configs/dense_mnist1d.py:smok',
+                    f'--workdir={tmp_path}/w')
+  assert variant.returncode != 0 and 'smok' in variant.stderr
+
+
+def test_run_dir_hashes_are_pinned():
+  """A new config field must not silently rename existing runs.
+
+  If this fails because a field was added on purpose, make its default a
+  no-op for the hash (add it to workdir.NON_SEMANTIC if it only says how
+  much or where) rather than updating the pinned values.
+  """
+  assert workdir.config_hash(dense_mnist1d.get_config()) == '686f552393e5'
+  assert workdir.config_hash(dense_mnist1d.get_config('cnn')) == 'ed3a08c82981'
+  more_seeds = dense_mnist1d.get_config('seeds=8')
+  assert workdir.config_hash(more_seeds) == workdir.config_hash(
+      dense_mnist1d.get_config())
+
+
+def test_progress_line_has_rate_and_eta():
+  out = io.StringIO()
+  bar = progress.Progress(100, 'dense', stream=out, max_lines=4)
+  for done in (25, 50, 75, 100):
+    bar.update(done, loss=0.5)
+  lines = out.getvalue().strip().splitlines()
+  assert 'steps/s' in lines[0] and 'ETA' in lines[1]
+  assert 'took' in lines[-1] and 'loss 0.5' in lines[-1]
