@@ -9,6 +9,8 @@ already done, compute, then write records, summary and report.
 Jobs:
   dense: trains `num_seeds` seeds of the dense network in one compiled
     program and prints the test accuracy per seed.
+  imp: iterative magnitude pruning with rewinding and control branches
+    (`ticketjax.imp_run`).
 """
 import json
 import os
@@ -18,48 +20,11 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
+from ticketjax import loop
 from ticketjax import metrics as metrics_lib
 from ticketjax import pieces as pieces_lib
-from ticketjax import progress as progress_lib
 from ticketjax import train as train_lib
 from ticketjax import workdir as workdir_lib
-
-
-def evaluate_splits(trainer, state_S, data) -> dict:
-  """{'test_loss': [S], 'test_accuracy': [S], 'val_...' if a val split}."""
-  out = {}
-  splits = [('test', data.x_test, data.y_test)]
-  if data.x_val.shape[0]:
-    splits.append(('val', data.x_val, data.y_val))
-  for name, x, y in splits:
-    ev = trainer.evaluate(state_S, x, y)
-    out[f'{name}_loss'] = ev['loss']
-    out[f'{name}_accuracy'] = ev['accuracy']
-  return out
-
-
-def train_chunks(trainer, state_S, data, total_steps, eval_every, *,
-                 on_eval: Callable[[int, dict], None], desc: str = '',
-                 show_progress: bool = True):
-  """Trains to `total_steps` in chunks, evaluating after each chunk.
-
-  `on_eval(step, per_seed)` receives {name: [S] array} of the chunk's mean
-  train loss/accuracy and the evaluation metrics. Returns the final state.
-  """
-  bar = progress_lib.Progress(total_steps, desc, enabled=show_progress)
-  step = int(np.asarray(state_S.step)[0])
-  while step < total_steps:
-    n = min(eval_every, total_steps - step)
-    state_S, m = trainer.train(state_S, data, n)
-    step += n
-    per_seed = {'train_loss': m['loss'].mean(0),
-                'train_accuracy': m['accuracy'].mean(0)}
-    per_seed.update(evaluate_splits(trainer, state_S, data))
-    per_seed = jax.tree.map(np.asarray, per_seed)
-    on_eval(step, per_seed)
-    bar.update(step, loss=float(per_seed['train_loss'].mean()),
-               test_acc=float(per_seed['test_accuracy'].mean()))
-  return state_S
 
 
 def dense(config: Any, workdir: str) -> dict:
@@ -94,7 +59,7 @@ def dense(config: Any, workdir: str) -> dict:
         {'job': 'dense', 'step': step}, per_seed, pieces.num_seeds))
     last.update(per_seed)
 
-  train_chunks(trainer, state_S, data, pieces.train.steps,
+  loop.train_chunks(trainer, state_S, data, pieces.train.steps,
                pieces.train.eval_every, on_eval=on_eval,
                desc=f'dense {pieces.model.name}',
                show_progress=config.get('progress', True))
@@ -127,8 +92,15 @@ def dense_table(summary: dict) -> str:
       ['seed', 'test accuracy (%)', 'test loss'], rows)
 
 
+def imp(config: Any, workdir: str) -> dict:
+  """Iterative magnitude pruning with rewinding and controls."""
+  from ticketjax import imp_run  # pylint: disable=g-import-not-at-top
+  return imp_run.run_imp(config, workdir)
+
+
 JOBS: dict[str, Callable[[Any, str], dict]] = {
     'dense': dense,
+    'imp': imp,
 }
 
 

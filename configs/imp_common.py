@@ -1,0 +1,42 @@
+"""Shared blocks of the IMP configs: the `imp` section and the smoke shrink."""
+from configs import common
+import ml_collections
+
+
+def imp_config(seeds: int, levels: int,
+               rates=None) -> ml_collections.ConfigDict:
+  """A base config with job 'imp' and F&C-style defaults (layerwise, init).
+
+  `rates` is one number (global rules) or None for F&C's layerwise spec.
+  """
+  c = common.base_config()
+  c.job = 'imp'
+  c.num_seeds = seeds
+  c.imp = ml_collections.ConfigDict()
+  c.imp.levels = levels
+  c.imp.rule = 'layerwise_magnitude'
+  c.imp.rates = rates if rates is not None else ml_collections.ConfigDict(
+      {'dense': 0.2, 'conv': 0.1, 'output': 0.1})
+  c.imp.rewind = 'init'
+  c.imp.rewind_step = 0
+  c.imp.target_density = 0.0
+  c.imp.prune_exclude = ()
+  c.imp.controls = ('reinit', 'shuffle', 'random')
+  c.imp.control_levels = ()
+  return c
+
+
+def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Seconds-long variant for tests: 2 seeds, 1 level, 20 steps."""
+  c.num_seeds = min(c.num_seeds, 2)
+  c.imp.levels = 1
+  c.train.steps = 20
+  c.train.eval_every = 10
+  c.train.batch_size = min(c.train.batch_size, 8)
+  c.data.val_size = min(c.data.val_size, 4)
+  c.train.eval_batch_size = 64
+  if c.imp.rewind_step:
+    c.imp.rewind_step = 5
+  if c.optimizer.boundaries:
+    c.optimizer.boundaries = (10, 15)
+  return c

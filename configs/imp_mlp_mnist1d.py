@@ -1,0 +1,42 @@
+"""The MNIST-1D lottery experiment: IMP on an MLP, layerwise, rewind to init.
+
+Frankle & Carbin's protocol on the MNIST-1D MLP (ALGORITHMS.md 6.4):
+layerwise magnitude pruning of the kernels, 20% per level (output layer
+10%), survivors rewound to their step-0 values, with the three controls
+(random reinit, layerwise shuffle, iterative random pruning) at every level,
+all seeds and branches in one compiled program per level.
+
+  python -m launch.main --config=configs/imp_mlp_mnist1d.py --workdir=/tmp/tj
+
+Variants (comma-separated after ':'):
+  seeds=N    N seeds (default 4);
+  levels=N   pruning levels after the dense level (default 10, about 11%
+             of the hidden kernels left);
+  width=N    hidden width of the 40-N-N-10 residual MLP (default 100);
+  smoke      2 seeds, 2 levels of 40 steps: a seconds-long test run.
+"""
+from configs import common
+from configs import imp_common
+import ml_collections
+
+
+def get_config(arg=None):
+  opts = common.parse_arg(arg, seeds=4, levels=10, width=100, smoke=False)
+  c = imp_common.imp_config(
+      seeds=opts['seeds'], levels=opts['levels'],
+      rates=ml_collections.ConfigDict({'dense': 0.2, 'output': 0.1}))
+  c.data.name = 'mnist1d'
+  c.data.val_size = 500
+  c.model.name = 'mnist1d_mlp'
+  c.model.kwargs = ml_collections.ConfigDict({'width': opts['width']})
+  c.optimizer.name = 'adam'
+  c.optimizer.learning_rate = 1e-2
+  c.train.steps = 1500
+  c.train.batch_size = 100
+  c.train.eval_every = 250
+  if opts['smoke']:
+    c.num_seeds = min(opts['seeds'], 2)
+    c.imp.levels = min(opts['levels'], 2)
+    c.train.steps = 40
+    c.train.eval_every = 20
+  return c

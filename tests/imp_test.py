@@ -1,0 +1,165 @@
+"""IMP: rewinding, controls, resume after SIGKILL, idempotence, bad configs."""
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import imp_mlp_mnist1d
+from ticketjax import experiment, imp, masks, optim, pruning
+from ticketjax import train as train_lib
+from testlib import synthetic_dataset, tiny_mlp
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _trainer():
+  tx = optim.make_optimizer(optim.OptimizerConfig(learning_rate=1e-2), 50)
+  return train_lib.Trainer(tiny_mlp(), tx, batch_size=16)
+
+
+@pytest.mark.parametrize('mode', ['init', 'step', 'lr'])
+def test_survivors_equal_their_rewind_point_values(mode):
+  trainer = _trainer()
+  data = train_lib.to_device(synthetic_dataset())
+  ik, nk = train_lib.split_seed_key(jax.random.PRNGKey(0))
+  init = trainer.init_state(ik, nk)
+  batch = train_lib.stack([init])
+  at_k = train_lib.unstack(trainer.train(batch, data, 7)[0], 0)
+  final = train_lib.unstack(trainer.train(batch, data, 30)[0], 0)
+  cfg = imp.ImpConfig(levels=1, rates={'dense': 0.5, 'output': 0.2},
+                      rewind=mode, rewind_step=0 if mode == 'init' else 7)
+  new = imp.prune_level(cfg, 1, final.params, final.mask, final.mask,
+                        jax.random.PRNGKey(1))
+  rewind = at_k if mode != 'init' else init
+  weights = final.params if mode == 'lr' else rewind.params
+  start = imp.start_state(cfg, trainer.reset, mask=new['ticket'],
+                          weights=weights, model_state={},
+                          init_state=init, rewind_state=rewind,
+                          final_state=final)
+  for w, m, s in zip(jax.tree.leaves(weights), jax.tree.leaves(new['ticket']),
+                     jax.tree.leaves(start.params)):
+    np.testing.assert_array_equal(np.where(m, w, 0.0), s)  # exact
+  assert int(start.step) == (0 if mode == 'init' else 7)
+  if mode != 'init':  # optimizer moments come from the rewind point
+    np.testing.assert_array_equal(
+        jax.tree.leaves(start.opt_state)[1], jax.tree.leaves(at_k.opt_state)[1])
+
+
+def test_controls_keep_the_ticket_counts():
+  params = tiny_mlp().init(jax.random.PRNGKey(0))[0]
+  cfg = imp.ImpConfig(levels=3, rates=0.3)
+  ticket = random = masks.ones_like(params)
+  for level in (1, 2, 3):
+    new = imp.prune_level(cfg, level, params, ticket, random,
+                          jax.random.PRNGKey(5))
+    counts = {k: masks.counts(new[k])['kept'] for k in new}
+    for branch in ('shuffle', 'random'):
+      assert {p: int(v) for p, v in counts[branch].items()} == {
+          p: int(v) for p, v in counts['ticket'].items()}
+    assert not bool(jnp.any(new['random']['dense_0']['kernel']
+                            & ~random['dense_0']['kernel']))  # nested
+    ticket, random = new['ticket'], new['random']
+
+
+def _smoke(levels=2, seeds=2):
+  config = imp_mlp_mnist1d.get_config(f'smoke,levels={levels},seeds={seeds}')
+  config.progress = False
+  return config
+
+
+def test_imp_smoke_end_to_end_extend_and_idempotent(tmp_path):
+  summary = experiment.run(_smoke(levels=1), str(tmp_path))
+  run_dir = summary['run_dir']
+  assert summary['levels_done'] == 2
+  lvl1 = summary['levels'][1]
+  assert set(lvl1) == {'level', 'ticket', 'reinit', 'shuffle', 'random'}
+  assert lvl1['ticket']['density'] < 1.0
+  for name in ('config.json', 'metrics.jsonl', 'summary.json', 'report.md',
+               'accuracy.png', 'checkpoints/rewind_init',
+               'checkpoints/level_001'):
+    assert os.path.exists(os.path.join(run_dir, name)), name
+  member = summary['members'][-1]
+  assert {'early_stop_step', 'best_test_accuracy', 'density_per_layer',
+          'final_test_accuracy', 'final_test_loss'} <= set(member)
+  stamp = os.path.getmtime(os.path.join(run_dir, 'checkpoints/level_001'))
+  # more levels extend the same run folder; finished levels are skipped
+  more = experiment.run(_smoke(levels=2), str(tmp_path))
+  assert more['run_dir'] == run_dir and more['levels_done'] == 3
+  assert os.path.getmtime(
+      os.path.join(run_dir, 'checkpoints/level_001')) == stamp
+  assert more['members'][:len(summary['members'])] == summary['members']
+
+
+def test_vmapped_search_equals_single_seed_search(tmp_path):
+  two = experiment.run(_smoke(levels=1, seeds=2), str(tmp_path / 'a'))
+  one = experiment.run(_smoke(levels=1, seeds=1), str(tmp_path / 'b'))
+  seed0 = [m for m in two['members'] if m['seed'] == 0]
+  assert len(seed0) == len(one['members'])
+  for a, b in zip(seed0, one['members']):
+    assert a['branch'] == b['branch'] and a['density'] == b['density']
+    np.testing.assert_allclose(a['final_test_accuracy'],
+                               b['final_test_accuracy'], atol=2e-3)
+
+
+def _launch(workdir, levels):
+  return [sys.executable, '-m', 'launch.main',
+          f'--config=configs/imp_mlp_mnist1d.py:smoke,levels={levels}',
+          f'--workdir={workdir}', '--config.progress=False']
+
+
+def test_kill_and_resume_gives_identical_results(tmp_path):
+  straight = subprocess.run(_launch(tmp_path / 'straight', 3), cwd=REPO,
+                            capture_output=True, text=True, timeout=600)
+  assert straight.returncode == 0, straight.stderr[-2000:]
+  proc = subprocess.Popen(_launch(tmp_path / 'killed', 3), cwd=REPO,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.time() + 300
+  while time.time() < deadline and proc.poll() is None:
+    if glob.glob(str(tmp_path / 'killed/*/checkpoints/level_001')):
+      break
+    time.sleep(0.05)
+  assert proc.poll() is None, 'finished before it could be killed'
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  resumed = subprocess.run(_launch(tmp_path / 'killed', 3), cwd=REPO,
+                           capture_output=True, text=True, timeout=600)
+  assert resumed.returncode == 0, resumed.stderr[-2000:]
+  (a,) = glob.glob(str(tmp_path / 'straight/*/summary.json'))
+  (b,) = glob.glob(str(tmp_path / 'killed/*/summary.json'))
+  sa, sb = json.load(open(a)), json.load(open(b))
+  assert sa['members'] == sb['members']  # same masks' densities, same metrics
+  assert open(a.replace('summary.json', 'metrics.jsonl')).read() == open(
+      b.replace('summary.json', 'metrics.jsonl')).read()
+
+
+@pytest.mark.parametrize('field,value,match', [
+    ('imp.rewind', 'warm', 'unknown rewind mode'),
+    ('imp.rule', 'snip', 'unknown pruning rule'),
+    ('imp.rewind_step', 40, 'past the end of training'),
+    ('imp.controls', ('reinit', 'flip'), 'unknown controls'),
+])
+def test_bad_imp_config_fails_before_any_work(tmp_path, field, value, match):
+  config = _smoke()
+  section, name = field.split('.')
+  if name == 'rewind_step':
+    config.imp.rewind = 'step'
+  setattr(config[section], name, value)
+  with pytest.raises(ValueError, match=match):
+    experiment.run(config, str(tmp_path / 'w'))
+  assert not (tmp_path / 'w').exists()
+
+
+def test_bad_rates_fail_before_any_work(tmp_path):
+  config = _smoke()
+  config.imp.rates.dense = 1.0
+  with pytest.raises(ValueError, match=r'\[0, 1\)'):
+    experiment.run(config, str(tmp_path / 'w'))
+  assert not (tmp_path / 'w').exists()

@@ -1,0 +1,272 @@
+"""The IMP job: levels of prune-rewind-retrain with controls, resumable.
+
+Order of work in `run_dir` (see WORKSPACE.md for the layout):
+  1. `checkpoints/rewind_init` (step-0 state of every seed) and, for
+     k > 0, `checkpoints/rewind_step` (step-k state) are saved during
+     level 0;
+  2. each level L ends by writing `records/level_LLL.json` (its evaluation
+     records and per-member summaries) and then `checkpoints/level_LLL`
+     (the ticket's final state and the random-control lineage's mask). A
+     level is complete when its checkpoint exists; a killed run resumes at
+     the first incomplete level and, training being deterministic, ends with
+     the same masks and metrics as a run that was never killed;
+  3. `metrics.jsonl`, `summary.json`, `report.md` and `accuracy.png` are
+     regenerated from the level records after every level.
+The number of levels stays out of the run's hash: asking for more levels
+extends the same run.
+"""
+import json
+import os
+import sys
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ticketjax import checkpoint as ckpt_lib
+from ticketjax import imp as imp_lib
+from ticketjax import loop
+from ticketjax import masks as masks_lib
+from ticketjax import metrics as metrics_lib
+from ticketjax import pieces as pieces_lib
+from ticketjax import report as report_lib
+from ticketjax import train as train_lib
+from ticketjax import workdir as workdir_lib
+
+
+def imp_config(config) -> imp_lib.ImpConfig:
+  section = config.imp.to_dict()
+  rates = section.get('rates', 0.2)
+  section['rates'] = dict(rates) if isinstance(rates, dict) else float(rates)
+  for name in ('prune_exclude', 'controls'):
+    section[name] = tuple(section.get(name, ()))
+  section['control_levels'] = tuple(
+      int(v) for v in section.get('control_levels', ()))
+  fields = {f.name for f in imp_lib.dataclasses.fields(imp_lib.ImpConfig)}
+  unknown = sorted(set(section) - fields)
+  if unknown:
+    raise ValueError(f'unknown fields {unknown} in config.imp; valid fields '
+                     f'are {sorted(fields)}')
+  return imp_lib.ImpConfig(**section)
+
+
+def _level_name(level: int) -> str:
+  return f'level_{level:03d}'
+
+
+def _stack(trees):
+  return jax.tree.map(lambda *xs: jnp.concatenate(xs), *trees)
+
+
+def _member_summaries(level, branches, num_seeds, evals, masks_BS, prunable):
+  """Per-member summary of a level from its evaluation records."""
+  dens = jax.vmap(lambda m: masks_lib.summary(m, prunable))(masks_BS)
+  dens = jax.tree.map(np.asarray, dens)
+  out = []
+  for b, branch in enumerate(branches):
+    for s in range(num_seeds):
+      i = b * num_seeds + s
+      mine = [r for r in evals if r['member'] == i]
+      last = mine[-1]
+      rec = {'level': level, 'branch': branch, 'seed': s,
+             'final_test_accuracy': last['test_accuracy'],
+             'final_test_loss': last['test_loss'],
+             'best_test_accuracy': max(r['test_accuracy'] for r in mine),
+             'final_train_accuracy': last['train_accuracy'],
+             'density': float(dens['density/total'][i]),
+             'density_per_layer': {k[len('density/'):]: float(v[i])
+                                   for k, v in dens.items()
+                                   if k.startswith('density/')
+                                   and k != 'density/total'}}
+      if 'val_loss' in last:
+        best = min(mine, key=lambda r: r['val_loss'])
+        rec['early_stop_step'] = best['step']
+        rec['early_stop_test_accuracy'] = best['test_accuracy']
+      out.append(rec)
+  return out
+
+
+class ImpRun:
+  """Drives one IMP search in its run folder (see the module docstring)."""
+
+  def __init__(self, config: Any, workdir: str):
+    self.config = config
+    self.pieces = pieces_lib.build(config)
+    self.cfg = imp_config(config)
+    trainer = self.pieces.trainer
+    abstract_params = jax.eval_shape(trainer.model.init,
+                                     jax.random.PRNGKey(0))[0]
+    self.cfg.validate(
+        self.pieces.train.steps, jax.tree.map(
+            lambda x: jnp.zeros(x.shape, x.dtype), abstract_params),
+        final_lr_positive=self.pieces.optimizer.schedule != 'cosine')
+    self.run_dir = workdir_lib.run_dir(workdir, config,
+                                       extra_non_semantic=('imp.levels',))
+    self.ckpt = ckpt_lib.Checkpoints(self.run_dir)
+    self.S = self.pieces.num_seeds
+    self.seed_keys = train_lib.seed_keys(self.pieces.seed, self.S)
+    self.init_keys, self.noise_keys = jax.vmap(train_lib.split_seed_key)(
+        self.seed_keys)
+    self.data = train_lib.to_device(self.pieces.dataset)
+    self.show = config.get('progress', True)
+
+  # -- files ---------------------------------------------------------------
+
+  def _records_path(self, level):
+    return os.path.join(self.run_dir, 'records', _level_name(level) + '.json')
+
+  def _check_seeds(self):
+    meta_path = os.path.join(self.run_dir, 'config.json')
+    if os.path.exists(meta_path):
+      with open(meta_path, encoding='utf-8') as f:
+        old = json.load(f)
+      if old.get('num_seeds') != self.S and self.ckpt.exists(_level_name(0)):
+        raise ValueError(
+            f'{self.run_dir} holds a search with {old.get("num_seeds")} seeds '
+            f'and this config asks for {self.S}; extending a search to more '
+            'seeds is not supported yet: use a new workdir or the same '
+            'num_seeds')
+
+  # -- levels --------------------------------------------------------------
+
+  def _train_level(self, level, branches, state_BS, end_step):
+    evals = []
+
+    def on_eval(step, per_member):
+      for i in range(len(branches) * self.S):
+        rec = {'level': level, 'branch': branches[i // self.S],
+               'seed': i % self.S, 'member': i, 'step': step}
+        rec.update({k: float(v[i]) for k, v in per_member.items()})
+        evals.append(rec)
+
+    final_BS = loop.train_chunks(
+        self.pieces.trainer, state_BS, self.data, end_step,
+        self.pieces.train.eval_every, on_eval=on_eval,
+        desc=f'level {level} ({len(branches)}x{self.S})',
+        show_progress=self.show)
+    return final_BS, evals
+
+  def _finish_level(self, level, branches, final_BS, evals, random_mask_S):
+    summaries = _member_summaries(level, branches, self.S, evals,
+                                  final_BS.mask, self.cfg.prunable)
+    for rec in evals:
+      del rec['member']
+    os.makedirs(os.path.dirname(self._records_path(level)), exist_ok=True)
+    metrics_lib.write_json(self._records_path(level),
+                           {'evals': evals, 'summaries': summaries})
+    ticket_S = jax.tree.map(lambda x: x[:self.S], final_BS)
+    self.ckpt.save(_level_name(level),
+                   {'ticket': ticket_S, 'random_mask': random_mask_S})
+
+  def level0(self):
+    trainer = self.pieces.trainer
+    init_S = trainer.init_states(self.init_keys, self.noise_keys)
+    self.ckpt.save('rewind_init', init_S)
+    k = self.cfg.rewind_step
+    state_S, evals = init_S, []
+    if k:
+      state_S, evals = self._train_level(0, ('ticket',), init_S, k)
+      self.ckpt.save('rewind_step', state_S)
+    final_S, more = self._train_level(0, ('ticket',), state_S,
+                                      self.pieces.train.steps)
+    self._finish_level(0, ('ticket',), final_S, evals + more, final_S.mask)
+
+  def level(self, level):
+    trainer, cfg, S = self.pieces.trainer, self.cfg, self.S
+    template = trainer.init_states(self.init_keys, self.noise_keys)
+    init_S = self.ckpt.restore('rewind_init', template)
+    rewind_S = (self.ckpt.restore('rewind_step', template)
+                if cfg.rewind_step else init_S)
+    prev = self.ckpt.restore(_level_name(level - 1),
+                             {'ticket': template,
+                              'random_mask': template.mask})
+    final_S = prev['ticket']
+    new = jax.vmap(lambda p, m, r, key: imp_lib.prune_level(
+        cfg, level, p, m, r, key))(final_S.params, final_S.mask,
+                                   prev['random_mask'], self.seed_keys)
+    if cfg.rewind == 'init':
+      weights, model_state = init_S.params, init_S.model_state
+    elif cfg.rewind == 'step':
+      weights, model_state = rewind_S.params, rewind_S.model_state
+    else:
+      weights, model_state = final_S.params, final_S.model_state
+    reinit_params, reinit_state = jax.vmap(trainer.model.init)(
+        jax.vmap(lambda key: imp_lib.reinit_key(key, level))(self.seed_keys))
+
+    def start(mask_S, weights_S, model_state_S):
+      return jax.vmap(lambda m, w, ms, i, r, f: imp_lib.start_state(
+          cfg, trainer.reset, mask=m, weights=w, model_state=ms,
+          init_state=i, rewind_state=r, final_state=f))(
+              mask_S, weights_S, model_state_S, init_S, rewind_S, final_S)
+
+    branches = cfg.branches(level)
+    starts = []
+    for branch in branches:
+      if branch == 'reinit':
+        starts.append(start(new['ticket'], reinit_params, reinit_state))
+      else:
+        starts.append(start(new[branch], weights, model_state))
+    state_BS = _stack(starts)
+    first = int(np.asarray(state_BS.step)[0])
+    end = (first + self.pieces.train.steps - cfg.rewind_step
+           if cfg.rewind == 'finetune' else self.pieces.train.steps)
+    final_BS, evals = self._train_level(level, branches, state_BS, end)
+    self._finish_level(level, branches, final_BS, evals, new['random'])
+
+  def ticket_density(self, level) -> float:
+    with open(self._records_path(level), encoding='utf-8') as f:
+      sums = json.load(f)['summaries']
+    return float(np.mean([r['density'] for r in sums
+                          if r['branch'] == 'ticket']))
+
+  def run(self) -> dict:
+    self._check_seeds()
+    os.makedirs(self.run_dir, exist_ok=True)
+    config_dict = self.config.to_dict()
+    metrics_lib.write_json(os.path.join(self.run_dir, 'config.json'),
+                           config_dict)
+    done = 0
+    for level in range(self.cfg.levels + 1):
+      if level and self.cfg.target_density and (
+          self.ticket_density(level - 1) <= self.cfg.target_density):
+        break
+      if self.ckpt.exists(_level_name(level)):
+        done = level + 1
+        continue
+      self.level0() if level == 0 else self.level(level)
+      done = level + 1
+      self.write_outputs(done)
+    return self.write_outputs(done, final=True)
+
+  def write_outputs(self, levels_done, final=False) -> dict:
+    evals, summaries = [], []
+    for level in range(levels_done):
+      with open(self._records_path(level), encoding='utf-8') as f:
+        rec = json.load(f)
+      evals += rec['evals']
+      summaries += rec['summaries']
+    path = os.path.join(self.run_dir, 'metrics.jsonl')
+    with open(path + '.tmp', 'w', encoding='utf-8') as f:
+      for rec in evals:
+        f.write(json.dumps(rec, sort_keys=True) + '\n')
+    os.replace(path + '.tmp', path)
+    summary = report_lib.summarize(summaries)
+    summary.update({'job': 'imp', 'run_dir': self.run_dir,
+                    'num_seeds': self.S, 'levels_done': levels_done,
+                    'model': self.pieces.model.name,
+                    'dataset': self.pieces.dataset.name,
+                    'members': summaries})
+    metrics_lib.write_json(os.path.join(self.run_dir, 'summary.json'),
+                           summary)
+    table = report_lib.table(summary)
+    report_lib.write_report(self.run_dir, summary, table)
+    if final:
+      print(table)
+      print(f'results: {self.run_dir}', file=sys.stderr)
+    return summary
+
+
+def run_imp(config: Any, workdir: str) -> dict:
+  """The `imp` job: see the module docstring."""
+  return ImpRun(config, workdir).run()

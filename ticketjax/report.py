@@ -1,0 +1,117 @@
+"""Tables and plots of a search: accuracy against weights remaining.
+
+`summarize` aggregates per-member level summaries into mean ± std over seeds
+per (level, branch); `table` renders Frankle & Carbin's view of it (percent
+of weights remaining, test accuracy of the ticket and each control, the
+early-stop iteration); `write_report` writes `report.md` and
+`accuracy.png` (test accuracy against percent of weights remaining, log x
+axis, a band of ± one seed std per branch, the dense network as a line).
+"""
+import collections
+import os
+
+import numpy as np
+
+from ticketjax import metrics as metrics_lib
+
+BRANCH_ORDER = ('ticket', 'reinit', 'shuffle', 'random')
+
+
+def summarize(members: list[dict]) -> dict:
+  """{'levels': [{level, branch -> stats}]} from per-member summaries."""
+  by_level = collections.defaultdict(lambda: collections.defaultdict(list))
+  for rec in members:
+    by_level[rec['level']][rec['branch']].append(rec)
+  levels = []
+  for level in sorted(by_level):
+    entry = {'level': level}
+    for branch, recs in by_level[level].items():
+      stats = {
+          'density': float(np.mean([r['density'] for r in recs])),
+          'final_test_accuracy': metrics_lib.mean_std(
+              [r['final_test_accuracy'] for r in recs]),
+          'best_test_accuracy': metrics_lib.mean_std(
+              [r['best_test_accuracy'] for r in recs]),
+      }
+      if all('early_stop_step' in r for r in recs):
+        stats['early_stop_step'] = metrics_lib.mean_std(
+            [r['early_stop_step'] for r in recs])
+        stats['early_stop_test_accuracy'] = metrics_lib.mean_std(
+            [r['early_stop_test_accuracy'] for r in recs])
+      entry[branch] = stats
+    levels.append(entry)
+  return {'levels': levels}
+
+
+def _branches(summary):
+  present = {b for entry in summary['levels'] for b in entry if b != 'level'}
+  return [b for b in BRANCH_ORDER if b in present]
+
+
+def table(summary: dict) -> str:
+  """Markdown table: one row per level, mean ± std over seeds (percent)."""
+  branches = _branches(summary)
+  header = ['level', 'weights remaining (%)']
+  header += [f'{b} test acc (%)' for b in branches]
+  header += ['ticket early-stop step']
+  rows = []
+  for entry in summary['levels']:
+    ticket = entry['ticket']
+    row = [entry['level'], f"{100 * ticket['density']:.2f}"]
+    for b in branches:
+      row.append(metrics_lib.format_mean_std(entry[b]['final_test_accuracy'])
+                 if b in entry else '')
+    stop = ticket.get('early_stop_step')
+    row.append(f"{stop['mean']:.0f} ± {stop['std']:.0f}" if stop else '')
+    rows.append(row)
+  title = (f"IMP {summary.get('model', '')} on {summary.get('dataset', '')}, "
+           f"{summary.get('num_seeds', '?')} seeds (final-step test accuracy,"
+           ' mean ± std over seeds)')
+  return title + '\n\n' + metrics_lib.markdown_table(header, rows)
+
+
+def plot(summary: dict, path: str) -> None:
+  """Test accuracy vs percent of weights remaining, log x, seed bands."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg', force=False)
+  import matplotlib.ticker  # pylint: disable=g-import-not-at-top
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+  for branch in _branches(summary):
+    pts = [(100 * e['ticket']['density'], e[branch]['final_test_accuracy'])
+           for e in summary['levels'] if branch in e]
+    if branch != 'ticket':
+      pts = [p for p in pts if p[0] < 100]
+    if not pts:
+      continue
+    x = np.array([p[0] for p in pts])
+    mean = np.array([100 * p[1]['mean'] for p in pts])
+    std = np.array([100 * p[1]['std'] for p in pts])
+    line, = ax.plot(x, mean, marker='o', ms=3, label=branch)
+    ax.fill_between(x, mean - std, mean + std, alpha=0.2,
+                    color=line.get_color())
+  dense = summary['levels'][0]['ticket']['final_test_accuracy']['mean']
+  ax.axhline(100 * dense, color='gray', ls='--', lw=1, label='dense')
+  ax.set_xscale('log')
+  low = min(100 * e['ticket']['density'] for e in summary['levels'])
+  ticks = [100 / 2 ** i for i in range(30) if 100 / 2 ** i >= low * 0.99]
+  ax.set_xticks(ticks, [f'{t:.3g}' for t in ticks])
+  ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+  ax.invert_xaxis()
+  ax.set_xlabel('percent of weights remaining')
+  ax.set_ylabel('test accuracy (%)')
+  ax.set_title(f"{summary.get('model', '')} on {summary.get('dataset', '')}")
+  ax.grid(alpha=0.3, which='both')
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
+
+
+def write_report(run_dir: str, summary: dict, table_md: str) -> None:
+  with open(os.path.join(run_dir, 'report.md.tmp'), 'w',
+            encoding='utf-8') as f:
+    f.write(table_md + '\n\n![accuracy](accuracy.png)\n')
+  os.replace(os.path.join(run_dir, 'report.md.tmp'),
+             os.path.join(run_dir, 'report.md'))
+  plot(summary, os.path.join(run_dir, 'accuracy.png'))
