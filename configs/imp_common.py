@@ -40,3 +40,20 @@ def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   if c.optimizer.boundaries:
     c.optimizer.boundaries = (10, 15)
   return c
+
+
+def conv_cifar10(arg, *, model: str, learning_rate: float, steps: int,
+                 conv_rate: float) -> ml_collections.ConfigDict:
+  """Frankle & Carbin's Conv-N on CIFAR-10 (Adam, batch 60, layerwise)."""
+  opts = common.parse_arg(arg, seeds=5, levels=20, smoke=False)
+  c = imp_config(seeds=opts['seeds'], levels=opts['levels'])
+  c.data.name = 'cifar10'
+  c.data.val_size = 5000
+  c.model.name = model
+  c.optimizer.name = 'adam'
+  c.optimizer.learning_rate = learning_rate
+  c.train.steps = steps
+  c.train.batch_size = 60
+  c.train.eval_every = 1000
+  c.imp.rates.conv = conv_rate
+  return smoke(c) if opts['smoke'] else c

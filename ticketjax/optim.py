@@ -98,7 +98,7 @@ class MaskedState(NamedTuple):
 
 def masked(inner: optax.GradientTransformation
            ) -> optax.GradientTransformationExtraArgs:
-  """Wraps `inner` so `update(..., mask=m)` zeroes the updates of pruned weights."""
+  """Wraps `inner`: `update(..., mask=m)` zeroes pruned weights' updates."""
 
   def init_fn(params):
     return MaskedState(inner.init(params))
