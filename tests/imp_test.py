@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from configs import imp_mlp_mnist1d
-from ticketjax import experiment, imp, masks, optim, pruning
+from ticketjax import experiment, imp, masks, optim
 from ticketjax import train as train_lib
 from testlib import synthetic_dataset, tiny_mlp
 

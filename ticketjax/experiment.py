@@ -18,7 +18,6 @@ import sys
 from typing import Any, Callable
 
 import jax
-import numpy as np
 
 from ticketjax import loop
 from ticketjax import metrics as metrics_lib

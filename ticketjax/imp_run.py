@@ -173,7 +173,7 @@ class ImpRun:
     self._finish_level(0, ('ticket',), final_S, evals + more, final_S.mask)
 
   def level(self, level):
-    trainer, cfg, S = self.pieces.trainer, self.cfg, self.S
+    trainer, cfg = self.pieces.trainer, self.cfg
     template = trainer.init_states(self.init_keys, self.noise_keys)
     init_S = self.ckpt.restore('rewind_init', template)
     rewind_S = (self.ckpt.restore('rewind_step', template)
