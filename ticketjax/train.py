@@ -32,6 +32,7 @@ import numpy as np
 import optax
 
 from ticketjax import masks as masks_lib
+from ticketjax import sharding
 from ticketjax.types import Dataset, Model, PyTree
 
 DATA_STREAM = 1
@@ -188,10 +189,12 @@ class Trainer:
   def _evaluate(self):
     return jax.jit(jax.vmap(self.evaluate_one, in_axes=(0, 0, None, None)))
 
-  def _train_impl(self, state_S: TrainState, data: DeviceData, num_steps):
+  def _train_impl(self, state_S: TrainState, data: DeviceData, t0,
+                  num_steps):
+    # t0 comes in replicated (not read from the sharded state_S.step), so
+    # the program has no cross-device collective.
     n = data.x_train.shape[0]
     steps_per_epoch = n // self.batch_size
-    t0 = state_S.step[0]  # every seed is at the same step
 
     def permutations(keys_S, t):
       epoch = t // steps_per_epoch
@@ -218,17 +221,32 @@ class Trainer:
     """Trains every seed `num_steps` steps; returns per-step metrics [T, S].
 
     All seeds must be at the same step. One compiled program per distinct
-    `num_steps` (drive long runs in equal chunks).
+    `num_steps` (drive long runs in equal chunks). With several devices the
+    seed axis is sharded over them (`ticketjax.sharding`).
     """
     if data.x_train.shape[0] < self.batch_size:
       raise ValueError(
           f'batch size {self.batch_size} exceeds the {data.x_train.shape[0]} '
           'training examples')
-    return self._train(state_S, data, num_steps=int(num_steps))
+    steps = np.asarray(state_S.step)
+    if steps.min() != steps.max():
+      raise ValueError(f'all seeds must be at the same step, got {steps}')
+    num_members = steps.shape[0]
+    state_S = sharding.shard_members(
+        sharding.pad_members(state_S, num_members))
+    t0 = sharding.replicate(jnp.asarray(steps[0], jnp.int32))
+    state_S, metrics_TxS = self._train(state_S, sharding.replicate(data), t0,
+                                       num_steps=int(num_steps))
+    return (sharding.unpad_members(state_S, num_members),
+            sharding.unpad_members(metrics_TxS, num_members, axis=1))
 
   def evaluate(self, state_S: TrainState, x, y) -> dict[str, Any]:
     """{'loss': [S], 'accuracy': [S]} of every seed on (x, y), eval mode."""
-    return self._evaluate(state_S.params, state_S.model_state, x, y)
+    num_members = state_S.step.shape[0]
+    params_S, model_state_S = sharding.shard_members(sharding.pad_members(
+        (state_S.params, state_S.model_state), num_members))
+    out = self._evaluate(params_S, model_state_S, *sharding.replicate((x, y)))
+    return sharding.unpad_members(out, num_members)
 
 
 def unstack(tree_S: PyTree, i: int) -> PyTree:

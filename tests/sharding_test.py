@@ -1,0 +1,99 @@
+"""The member axis sharded over several (forced) CPU devices.
+
+The device count of a process is fixed when JAX starts, so the multi-device
+side runs in a subprocess with XLA_FLAGS forcing host devices; this process
+(one device) computes the reference.
+"""
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import numpy as np
+import pytest
+
+from ticketjax import optim, sharding
+from ticketjax import train as train_lib
+from testlib import synthetic_dataset, tiny_mlp
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+# Trains 5 seeds of the tiny MLP and saves params and metrics; run both here
+# and in a subprocess with more devices.
+SCRIPT = textwrap.dedent('''
+    import sys
+    import jax
+    import numpy as np
+    from ticketjax import optim
+    from ticketjax import train as train_lib
+    from testlib import synthetic_dataset, tiny_mlp
+
+    def run(out_path):
+      cfg = optim.OptimizerConfig(name='adam', learning_rate=1e-2)
+      trainer = train_lib.Trainer(tiny_mlp(), optim.make_optimizer(cfg, 100),
+                                  batch_size=16, eval_batch_size=10)
+      keys = jax.vmap(train_lib.split_seed_key)(train_lib.seed_keys(0, 5))
+      state_S = trainer.init_states(*keys)
+      data = train_lib.to_device(synthetic_dataset())
+      state_S, m = trainer.train(state_S, data, 30)
+      state_S, m2 = trainer.train(state_S, data, 30)  # second chunk
+      ev = trainer.evaluate(state_S, data.x_test, data.y_test)
+      arrays = {'loss': np.concatenate([m['loss'], m2['loss']]),
+                'acc': np.asarray(ev['accuracy']),
+                'devices': np.asarray(jax.device_count())}
+      for i, leaf in enumerate(jax.tree.leaves(state_S.params)):
+        arrays[f'p{i}'] = np.asarray(leaf)
+      np.savez(out_path, **arrays)
+
+    if __name__ == '__main__':
+      run(sys.argv[1])
+''')
+
+
+def _run_with_devices(tmp_path, num_devices):
+  script = tmp_path / 'shard_run.py'
+  script.write_text(SCRIPT)
+  out = tmp_path / f'out{num_devices}.npz'
+  env = dict(os.environ,
+             XLA_FLAGS=f'--xla_force_host_platform_device_count={num_devices}',
+             PYTHONPATH=os.pathsep.join([ROOT, HERE]))
+  subprocess.run([sys.executable, str(script), str(out)], env=env, check=True,
+                 timeout=300)
+  return np.load(out)
+
+
+@pytest.mark.parametrize('num_devices', [2, 3])
+def test_sharded_members_match_one_device(tmp_path, num_devices):
+  """5 seeds over 2 devices (padded to 6) and 3 devices (padded to 6)."""
+  one = _run_with_devices(tmp_path, 1)
+  many = _run_with_devices(tmp_path, num_devices)
+  assert int(one['devices']) == 1 and int(many['devices']) == num_devices
+  assert many['loss'].shape == one['loss'].shape == (60, 5)
+  for name in set(one.files) - {'devices'}:
+    np.testing.assert_allclose(many[name], one[name], rtol=1e-5, atol=1e-6,
+                               err_msg=name)
+
+
+def test_pad_and_unpad_members_on_one_device():
+  tree = {'a': np.arange(5.0), 'b': np.ones((5, 2))}
+  assert sharding.num_devices() == jax.device_count()
+  padded = sharding.pad_members(tree, 5)
+  assert padded['a'].shape[0] == sharding.padded_count(5)
+  back = sharding.unpad_members(padded, 5)
+  np.testing.assert_array_equal(back['a'], tree['a'])
+  metrics_TxS = np.zeros((7, sharding.padded_count(5)))
+  assert sharding.unpad_members(metrics_TxS, 5, axis=1).shape == (7, 5)
+
+
+def test_trainer_rejects_seeds_at_different_steps():
+  cfg = optim.OptimizerConfig(name='sgd', learning_rate=1e-2)
+  trainer = train_lib.Trainer(tiny_mlp(), optim.make_optimizer(cfg, 10),
+                              batch_size=16)
+  keys = jax.vmap(train_lib.split_seed_key)(train_lib.seed_keys(0, 2))
+  state_S = trainer.init_states(*keys)
+  state_S = state_S._replace(step=state_S.step.at[1].set(3))
+  data = train_lib.to_device(synthetic_dataset())
+  with pytest.raises(ValueError, match='same step'):
+    trainer.train(state_S, data, 2)
