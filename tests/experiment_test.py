@@ -63,6 +63,11 @@ def test_mnist1d_config_smoke_variants_run(path, tmp_path):
   summary = experiment.run(config, str(tmp_path))
   if config.job == 'dense':
     assert summary['test_accuracy']['n'] == config.num_seeds
+  elif config.job == 'cs':
+    assert len(summary['members']) == config.num_seeds * len(
+        config.cs.lambdas)
+  elif config.job != 'imp':
+    assert summary['num_seeds'] == config.num_seeds
   else:
     assert summary['levels_done'] == config.imp.levels + 1
     assert len(summary['members']) == config.num_seeds * (
@@ -81,6 +86,9 @@ def test_other_configs_build_and_validate_on_mock_data(path):
   with tfds.testing.mock_data(num_examples=64):
     built = pieces.build(config)
   assert built.model.name == config.model.name
+  if config.job == 'cs':
+    from ticketjax import cs_run  # pylint: disable=g-import-not-at-top
+    cs_run.cs_config(config)
   if config.job == 'imp':
     imp_run.imp_config(config).validate(
         built.train.steps,

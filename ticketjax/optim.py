@@ -114,6 +114,12 @@ def masked(inner: optax.GradientTransformation
 def make_optimizer(cfg: OptimizerConfig, total_steps: int
                    ) -> optax.GradientTransformationExtraArgs:
   """The masked optimizer of `cfg` for a run of `total_steps` steps."""
+  return masked(make_base(cfg, total_steps))
+
+
+def make_base(cfg: OptimizerConfig, total_steps: int
+              ) -> optax.GradientTransformation:
+  """The unmasked optax optimizer of `cfg` (schedule, weight decay)."""
   cfg.validate(total_steps)
   lr = make_schedule(cfg, total_steps)
   if cfg.name == 'sgd':
@@ -125,7 +131,7 @@ def make_optimizer(cfg: OptimizerConfig, total_steps: int
     base = optax.adam(lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps)
   if cfg.weight_decay:
     base = optax.chain(optax.add_decayed_weights(cfg.weight_decay), base)
-  return masked(base)
+  return base
 
 
 def learning_rate(cfg: OptimizerConfig, total_steps: int, step) -> jax.Array:

@@ -24,7 +24,7 @@ examples left over by an epoch's permutation are skipped that epoch.
 """
 import dataclasses
 import functools
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -105,11 +105,15 @@ class Trainer:
     optimizer: an optimizer whose `update` takes `mask=` (`optim.masked`).
     batch_size: training batch size B (per seed).
     eval_batch_size: evaluation chunk size (memory bound, not semantics).
+    penalty: an optional `penalty(params, model_state) -> scalar` added to
+      the training loss (Continuous Sparsification's lambda * sum of soft
+      masks); evaluation reports the data loss only.
   """
   model: Model
   optimizer: optax.GradientTransformationExtraArgs
   batch_size: int
   eval_batch_size: int = 1000
+  penalty: Callable[[PyTree, PyTree], jax.Array] | None = None
 
   # -- single seed -------------------------------------------------------
 
@@ -131,6 +135,8 @@ class Trainer:
     logits, model_state = self.model.apply(params, model_state, x,
                                            train=True, key=key)
     loss = jnp.mean(cross_entropy(logits, y))
+    if self.penalty is not None:
+      loss = loss + self.penalty(params, model_state)
     return loss, (logits, model_state)
 
   def step(self, state: TrainState, perm, t, data: DeviceData):

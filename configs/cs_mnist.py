@@ -1,0 +1,58 @@
+"""Continuous Sparsification on LeNet-300-100 / MNIST (TFDS, prepared).
+
+LeNet-300-100 with Frankle & Carbin's optimizer (Adam 1.2e-3, batch 60,
+55,000 train / 5,000 validation), so the tickets compare with
+`imp_lenet300_mnist`. Each lambda x seed member searches in one program:
+3 rounds of 20 epochs (beta 1 -> 200), weights rewound to epoch 2, then the
+hard masks are retrained from epoch 2 to 50,000 steps. MNIST must be
+prepared in the TFDS data dir (see README).
+
+  python -m launch.main --config=configs/cs_mnist.py --workdir=/tmp/tj
+
+Runtime: hours on 2 CPU cores (3 x 20 epochs x 916 steps x members); not
+measured here (no prepared MNIST on this machine). Expected: tickets at
+several densities from one run; not yet measured.
+Variants: seeds=N, smoke (2 lambdas x 2 seeds, 1 round of 2 epochs of batch
+8; meant for TFDS mock data in the tests: on the real data set an epoch is
+long).
+"""
+from configs import common
+import ml_collections
+
+
+def get_config(arg=None):
+  opts = common.parse_arg(arg, seeds=2, smoke=False)
+  c = common.base_config()
+  c.job = 'cs'
+  c.num_seeds = opts['seeds']
+  c.data.name = 'mnist'
+  c.data.val_size = 5000
+  c.model.name = 'lenet_300_100'
+  c.optimizer.name = 'adam'
+  c.optimizer.learning_rate = 1.2e-3
+  c.train.steps = 50_000
+  c.train.batch_size = 60
+  c.train.eval_every = 5000
+  c.cs = ml_collections.ConfigDict()
+  c.cs.lambdas = (1e-6, 1e-5, 1e-4)
+  c.cs.s_init = 0.5
+  c.cs.beta_max = 200.0
+  c.cs.rounds = 3
+  c.cs.epochs_per_round = 20
+  c.cs.rewind_epoch = 2
+  c.cs.mask_learning_rate = 3e-4
+  c.cs.hard_mask_scale = False
+  c.cs.prune_exclude = ()
+  c.cs.compare_imp = ''
+  if opts['smoke']:
+    c.num_seeds = min(opts['seeds'], 2)
+    c.cs.lambdas = (1e-5, 1e-3)
+    c.cs.rounds = 1
+    c.cs.epochs_per_round = 2
+    c.cs.rewind_epoch = 0
+    c.data.val_size = 4
+    c.train.batch_size = 8
+    c.train.eval_batch_size = 64
+    c.train.steps = 20
+    c.train.eval_every = 10
+  return c

@@ -1,0 +1,183 @@
+"""Continuous Sparsification: soft/hard masks, beta, optimizer, sweeps, resume."""
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import cs_mnist1d
+from ticketjax import cs, experiment, optim
+from testlib import tiny_mlp
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize('s_init', [0.0, 0.3, -0.2])
+def test_soft_mask_is_exactly_one_at_init(s_init):
+  cfg = cs.CsConfig(s_init=s_init)
+  model = cs.wrap_model(tiny_mlp(), cfg)
+  params, state = model.init(jax.random.PRNGKey(0))
+  soft = cs.soft_masks(params['logits'], params['weights'], state['beta'],
+                       s_init, cfg.prunable)
+  assert len(soft) == 2  # the two kernels, not the biases
+  for m in soft:
+    np.testing.assert_array_equal(m, np.ones_like(m))
+  # so the wrapped model computes exactly what the plain model computes
+  x = jnp.ones((4, 8))
+  np.testing.assert_array_equal(
+      model.apply(params, state, x, train=False)[0],
+      tiny_mlp().apply(params['weights'], {}, x, train=False)[0])
+
+
+def test_hard_mask_is_logits_above_zero():
+  weights = tiny_mlp().init(jax.random.PRNGKey(0))[0]
+  logits = cs.init_logits(weights, 0.0, cs.CsConfig().prunable)
+  s = np.array([[0.5, -0.1, 0.0], [1e-7, -3.0, 2.0]] * 8)  # (16, 3)
+  logits['output']['kernel'] = jnp.asarray(s, jnp.float32)
+  mask = cs.hard_mask(logits, weights, cs.CsConfig().prunable)
+  np.testing.assert_array_equal(mask['output']['kernel'], s > 0)
+  assert not mask['dense_0']['kernel'].any()  # s = s_init = 0: not > 0
+  assert mask['dense_0']['bias'].all() and mask['output']['bias'].all()
+
+
+def test_beta_schedule_reaches_beta_max_at_the_end_of_a_round():
+  betas = [cs.beta_at(e, 5, 200.0) for e in range(5)]
+  assert betas[0] == 1.0 and betas[-1] == 200.0
+  np.testing.assert_allclose(np.diff(np.log(betas)), np.log(200.0) / 4)
+
+
+def test_between_rounds_logits_are_clamped_at_s_init():
+  s = {'a': jnp.array([-1.0, 0.01, 0.5])}
+  out = cs.next_round_logits(s, 10.0, 0.2)
+  np.testing.assert_allclose(out['a'], [-10.0, 0.1, 0.2])
+
+
+def test_penalty_is_lambda_times_sum_of_soft_masks():
+  cfg = cs.CsConfig(s_init=0.0)
+  model = cs.wrap_model(tiny_mlp(), cfg)
+  params, state = model.init(jax.random.PRNGKey(0))
+  n = 8 * 16 + 16 * 3
+  state = dict(state, lam=jnp.float32(0.5))
+  np.testing.assert_allclose(cs.make_penalty(cfg)(params, state), 0.5 * n)
+  params['logits']['output']['kernel'] = -100 * jnp.ones((16, 3))
+  np.testing.assert_allclose(cs.make_penalty(cfg)(params, state),
+                             0.5 * 8 * 16, rtol=1e-6)
+
+
+def test_logits_have_own_optimizer_and_no_weight_decay():
+  cfg = cs.CsConfig()
+  params, _ = cs.wrap_model(tiny_mlp(), cfg).init(jax.random.PRNGKey(0))
+  params['logits'] = jax.tree.map(lambda s: s + 1.0, params['logits'])
+  tx = cs.make_optimizer(optim.OptimizerConfig(
+      name='momentum', learning_rate=0.1, weight_decay=0.5), 10,
+      mask_learning_rate=0.01)
+  state = tx.init(params)
+  zeros = jax.tree.map(jnp.zeros_like, params)
+  ones = jax.tree.map(lambda x: jnp.ones(x.shape, jnp.bool_), params)
+  updates, _ = tx.update(zeros, state, params, mask=ones)
+  # zero gradient: weights move by weight decay, logits do not move
+  np.testing.assert_allclose(updates['weights']['output']['kernel'],
+                             -0.1 * 0.5 * params['weights']['output']['kernel'],
+                             rtol=1e-6)
+  for u in jax.tree.leaves(updates['logits']):
+    np.testing.assert_array_equal(u, 0.0)
+  grads = jax.tree.map(jnp.ones_like, params)
+  updates, _ = tx.update(grads, state, params, mask=ones)
+  np.testing.assert_allclose(updates['logits']['output']['kernel'], -0.01)
+
+
+def _smoke(seeds=2, lambdas=None, rounds=1):
+  c = cs_mnist1d.get_config(f'smoke,seeds={seeds}')
+  c.progress = False
+  if lambdas is not None:
+    c.cs.lambdas = lambdas
+  c.cs.rounds = rounds
+  return c
+
+
+def test_cs_smoke_end_to_end_and_idempotent(tmp_path, capsys):
+  config = _smoke(rounds=2)
+  summary = experiment.run(config, str(tmp_path))
+  (run_dir,) = glob.glob(str(tmp_path / 'cs-*'))
+  for name in ('config.json', 'metrics.jsonl', 'summary.json', 'report.md',
+               'accuracy.png', 'checkpoints/rewind', 'checkpoints/round_01',
+               'checkpoints/ticket'):
+    assert os.path.exists(os.path.join(run_dir, name)), name
+  assert len(summary['members']) == 2 * len(config.cs.lambdas)
+  records = [json.loads(line) for line in open(
+      os.path.join(run_dir, 'metrics.jsonl'))]
+  betas = {r['beta'] for r in records if r['stage'].startswith('round')}
+  assert betas == {config.cs.beta_max}  # beta ends every round at beta_max
+  # larger lambda, sparser ticket
+  d = [e['density']['mean'] for e in summary['by_lambda']]
+  assert d[0] > d[-1]
+  assert summary['sequential_steps'] == 2 * 2 * 35 + 40
+  mtime = os.path.getmtime(os.path.join(run_dir, 'checkpoints/ticket'))
+  again = experiment.run(config, str(tmp_path))
+  assert again['members'] == summary['members']
+  assert os.path.getmtime(os.path.join(run_dir, 'checkpoints/ticket')) == mtime
+
+
+def test_vmapped_lambda_sweep_equals_single_lambda_runs(tmp_path):
+  both = experiment.run(_smoke(seeds=1, lambdas=(1e-5, 1e-3)),
+                        str(tmp_path / 'a'))
+  for lam in (1e-5, 1e-3):
+    one = experiment.run(_smoke(seeds=1, lambdas=(lam,)),
+                         str(tmp_path / f'b{lam}'))
+    (a,) = [m for m in both['members'] if m['lambda'] == lam]
+    (b,) = one['members']
+    np.testing.assert_allclose(a['density'], b['density'], atol=1e-3)
+    np.testing.assert_allclose(a['final_test_accuracy'],
+                               b['final_test_accuracy'], atol=5e-3)
+
+
+def _launch(workdir):
+  return [sys.executable, '-m', 'launch.main',
+          '--config=configs/cs_mnist1d.py:smoke', f'--workdir={workdir}',
+          '--config.progress=False', '--config.cs.rounds=3']
+
+
+def test_kill_and_resume_gives_identical_results(tmp_path):
+  straight = subprocess.run(_launch(tmp_path / 'straight'), cwd=REPO,
+                            capture_output=True, text=True, timeout=600)
+  assert straight.returncode == 0, straight.stderr[-2000:]
+  proc = subprocess.Popen(_launch(tmp_path / 'killed'), cwd=REPO,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.time() + 300
+  while time.time() < deadline and proc.poll() is None:
+    if glob.glob(str(tmp_path / 'killed/*/checkpoints/round_00')):
+      break
+    time.sleep(0.05)
+  assert proc.poll() is None, 'finished before it could be killed'
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  resumed = subprocess.run(_launch(tmp_path / 'killed'), cwd=REPO,
+                           capture_output=True, text=True, timeout=600)
+  assert resumed.returncode == 0, resumed.stderr[-2000:]
+  (a,) = glob.glob(str(tmp_path / 'straight/*/summary.json'))
+  (b,) = glob.glob(str(tmp_path / 'killed/*/summary.json'))
+  assert json.load(open(a))['members'] == json.load(open(b))['members']
+  assert open(a.replace('summary.json', 'metrics.jsonl')).read() == open(
+      b.replace('summary.json', 'metrics.jsonl')).read()
+
+
+@pytest.mark.parametrize('field,value,match', [
+    ('lambdas', (1e-5, -1.0), 'lambdas must be >= 0'),
+    ('beta_max', 0.5, 'beta_max must be >= 1'),
+    ('epochs_per_round', 1, 'epochs_per_round must be >= 2'),
+    ('rewind_epoch', 5, 'rewind_epoch must be in'),
+    ('temperature', 3.0, 'unknown fields'),
+])
+def test_bad_cs_config_fails_before_any_work(tmp_path, field, value, match):
+  config = _smoke()
+  config.cs[field] = value
+  with pytest.raises(ValueError, match=match):
+    experiment.run(config, str(tmp_path / 'w'))
+  assert not (tmp_path / 'w').exists()
