@@ -48,6 +48,7 @@ def get_config(arg=None):
   c.cs.rounds = 3
   c.cs.epochs_per_round = EPOCHS
   c.cs.rewind_epoch = 2
+  c.cs.mask_optimizer = ''
   c.cs.mask_learning_rate = 0.0
   c.cs.hard_mask_scale = False
   c.cs.prune_exclude = ('output', 'shortcut')

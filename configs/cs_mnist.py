@@ -40,6 +40,7 @@ def get_config(arg=None):
   c.cs.rounds = 3
   c.cs.epochs_per_round = 20
   c.cs.rewind_epoch = 2
+  c.cs.mask_optimizer = ''
   c.cs.mask_learning_rate = 3e-4
   c.cs.hard_mask_scale = False
   c.cs.prune_exclude = ()

@@ -91,6 +91,15 @@ def test_logits_have_own_optimizer_and_no_weight_decay():
   grads = jax.tree.map(jnp.ones_like, params)
   updates, _ = tx.update(grads, state, params, mask=ones)
   np.testing.assert_allclose(updates['logits']['output']['kernel'], -0.01)
+  # a different kind for the logits: plain SGD there, Adam on the weights
+  tx = cs.make_optimizer(optim.OptimizerConfig(name='adam', learning_rate=0.1),
+                         10, mask_learning_rate=0.5, mask_optimizer='sgd')
+  grads = jax.tree.map(lambda x: 0.01 * jnp.ones_like(x), params)
+  updates, _ = tx.update(grads, tx.init(params), params, mask=ones)
+  np.testing.assert_allclose(updates['logits']['output']['kernel'], -0.005,
+                             rtol=1e-6)
+  np.testing.assert_allclose(updates['weights']['output']['kernel'], -0.1,
+                             rtol=1e-3)  # Adam's first step: -lr * sign
 
 
 def _smoke(seeds=2, lambdas=None, rounds=1):
@@ -174,6 +183,7 @@ def test_kill_and_resume_gives_identical_results(tmp_path):
     ('epochs_per_round', 1, 'epochs_per_round must be >= 2'),
     ('rewind_epoch', 5, 'rewind_epoch must be in'),
     ('temperature', 3.0, 'unknown fields'),
+    ('mask_optimizer', 'rmsprop', 'unknown cs.mask_optimizer'),
 ])
 def test_bad_cs_config_fails_before_any_work(tmp_path, field, value, match):
   config = _smoke()

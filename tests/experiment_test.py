@@ -10,6 +10,7 @@ import jax
 import pytest
 import tensorflow_datasets as tfds
 
+from configs import cs_mnist1d
 from configs import dense_mnist1d
 from configs import imp_mlp_mnist1d
 from ticketjax import experiment, metrics, progress, workdir
@@ -188,6 +189,10 @@ def test_run_dir_hashes_are_pinned():
   more_seeds = dense_mnist1d.get_config('seeds=8')
   assert workdir.config_hash(more_seeds) == workdir.config_hash(
       dense_mnist1d.get_config())
+  cs_config = cs_mnist1d.get_config()
+  assert workdir.config_hash(cs_config, ('cs.compare_imp',)) == '265cd9ec8e5a'
+  cs_config.cs.compare_imp = '/elsewhere/imp-203b350a7d83'
+  assert workdir.config_hash(cs_config, ('cs.compare_imp',)) == '265cd9ec8e5a'
 
 
 def test_progress_line_has_rate_and_eta():

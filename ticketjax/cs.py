@@ -45,8 +45,12 @@ class CsConfig:
     rewind_epoch: the weights rewind to their values after this many epochs
       of round 0 (the repo rewinds to epoch 2), before every later round
       and for the final ticket.
-    mask_learning_rate: learning rate of the logits' optimizer (same kind
-      and schedule as the weights', never weight decay); 0 = the weights'.
+    mask_optimizer: the logits' optimizer kind (`optim.OPTIMIZERS`); '' =
+      the weights' kind. Schedule as the weights', never weight decay. The
+      repo uses SGD with momentum for both; with Adam the logits move by
+      about the learning rate per step whatever their gradient's size.
+    mask_learning_rate: learning rate of the logits' optimizer; 0 = the
+      weights'.
     hard_mask_scale: keep the factor c on the hard mask (the repo's quirk:
       surviving weights are multiplied by c = 1/sigmoid(s_init)).
     prune_exclude: path substrings of kernels that get no mask logit.
@@ -59,6 +63,7 @@ class CsConfig:
   rounds: int = 3
   epochs_per_round: int = 85
   rewind_epoch: int = 2
+  mask_optimizer: str = ''
   mask_learning_rate: float = 0.0
   hard_mask_scale: bool = False
   prune_exclude: tuple[str, ...] = ()
@@ -81,6 +86,10 @@ class CsConfig:
       raise ValueError(
           f'cs.rewind_epoch must be in [0, epochs_per_round = '
           f'{self.epochs_per_round}), got {self.rewind_epoch}')
+    if self.mask_optimizer and self.mask_optimizer not in optim.OPTIMIZERS:
+      raise ValueError(f'unknown cs.mask_optimizer {self.mask_optimizer!r}; '
+                       f"valid are {list(optim.OPTIMIZERS)} or '' (the "
+                       "weights' optimizer)")
     if not self.mask_learning_rate >= 0:
       raise ValueError('cs.mask_learning_rate must be >= 0 (0 = the '
                        f'weights\' rate), got {self.mask_learning_rate}')
@@ -189,11 +198,12 @@ def make_penalty(cfg: CsConfig):
 
 
 def make_optimizer(weights_cfg: optim.OptimizerConfig, total_steps: int,
-                   mask_learning_rate: float = 0.0
+                   mask_learning_rate: float = 0.0, mask_optimizer: str = ''
                    ) -> optax.GradientTransformationExtraArgs:
-  """Weights: `weights_cfg`; logits: same kind, own state, no weight decay."""
+  """Weights: `weights_cfg`; logits: own kind and state, no weight decay."""
   logits_cfg = dataclasses.replace(
       weights_cfg, weight_decay=0.0,
+      name=mask_optimizer or weights_cfg.name,
       learning_rate=mask_learning_rate or weights_cfg.learning_rate)
 
   def labels(params):

@@ -78,7 +78,8 @@ class CsRun:
     self.search = train_lib.Trainer(
         cs_lib.wrap_model(p.model, self.cfg),
         cs_lib.make_optimizer(p.optimizer, self.round_steps,
-                              self.cfg.mask_learning_rate),
+                              self.cfg.mask_learning_rate,
+                              self.cfg.mask_optimizer),
         batch_size=p.train.batch_size,
         eval_batch_size=p.train.eval_batch_size,
         penalty=cs_lib.make_penalty(self.cfg))
