@@ -11,6 +11,7 @@ Jobs:
     program and prints the test accuracy per seed.
   imp: iterative magnitude pruning with rewinding and control branches
     (`ticketjax.imp_run`).
+  cs: Continuous Sparsification, a vmapped lambda sweep (`ticketjax.cs_run`).
 """
 import json
 import os
@@ -97,9 +98,23 @@ def imp(config: Any, workdir: str) -> dict:
   return imp_run.run_imp(config, workdir)
 
 
+def cs(config: Any, workdir: str) -> dict:
+  """Continuous Sparsification: a vmapped lambda sweep, then its tickets."""
+  from ticketjax import cs_run  # pylint: disable=g-import-not-at-top
+  return cs_run.run_cs(config, workdir)
+
+
+def edgepopup(config: Any, workdir: str) -> dict:
+  """Edge-Popup supermasks of frozen random networks, over k and seeds."""
+  from ticketjax import edgepopup_run  # pylint: disable=g-import-not-at-top
+  return edgepopup_run.run_edgepopup(config, workdir)
+
+
 JOBS: dict[str, Callable[[Any, str], dict]] = {
     'dense': dense,
     'imp': imp,
+    'edgepopup': edgepopup,
+    'cs': cs,
 }
 
 
