@@ -4,10 +4,8 @@ import glob
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +20,7 @@ from ticketjax import edgepopup as ep
 from ticketjax import edgepopup_run
 from ticketjax import experiment, optim, pieces
 from ticketjax import train as train_lib
-from testlib import synthetic_dataset, tiny_mlp
+from testlib import kill_when, synthetic_dataset, tiny_mlp
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHAPES = {'a': (3, 7), 'b': (40, 100), 'c': (5, 1, 13), 'd': (1, 1)}
@@ -212,14 +210,7 @@ def test_smoke_end_to_end_and_idempotent(straight, capsys):
 def test_kill_and_resume_gives_identical_records(straight, tmp_path):
   straight_dir, cache = straight
   proc = _launch(tmp_path, cache)
-  deadline = time.time() + 300
-  while time.time() < deadline and proc.poll() is None:
-    if glob.glob(str(tmp_path / '*/checkpoints/edgepopup_step_*')):
-      break
-    time.sleep(0.02)
-  assert proc.poll() is None, 'finished before it could be killed'
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
+  kill_when(proc, str(tmp_path / '*/checkpoints/edgepopup_step_*'))
   assert not glob.glob(str(tmp_path / '*/checkpoints/dense_step_*'))
   resumed = _launch(tmp_path, cache)
   _, err = resumed.communicate(timeout=600)

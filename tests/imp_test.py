@@ -2,10 +2,8 @@
 import glob
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -15,7 +13,7 @@ import pytest
 from configs import imp_mlp_mnist1d
 from ticketjax import experiment, imp, masks, optim
 from ticketjax import train as train_lib
-from testlib import synthetic_dataset, tiny_mlp
+from testlib import kill_when, synthetic_dataset, tiny_mlp
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -121,14 +119,7 @@ def test_kill_and_resume_gives_identical_results(tmp_path):
   assert straight.returncode == 0, straight.stderr[-2000:]
   proc = subprocess.Popen(_launch(tmp_path / 'killed', 3), cwd=REPO,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  deadline = time.time() + 300
-  while time.time() < deadline and proc.poll() is None:
-    if glob.glob(str(tmp_path / 'killed/*/checkpoints/level_001')):
-      break
-    time.sleep(0.05)
-  assert proc.poll() is None, 'finished before it could be killed'
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
+  kill_when(proc, str(tmp_path / 'killed/*/checkpoints/level_001'))
   resumed = subprocess.run(_launch(tmp_path / 'killed', 3), cwd=REPO,
                            capture_output=True, text=True, timeout=600)
   assert resumed.returncode == 0, resumed.stderr[-2000:]

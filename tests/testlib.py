@@ -3,6 +3,10 @@
 Core tests use this model rather than the Flax zoo, so an NNX API change
 cannot break the tests of masks, pruning and the trainer.
 """
+import glob
+import signal
+import time
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -48,3 +52,19 @@ def synthetic_dataset(n_train=96, n_val=16, n_test=32, in_dim=8,
 
   (xt, yt), (xv, yv), (xs, ys) = make(n_train), make(n_val), make(n_test)
   return Dataset(xt, yt, xv, yv, xs, ys, num_classes, 'synthetic')
+
+
+def kill_when(proc, pattern: str, timeout: float = 300.0) -> None:
+  """SIGKILLs the running `proc` as soon as a path matches glob `pattern`.
+
+  The kill-and-resume tests use it to stop a launch mid-search, right after
+  a given checkpoint appears; it fails if the process ends first.
+  """
+  deadline = time.time() + timeout
+  while time.time() < deadline and proc.poll() is None:
+    if glob.glob(pattern):
+      break
+    time.sleep(0.02)
+  assert proc.poll() is None, 'finished before it could be killed'
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
