@@ -130,6 +130,11 @@ def test_cs_smoke_end_to_end_and_idempotent(tmp_path, capsys):
   again = experiment.run(config, str(tmp_path))
   assert again['members'] == summary['members']
   assert os.path.getmtime(os.path.join(run_dir, 'checkpoints/ticket')) == mtime
+  config.num_seeds = 3  # same run folder, other member count: refused
+  with pytest.raises(ValueError, match='extending a search to more seeds'):
+    experiment.run(config, str(tmp_path))
+  assert json.load(open(os.path.join(run_dir, 'summary.json')))[
+      'members'] == summary['members']
 
 
 def test_vmapped_lambda_sweep_equals_single_lambda_runs(tmp_path):

@@ -213,7 +213,20 @@ class CsRun:
 
   # -- driver ----------------------------------------------------------
 
+  def _check_seeds(self) -> None:
+    path = os.path.join(self.run_dir, 'config.json')
+    if not (os.path.exists(path) and self.ckpt.exists('rewind')):
+      return
+    with open(path, encoding='utf-8') as f:
+      old = json.load(f).get('num_seeds')
+    if old != self.S:
+      raise ValueError(
+          f'{self.run_dir} holds a CS search with {old} seeds and this '
+          f'config asks for {self.S}; extending a search to more seeds is '
+          'not supported: use a new workdir or the same num_seeds')
+
   def run(self) -> dict:
+    self._check_seeds()
     os.makedirs(self.run_dir, exist_ok=True)
     metrics_lib.write_json(os.path.join(self.run_dir, 'config.json'),
                            self.config.to_dict())
