@@ -96,6 +96,26 @@ def test_other_configs_build_and_validate_on_mock_data(path):
         built.model.init(jax.random.PRNGKey(0))[0])
 
 
+def test_lenet_mnist_imp_smoke_trains_on_mock_data(tmp_path):
+  """The LeNet-300-100 protocol end to end on TFDS mock MNIST (64 examples).
+
+  (The Conv-N and ResNet-20 smoke runs compile for minutes on 2 cores;
+  they are only validated above.)
+  """
+  config = _load(os.path.join(REPO, 'configs', 'imp_lenet300_mnist.py'),
+                 'smoke')
+  config.progress = False
+  with tfds.testing.mock_data(num_examples=64):
+    summary = experiment.run(config, str(tmp_path))
+  assert summary['levels_done'] == 2
+  ticket = [m for m in summary['members']
+            if m['level'] == 1 and m['branch'] == 'ticket']
+  assert len(ticket) == config.num_seeds
+  # F&C's rates: 20% of the hidden kernels, 10% of the output layer
+  assert ticket[0]['density_per_layer']['output/kernel'] == pytest.approx(
+      0.9, abs=1e-3)
+
+
 def test_cnn_variant_smoke(tmp_path):
   config = dense_mnist1d.get_config('smoke,cnn')
   assert config.model.name == 'mnist1d_cnn'
