@@ -18,7 +18,7 @@ Variants: seeds=N, smoke (2 lambdas x 2 seeds, 1 round of 2 epochs of batch
 long).
 """
 from configs import common
-import ml_collections
+from configs import cs_common
 
 STEPS_PER_EPOCH = 45_000 // 128
 EPOCHS = 85
@@ -26,9 +26,9 @@ EPOCHS = 85
 
 def get_config(arg=None):
   opts = common.parse_arg(arg, seeds=1, smoke=False)
-  c = common.base_config()
-  c.job = 'cs'
-  c.num_seeds = opts['seeds']
+  c = cs_common.cs_config(seeds=opts['seeds'], lambdas=(1e-8,),
+                          epochs_per_round=EPOCHS,
+                          prune_exclude=('output', 'shortcut'))
   c.data.name = 'cifar10'
   c.data.val_size = 5000
   c.model.name = 'resnet20'
@@ -41,29 +41,8 @@ def get_config(arg=None):
   c.train.steps = EPOCHS * STEPS_PER_EPOCH
   c.train.batch_size = 128
   c.train.eval_every = 5 * STEPS_PER_EPOCH
-  c.cs = ml_collections.ConfigDict()
-  c.cs.lambdas = (1e-8,)
-  c.cs.s_init = 0.0
-  c.cs.beta_max = 200.0
-  c.cs.rounds = 3
-  c.cs.epochs_per_round = EPOCHS
-  c.cs.rewind_epoch = 2
-  c.cs.mask_optimizer = ''
-  c.cs.mask_learning_rate = 0.0
-  c.cs.hard_mask_scale = False
-  c.cs.prune_exclude = ('output', 'shortcut')
-  c.cs.compare_imp = ''
   if opts['smoke']:
-    c.num_seeds = min(opts['seeds'], 2)
-    c.cs.lambdas = (1e-8, 1e-4)
-    c.cs.rounds = 1
-    c.cs.epochs_per_round = 2
-    c.cs.rewind_epoch = 0
-    c.data.val_size = 4
-    c.train.batch_size = 8
-    c.train.eval_batch_size = 64
+    cs_common.smoke(c, (1e-8, 1e-4))
     c.optimizer.schedule = 'constant'
     c.optimizer.boundaries = ()
-    c.train.steps = 20
-    c.train.eval_every = 10
   return c

@@ -17,14 +17,14 @@ Variants: seeds=N, smoke (2 lambdas x 2 seeds, 1 round of 2 epochs of batch
 long).
 """
 from configs import common
-import ml_collections
+from configs import cs_common
 
 
 def get_config(arg=None):
   opts = common.parse_arg(arg, seeds=2, smoke=False)
-  c = common.base_config()
-  c.job = 'cs'
-  c.num_seeds = opts['seeds']
+  c = cs_common.cs_config(
+      seeds=opts['seeds'], lambdas=(1e-6, 1e-5, 1e-4), s_init=0.5,
+      epochs_per_round=20, mask_learning_rate=3e-4)
   c.data.name = 'mnist'
   c.data.val_size = 5000
   c.model.name = 'lenet_300_100'
@@ -33,27 +33,4 @@ def get_config(arg=None):
   c.train.steps = 50_000
   c.train.batch_size = 60
   c.train.eval_every = 5000
-  c.cs = ml_collections.ConfigDict()
-  c.cs.lambdas = (1e-6, 1e-5, 1e-4)
-  c.cs.s_init = 0.5
-  c.cs.beta_max = 200.0
-  c.cs.rounds = 3
-  c.cs.epochs_per_round = 20
-  c.cs.rewind_epoch = 2
-  c.cs.mask_optimizer = ''
-  c.cs.mask_learning_rate = 3e-4
-  c.cs.hard_mask_scale = False
-  c.cs.prune_exclude = ()
-  c.cs.compare_imp = ''
-  if opts['smoke']:
-    c.num_seeds = min(opts['seeds'], 2)
-    c.cs.lambdas = (1e-5, 1e-3)
-    c.cs.rounds = 1
-    c.cs.epochs_per_round = 2
-    c.cs.rewind_epoch = 0
-    c.data.val_size = 4
-    c.train.batch_size = 8
-    c.train.eval_batch_size = 64
-    c.train.steps = 20
-    c.train.eval_every = 10
-  return c
+  return cs_common.smoke(c, (1e-5, 1e-3)) if opts['smoke'] else c

@@ -25,6 +25,7 @@ Variants (comma-separated after ':'):
   smoke      1 round of 2 short epochs, 2 lambdas, 2 seeds: seconds.
 """
 from configs import common
+from configs import cs_common
 import ml_collections
 
 LAMBDAS = (2e-5, 4e-5, 6e-5, 8e-5, 1e-4, 1.4e-4, 2e-4, 3e-4)
@@ -32,9 +33,9 @@ LAMBDAS = (2e-5, 4e-5, 6e-5, 8e-5, 1e-4, 1.4e-4, 2e-4, 3e-4)
 
 def get_config(arg=None):
   opts = common.parse_arg(arg, seeds=4, width=100, smoke=False)
-  c = common.base_config()
-  c.job = 'cs'
-  c.num_seeds = opts['seeds']
+  c = cs_common.cs_config(
+      seeds=opts['seeds'], lambdas=LAMBDAS, s_init=0.2, epochs_per_round=30,
+      mask_optimizer='momentum', mask_learning_rate=0.1)
   c.data.name = 'mnist1d'
   c.data.val_size = 500
   c.model.name = 'mnist1d_mlp'
@@ -44,28 +45,9 @@ def get_config(arg=None):
   c.train.steps = 1500
   c.train.batch_size = 100
   c.train.eval_every = 250
-
-  c.cs = ml_collections.ConfigDict()
-  c.cs.lambdas = LAMBDAS
-  c.cs.s_init = 0.2
-  c.cs.beta_max = 200.0
-  c.cs.rounds = 3
-  c.cs.epochs_per_round = 30
-  c.cs.rewind_epoch = 2
-  c.cs.mask_optimizer = 'momentum'
-  c.cs.mask_learning_rate = 0.1
-  c.cs.hard_mask_scale = False
-  c.cs.prune_exclude = ()
-  c.cs.compare_imp = ''
   if opts['smoke']:
-    c.num_seeds = min(opts['seeds'], 2)
-    c.cs.lambdas = (1e-5, 1e-3)
-    c.cs.rounds = 1
-    c.cs.epochs_per_round = 2
-    c.cs.rewind_epoch = 0
+    cs_common.smoke(c, (1e-5, 1e-3), steps=40, tiny_batches=False)
     c.cs.s_init = 0.0  # logits reach 0 within the 2 short epochs
     c.cs.mask_optimizer = ''
     c.cs.mask_learning_rate = 0.0
-    c.train.steps = 40
-    c.train.eval_every = 20
   return c

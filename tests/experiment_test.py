@@ -18,7 +18,8 @@ from ticketjax import experiment, metrics, progress, workdir
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_FILES = sorted(
     p for p in glob.glob(os.path.join(REPO, 'configs', '*.py'))
-    if os.path.basename(p) not in ('__init__.py', 'common.py', 'imp_common.py'))
+    if os.path.basename(p) != '__init__.py'
+    and not os.path.basename(p).endswith('common.py'))
 
 
 def _load(path, arg):
