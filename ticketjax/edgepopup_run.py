@@ -40,7 +40,6 @@ from ticketjax import loop
 from ticketjax import masks as masks_lib
 from ticketjax import metrics as metrics_lib
 from ticketjax import pieces as pieces_lib
-from ticketjax import progress as progress_lib
 from ticketjax import train as train_lib
 from ticketjax import workdir as workdir_lib
 
@@ -233,26 +232,18 @@ class EdgePopupRun:
     if state is None:
       state = self.init_states(phase)
     members = self.members(phase)
-    trainer = self.trainers[phase]
     os.makedirs(os.path.join(self.run_dir, 'records'), exist_ok=True)
-    bar = progress_lib.Progress(total, f'{phase} ({len(members)} members)',
-                                enabled=self.show)
-    step = int(np.asarray(state.step)[0])
-    # loop.train_chunks's loop, plus a save after every chunk
-    while step < total:
-      n = min(self.pieces.train.eval_every, total - step)
-      state, m = trainer.train(state, self.data, n)
-      step += n
-      per_member = {'train_loss': m['loss'].mean(0),
-                    'train_accuracy': m['accuracy'].mean(0)}
-      per_member.update(loop.evaluate_splits(trainer, state, self.data))
-      per_member = jax.tree.map(np.asarray, per_member)
+
+    def on_eval(step, per_member):
       for i, who in enumerate(members):
         records.append({**who, 'step': step,
                         **{k: float(v[i]) for k, v in per_member.items()}})
-      self._save(phase, step, state, records)
-      bar.update(step, loss=float(per_member['train_loss'].mean()),
-                 test_acc=float(per_member['test_accuracy'].mean()))
+
+    loop.train_chunks(
+        self.trainers[phase], state, self.data, total,
+        self.pieces.train.eval_every, on_eval=on_eval,
+        on_chunk=lambda step, s: self._save(phase, step, s, records),
+        desc=f'{phase} ({len(members)} members)', show_progress=self.show)
     return records
 
   @functools.cached_property

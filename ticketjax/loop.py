@@ -27,11 +27,14 @@ def evaluate_splits(trainer, state_S, data) -> dict:
 
 def train_chunks(trainer, state_S, data, total_steps, eval_every, *,
                  on_eval: Callable[[int, dict], None], desc: str = '',
-                 show_progress: bool = True):
+                 show_progress: bool = True,
+                 on_chunk: Callable[[int, object], None] | None = None):
   """Trains to `total_steps` in chunks, evaluating after each chunk.
 
   `on_eval(step, per_seed)` receives {name: [S] array} of the chunk's mean
-  train loss/accuracy and the evaluation metrics. Returns the final state.
+  train loss/accuracy and the evaluation metrics; then `on_chunk(step,
+  state_S)`, if given, receives the state (a driver saves it there to
+  resume from any chunk). Returns the final state.
   """
   bar = progress_lib.Progress(total_steps, desc, enabled=show_progress)
   step = int(np.asarray(state_S.step)[0])
@@ -44,6 +47,8 @@ def train_chunks(trainer, state_S, data, total_steps, eval_every, *,
     per_seed.update(evaluate_splits(trainer, state_S, data))
     per_seed = jax.tree.map(np.asarray, per_seed)
     on_eval(step, per_seed)
+    if on_chunk is not None:
+      on_chunk(step, state_S)
     bar.update(step, loss=float(per_seed['train_loss'].mean()),
                test_acc=float(per_seed['test_accuracy'].mean()))
   return state_S
