@@ -65,3 +65,38 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.eval_every = 250
   c.train.eval_batch_size = 1000
   return c
+
+
+def mnist1d_mlp_protocol(c: ml_collections.ConfigDict, width: int
+                         ) -> ml_collections.ConfigDict:
+  """The MNIST-1D ticket protocol that IMP and CS share (so they compare).
+
+  The 40-w-w-10 residual MLP, 500 validation examples, Adam 1e-2, batch
+  100, 1500 steps per training run, evaluation every 250 steps.
+  """
+  c.data.name = 'mnist1d'
+  c.data.val_size = 500
+  c.model.name = 'mnist1d_mlp'
+  c.model.kwargs = ml_collections.ConfigDict({'width': width})
+  c.optimizer.name = 'adam'
+  c.optimizer.learning_rate = 1e-2
+  c.train.steps = 1500
+  c.train.batch_size = 100
+  c.train.eval_every = 250
+  return c
+
+
+def lenet_mnist_protocol(c: ml_collections.ConfigDict
+                         ) -> ml_collections.ConfigDict:
+  """Frankle & Carbin's LeNet-300-100 on MNIST: Adam 1.2e-3, batch 60.
+
+  5,000 validation examples held out of train, 50,000 steps per run.
+  """
+  c.data.name = 'mnist'
+  c.data.val_size = 5000
+  c.model.name = 'lenet_300_100'
+  c.optimizer.name = 'adam'
+  c.optimizer.learning_rate = 1.2e-3
+  c.train.steps = 50_000
+  c.train.batch_size = 60
+  return c

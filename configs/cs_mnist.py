@@ -25,12 +25,6 @@ def get_config(arg=None):
   c = cs_common.cs_config(
       seeds=opts['seeds'], lambdas=(1e-6, 1e-5, 1e-4), s_init=0.5,
       epochs_per_round=20, mask_learning_rate=3e-4)
-  c.data.name = 'mnist'
-  c.data.val_size = 5000
-  c.model.name = 'lenet_300_100'
-  c.optimizer.name = 'adam'
-  c.optimizer.learning_rate = 1.2e-3
-  c.train.steps = 50_000
-  c.train.batch_size = 60
+  common.lenet_mnist_protocol(c)
   c.train.eval_every = 5000
   return cs_common.smoke(c, (1e-5, 1e-3)) if opts['smoke'] else c

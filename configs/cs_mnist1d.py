@@ -26,7 +26,6 @@ Variants (comma-separated after ':'):
 """
 from configs import common
 from configs import cs_common
-import ml_collections
 
 LAMBDAS = (2e-5, 4e-5, 6e-5, 8e-5, 1e-4, 1.4e-4, 2e-4, 3e-4)
 
@@ -36,15 +35,7 @@ def get_config(arg=None):
   c = cs_common.cs_config(
       seeds=opts['seeds'], lambdas=LAMBDAS, s_init=0.2, epochs_per_round=30,
       mask_optimizer='momentum', mask_learning_rate=0.1)
-  c.data.name = 'mnist1d'
-  c.data.val_size = 500
-  c.model.name = 'mnist1d_mlp'
-  c.model.kwargs = ml_collections.ConfigDict({'width': opts['width']})
-  c.optimizer.name = 'adam'
-  c.optimizer.learning_rate = 1e-2
-  c.train.steps = 1500
-  c.train.batch_size = 100
-  c.train.eval_every = 250
+  common.mnist1d_mlp_protocol(c, opts['width'])
   if opts['smoke']:
     cs_common.smoke(c, (1e-5, 1e-3), steps=40, tiny_batches=False)
     c.cs.s_init = 0.0  # logits reach 0 within the 2 short epochs

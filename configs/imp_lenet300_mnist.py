@@ -18,13 +18,7 @@ from configs import imp_common
 def get_config(arg=None):
   opts = common.parse_arg(arg, seeds=5, levels=20, smoke=False)
   c = imp_common.imp_config(seeds=opts['seeds'], levels=opts['levels'])
-  c.data.name = 'mnist'
-  c.data.val_size = 5000
-  c.model.name = 'lenet_300_100'
-  c.optimizer.name = 'adam'
-  c.optimizer.learning_rate = 1.2e-3
-  c.train.steps = 50_000
-  c.train.batch_size = 60
+  common.lenet_mnist_protocol(c)
   c.train.eval_every = 500
   c.imp.rates.dense = 0.2
   c.imp.rates.output = 0.1

@@ -25,15 +25,7 @@ def get_config(arg=None):
   c = imp_common.imp_config(
       seeds=opts['seeds'], levels=opts['levels'],
       rates=ml_collections.ConfigDict({'dense': 0.2, 'output': 0.1}))
-  c.data.name = 'mnist1d'
-  c.data.val_size = 500
-  c.model.name = 'mnist1d_mlp'
-  c.model.kwargs = ml_collections.ConfigDict({'width': opts['width']})
-  c.optimizer.name = 'adam'
-  c.optimizer.learning_rate = 1e-2
-  c.train.steps = 1500
-  c.train.batch_size = 100
-  c.train.eval_every = 250
+  common.mnist1d_mlp_protocol(c, opts['width'])
   if opts['smoke']:
     c.num_seeds = min(opts['seeds'], 2)
     c.imp.levels = min(opts['levels'], 2)
