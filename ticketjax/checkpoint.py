@@ -54,3 +54,10 @@ class Checkpoints:
     abstract = jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(np.shape(x), np.result_type(x)), like)
     return _checkpointer().restore(self.path(name), abstract)
+
+  def restore_raw(self, name: str) -> Any:
+    """Restores `name` as saved, without a template: nested dicts of numpy
+    arrays (NamedTuples come back as dicts of their fields)."""
+    if not self.exists(name):
+      raise ValueError(f'no checkpoint {name!r} in {self.root}')
+    return _checkpointer().restore(self.path(name))

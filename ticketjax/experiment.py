@@ -12,6 +12,8 @@ Jobs:
   imp: iterative magnitude pruning with rewinding and control branches
     (`ticketjax.imp_run`).
   cs: Continuous Sparsification, a vmapped lambda sweep (`ticketjax.cs_run`).
+  edgepopup: Edge-Popup supermasks (`ticketjax.edgepopup_run`).
+  lmc: instability analysis over rewind steps (`ticketjax.lmc_run`).
 """
 import json
 import os
@@ -50,7 +52,7 @@ def dense(config: Any, workdir: str) -> dict:
   trainer = pieces.trainer
   data = train_lib.to_device(pieces.dataset)
   init_keys, noise_keys = jax.vmap(train_lib.split_seed_key)(
-      train_lib.seed_keys(pieces.seed, pieces.num_seeds))
+      pieces.seed_keys())
   state_S = trainer.init_states(init_keys, noise_keys)
   last = {}
 
@@ -110,11 +112,18 @@ def edgepopup(config: Any, workdir: str) -> dict:
   return edgepopup_run.run_edgepopup(config, workdir)
 
 
+def lmc(config: Any, workdir: str) -> dict:
+  """Instability analysis: copies from rewind points, pairwise barriers."""
+  from ticketjax import lmc_run  # pylint: disable=g-import-not-at-top
+  return lmc_run.run_lmc(config, workdir)
+
+
 JOBS: dict[str, Callable[[Any, str], dict]] = {
     'dense': dense,
     'imp': imp,
     'edgepopup': edgepopup,
     'cs': cs,
+    'lmc': lmc,
 }
 
 

@@ -8,7 +8,9 @@ on the path minus the mean of the two endpoint errors; a pair is stable
 when it is under 2% (30 evenly spaced alpha).
 
 `path_metrics` evaluates every alpha of the grid in one compiled program
-(`vmap` over alpha of the trainer's chunked evaluation), not a Python loop.
+(`vmap` over alpha of the trainer's chunked evaluation), not a Python loop;
+`pair_path_metrics` does the same for many pairs at once (an instability
+analysis's copies), still one program.
 
 BatchNorm: interpolating two networks' weights does not interpolate their
 activation statistics, so the running statistics of either endpoint are
@@ -78,14 +80,34 @@ def path_metrics(trainer: Any, params_a: PyTree, params_b: PyTree,
     recompute_stats: re-estimate them for every alpha (module docstring).
     stats_batches: batches of `trainer.batch_size` used to re-estimate.
   """
-  if mask is not None:
-    masks_lib.validate(mask, params_a)
-  recompute = recompute_stats and _has_state(state_a)
+  expand = lambda tree: jax.tree.map(lambda v: jnp.asarray(v)[None], tree)
+  out = pair_path_metrics(
+      trainer, *map(expand, (params_a, params_b, state_a, state_b)), x, y,
+      alpha_A, mask_P=None if mask is None else expand(mask),
+      x_stats=x_stats, recompute_stats=recompute_stats,
+      stats_batches=stats_batches)
+  return jax.tree.map(lambda v: v[0], out)
+
+
+def pair_path_metrics(trainer: Any, params_a_P: PyTree, params_b_P: PyTree,
+                      state_a_P: PyTree, state_b_P: PyTree, x, y, alpha_A,
+                      *, mask_P: PyTree | None = None, x_stats=None,
+                      recompute_stats: bool = True, stats_batches: int = 50
+                      ) -> dict[str, jax.Array]:
+  """`path_metrics` of P pairs at once: {'loss'|'error'|'accuracy': [P, A]}.
+
+  The endpoints carry a leading pair axis P (`mask_P` too, if given). All
+  P x A networks are evaluated by one compiled program: `vmap` over alpha
+  inside `lax.map` over pairs, so memory grows with A, not with P.
+  """
+  if mask_P is not None:
+    masks_lib.validate(mask_P, params_a_P)  # shapes include P on both
+  recompute = recompute_stats and _has_state(state_a_P)
   if recompute and x_stats is None:
     raise ValueError('recompute_stats needs training inputs x_stats for a '
                      'model with state (BatchNorm)')
   return _path_metrics(trainer, recompute, int(stats_batches))(
-      params_a, params_b, state_a, state_b, x, y, alpha_A, mask,
+      params_a_P, params_b_P, state_a_P, state_b_P, x, y, alpha_A, mask_P,
       x_stats if recompute else None)
 
 
@@ -93,7 +115,7 @@ _CACHE: dict = {}
 
 
 def _path_metrics(trainer, recompute: bool, stats_batches: int):
-  """The jitted program of `path_metrics` (cached per trainer and options)."""
+  """The jitted program of `pair_path_metrics` (per trainer and options)."""
   key = (id(trainer), recompute, stats_batches)
   if key in _CACHE and _CACHE[key][0] is trainer:
     return _CACHE[key][1]
@@ -122,12 +144,17 @@ def _path_metrics(trainer, recompute: bool, stats_batches: int):
     return {'loss': ev['loss'], 'accuracy': ev['accuracy'],
             'error': 1.0 - ev['accuracy']}
 
-  fn = jax.jit(jax.vmap(one, in_axes=(0,) + (None,) * 8))
+  path = jax.vmap(one, in_axes=(0,) + (None,) * 8)
 
-  def call(params_a, params_b, state_a, state_b, x, y, alpha_A, mask,
-           x_stats):
-    return fn(alpha_A, params_a, params_b, state_a, state_b, x, y, mask,
-              x_stats)
+  @jax.jit
+  def call(params_a_P, params_b_P, state_a_P, state_b_P, x, y, alpha_A,
+           mask_P, x_stats):
+    def pair(ends):
+      params_a, params_b, state_a, state_b, mask = ends
+      return path(alpha_A, params_a, params_b, state_a, state_b, x, y, mask,
+                  x_stats)
+    return jax.lax.map(pair, (params_a_P, params_b_P, state_a_P, state_b_P,
+                              mask_P))
 
   _CACHE[key] = (trainer, call)
   return call

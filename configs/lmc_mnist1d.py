@@ -1,0 +1,78 @@
+"""Instability analysis on MNIST-1D (Frankle et al. 2020, ALGORITHMS.md 2.1).
+
+From the dense trajectory's weights W_k at each rewind step k, C copies per
+seed train to the end with different data orders; every pair of copies is
+interpolated at 30 alphas and its test-error barrier is the instability of
+W_k (stable: under 2%). Default: the MNIST-1D CNN with the notebook's
+Adam 1e-2 and batch 100 for 3000 steps (half the notebook's 6000: test
+accuracy is already at its plateau, about 92%, by then), 3 seeds x 2
+copies, k in {0, 25, 50, 100, 250, 500, 1000}.
+
+  python -m launch.main --config=configs/lmc_mnist1d.py --workdir=/tmp/tj
+
+IMP subnetworks of the MNIST-1D MLP (masks from an imp_mlp_mnist1d run,
+whose protocol the `mlp` variant shares):
+
+  python -m launch.main --config=configs/imp_mlp_mnist1d.py --workdir=/tmp/tj
+  python -m launch.main --config=configs/lmc_mnist1d.py:mlp,levels=3/6/10 \
+      --workdir=/tmp/tj --config.lmc.imp_run=/tmp/tj/imp-203b350a7d83
+
+Variants (comma-separated after ':'):
+  mlp        the 40-100-100-10 residual MLP with the IMP protocol (1500
+             steps; rewind steps 0/25/50/100/250/500);
+  levels=A/B IMP levels to analyse besides the dense network (needs
+             --config.lmc.imp_run);
+  seeds=N    N seeds (default 3); copies=N copies per seed (default 2);
+  rewind=A/B rewind steps, e.g. rewind=0/100/1000;
+  smoke      2 seeds x 2 copies, 60 steps, k in {0, 20, 40}: seconds.
+
+Runtime on 2 CPU cores and result (measured, WORKSPACE.md): see the
+instability section there.
+"""
+from configs import common
+import ml_collections
+
+
+def _steps(text) -> tuple[int, ...]:
+  if isinstance(text, int):
+    return (text,)
+  return tuple(int(v) for v in str(text).split('/') if v)
+
+
+def get_config(arg=None):
+  opts = common.parse_arg(arg, mlp=False, levels='', seeds=3, copies=2,
+                          rewind='', smoke=False)
+  c = common.base_config()
+  c.job = 'lmc'
+  c.num_seeds = opts['seeds']
+  if opts['mlp']:
+    common.mnist1d_mlp_protocol(c, 100)
+    rewind = (0, 25, 50, 100, 250, 500)
+  else:
+    c.data.name = 'mnist1d'
+    c.model.name = 'mnist1d_cnn'
+    c.optimizer.name = 'adam'
+    c.optimizer.learning_rate = 1e-2
+    c.train.steps = 3000
+    c.train.batch_size = 100
+    c.train.eval_every = 500
+    rewind = (0, 25, 50, 100, 250, 500, 1000)
+  c.lmc = ml_collections.ConfigDict()
+  c.lmc.rewind_steps = _steps(opts['rewind']) if opts['rewind'] else rewind
+  c.lmc.copies = opts['copies']
+  c.lmc.num_alphas = 30
+  c.lmc.splits = ('test',)
+  c.lmc.dense = True
+  c.lmc.imp_run = ''
+  c.lmc.imp_levels = _steps(opts['levels'])
+  c.lmc.recompute_stats = True
+  c.lmc.stats_batches = 50
+  if opts['smoke']:
+    c.num_seeds = min(opts['seeds'], 2)
+    c.lmc.copies = 2
+    c.train.steps = 60
+    c.train.eval_every = 30
+    c.lmc.rewind_steps = tuple(k for k in c.lmc.rewind_steps if k < 60)
+    if not opts['rewind']:
+      c.lmc.rewind_steps = (0, 20, 40)
+  return c
