@@ -1,0 +1,49 @@
+"""Probes the linear path between two saved networks.
+
+  python -m launch.probe \
+      --a=/tmp/tj/lmc-HASH/checkpoints/copies_k000100:0 \
+      --b=/tmp/tj/lmc-HASH/checkpoints/copies_k000100:1 [--split=test] \
+      [--num_alphas=30] [--mask=none|a|b] [--out=DIR]
+
+An endpoint is PATH[:MEMBER]: a checkpoint folder of a dense, IMP or LMC
+run and the member (seed or copy) along its leading axis. Prints error and
+loss at every alpha and the error barrier; with --out also writes
+probe.json and probe.png. Thin on purpose: it calls
+`ticketjax.probe.main`, the function the tests call.
+"""
+import sys
+
+from absl import app
+from absl import flags
+import jax
+
+from ticketjax import probe
+
+_A = flags.DEFINE_string('a', None, 'First endpoint, PATH[:MEMBER].')
+_B = flags.DEFINE_string('b', None, 'Second endpoint, PATH[:MEMBER].')
+_SPLIT = flags.DEFINE_enum('split', 'test', ['test', 'train'],
+                           'Data the path is evaluated on.')
+_ALPHAS = flags.DEFINE_integer('num_alphas', 30, 'Points of the alpha grid.')
+_MASK = flags.DEFINE_enum('mask', 'none', list(probe.MASK_CHOICES),
+                          "Apply endpoint a's or b's mask along the path.")
+_OUT = flags.DEFINE_string('out', None, 'Folder for probe.json/probe.png.')
+_DATA_DIR = flags.DEFINE_string('data_dir', None,
+                                'TFDS data dir, if not the run\'s.')
+flags.mark_flags_as_required(['a', 'b'])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  try:
+    probe.main(_A.value, _B.value, split=_SPLIT.value,
+               num_alphas=_ALPHAS.value, mask=_MASK.value, out_dir=_OUT.value,
+               data_dir=_DATA_DIR.value)
+  except ValueError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == '__main__':
+  jax.config.config_with_absl()
+  app.run(main)
