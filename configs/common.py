@@ -34,6 +34,7 @@ def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.job = 'dense'
   c.seed = 0
+  c.first_seed = 0  # this run's seeds are [first_seed, +num_seeds)
   c.num_seeds = 3
   c.progress = True
 

@@ -96,15 +96,19 @@ def test_imp_smoke_end_to_end_extend_and_idempotent(tmp_path):
   assert more['members'][:len(summary['members'])] == summary['members']
 
 
-def test_vmapped_search_equals_single_seed_search(tmp_path):
+def test_vmapped_search_equals_the_per_seed_searches(tmp_path):
   two = experiment.run(_smoke(levels=1, seeds=2), str(tmp_path / 'a'))
-  one = experiment.run(_smoke(levels=1, seeds=1), str(tmp_path / 'b'))
-  seed0 = [m for m in two['members'] if m['seed'] == 0]
-  assert len(seed0) == len(one['members'])
-  for a, b in zip(seed0, one['members']):
-    assert a['branch'] == b['branch'] and a['density'] == b['density']
-    np.testing.assert_allclose(a['final_test_accuracy'],
-                               b['final_test_accuracy'], atol=2e-3)
+  for seed in (0, 1):
+    config = _smoke(levels=1, seeds=1)
+    config.first_seed = seed  # the run holds seed `seed` alone
+    one = experiment.run(config, str(tmp_path / f'b{seed}'))
+    mine = [m for m in two['members'] if m['seed'] == seed]
+    assert len(mine) == len(one['members']) == 1 + 4  # level 0, level 1 x 4
+    for a, b in zip(mine, one['members']):
+      assert (a['level'], a['branch']) == (b['level'], b['branch'])
+      assert a['density_per_layer'] == b['density_per_layer']
+      np.testing.assert_allclose(a['final_test_accuracy'],
+                                 b['final_test_accuracy'], atol=2e-3)
 
 
 def _launch(workdir, levels):

@@ -86,7 +86,7 @@ class CsRun:
     self.run_dir = workdir_lib.run_dir(
         workdir, config, extra_non_semantic=('cs.compare_imp',))
     self.ckpt = ckpt_lib.Checkpoints(self.run_dir)
-    seed_keys = train_lib.seed_keys(p.seed, self.S)
+    seed_keys = p.seed_keys()
     init_keys, noise_keys = jax.vmap(train_lib.split_seed_key)(seed_keys)
     self.init_keys = jnp.tile(init_keys, (self.L, 1))
     self.noise_keys = jnp.tile(noise_keys, (self.L, 1))

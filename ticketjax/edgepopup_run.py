@@ -7,7 +7,7 @@ Two phases, each one compiled program over its members:
   dense      S members: the same architecture trained normally from the same
              init keys, the comparison line (unless
              `edgepopup.dense_baseline` is False).
-Seed s uses `seed_keys(config.seed, S)[s]` in both phases, so all k values
+Seed s uses `pieces.seed_keys()[s]` in both phases, so all k values
 of a seed search the same random network and see the same data order.
 
 Files in `run_dir` (see WORKSPACE.md):
@@ -95,7 +95,7 @@ class EdgePopupRun:
     self.ckpt = ckpt_lib.Checkpoints(self.run_dir)
     self.S, self.K = self.pieces.num_seeds, len(self.cfg.k)
     self.init_keys, self.noise_keys = jax.vmap(train_lib.split_seed_key)(
-        train_lib.seed_keys(self.pieces.seed, self.S))
+        self.pieces.seed_keys())
     self.show = config.get('progress', True)
 
   # -- members -------------------------------------------------------------

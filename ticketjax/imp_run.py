@@ -105,7 +105,7 @@ class ImpRun:
                                        extra_non_semantic=('imp.levels',))
     self.ckpt = ckpt_lib.Checkpoints(self.run_dir)
     self.S = self.pieces.num_seeds
-    self.seed_keys = train_lib.seed_keys(self.pieces.seed, self.S)
+    self.seed_keys = self.pieces.seed_keys()
     self.init_keys, self.noise_keys = jax.vmap(train_lib.split_seed_key)(
         self.seed_keys)
     self.data = train_lib.to_device(self.pieces.dataset)

@@ -49,6 +49,11 @@ class Pieces:
   trainer: train_lib.Trainer
   seed: int
   num_seeds: int
+  first_seed: int = 0
+
+  def seed_keys(self):
+    """Root keys of this run's seeds [first_seed, first_seed + num_seeds)."""
+    return train_lib.seed_keys(self.seed, self.num_seeds, self.first_seed)
 
 
 def _as_dict(config_section) -> dict:
@@ -90,6 +95,8 @@ def model_from_config(config, dataset: Dataset | None = None) -> Model:
 def check_seeds(config) -> None:
   if int(config.num_seeds) < 1:
     raise ValueError(f'num_seeds must be >= 1, got {config.num_seeds}')
+  if int(config.get('first_seed', 0)) < 0:
+    raise ValueError(f'first_seed must be >= 0, got {config.first_seed}')
 
 
 def build(config: Any) -> Pieces:
@@ -123,7 +130,8 @@ def build(config: Any) -> Pieces:
       batch_size=train_cfg.batch_size,
       eval_batch_size=train_cfg.eval_batch_size)
   return Pieces(dataset, model, opt_cfg, train_cfg, trainer,
-                int(config.seed), int(config.num_seeds))
+                int(config.seed), int(config.num_seeds),
+                int(config.get('first_seed', 0)))
 
 
 def check_model_fits_data(model: Model, dataset: Dataset) -> None:

@@ -5,7 +5,8 @@ SHA-256 of the canonical JSON (sorted keys) of the *semantic* config: every
 field that changes what is computed. Fields that only say how much or where
 (`NON_SEMANTIC`: the seed count, the data directory, evaluation chunking,
 progress display) stay out, so running more seeds of the same experiment
-lands in the same folder. `SCHEMA_VERSION` is part of the hash; bump it
+lands in the same folder. `first_seed` (which seeds a run holds) is
+semantic but left out at its default 0, so older folders keep their names. `SCHEMA_VERSION` is part of the hash; bump it
 only when old folders must not be reused.
 """
 import hashlib
@@ -21,6 +22,10 @@ NON_SEMANTIC = (
     'train.eval_batch_size',
     'progress',
 )
+
+# Fields left out of the hash while they hold their default, so adding
+# them did not move existing runs' folders.
+DROPPED_AT_DEFAULT = {'first_seed': 0}
 
 
 def _to_dict(config: Any) -> dict:
@@ -42,6 +47,9 @@ def semantic_config(config: Any, extra_non_semantic=()) -> dict:
                                default=list))
   for dotted in tuple(NON_SEMANTIC) + tuple(extra_non_semantic):
     _drop(tree, dotted)
+  for name, default in DROPPED_AT_DEFAULT.items():
+    if tree.get(name, default) == default:
+      tree.pop(name, None)
   return tree
 
 
