@@ -1,0 +1,255 @@
+"""The instability-analysis job: members, end to end, resume, IMP masks."""
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import imp_mlp_mnist1d, lmc_mnist1d
+from ticketjax import checkpoint, experiment, instability, lmc, masks, optim
+from ticketjax import probe
+from ticketjax import train as train_lib
+from testlib import kill_when, synthetic_dataset, tiny_mlp
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _trainer():
+  cfg = optim.OptimizerConfig(name='adam', learning_rate=1e-2)
+  return train_lib.Trainer(tiny_mlp(), optim.make_optimizer(cfg, 100),
+                           batch_size=16, eval_batch_size=32)
+
+
+def test_copy_states_layout_masks_and_keys():
+  trainer = _trainer()
+  data = train_lib.to_device(synthetic_dataset())
+  keys = jax.vmap(train_lib.split_seed_key)(train_lib.seed_keys(0, 2))
+  rewind_S, _ = trainer.train(trainer.init_states(*keys), data, 5)
+  ones_S = rewind_S.mask
+  half_S = jax.tree.map(lambda m: m.at[..., ::2].set(False), ones_S)
+  masks_NS = jax.tree.map(lambda *m: jnp.stack(m), ones_S, half_S)
+  state_M = instability.copy_states(rewind_S, masks_NS, keys[1], 3)
+  assert state_M.step.shape == (2 * 2 * 3,)
+  for n, mask_S in enumerate((ones_S, half_S)):
+    for s in range(2):
+      for c in range(3):
+        i = instability.member_index(n, s, c, 2, 3)
+        mine = train_lib.unstack(state_M, i)
+        want = masks.apply(train_lib.unstack(rewind_S.params, s),
+                           train_lib.unstack(mask_S, s))
+        for a, b in zip(jax.tree.leaves(mine.params), jax.tree.leaves(want)):
+          np.testing.assert_array_equal(a, b)
+        assert int(mine.step) == 5  # the schedule goes on from k
+        np.testing.assert_array_equal(
+            mine.key, instability.copy_key(keys[1][s], c))
+  # seeds x copies distinct data orders, shared by every network
+  assert len({tuple(np.asarray(k)) for k in state_M.key}) == 6
+  pairs = instability.pairs(2, 2, 3)
+  assert len(pairs) == 2 * 2 * 3 and pairs[0] == (0, 0, 0, 1)
+  a_P, b_P = instability.endpoints(state_M, pairs, 2, 3)
+  np.testing.assert_array_equal(a_P.key[5], state_M.key[
+      instability.member_index(*pairs[5][:3], 2, 3)])
+  np.testing.assert_array_equal(b_P.key[5], state_M.key[
+      instability.member_index(*pairs[5][:2], pairs[5][3], 2, 3)])
+  # the copies, trained in one program, equal each copy trained alone
+  final_M, _ = trainer.train(state_M, data, 10)
+  for i in (0, 7):
+    alone, _ = trainer.train(jax.tree.map(lambda v, i=i: v[i:i + 1], state_M),
+                             data, 10)
+    for a, b in zip(jax.tree.leaves(final_M.params),
+                    jax.tree.leaves(alone.params)):
+      np.testing.assert_allclose(a[i], b[0], rtol=1e-5, atol=1e-6)
+  # a pair of copies evaluated as P pairs equals the single-pair probe
+  path_P = lmc.pair_path_metrics(trainer, a_P.params, b_P.params, {}, {},
+                                 data.x_test, data.y_test, lmc.alphas(5))
+  one = lmc.path_metrics(trainer, train_lib.unstack(a_P.params, 5),
+                         train_lib.unstack(b_P.params, 5), {}, {},
+                         data.x_test, data.y_test, lmc.alphas(5))
+  np.testing.assert_allclose(path_P['loss'][5], one['loss'], rtol=1e-6)
+
+
+def _smoke(arg='smoke,mlp'):
+  config = lmc_mnist1d.get_config(arg)
+  config.progress = False
+  return config
+
+
+def _launch(workdir, cache):
+  env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(cache),
+             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0')
+  args = [sys.executable, '-m', 'launch.main',
+          '--config=configs/lmc_mnist1d.py:smoke,mlp',
+          f'--workdir={workdir}', '--config.progress=False']
+  return subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope='module')
+def straight(tmp_path_factory):
+  root = tmp_path_factory.mktemp('lmc')
+  proc = _launch(root / 'straight', root / 'cache')
+  _, err = proc.communicate(timeout=600)
+  assert proc.returncode == 0, err[-2000:]
+  return root / 'straight', root / 'cache'
+
+
+def test_smoke_end_to_end_and_idempotent(straight, capsys):
+  workdir, _ = straight
+  (run_dir,) = glob.glob(str(workdir / '*'))
+  summary = json.load(open(os.path.join(run_dir, 'summary.json')))
+  assert summary['finished'] and summary['copies'] == 2
+  for name in ('metrics.jsonl', 'report.md', 'barrier.png', 'paths.png',
+               'checkpoints/rewind_k000020', 'checkpoints/copies_k000040',
+               'records/k_000040.json'):
+    assert os.path.exists(os.path.join(run_dir, name)), name
+  assert not glob.glob(os.path.join(run_dir, 'records/*.partial'))
+  assert [(e['rewind_step'], e['network']) for e in summary['steps']] == [
+      (0, 'dense'), (20, 'dense'), (40, 'dense')]
+  for k in (0, 20, 40):
+    rec = json.load(open(os.path.join(run_dir, f'records/k_{k:06d}.json')))
+    assert len(rec['pairs']) == 2  # 2 seeds x 1 pair
+    acc = {(m['seed'], m['copy']): m['test_accuracy']
+           for m in rec['members']}
+    for pair in rec['pairs']:
+      error = np.asarray(pair['error'])
+      assert len(error) == 30
+      # the path's ends are the two copies themselves
+      s, (a, b) = pair['seed'], pair['copies']
+      np.testing.assert_allclose(error[[0, -1]],
+                                 [1 - acc[s, a], 1 - acc[s, b]], atol=1e-6)
+      assert pair['barrier'] == pytest.approx(
+          float(lmc.error_barrier(error)), abs=1e-6)
+  lines = [json.loads(x) for x in open(os.path.join(run_dir,
+                                                    'metrics.jsonl'))]
+  assert {x['kind'] for x in lines} == {'eval', 'pair'}
+  assert '| 40 | dense | 100.00 | test |' in open(
+      os.path.join(run_dir, 'report.md')).read()
+  stamp = os.path.getmtime(os.path.join(run_dir, 'metrics.jsonl'))
+  assert experiment.run(_smoke(), str(workdir)) == summary
+  assert os.path.getmtime(os.path.join(run_dir, 'metrics.jsonl')) == stamp
+  assert 'error barrier (%)' in capsys.readouterr().out
+
+
+def test_kill_mid_step_and_resume_gives_identical_records(straight,
+                                                          tmp_path):
+  straight_dir, cache = straight
+  proc = _launch(tmp_path, cache)
+  kill_when(proc, str(tmp_path / '*/checkpoints/copies_k000020'))
+  assert not glob.glob(str(tmp_path / '*/records/k_000040.json'))
+  resumed = _launch(tmp_path, cache)
+  _, err = resumed.communicate(timeout=600)
+  assert resumed.returncode == 0, err[-2000:]
+  (a,) = glob.glob(str(straight_dir / '*'))
+  (b,) = glob.glob(str(tmp_path / '*'))
+  for name in ('metrics.jsonl', 'records/k_000000.json',
+               'records/k_000020.json', 'records/k_000040.json'):
+    assert open(os.path.join(a, name)).read() == open(
+        os.path.join(b, name)).read(), name
+
+
+@pytest.mark.parametrize('field,value,match', [
+    ('copies', 1, 'lmc.copies must be >= 2'),
+    ('rewind_steps', (0, 60), r'lmc.rewind_steps must lie in \[0, '),
+    ('rewind_steps', (20, 0), 'increasing distinct ints'),
+    ('splits', ('val',), 'lmc.splits must be distinct names from'),
+    ('imp_levels', (1,), 'lmc.imp_levels needs lmc.imp_run'),
+    ('num_alphas', 1, 'at least 2 interpolation points'),
+    ('dense', False, 'nothing to analyse'),
+])
+def test_bad_config_fails_before_any_work(tmp_path, field, value, match):
+  config = _smoke()
+  setattr(config.lmc, field, value)
+  with pytest.raises(ValueError, match=match):
+    experiment.run(config, str(tmp_path / 'w'))
+  assert not (tmp_path / 'w').exists()
+
+
+@pytest.fixture(scope='module')
+def imp_run_dir(tmp_path_factory):
+  config = imp_mlp_mnist1d.get_config('smoke')
+  config.progress = False
+  config.imp.controls = ()
+  summary = experiment.run(config, str(tmp_path_factory.mktemp('imp')))
+  return summary['run_dir']
+
+
+def _imp_lmc(imp_run_dir):
+  config = _smoke('smoke,mlp,levels=1,rewind=0/20')
+  config.train.steps = 40
+  config.train.eval_every = 20
+  config.lmc.imp_run = imp_run_dir
+  return config
+
+
+def test_imp_masks_are_analysed_on_the_dense_trajectory(imp_run_dir,
+                                                        tmp_path):
+  summary = experiment.run(_imp_lmc(imp_run_dir), str(tmp_path))
+  imp_summary = json.load(open(os.path.join(imp_run_dir, 'summary.json')))
+  (level1,) = [e for e in imp_summary['levels'] if e['level'] == 1]
+  assert summary['networks']['level_001'] == pytest.approx(
+      level1['ticket']['density'], rel=1e-6)
+  assert summary['networks']['level_001'] < 0.85
+  assert {e['network'] for e in summary['steps']} == {'dense', 'level_001'}
+  # every copy of the ticket kept its mask: zero where IMP pruned
+  raw = checkpoint.Checkpoints(summary['run_dir']).restore_raw(
+      'copies_k000020')
+  imp_raw = checkpoint.Checkpoints(imp_run_dir).restore_raw('level_001')
+  for name in ('dense_0', 'output'):
+    mask = imp_raw['ticket']['mask'][name]['kernel'][1]
+    member = instability.member_index(1, 1, 1, 2, 2)  # level_001, seed 1
+    np.testing.assert_array_equal(raw['mask'][name]['kernel'][member], mask)
+    assert not np.any(raw['params'][name]['kernel'][member][~mask])
+  # k = 0 starts from the IMP run's step-0 weights: its ticket's start
+  rewind = checkpoint.Checkpoints(summary['run_dir']).restore_raw(
+      'rewind_k000000')
+  imp_init = checkpoint.Checkpoints(imp_run_dir).restore_raw('rewind_init')
+  np.testing.assert_array_equal(rewind['params']['dense_0']['kernel'],
+                                imp_init['params']['dense_0']['kernel'])
+
+
+@pytest.mark.parametrize('change,match', [
+    (lambda c: setattr(c.optimizer, 'learning_rate', 0.5),
+     r"differs from this config in \['optimizer'\]"),
+    (lambda c: setattr(c.lmc, 'imp_levels', (1, 5)),
+     r'IMP levels \[5\] are not finished'),
+    (lambda c: setattr(c, 'num_seeds', 3), 'has 2 seeds but'),
+])
+def test_imp_run_mismatch_fails_before_any_work(imp_run_dir, tmp_path,
+                                                change, match):
+  config = _imp_lmc(imp_run_dir)
+  change(config)
+  with pytest.raises(ValueError, match=match):
+    experiment.run(config, str(tmp_path / 'w'))
+  assert not (tmp_path / 'w').exists()
+
+
+def test_imp_run_that_is_not_an_imp_folder(tmp_path):
+  config = _imp_lmc(str(tmp_path))
+  with pytest.raises(ValueError, match='is not an IMP run folder'):
+    experiment.run(config, str(tmp_path / 'w'))
+
+
+def test_probe_between_saved_copies_matches_the_job(straight, tmp_path,
+                                                    capsys):
+  workdir, _ = straight
+  (run_dir,) = glob.glob(str(workdir / '*'))
+  ckpt = os.path.join(run_dir, 'checkpoints', 'copies_k000040')
+  result = probe.main(f'{ckpt}:2', f'{ckpt}:3', out_dir=str(tmp_path))
+  rec = json.load(open(os.path.join(run_dir, 'records/k_000040.json')))
+  (pair,) = [p for p in rec['pairs'] if p['seed'] == 1]  # members 2 and 3
+  np.testing.assert_allclose(result['error'], pair['error'], atol=1e-6)
+  assert result['barrier'] == pytest.approx(pair['barrier'], abs=1e-6)
+  assert result['mask_jaccard'] == 1.0
+  assert os.path.exists(tmp_path / 'probe.png')
+  assert 'error barrier:' in capsys.readouterr().out
+  with pytest.raises(ValueError, match=r'has members 0\.\.3, got 7'):
+    probe.main(f'{ckpt}:0', f'{ckpt}:7')
+  with pytest.raises(ValueError, match='no checkpoint folder'):
+    probe.main(f'{ckpt}_missing:0', f'{ckpt}:1')
+  with pytest.raises(ValueError, match='mask must be one of'):
+    probe.main(f'{ckpt}:0', f'{ckpt}:1', mask='c')
