@@ -61,6 +61,7 @@ def plot_barriers(summary: dict, path: str) -> None:
   positive = [e['rewind_step'] for e in summary['steps'] if e['rewind_step']]
   if positive:
     ax.set_xscale('symlog', linthresh=min(positive))
+    ax.set_xlim(0, max(positive) * 1.2)
   ax.set_xlabel('rewind step k')
   ax.set_ylabel('error barrier (%)')
   ax.set_title(f"{summary['model']} on {summary['dataset']}: instability")
