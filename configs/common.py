@@ -29,6 +29,13 @@ def parse_arg(arg: str | None, **defaults) -> dict:
   return out
 
 
+def slash_ints(text) -> tuple[int, ...]:
+  """'0/100/1000' (or one int, or '') -> (0, 100, 1000) for list variants."""
+  if isinstance(text, int):
+    return (text,)
+  return tuple(int(v) for v in str(text).split('/') if v)
+
+
 def base_config() -> ml_collections.ConfigDict:
   """Every field a job reads, with neutral defaults."""
   c = ml_collections.ConfigDict()

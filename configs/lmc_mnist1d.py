@@ -33,12 +33,6 @@ from configs import common
 import ml_collections
 
 
-def _steps(text) -> tuple[int, ...]:
-  if isinstance(text, int):
-    return (text,)
-  return tuple(int(v) for v in str(text).split('/') if v)
-
-
 def get_config(arg=None):
   opts = common.parse_arg(arg, mlp=False, levels='', seeds=3, copies=2,
                           rewind='', smoke=False)
@@ -58,13 +52,13 @@ def get_config(arg=None):
     c.train.eval_every = 500
     rewind = (0, 25, 50, 100, 250, 500, 1000)
   c.lmc = ml_collections.ConfigDict()
-  c.lmc.rewind_steps = _steps(opts['rewind']) if opts['rewind'] else rewind
+  c.lmc.rewind_steps = common.slash_ints(opts['rewind']) if opts['rewind'] else rewind
   c.lmc.copies = opts['copies']
   c.lmc.num_alphas = 30
   c.lmc.splits = ('test',)
   c.lmc.dense = True
   c.lmc.imp_run = ''
-  c.lmc.imp_levels = _steps(opts['levels'])
+  c.lmc.imp_levels = common.slash_ints(opts['levels'])
   c.lmc.recompute_stats = True
   c.lmc.stats_batches = 50
   if opts['smoke']:

@@ -91,6 +91,9 @@ def test_other_configs_build_and_validate_on_mock_data(path):
   if config.job == 'cs':
     from ticketjax import cs_run  # pylint: disable=g-import-not-at-top
     cs_run.cs_config(config)
+  if config.job == 'lmc':
+    from ticketjax import lmc_run  # pylint: disable=g-import-not-at-top
+    lmc_run.lmc_config(config).validate(built.train.steps)
   if config.job == 'imp':
     imp_run.imp_config(config).validate(
         built.train.steps,

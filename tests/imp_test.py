@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from configs import imp_mlp_mnist1d
-from ticketjax import experiment, imp, masks, optim
+from ticketjax import checkpoint, experiment, imp, masks, optim
 from ticketjax import train as train_lib
 from testlib import kill_when, synthetic_dataset, tiny_mlp
 
@@ -96,15 +96,50 @@ def test_imp_smoke_end_to_end_extend_and_idempotent(tmp_path):
   assert more['members'][:len(summary['members'])] == summary['members']
 
 
-def test_vmapped_search_equals_the_per_seed_searches(tmp_path):
-  two = experiment.run(_smoke(levels=1, seeds=2), str(tmp_path / 'a'))
-  for seed in (0, 1):
-    config = _smoke(levels=1, seeds=1)
-    config.first_seed = seed  # the run holds seed `seed` alone
-    one = experiment.run(config, str(tmp_path / f'b{seed}'))
-    mine = [m for m in two['members'] if m['seed'] == seed]
-    assert len(mine) == len(one['members']) == 1 + 4  # level 0, level 1 x 4
-    for a, b in zip(mine, one['members']):
+def test_more_seeds_extend_the_run_and_vmapped_equals_per_seed(tmp_path):
+  """Seed 0 alone, then extended to 2 seeds (the smoke cap) in place; seed
+  1 alone; and both seeds vmapped from scratch.
+
+  The extension keeps seed 0's numbers bitwise and its seed 1 equals the
+  run holding seed 1 alone; the vmapped search equals the per-seed ones.
+  """
+  one = experiment.run(_smoke(levels=1, seeds=1), str(tmp_path / 'w'))
+  old_level1 = open(os.path.join(one['run_dir'],
+                                 'records/level_001.json')).read()
+  two = experiment.run(_smoke(levels=1, seeds=2), str(tmp_path / 'w'))
+  assert two['run_dir'] == one['run_dir'] and two['num_seeds'] == 2
+  run_dir = two['run_dir']
+  assert not os.path.exists(os.path.join(run_dir, 'extend'))
+  ckpt = checkpoint.Checkpoints(run_dir)
+  for name in ('rewind_init', 'level_000', 'level_001'):
+    assert ckpt.leading_size(name) == 2, name
+  assert json.load(open(os.path.join(run_dir, 'config.json')))[
+      'num_seeds'] == 2
+  by_seed = lambda ms, s: sorted([m for m in ms if m['seed'] == s],
+                                 key=lambda m: (m['level'], m['branch']))
+  assert by_seed(two['members'], 0) == by_seed(one['members'], 0)
+  old_evals = json.loads(old_level1)['evals']
+  new_evals = json.load(open(os.path.join(
+      run_dir, 'records/level_001.json')))['evals']
+  assert new_evals[:len(old_evals)] == old_evals
+  config = _smoke(levels=1, seeds=1)
+  config.first_seed = 1  # seed 1 alone
+  alone = experiment.run(config, str(tmp_path / 'alone'))
+  for m in alone['members']:
+    m['seed'] += 1
+  assert by_seed(two['members'], 1) == by_seed(alone['members'], 1)
+  # fewer seeds than the run holds: a clear error, nothing touched
+  stamp = os.path.getmtime(os.path.join(run_dir, 'summary.json'))
+  with pytest.raises(ValueError, match='holds a search with 2 seeds'):
+    experiment.run(_smoke(levels=1, seeds=1), str(tmp_path / 'w'))
+  assert os.path.getmtime(os.path.join(run_dir, 'summary.json')) == stamp
+  # both seeds in one program from scratch equal the per-seed searches
+  vmapped = experiment.run(_smoke(levels=1, seeds=2), str(tmp_path / 'v'))
+  for seed, single in ((0, one), (1, alone)):
+    mine, theirs = by_seed(vmapped['members'], seed), by_seed(
+        single['members'], seed)
+    assert len(mine) == len(theirs) == 1 + 4  # level 0, level 1 x 4
+    for a, b in zip(mine, theirs):
       assert (a['level'], a['branch']) == (b['level'], b['branch'])
       assert a['density_per_layer'] == b['density_per_layer']
       np.testing.assert_allclose(a['final_test_accuracy'],

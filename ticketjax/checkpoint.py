@@ -55,6 +55,13 @@ class Checkpoints:
         lambda x: jax.ShapeDtypeStruct(np.shape(x), np.result_type(x)), like)
     return _checkpointer().restore(self.path(name), abstract)
 
+  def leading_size(self, name: str) -> int:
+    """Length of the leading (member) axis of `name`'s arrays, read from
+    its metadata without loading them."""
+    tree = _checkpointer().metadata(self.path(name)).item_metadata.tree
+    leaves = jax.tree.leaves(tree, is_leaf=lambda x: hasattr(x, 'shape'))
+    return int(leaves[0].shape[0])
+
   def restore_raw(self, name: str) -> Any:
     """Restores `name` as saved, without a template: nested dicts of numpy
     arrays (NamedTuples come back as dicts of their fields)."""

@@ -12,8 +12,9 @@ Order of work in `run_dir` (see WORKSPACE.md for the layout):
      the same masks and metrics as a run that was never killed;
   3. `metrics.jsonl`, `summary.json`, `report.md` and `accuracy.png` are
      regenerated from the level records after every level.
-The number of levels stays out of the run's hash: asking for more levels
-extends the same run.
+The numbers of levels and seeds stay out of the run's hash: asking for
+more levels extends the same run, and asking for more seeds runs only the
+new seeds as a sub-search and merges them in (`ticketjax.imp_extend`).
 """
 import json
 import os
@@ -26,6 +27,7 @@ import numpy as np
 
 from ticketjax import checkpoint as ckpt_lib
 from ticketjax import imp as imp_lib
+from ticketjax import imp_extend
 from ticketjax import loop
 from ticketjax import masks as masks_lib
 from ticketjax import metrics as metrics_lib
@@ -110,23 +112,26 @@ class ImpRun:
         self.seed_keys)
     self.data = train_lib.to_device(self.pieces.dataset)
     self.show = config.get('progress', True)
+    self.quiet = False  # True: no final table (a seed extension's sub-run)
 
   # -- files ---------------------------------------------------------------
 
-  def _records_path(self, level):
+  def records_path(self, level):
     return os.path.join(self.run_dir, 'records', _level_name(level) + '.json')
 
-  def _check_seeds(self):
+  def _previous_seeds(self) -> int | None:
+    """Seed count of the search already in run_dir (None if none yet)."""
     meta_path = os.path.join(self.run_dir, 'config.json')
-    if os.path.exists(meta_path):
-      with open(meta_path, encoding='utf-8') as f:
-        old = json.load(f)
-      if old.get('num_seeds') != self.S and self.ckpt.exists(_level_name(0)):
-        raise ValueError(
-            f'{self.run_dir} holds a search with {old.get("num_seeds")} seeds '
-            f'and this config asks for {self.S}; extending a search to more '
-            'seeds is not supported yet: use a new workdir or the same '
-            'num_seeds')
+    if not (os.path.exists(meta_path) and self.ckpt.exists(_level_name(0))):
+      return None
+    with open(meta_path, encoding='utf-8') as f:
+      old = int(json.load(f).get('num_seeds'))
+    if old > self.S:
+      raise ValueError(
+          f'{self.run_dir} holds a search with {old} seeds and this config '
+          f'asks for {self.S}; ask for num_seeds >= {old} (more seeds extend '
+          'the search)')
+    return old
 
   # -- levels --------------------------------------------------------------
 
@@ -152,8 +157,8 @@ class ImpRun:
                                   final_BS.mask, self.cfg.prunable)
     for rec in evals:
       del rec['member']
-    os.makedirs(os.path.dirname(self._records_path(level)), exist_ok=True)
-    metrics_lib.write_json(self._records_path(level),
+    os.makedirs(os.path.dirname(self.records_path(level)), exist_ok=True)
+    metrics_lib.write_json(self.records_path(level),
                            {'evals': evals, 'summaries': summaries})
     ticket_S = jax.tree.map(lambda x: x[:self.S], final_BS)
     self.ckpt.save(_level_name(level),
@@ -215,13 +220,18 @@ class ImpRun:
     self._finish_level(level, branches, final_BS, evals, new['random'])
 
   def ticket_density(self, level) -> float:
-    with open(self._records_path(level), encoding='utf-8') as f:
+    with open(self.records_path(level), encoding='utf-8') as f:
       sums = json.load(f)['summaries']
     return float(np.mean([r['density'] for r in sums
                           if r['branch'] == 'ticket']))
 
   def run(self) -> dict:
-    self._check_seeds()
+    old = self._previous_seeds()
+    if old is not None and old < self.S:
+      levels_done = 0
+      while self.ckpt.exists(_level_name(levels_done)):
+        levels_done += 1
+      imp_extend.extend(self, old, levels_done)
     os.makedirs(self.run_dir, exist_ok=True)
     config_dict = self.config.to_dict()
     metrics_lib.write_json(os.path.join(self.run_dir, 'config.json'),
@@ -242,7 +252,7 @@ class ImpRun:
   def write_outputs(self, levels_done, final=False) -> dict:
     evals, summaries = [], []
     for level in range(levels_done):
-      with open(self._records_path(level), encoding='utf-8') as f:
+      with open(self.records_path(level), encoding='utf-8') as f:
         rec = json.load(f)
       evals += rec['evals']
       summaries += rec['summaries']
@@ -261,7 +271,7 @@ class ImpRun:
                            summary)
     table = report_lib.table(summary)
     report_lib.write_report(self.run_dir, summary, table)
-    if final:
+    if final and not self.quiet:
       print(table)
       print(f'results: {self.run_dir}', file=sys.stderr)
     return summary
