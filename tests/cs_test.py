@@ -12,7 +12,7 @@ import pytest
 
 from configs import cs_mnist1d
 from ticketjax import cs, experiment, optim
-from testlib import kill_when, tiny_mlp
+from testlib import kill_when, launch_env, tiny_mlp
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -155,14 +155,18 @@ def _launch(workdir):
 
 
 def test_kill_and_resume_gives_identical_results(tmp_path):
+  env = launch_env(tmp_path / 'cache')
   straight = subprocess.run(_launch(tmp_path / 'straight'), cwd=REPO,
-                            capture_output=True, text=True, timeout=600)
+                            env=env, capture_output=True, text=True,
+                            timeout=600)
   assert straight.returncode == 0, straight.stderr[-2000:]
-  proc = subprocess.Popen(_launch(tmp_path / 'killed'), cwd=REPO,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  proc = subprocess.Popen(_launch(tmp_path / 'killed'), cwd=REPO, env=env,
+                          stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
   kill_when(proc, str(tmp_path / 'killed/*/checkpoints/round_00'))
   resumed = subprocess.run(_launch(tmp_path / 'killed'), cwd=REPO,
-                           capture_output=True, text=True, timeout=600)
+                           env=env, capture_output=True, text=True,
+                           timeout=600)
   assert resumed.returncode == 0, resumed.stderr[-2000:]
   (a,) = glob.glob(str(tmp_path / 'straight/*/summary.json'))
   (b,) = glob.glob(str(tmp_path / 'killed/*/summary.json'))

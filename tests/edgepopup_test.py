@@ -20,7 +20,7 @@ from ticketjax import edgepopup as ep
 from ticketjax import edgepopup_run
 from ticketjax import experiment, optim, pieces
 from ticketjax import train as train_lib
-from testlib import kill_when, synthetic_dataset, tiny_mlp
+from testlib import kill_when, launch_env, synthetic_dataset, tiny_mlp
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHAPES = {'a': (3, 7), 'b': (40, 100), 'c': (5, 1, 13), 'd': (1, 1)}
@@ -154,8 +154,7 @@ def _smoke():
 
 def _launch(workdir, cache):
   """The launcher on the smoke config; runs share a compilation cache."""
-  env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(cache),
-             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0')
+  env = launch_env(cache)
   args = [sys.executable, '-m', 'launch.main',
           '--config=configs/edgepopup_mnist1d.py:smoke',
           f'--workdir={workdir}', '--config.progress=False']

@@ -13,7 +13,7 @@ import pytest
 from configs import imp_mlp_mnist1d
 from ticketjax import checkpoint, experiment, imp, masks, optim
 from ticketjax import train as train_lib
-from testlib import kill_when, synthetic_dataset, tiny_mlp
+from testlib import kill_when, launch_env, synthetic_dataset, tiny_mlp
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -153,14 +153,18 @@ def _launch(workdir, levels):
 
 
 def test_kill_and_resume_gives_identical_results(tmp_path):
+  env = launch_env(tmp_path / 'cache')
   straight = subprocess.run(_launch(tmp_path / 'straight', 3), cwd=REPO,
-                            capture_output=True, text=True, timeout=600)
+                            env=env, capture_output=True, text=True,
+                            timeout=600)
   assert straight.returncode == 0, straight.stderr[-2000:]
   proc = subprocess.Popen(_launch(tmp_path / 'killed', 3), cwd=REPO,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                          env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
   kill_when(proc, str(tmp_path / 'killed/*/checkpoints/level_001'))
   resumed = subprocess.run(_launch(tmp_path / 'killed', 3), cwd=REPO,
-                           capture_output=True, text=True, timeout=600)
+                           env=env, capture_output=True, text=True,
+                           timeout=600)
   assert resumed.returncode == 0, resumed.stderr[-2000:]
   (a,) = glob.glob(str(tmp_path / 'straight/*/summary.json'))
   (b,) = glob.glob(str(tmp_path / 'killed/*/summary.json'))

@@ -14,7 +14,7 @@ from configs import imp_mlp_mnist1d, lmc_mnist1d
 from ticketjax import checkpoint, experiment, instability, lmc, masks, optim
 from ticketjax import probe
 from ticketjax import train as train_lib
-from testlib import kill_when, synthetic_dataset, tiny_mlp
+from testlib import kill_when, launch_env, synthetic_dataset, tiny_mlp
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -80,8 +80,7 @@ def _smoke(arg='smoke,mlp'):
 
 
 def _launch(workdir, cache):
-  env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(cache),
-             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0')
+  env = launch_env(cache)
   args = [sys.executable, '-m', 'launch.main',
           '--config=configs/lmc_mnist1d.py:smoke,mlp',
           f'--workdir={workdir}', '--config.progress=False']
@@ -104,13 +103,13 @@ def test_smoke_end_to_end_and_idempotent(straight, capsys):
   summary = json.load(open(os.path.join(run_dir, 'summary.json')))
   assert summary['finished'] and summary['copies'] == 2
   for name in ('metrics.jsonl', 'report.md', 'barrier.png', 'paths.png',
-               'checkpoints/rewind_k000020', 'checkpoints/copies_k000040',
-               'records/k_000040.json'):
+               'checkpoints/rewind_k000030', 'checkpoints/copies_k000030',
+               'records/k_000030.json'):
     assert os.path.exists(os.path.join(run_dir, name)), name
   assert not glob.glob(os.path.join(run_dir, 'records/*.partial'))
   assert [(e['rewind_step'], e['network']) for e in summary['steps']] == [
-      (0, 'dense'), (20, 'dense'), (40, 'dense')]
-  for k in (0, 20, 40):
+      (0, 'dense'), (30, 'dense')]
+  for k in (0, 30):
     rec = json.load(open(os.path.join(run_dir, f'records/k_{k:06d}.json')))
     assert len(rec['pairs']) == 2  # 2 seeds x 1 pair
     acc = {(m['seed'], m['copy']): m['test_accuracy']
@@ -127,7 +126,7 @@ def test_smoke_end_to_end_and_idempotent(straight, capsys):
   lines = [json.loads(x) for x in open(os.path.join(run_dir,
                                                     'metrics.jsonl'))]
   assert {x['kind'] for x in lines} == {'eval', 'pair'}
-  assert '| 40 | dense | 100.00 | test |' in open(
+  assert '| 30 | dense | 100.00 | test |' in open(
       os.path.join(run_dir, 'report.md')).read()
   stamp = os.path.getmtime(os.path.join(run_dir, 'metrics.jsonl'))
   assert experiment.run(_smoke(), str(workdir)) == summary
@@ -139,15 +138,15 @@ def test_kill_mid_step_and_resume_gives_identical_records(straight,
                                                           tmp_path):
   straight_dir, cache = straight
   proc = _launch(tmp_path, cache)
-  kill_when(proc, str(tmp_path / '*/checkpoints/copies_k000020'))
-  assert not glob.glob(str(tmp_path / '*/records/k_000040.json'))
+  kill_when(proc, str(tmp_path / '*/checkpoints/copies_k000000'))
+  assert not glob.glob(str(tmp_path / '*/records/k_000030.json'))
   resumed = _launch(tmp_path, cache)
   _, err = resumed.communicate(timeout=600)
   assert resumed.returncode == 0, err[-2000:]
   (a,) = glob.glob(str(straight_dir / '*'))
   (b,) = glob.glob(str(tmp_path / '*'))
   for name in ('metrics.jsonl', 'records/k_000000.json',
-               'records/k_000020.json', 'records/k_000040.json'):
+               'records/k_000030.json'):
     assert open(os.path.join(a, name)).read() == open(
         os.path.join(b, name)).read(), name
 
@@ -238,9 +237,9 @@ def test_probe_between_saved_copies_matches_the_job(straight, tmp_path,
                                                     capsys):
   workdir, _ = straight
   (run_dir,) = glob.glob(str(workdir / '*'))
-  ckpt = os.path.join(run_dir, 'checkpoints', 'copies_k000040')
+  ckpt = os.path.join(run_dir, 'checkpoints', 'copies_k000030')
   result = probe.main(f'{ckpt}:2', f'{ckpt}:3', out_dir=str(tmp_path))
-  rec = json.load(open(os.path.join(run_dir, 'records/k_000040.json')))
+  rec = json.load(open(os.path.join(run_dir, 'records/k_000030.json')))
   (pair,) = [p for p in rec['pairs'] if p['seed'] == 1]  # members 2 and 3
   np.testing.assert_allclose(result['error'], pair['error'], atol=1e-6)
   assert result['barrier'] == pytest.approx(pair['barrier'], abs=1e-6)

@@ -4,6 +4,7 @@ Core tests use this model rather than the Flax zoo, so an NNX API change
 cannot break the tests of masks, pruning and the trainer.
 """
 import glob
+import os
 import signal
 import time
 
@@ -68,3 +69,14 @@ def kill_when(proc, pattern: str, timeout: float = 300.0) -> None:
   assert proc.poll() is None, 'finished before it could be killed'
   proc.send_signal(signal.SIGKILL)
   proc.wait()
+
+
+def launch_env(cache_dir) -> dict:
+  """The environment of a launcher subprocess sharing a compilation cache.
+
+  Kill-and-resume tests launch the same job several times; with one
+  persistent cache the later launches read the compiled programs from disk.
+  """
+  return dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(cache_dir),
+              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0')
+

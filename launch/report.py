@@ -1,0 +1,37 @@
+"""Writes one report across finished runs.
+
+  python -m launch.report --workdir=/tmp/tj [--workdir=/tmp/other ...] \
+      [--out=/tmp/tj/report]
+
+Every run folder under each workdir (or a run folder itself) with a
+`summary.json` is read; `report.md`, `accuracy.png` and, with LMC runs,
+`lmc.png` go to --out (default: <first workdir>/report). Thin on purpose:
+it calls `ticketjax.runs_report.write`, the function the tests call.
+"""
+import os
+import sys
+
+from absl import app
+from absl import flags
+
+from ticketjax import runs_report
+
+_WORKDIR = flags.DEFINE_multi_string(
+    'workdir', None, 'Workdir (or run folder) to read; repeat for more.')
+_OUT = flags.DEFINE_string('out', None, 'Output folder.')
+flags.mark_flag_as_required('workdir')
+
+
+def main(argv):
+  paths = list(_WORKDIR.value) + list(argv[1:])  # extra paths also work
+  out = _OUT.value or os.path.join(paths[0], 'report')
+  try:
+    print(runs_report.write(paths, out))
+  except ValueError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
+  print(f'results: {out}', file=sys.stderr)
+
+
+if __name__ == '__main__':
+  app.run(main)

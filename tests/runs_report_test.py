@@ -1,0 +1,47 @@
+"""The cross-run report reads finished runs and writes tables and plots."""
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from configs import dense_mnist1d, imp_mlp_mnist1d
+from ticketjax import checkpoint, experiment, masks, runs_report
+
+
+@pytest.fixture(scope='module')
+def workdir(tmp_path_factory):
+  root = tmp_path_factory.mktemp('runs')
+  for config in (dense_mnist1d.get_config('smoke'),
+                 imp_mlp_mnist1d.get_config('smoke,levels=1')):
+    config.progress = False
+    experiment.run(config, str(root))
+  return root
+
+
+def test_report_across_runs(workdir, tmp_path):
+  text = runs_report.write([str(workdir)], str(tmp_path))
+  assert os.path.exists(tmp_path / 'accuracy.png')
+  assert not os.path.exists(tmp_path / 'lmc.png')  # no LMC run here
+  (imp_run,) = [r for r in runs_report.find_runs([str(workdir)])
+                if r['job'] == 'imp']
+  for branch in ('ticket', 'reinit', 'shuffle', 'random'):
+    assert f' {branch} | mnist1d_mlp |' in text
+  assert ' dense | mnist1d_mlp | 100.00 |' in text
+  # the seed-vs-seed overlap of level 1 is the Jaccard of the saved masks
+  mask_S = checkpoint.Checkpoints(imp_run['run_dir']).restore_raw(
+      'level_001')['ticket']['mask']
+  want = float(masks.jaccard(
+      jax.tree.map(lambda v: np.asarray(v[0], bool), mask_S),
+      jax.tree.map(lambda v: np.asarray(v[1], bool), mask_S)))
+  (row,) = [line for line in text.splitlines()
+            if 'level 1: seed vs seed' in line]
+  assert row.split('|')[3].strip() == f'{want:.3f}'
+  assert 'dense_0/kernel 80.0' in text  # per-layer density of level 1
+
+
+def test_bad_paths_fail_clearly(tmp_path):
+  with pytest.raises(ValueError, match='no such workdir'):
+    runs_report.write([str(tmp_path / 'missing')], str(tmp_path / 'o'))
+  with pytest.raises(ValueError, match='no finished runs'):
+    runs_report.write([str(tmp_path)], str(tmp_path / 'o'))
