@@ -30,10 +30,11 @@ SCRIPT = textwrap.dedent('''
     from ticketjax import train as train_lib
     from testlib import synthetic_dataset, tiny_mlp
 
-    def run(out_path):
+    def run(out_path, group):
       cfg = optim.OptimizerConfig(name='adam', learning_rate=1e-2)
       trainer = train_lib.Trainer(tiny_mlp(), optim.make_optimizer(cfg, 100),
-                                  batch_size=16, eval_batch_size=10)
+                                  batch_size=16, eval_batch_size=10,
+                                  member_group=group)
       keys = jax.vmap(train_lib.split_seed_key)(train_lib.seed_keys(0, 5))
       state_S = trainer.init_states(*keys)
       data = train_lib.to_device(synthetic_dataset())
@@ -48,27 +49,28 @@ SCRIPT = textwrap.dedent('''
       np.savez(out_path, **arrays)
 
     if __name__ == '__main__':
-      run(sys.argv[1])
+      run(sys.argv[1], int(sys.argv[2]))
 ''')
 
 
-def _run_with_devices(tmp_path, num_devices):
+def _run_with_devices(tmp_path, num_devices, group=0):
   script = tmp_path / 'shard_run.py'
   script.write_text(SCRIPT)
-  out = tmp_path / f'out{num_devices}.npz'
+  out = tmp_path / f'out{num_devices}_{group}.npz'
   env = dict(os.environ,
              XLA_FLAGS=f'--xla_force_host_platform_device_count={num_devices}',
              PYTHONPATH=os.pathsep.join([ROOT, HERE]))
-  subprocess.run([sys.executable, str(script), str(out)], env=env, check=True,
-                 timeout=300)
+  subprocess.run([sys.executable, str(script), str(out), str(group)],
+                 env=env, check=True, timeout=300)
   return np.load(out)
 
 
-@pytest.mark.parametrize('num_devices', [2, 3])
-def test_sharded_members_match_one_device(tmp_path, num_devices):
-  """5 seeds over 2 devices (padded to 6) and 3 devices (padded to 6)."""
+@pytest.mark.parametrize('num_devices,group', [(2, 0), (3, 2)])
+def test_sharded_members_match_one_device(tmp_path, num_devices, group):
+  """5 seeds over 2 devices (padded to 6), and over 3 devices in groups of
+  2 (padded to 6, one group per device)."""
   one = _run_with_devices(tmp_path, 1)
-  many = _run_with_devices(tmp_path, num_devices)
+  many = _run_with_devices(tmp_path, num_devices, group)
   assert int(one['devices']) == 1 and int(many['devices']) == num_devices
   assert many['loss'].shape == one['loss'].shape == (60, 5)
   for name in set(one.files) - {'devices'}:
@@ -97,3 +99,29 @@ def test_trainer_rejects_seeds_at_different_steps():
   data = train_lib.to_device(synthetic_dataset())
   with pytest.raises(ValueError, match='same step'):
     trainer.train(state_S, data, 2)
+
+
+def test_member_groups_make_results_independent_of_the_member_count():
+  """In groups of 2, members 0-1 of a 6-member run are bitwise those of a
+  2-member run (ungrouped vmaps compile per member count, so they only
+  agree to rounding), and grouping changes nothing but rounding."""
+  cfg = optim.OptimizerConfig(name='adam', learning_rate=1e-2)
+  data = train_lib.to_device(synthetic_dataset())
+  keys = jax.vmap(train_lib.split_seed_key)(train_lib.seed_keys(0, 6))
+  out = {}
+  for group in (0, 2):
+    trainer = train_lib.Trainer(tiny_mlp(), optim.make_optimizer(cfg, 100),
+                                batch_size=16, eval_batch_size=10,
+                                member_group=group)
+    for n in (2, 6):
+      state, metrics = trainer.train(
+          trainer.init_states(keys[0][:n], keys[1][:n]), data, 20)
+      ev = trainer.evaluate(state, data.x_test, data.y_test)
+      out[group, n] = jax.tree.map(
+          lambda v: np.asarray(v)[..., :2] if v.ndim == 2 and v.shape[0] == 20
+          else np.asarray(v)[:2], (state.params, metrics, ev))
+  for a, b in zip(jax.tree.leaves(out[2, 2]), jax.tree.leaves(out[2, 6])):
+    np.testing.assert_array_equal(a, b)
+  for a, b in zip(jax.tree.leaves(out[2, 6]), jax.tree.leaves(out[0, 6])):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+

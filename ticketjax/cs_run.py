@@ -82,6 +82,7 @@ class CsRun:
                               self.cfg.mask_optimizer),
         batch_size=p.train.batch_size,
         eval_batch_size=p.train.eval_batch_size,
+        member_group=p.train.member_group,
         penalty=cs_lib.make_penalty(self.cfg))
     self.run_dir = workdir_lib.run_dir(
         workdir, config, extra_non_semantic=('cs.compare_imp',))

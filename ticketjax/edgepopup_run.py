@@ -86,8 +86,9 @@ class EdgePopupRun:
                        'kernels for Edge-Popup to score')
     base = self.pieces.trainer
     self.trainers = {
-        'edgepopup': train_lib.Trainer(self.model, base.optimizer,
-                                       base.batch_size, base.eval_batch_size),
+        'edgepopup': train_lib.Trainer(
+            self.model, base.optimizer, base.batch_size, base.eval_batch_size,
+            member_group=base.member_group),
         'dense': base,
     }
     self.phases = PHASES if self.cfg.dense_baseline else PHASES[:1]

@@ -42,8 +42,10 @@ def train_chunks(trainer, state_S, data, total_steps, eval_every, *,
     n = min(eval_every, total_steps - step)
     state_S, m = trainer.train(state_S, data, n)
     step += n
-    per_seed = {'train_loss': m['loss'].mean(0),
-                'train_accuracy': m['accuracy'].mean(0)}
+    # numpy means over the chunk's steps: the same summation order for any
+    # member count or layout (an XLA reduction may differ in the last bit)
+    per_seed = {'train_loss': np.asarray(m['loss']).mean(0),
+                'train_accuracy': np.asarray(m['accuracy']).mean(0)}
     per_seed.update(evaluate_splits(trainer, state_S, data))
     per_seed = jax.tree.map(np.asarray, per_seed)
     on_eval(step, per_seed)

@@ -26,17 +26,23 @@ class TrainConfig:
     batch_size: examples per step and seed.
     eval_every: steps between evaluations (and progress updates).
     eval_batch_size: evaluation chunk size (memory, not semantics).
+    member_group: members per compiled group (`Trainer.member_group`; 0 =
+      all at once). Float rounding only, so not semantic.
   """
   steps: int
   batch_size: int
   eval_every: int
   eval_batch_size: int = 1000
+  member_group: int = 0
 
   def validate(self) -> None:
     for name in ('steps', 'batch_size', 'eval_every', 'eval_batch_size'):
       if int(getattr(self, name)) < 1:
         raise ValueError(f'train.{name} must be a positive integer, got '
                          f'{getattr(self, name)}')
+    if int(self.member_group) < 0:
+      raise ValueError(f'train.member_group must be >= 0, got '
+                       f'{self.member_group}')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,7 +134,8 @@ def build(config: Any) -> Pieces:
   trainer = train_lib.Trainer(
       model, optim.make_optimizer(opt_cfg, train_cfg.steps),
       batch_size=train_cfg.batch_size,
-      eval_batch_size=train_cfg.eval_batch_size)
+      eval_batch_size=train_cfg.eval_batch_size,
+      member_group=int(train_cfg.member_group))
   return Pieces(dataset, model, opt_cfg, train_cfg, trainer,
                 int(config.seed), int(config.num_seeds),
                 int(config.get('first_seed', 0)))
