@@ -21,7 +21,9 @@ copies of the last member, and the copies are dropped from every result
 differently for different member counts per device, so results agree
 across device counts to float rounding; with `member_group` = g > 0
 (`map_member_groups`) every member runs in a compiled group of exactly g,
-and results are bitwise the same for any member and device count.
+and results are bitwise the same for any member count on a given device
+count (across device counts they still differ in the last bits: the 1-
+and 4-device programs are compiled differently).
 """
 import functools
 
@@ -97,10 +99,11 @@ def map_member_groups(fn, tree_S, *shared, group: int):
   device takes its own members (`jax.shard_map` over the mesh, one device
   included; `shared` is replicated) and runs them in groups of `group`,
   one group after another in a loop whose trip count is a runtime value,
-  so XLA compiles the same group computation whatever the member and device
-  counts (a static count of 1 would be inlined and fused differently):
-  results are then bitwise independent of both. The leading axis must be
-  a multiple of devices x group (`pad_members(..., group)`).
+  so XLA compiles the same group computation whatever the member count (a
+  static count of 1 would be inlined and fused differently): on a given
+  device count, results are bitwise independent of the member count. The
+  leading axis must be a multiple of devices x group
+  (`pad_members(..., group)`).
   """
   total = jax.tree.leaves(tree_S)[0].shape[0]
   per_device = total // num_devices()
