@@ -19,7 +19,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_FILES = sorted(
     p for p in glob.glob(os.path.join(REPO, 'configs', '*.py'))
     if os.path.basename(p) != '__init__.py'
-    and not os.path.basename(p).endswith('common.py'))
+    and not os.path.basename(p).endswith('common.py')
+    and not os.path.basename(p).startswith('sweep_'))  # sweeps: sweep_test
 
 
 def _load(path, arg):

@@ -1,0 +1,54 @@
+"""Runs the jobs of a sweep file one after another, then one report.
+
+  python -m launch.sweep --sweep=configs/sweep_mnist1d.py[:ARG] \
+      --workdir=/tmp/tj [--report=/tmp/tj/report]
+
+The sweep file's `get_sweep(ARG)` returns a list of configs. Every config
+is checked before the first job starts; each job is resumable on its own
+(rerun the command after a kill). Thin on purpose: it calls
+`ticketjax.sweep.run_sweep`, the function the tests call.
+"""
+import importlib.util
+import sys
+
+from absl import app
+from absl import flags
+import jax
+
+from ticketjax import sweep
+
+_SWEEP = flags.DEFINE_string('sweep', None, 'Sweep file, FILE.py[:ARG].')
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Folder that holds the runs.')
+_REPORT = flags.DEFINE_string('report', None, 'Report folder.')
+flags.mark_flags_as_required(['sweep', 'workdir'])
+
+
+def load_sweep(spec: str):
+  """The configs of `FILE.py[:ARG]` (its `get_sweep(ARG)`)."""
+  path, _, arg = spec.partition(':')
+  loader = importlib.util.spec_from_file_location('sweep_file', path)
+  if loader is None:
+    raise ValueError(f'cannot load sweep file {path!r}')
+  module = importlib.util.module_from_spec(loader)
+  try:
+    loader.loader.exec_module(module)
+  except FileNotFoundError as e:
+    raise ValueError(f'no sweep file {path!r}') from e
+  if not hasattr(module, 'get_sweep'):
+    raise ValueError(f'{path!r} has no get_sweep(arg) function')
+  return module.get_sweep(arg or None)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  try:
+    sweep.run_sweep(load_sweep(_SWEEP.value), _WORKDIR.value, _REPORT.value)
+  except ValueError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == '__main__':
+  jax.config.config_with_absl()
+  app.run(main)

@@ -1,0 +1,49 @@
+"""Sweeps: jobs from one file run in order, resumable, with one report."""
+import os
+
+import pytest
+
+from configs import dense_mnist1d
+from launch import sweep as sweep_launcher
+from ticketjax import sweep
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _dense(arg):
+  config = dense_mnist1d.get_config(arg)
+  config.progress = False
+  return config
+
+
+def test_sweep_runs_jobs_in_order_then_reports_and_reruns_nothing(tmp_path):
+  configs = [_dense('smoke'), _dense('smoke,cnn')]  # the model axis
+  first = sweep.run_sweep(configs, str(tmp_path))
+  assert [s['model'] for s in first] == ['mnist1d_mlp', 'mnist1d_cnn']
+  report = (tmp_path / 'report' / 'report.md').read_text()
+  assert 'dense | mnist1d_mlp | 100.00 |' in report
+  assert 'dense | mnist1d_cnn | 100.00 |' in report
+  stamps = [os.path.getmtime(os.path.join(s['run_dir'], 'metrics.jsonl'))
+            for s in first]
+  again = sweep.run_sweep(configs, str(tmp_path))  # finished jobs skipped
+  assert [os.path.getmtime(os.path.join(s['run_dir'], 'metrics.jsonl'))
+          for s in again] == stamps
+
+
+def test_a_bad_entry_fails_before_any_job_runs(tmp_path):
+  bad = _dense('smoke')
+  bad.optimizer.name = 'lion'
+  with pytest.raises(ValueError, match=r'sweep entry 1 \(dense\): .*lion'):
+    sweep.run_sweep([_dense('smoke'), bad], str(tmp_path / 'w'))
+  assert not (tmp_path / 'w').exists()
+  with pytest.raises(ValueError, match='the sweep has no jobs'):
+    sweep.run_sweep([], str(tmp_path / 'w'))
+
+
+def test_the_shipped_sweep_file_checks(tmp_path):
+  configs = sweep_launcher.load_sweep(
+      os.path.join(REPO, 'configs', 'sweep_mnist1d.py') + ':smoke')
+  assert [c.job for c in configs] == ['imp', 'cs', 'edgepopup']
+  sweep.check(configs)
+  with pytest.raises(ValueError, match='no sweep file'):
+    sweep_launcher.load_sweep(str(tmp_path / 'missing.py'))
