@@ -36,6 +36,26 @@ def slash_ints(text) -> tuple[int, ...]:
   return tuple(int(v) for v in str(text).split('/') if v)
 
 
+def lmc_section(rewind_steps, copies: int, levels
+                ) -> ml_collections.ConfigDict:
+  """The `lmc` section of an instability analysis (test split, 30 alphas).
+
+  `levels` is an IMP-levels variant ('3/6/10' or ''); the IMP run folder is
+  given on the command line (`--config.lmc.imp_run=...`).
+  """
+  s = ml_collections.ConfigDict()
+  s.rewind_steps = tuple(rewind_steps)
+  s.copies = copies
+  s.num_alphas = 30
+  s.splits = ('test',)
+  s.dense = True
+  s.imp_run = ''
+  s.imp_levels = slash_ints(levels)
+  s.recompute_stats = True
+  s.stats_batches = 50
+  return s
+
+
 def base_config() -> ml_collections.ConfigDict:
   """Every field a job reads, with neutral defaults."""
   c = ml_collections.ConfigDict()

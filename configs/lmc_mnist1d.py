@@ -30,7 +30,6 @@ Runtime on 2 CPU cores and result (measured, WORKSPACE.md): see the
 instability section there.
 """
 from configs import common
-import ml_collections
 
 
 def get_config(arg=None):
@@ -51,16 +50,9 @@ def get_config(arg=None):
     c.train.batch_size = 100
     c.train.eval_every = 500
     rewind = (0, 25, 50, 100, 250, 500, 1000)
-  c.lmc = ml_collections.ConfigDict()
-  c.lmc.rewind_steps = common.slash_ints(opts['rewind']) if opts['rewind'] else rewind
-  c.lmc.copies = opts['copies']
-  c.lmc.num_alphas = 30
-  c.lmc.splits = ('test',)
-  c.lmc.dense = True
-  c.lmc.imp_run = ''
-  c.lmc.imp_levels = common.slash_ints(opts['levels'])
-  c.lmc.recompute_stats = True
-  c.lmc.stats_batches = 50
+  if opts['rewind']:
+    rewind = common.slash_ints(opts['rewind'])
+  c.lmc = common.lmc_section(rewind, opts['copies'], opts['levels'])
   if opts['smoke']:
     c.num_seeds = min(opts['seeds'], 2)
     c.lmc.copies = 2

@@ -18,7 +18,6 @@ steps, k in {0, 10}).
 """
 from configs import common
 from configs import imp_resnet20_cifar10
-import ml_collections
 
 
 def get_config(arg=None):
@@ -26,16 +25,8 @@ def get_config(arg=None):
   c = imp_resnet20_cifar10.get_config(f"seeds={opts['seeds']}")
   del c.imp
   c.job = 'lmc'
-  c.lmc = ml_collections.ConfigDict()
-  c.lmc.rewind_steps = (0, 100, 250, 500, 1000, 2000)
-  c.lmc.copies = opts['copies']
-  c.lmc.num_alphas = 30
-  c.lmc.splits = ('test',)
-  c.lmc.dense = True
-  c.lmc.imp_run = ''
-  c.lmc.imp_levels = common.slash_ints(opts['levels'])
-  c.lmc.recompute_stats = True
-  c.lmc.stats_batches = 50
+  c.lmc = common.lmc_section((0, 100, 250, 500, 1000, 2000), opts['copies'],
+                              opts['levels'])
   if opts['smoke']:
     c.num_seeds = min(opts['seeds'], 2)
     c.train.steps = 20

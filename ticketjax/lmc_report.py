@@ -34,17 +34,17 @@ def table(summary: dict) -> str:
   return title + '\n\n' + metrics_lib.markdown_table(header, rows)
 
 
-def _pyplot():
+def pyplot():
+  """matplotlib.pyplot on the Agg backend unless one is already chosen."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg', force=False)
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   return plt
 
 
-def plot_barriers(summary: dict, path: str) -> None:
-  """Error barrier (%) against the rewind step, one line per network."""
-  plt = _pyplot()
-  fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+def draw_barriers(ax, summary: dict, prefix: str = '') -> list[int]:
+  """One line (± std band) per network and split of an LMC summary on
+  `ax`, labels prefixed by `prefix`; returns the summary's rewind steps."""
   keys = sorted({(e['network'], e['split']) for e in summary['steps']})
   for net, split in keys:
     pts = [e for e in summary['steps']
@@ -52,21 +52,33 @@ def plot_barriers(summary: dict, path: str) -> None:
     x = np.array([e['rewind_step'] for e in pts])
     mean = np.array([100 * e['barrier']['mean'] for e in pts])
     std = np.array([100 * e['barrier']['std'] for e in pts])
-    label = f"{net} ({100 * summary['networks'][net]:.3g}%), {split}"
+    label = f"{prefix}{net} ({100 * summary['networks'][net]:.3g}%), {split}"
     line, = ax.plot(x, mean, marker='o', ms=3, label=label)
     ax.fill_between(x, mean - std, mean + std, alpha=0.2,
                     color=line.get_color())
+  return [e['rewind_step'] for e in summary['steps']]
+
+
+def finish_barrier_axes(ax, steps) -> None:
+  """The 2% stability line, a symlog x axis from k = 0, labels, grid."""
   ax.axhline(100 * lmc.STABLE_BARRIER, color='gray', ls='--', lw=1,
              label='stable (2%)')
-  positive = [e['rewind_step'] for e in summary['steps'] if e['rewind_step']]
+  positive = [k for k in steps if k]
   if positive:
     ax.set_xscale('symlog', linthresh=min(positive))
     ax.set_xlim(0, max(positive) * 1.2)
   ax.set_xlabel('rewind step k')
   ax.set_ylabel('error barrier (%)')
-  ax.set_title(f"{summary['model']} on {summary['dataset']}: instability")
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8)
+
+
+def plot_barriers(summary: dict, path: str) -> None:
+  """Error barrier (%) against the rewind step, one line per network."""
+  plt = pyplot()
+  fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+  finish_barrier_axes(ax, draw_barriers(ax, summary))
+  ax.set_title(f"{summary['model']} on {summary['dataset']}: instability")
   fig.tight_layout()
   fig.savefig(path)
   plt.close(fig)
@@ -74,7 +86,7 @@ def plot_barriers(summary: dict, path: str) -> None:
 
 def plot_paths(summary: dict, path: str) -> None:
   """Mean error (%) along the path against alpha, per network and k."""
-  plt = _pyplot()
+  plt = pyplot()
   nets = list(summary['networks'])
   fig, axes = plt.subplots(1, len(nets), figsize=(4.5 * len(nets), 3.6),
                            dpi=120, squeeze=False)

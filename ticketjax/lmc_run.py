@@ -42,23 +42,16 @@ from ticketjax import workdir as workdir_lib
 
 # Config fields an IMP run must share with the analysis for its masks to
 # belong to this run's dense trajectory (data_dir and eval chunking aside).
-_SHARED_FIELDS = ('seed', 'first_seed', 'data.name', 'data.val_size', 'model', 'optimizer',
-                  'train.steps', 'train.batch_size')
+_SHARED_FIELDS = ('seed', 'first_seed', 'data.name', 'data.val_size',
+                  'model', 'optimizer', 'train.steps', 'train.batch_size')
 
 
 def lmc_config(config) -> instability.LmcConfig:
-  section = config.lmc.to_dict() if hasattr(config.lmc, 'to_dict') else dict(
-      config.lmc)
-  fields = {f.name for f in instability.dataclasses.fields(
-      instability.LmcConfig)}
-  unknown = sorted(set(section) - fields)
-  if unknown:
-    raise ValueError(f'unknown fields {unknown} in config.lmc; valid fields '
-                     f'are {sorted(fields)}')
+  section = pieces_lib.as_dict(config.lmc)
   for name in ('rewind_steps', 'imp_levels', 'splits'):
     if name in section:
       section[name] = tuple(section[name])
-  return instability.LmcConfig(**section)
+  return pieces_lib.typed_section(instability.LmcConfig, section, 'lmc')
 
 
 def _get(tree: dict, dotted: str):

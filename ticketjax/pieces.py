@@ -62,13 +62,14 @@ class Pieces:
     return train_lib.seed_keys(self.seed, self.num_seeds, self.first_seed)
 
 
-def _as_dict(config_section) -> dict:
+def as_dict(config_section) -> dict:
   if hasattr(config_section, 'to_dict'):
     return config_section.to_dict()
   return dict(config_section)
 
 
-def _typed(cls, section: Mapping, where: str):
+def typed_section(cls, section: Mapping, where: str):
+  """`cls(**section)`; ValueError naming unknown fields of `config.where`."""
   fields = {f.name for f in dataclasses.fields(cls)}
   unknown = sorted(set(section) - fields)
   if unknown:
@@ -81,18 +82,18 @@ def _typed(cls, section: Mapping, where: str):
 
 
 def optimizer_config(config) -> optim.OptimizerConfig:
-  return _typed(optim.OptimizerConfig, _as_dict(config.optimizer),
+  return typed_section(optim.OptimizerConfig, as_dict(config.optimizer),
                 'optimizer')
 
 
 def train_config(config) -> TrainConfig:
-  cfg = _typed(TrainConfig, _as_dict(config.train), 'train')
+  cfg = typed_section(TrainConfig, as_dict(config.train), 'train')
   cfg.validate()
   return cfg
 
 
 def model_from_config(config, dataset: Dataset | None = None) -> Model:
-  kwargs = _as_dict(config.model.get('kwargs', {}))
+  kwargs = as_dict(config.model.get('kwargs', {}))
   if dataset is not None:
     kwargs.setdefault('num_classes', dataset.num_classes)
   return models_lib.get_model(config.model.name, **kwargs)

@@ -24,6 +24,7 @@ import jax
 import numpy as np
 
 from ticketjax import checkpoint as ckpt_lib
+from ticketjax import lmc_report
 from ticketjax import masks as masks_lib
 from ticketjax import metrics as metrics_lib
 
@@ -144,15 +145,8 @@ def overlaps(runs) -> list[list]:
   return rows
 
 
-def _pyplot():
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg', force=False)
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  return plt
-
-
 def plot_accuracy(series, path) -> None:
-  plt = _pyplot()
+  plt = lmc_report.pyplot()
   fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
   for s in series:
     x = np.array([100 * p['density'] for p in s['points']])
@@ -173,26 +167,12 @@ def plot_accuracy(series, path) -> None:
 
 
 def plot_lmc(runs, path) -> None:
-  plt = _pyplot()
+  plt = lmc_report.pyplot()
   fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+  steps = []
   for run in runs:
-    nets = sorted({(e['network'], e['split']) for e in run['steps']})
-    for net, split in nets:
-      pts = [e for e in run['steps']
-             if e['network'] == net and e['split'] == split]
-      x = [e['rewind_step'] for e in pts]
-      mean = np.array([100 * e['barrier']['mean'] for e in pts])
-      std = np.array([100 * e['barrier']['std'] for e in pts])
-      line, = ax.plot(x, mean, marker='o', ms=3,
-                      label=f'{_name(run)} {run["model"]} {net} ({split})')
-      ax.fill_between(x, mean - std, mean + std, alpha=0.15,
-                      color=line.get_color())
-  ax.set_xscale('symlog', linthresh=10)
-  ax.axhline(2.0, color='gray', ls='--', lw=1)
-  ax.set_xlabel('rewind step k')
-  ax.set_ylabel('error barrier (%)')
-  ax.grid(alpha=0.3)
-  ax.legend(fontsize=7)
+    steps += lmc_report.draw_barriers(ax, run, f"{_name(run)} {run['model']} ")
+  lmc_report.finish_barrier_axes(ax, steps)
   fig.tight_layout()
   fig.savefig(path)
   plt.close(fig)
