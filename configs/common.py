@@ -29,6 +29,13 @@ def parse_arg(arg: str | None, **defaults) -> dict:
   return out
 
 
+def slash_floats(text) -> tuple[float, ...]:
+  """'1e-2/3e-3' (or one number, or '') -> (0.01, 0.003) for grid variants."""
+  if isinstance(text, (int, float)):
+    return (float(text),)
+  return tuple(float(v) for v in str(text).split('/') if v)
+
+
 def slash_ints(text) -> tuple[int, ...]:
   """'0/100/1000' (or one int, or '') -> (0, 100, 1000) for list variants."""
   if isinstance(text, int):
@@ -93,6 +100,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.eval_every = 250
   c.train.eval_batch_size = 1000
   c.train.member_group = 0  # > 0: bitwise the same on any device count
+
+  # A vmapped hyperparameter grid (ticketjax.grid): values per name, the
+  # cartesian product runs in one program; an empty list is no grid.
+  c.grid = ml_collections.ConfigDict()
+  c.grid.learning_rate = ()
+  c.grid.weight_decay = ()
+  c.grid.pruning_rate = ()
   return c
 
 

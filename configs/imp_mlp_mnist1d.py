@@ -13,7 +13,16 @@ Variants (comma-separated after ':'):
   levels=N   pruning levels after the dense level (default 10, about 11%
              of the hidden kernels left);
   width=N    hidden width of the 40-N-N-10 residual MLP (default 100);
+  lr=A/B/..  a grid over the learning rate (one program, ticketjax.grid);
+  rate=A/..  a grid over the pruning rate, one rate for every layer
+             (replaces the 20%/10% rates);
   smoke      2 seeds, 2 levels of 40 steps: a seconds-long test run.
+
+A 2 x 2 grid, 4 seeds per point, 16 searches in one program per level:
+
+  python -m launch.main \
+    --config=configs/imp_mlp_mnist1d.py:lr=1e-2/3e-3,rate=0.2/0.4 \
+    --workdir=/tmp/tj
 """
 from configs import common
 from configs import imp_common
@@ -21,11 +30,14 @@ import ml_collections
 
 
 def get_config(arg=None):
-  opts = common.parse_arg(arg, seeds=4, levels=10, width=100, smoke=False)
+  opts = common.parse_arg(arg, seeds=4, levels=10, width=100, lr='',
+                         rate='', smoke=False)
   c = imp_common.imp_config(
       seeds=opts['seeds'], levels=opts['levels'],
       rates=ml_collections.ConfigDict({'dense': 0.2, 'output': 0.1}))
   common.mnist1d_mlp_protocol(c, opts['width'])
+  c.grid.learning_rate = common.slash_floats(opts['lr'])
+  c.grid.pruning_rate = common.slash_floats(opts['rate'])
   if opts['smoke']:
     c.num_seeds = min(opts['seeds'], 2)
     c.imp.levels = min(opts['levels'], 2)

@@ -316,7 +316,12 @@ def load_imp_summary(path: str) -> dict | None:
           file=sys.stderr)
     return None
   with open(path, encoding='utf-8') as f:
-    return json.load(f)
+    summary = json.load(f)
+  if 'points' in summary:
+    print(f'warning: cs.compare_imp {path} is a hyperparameter grid; '
+          'plotting CS alone', file=sys.stderr)
+    return None
+  return summary
 
 
 def plot(summary: dict, imp: dict | None, path: str) -> None:

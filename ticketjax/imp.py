@@ -139,15 +139,18 @@ def random_to_counts(key, mask, kept_counts: dict, prunable) -> dict:
 
 
 def prune_level(cfg: ImpConfig, level: int, final_params, ticket_mask,
-                random_mask, seed_key):
+                random_mask, seed_key, rates=None):
   """New ticket mask and the control masks of one seed at `level`.
+
+  `rates` (default `cfg.rates`) may be traced: a grid point's pruning rate.
 
   Returns:
     {'ticket': mask, 'shuffle': mask, 'random': mask}: the ticket pruned
     from the previous level's final weights, its layerwise shuffle, and the
     next random-lineage mask with the ticket's per-layer counts.
   """
-  ticket = pruning.prune(cfg.rule, final_params, ticket_mask, cfg.rates,
+  rates = cfg.rates if rates is None else rates
+  ticket = pruning.prune(cfg.rule, final_params, ticket_mask, rates,
                          prunable=cfg.prunable,
                          key=jax.random.fold_in(seed_key, level))
   counts = masks_lib.counts(ticket, cfg.prunable)['kept']

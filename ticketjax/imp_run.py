@@ -15,6 +15,12 @@ Order of work in `run_dir` (see WORKSPACE.md for the layout):
 The numbers of levels and seeds stay out of the run's hash: asking for
 more levels extends the same run, and asking for more seeds runs only the
 new seeds as a sub-search and merges them in (`ticketjax.imp_extend`).
+
+With a hyperparameter grid (`ticketjax.grid`) the search has N = G x S
+*lineages*, lineage g * S + s being seed s at grid point g: each is a
+search of its own (own masks, own learning rate or pruning rate) and all
+of them run in the one program of each level. Records carry the point's
+values next to the seed. A grid run cannot grow to more seeds.
 """
 import json
 import os
@@ -31,6 +37,7 @@ from ticketjax import imp_extend
 from ticketjax import loop
 from ticketjax import masks as masks_lib
 from ticketjax import metrics as metrics_lib
+from ticketjax import optim
 from ticketjax import pieces as pieces_lib
 from ticketjax import report as report_lib
 from ticketjax import train as train_lib
@@ -61,17 +68,21 @@ def _stack(trees):
   return jax.tree.map(lambda *xs: jnp.concatenate(xs), *trees)
 
 
-def _member_summaries(level, branches, num_seeds, evals, masks_BS, prunable):
-  """Per-member summary of a level from its evaluation records."""
-  dens = jax.vmap(lambda m: masks_lib.summary(m, prunable))(masks_BS)
+def _member_summaries(level, branches, who, evals, masks_BN, prunable):
+  """Per-member summary of a level from its evaluation records.
+
+  `who` lists {'seed': s, grid values...} of the N lineages; member i is
+  lineage i % N of branch i // N.
+  """
+  dens = jax.vmap(lambda m: masks_lib.summary(m, prunable))(masks_BN)
   dens = jax.tree.map(np.asarray, dens)
   out = []
   for b, branch in enumerate(branches):
-    for s in range(num_seeds):
-      i = b * num_seeds + s
+    for l, lineage in enumerate(who):
+      i = b * len(who) + l
       mine = [r for r in evals if r['member'] == i]
       last = mine[-1]
-      rec = {'level': level, 'branch': branch, 'seed': s,
+      rec = {'level': level, 'branch': branch, **lineage,
              'final_test_accuracy': last['test_accuracy'],
              'final_test_loss': last['test_loss'],
              'best_test_accuracy': max(r['test_accuracy'] for r in mine),
@@ -106,8 +117,11 @@ class ImpRun:
     self.run_dir = workdir_lib.run_dir(workdir, config,
                                        extra_non_semantic=('imp.levels',))
     self.ckpt = ckpt_lib.Checkpoints(self.run_dir)
+    self.grid = self.pieces.grid  # its values were range-checked in build
     self.S = self.pieces.num_seeds
-    self.seed_keys = self.pieces.seed_keys()
+    self.N = self.grid.size * self.S  # lineages: seed s of grid point g
+    self.who = [self.grid.who(l, self.S) for l in range(self.N)]
+    self.seed_keys = self.pieces.lineage_keys()
     self.init_keys, self.noise_keys = jax.vmap(train_lib.split_seed_key)(
         self.seed_keys)
     self.data = train_lib.to_device(self.pieces.dataset)
@@ -131,7 +145,26 @@ class ImpRun:
           f'{self.run_dir} holds a search with {old} seeds and this config '
           f'asks for {self.S}; ask for num_seeds >= {old} (more seeds extend '
           'the search)')
+    if old != self.S and self.grid.names:
+      raise ValueError(
+          f'{self.run_dir} holds a grid search with {old} seeds and this '
+          f'config asks for {self.S}; a grid run cannot grow to more seeds: '
+          f'ask for num_seeds={old} or use a new workdir')
     return old
+
+  # -- grid ----------------------------------------------------------------
+
+  def _with_hparams(self, state_M):
+    """`state_M` (branch-major over the lineages) with each lineage's
+    optimizer values of the grid; the identity without a grid over them."""
+    names = self.grid.optimizer_names
+    if not names:
+      return state_M
+    reps = state_M.step.shape[0] // self.N
+    values = {n: np.tile(self.grid.per_lineage(n, self.S), reps)
+              for n in names}
+    return state_M._replace(
+        opt_state=optim.set_hparams(state_M.opt_state, values))
 
   # -- levels --------------------------------------------------------------
 
@@ -139,34 +172,35 @@ class ImpRun:
     evals = []
 
     def on_eval(step, per_member):
-      for i in range(len(branches) * self.S):
-        rec = {'level': level, 'branch': branches[i // self.S],
-               'seed': i % self.S, 'member': i, 'step': step}
+      for i in range(len(branches) * self.N):
+        rec = {'level': level, 'branch': branches[i // self.N],
+               **self.who[i % self.N], 'member': i, 'step': step}
         rec.update({k: float(v[i]) for k, v in per_member.items()})
         evals.append(rec)
 
     final_BS = loop.train_chunks(
         self.pieces.trainer, state_BS, self.data, end_step,
         self.pieces.train.eval_every, on_eval=on_eval,
-        desc=f'level {level} ({len(branches)}x{self.S})',
+        desc=f'level {level} ({len(branches)}x{self.N})',
         show_progress=self.show)
     return final_BS, evals
 
   def _finish_level(self, level, branches, final_BS, evals, random_mask_S):
-    summaries = _member_summaries(level, branches, self.S, evals,
+    summaries = _member_summaries(level, branches, self.who, evals,
                                   final_BS.mask, self.cfg.prunable)
     for rec in evals:
       del rec['member']
     os.makedirs(os.path.dirname(self.records_path(level)), exist_ok=True)
     metrics_lib.write_json(self.records_path(level),
                            {'evals': evals, 'summaries': summaries})
-    ticket_S = jax.tree.map(lambda x: x[:self.S], final_BS)
+    ticket_S = jax.tree.map(lambda x: x[:self.N], final_BS)
     self.ckpt.save(_level_name(level),
                    {'ticket': ticket_S, 'random_mask': random_mask_S})
 
   def level0(self):
     trainer = self.pieces.trainer
-    init_S = trainer.init_states(self.init_keys, self.noise_keys)
+    init_S = self._with_hparams(
+        trainer.init_states(self.init_keys, self.noise_keys))
     self.ckpt.save('rewind_init', init_S)
     k = self.cfg.rewind_step
     state_S, evals = init_S, []
@@ -187,9 +221,15 @@ class ImpRun:
                              {'ticket': template,
                               'random_mask': template.mask})
     final_S = prev['ticket']
-    new = jax.vmap(lambda p, m, r, key: imp_lib.prune_level(
-        cfg, level, p, m, r, key))(final_S.params, final_S.mask,
-                                   prev['random_mask'], self.seed_keys)
+    if 'pruning_rate' in self.grid.names:
+      new = jax.vmap(lambda p, m, r, key, rate: imp_lib.prune_level(
+          cfg, level, p, m, r, key, rates=rate))(
+              final_S.params, final_S.mask, prev['random_mask'],
+              self.seed_keys, self.grid.per_lineage('pruning_rate', self.S))
+    else:
+      new = jax.vmap(lambda p, m, r, key: imp_lib.prune_level(
+          cfg, level, p, m, r, key))(final_S.params, final_S.mask,
+                                     prev['random_mask'], self.seed_keys)
     if cfg.rewind == 'init':
       weights, model_state = init_S.params, init_S.model_state
     elif cfg.rewind == 'step':
@@ -212,7 +252,7 @@ class ImpRun:
         starts.append(start(new['ticket'], reinit_params, reinit_state))
       else:
         starts.append(start(new[branch], weights, model_state))
-    state_BS = _stack(starts)
+    state_BS = self._with_hparams(_stack(starts))
     first = int(np.asarray(state_BS.step)[0])
     end = (first + self.pieces.train.steps - cfg.rewind_step
            if cfg.rewind == 'finetune' else self.pieces.train.steps)
@@ -220,10 +260,12 @@ class ImpRun:
     self._finish_level(level, branches, final_BS, evals, new['random'])
 
   def ticket_density(self, level) -> float:
+    """The largest ticket density of `level` (the target stops a search
+    once every lineage's ticket is at or below it)."""
     with open(self.records_path(level), encoding='utf-8') as f:
       sums = json.load(f)['summaries']
-    return float(np.mean([r['density'] for r in sums
-                          if r['branch'] == 'ticket']))
+    return float(np.max([r['density'] for r in sums
+                         if r['branch'] == 'ticket']))
 
   def run(self) -> dict:
     old = self._previous_seeds()
@@ -261,7 +303,7 @@ class ImpRun:
       for rec in evals:
         f.write(json.dumps(rec, sort_keys=True) + '\n')
     os.replace(path + '.tmp', path)
-    summary = report_lib.summarize(summaries)
+    summary = report_lib.summarize(summaries, self.grid)
     summary.update({'job': 'imp', 'run_dir': self.run_dir,
                     'num_seeds': self.S, 'levels_done': levels_done,
                     'model': self.pieces.model.name,

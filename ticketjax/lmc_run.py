@@ -119,6 +119,10 @@ class LmcRun:
     if imp_cfg.get('job') != 'imp':
       raise ValueError(f'lmc.imp_run {run!r} holds a {imp_cfg.get("job")!r} '
                        'run, not an IMP run')
+    if any((imp_cfg.get('grid') or {}).values()):
+      raise ValueError(f'lmc.imp_run {run!r} is a hyperparameter grid; the '
+                       'analysis takes the masks of an IMP run of one '
+                       'setting (run that setting without a grid)')
     mine = json.loads(json.dumps(self.config.to_dict(), default=list))
     for tree in (imp_cfg, mine):
       tree.setdefault('first_seed', 0)  # runs from before the field

@@ -10,20 +10,29 @@ never reach the weights (masks only shrink). `optax.masked` cannot do this:
 its mask must be static, and ours changes every pruning level without a
 recompile.
 
+A vmapped hyperparameter grid (`ticketjax.grid`) gives each member its own
+learning rate or weight decay: `make_optimizer(..., per_member=names)`
+keeps those values in the optimizer state (`HparamState`, set per member
+with `set_hparams`) and builds the optax optimizer from them inside the
+compiled step, so the members of a grid share one program.
+
 Weight decay is coupled L2 (added to the gradient before the optimizer, as
 PyTorch's `weight_decay` and the reference LTH code do); with Adam that is
 Adam+L2, not AdamW.
 """
 import dataclasses
-from typing import NamedTuple
+from typing import Mapping, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import optax
 
 from ticketjax import masks as masks_lib
 
 OPTIMIZERS = ('sgd', 'momentum', 'nesterov', 'adam')
 SCHEDULES = ('constant', 'step', 'cosine')
+# OptimizerConfig fields a member may carry in its state (a vmapped grid)
+PER_MEMBER_FIELDS = ('learning_rate', 'weight_decay')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,16 +120,74 @@ def masked(inner: optax.GradientTransformation
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
-def make_optimizer(cfg: OptimizerConfig, total_steps: int
+class HparamState(NamedTuple):
+  """Optimizer state with this member's values of the per-member fields."""
+  inner_state: optax.OptState
+  hparams: dict
+
+
+def make_optimizer(cfg: OptimizerConfig, total_steps: int,
+                   per_member: tuple[str, ...] = ()
                    ) -> optax.GradientTransformationExtraArgs:
-  """The masked optimizer of `cfg` for a run of `total_steps` steps."""
-  return masked(make_base(cfg, total_steps))
+  """The masked optimizer of `cfg` for a run of `total_steps` steps.
 
-
-def make_base(cfg: OptimizerConfig, total_steps: int
-              ) -> optax.GradientTransformation:
-  """The unmasked optax optimizer of `cfg` (schedule, weight decay)."""
+  `per_member` names fields of PER_MEMBER_FIELDS that each member reads
+  from its optimizer state instead of `cfg` (initialized to `cfg`'s
+  values; `set_hparams` gives each member its own).
+  """
+  if not per_member:
+    return masked(make_base(cfg, total_steps))
+  bad = sorted(set(per_member) - set(PER_MEMBER_FIELDS))
+  if bad:
+    raise ValueError(f'optimizer fields {bad} cannot vary per member; valid '
+                     f'fields are {list(PER_MEMBER_FIELDS)}')
   cfg.validate(total_steps)
+  with_decay = bool(cfg.weight_decay) or 'weight_decay' in per_member
+
+  def build(values):
+    return make_base(dataclasses.replace(cfg, **values), total_steps,
+                     validate=False, with_decay=with_decay)
+
+  def init_fn(params):
+    return HparamState(build({}).init(params), {
+        name: jnp.asarray(getattr(cfg, name), jnp.float32)
+        for name in per_member})
+
+  def update_fn(updates, state, params=None):
+    updates, inner = build(state.hparams).update(updates, state.inner_state,
+                                                 params)
+    return updates, HparamState(inner, state.hparams)
+
+  return masked(optax.GradientTransformation(init_fn, update_fn))
+
+
+def set_hparams(opt_state, values: Mapping[str, jax.Array]):
+  """`opt_state` (of `make_optimizer(..., per_member)`) with new values.
+
+  `values` maps every per-member field to a value, or to a [M] array for a
+  member-stacked state.
+  """
+  inner = getattr(opt_state, 'inner_state', None)
+  if not isinstance(inner, HparamState):
+    raise ValueError('this optimizer state has no per-member hyperparameters '
+                     '(build it with make_optimizer(..., per_member=...))')
+  if set(values) != set(inner.hparams):
+    raise ValueError(f'per-member hyperparameters are {sorted(inner.hparams)}'
+                     f', got values for {sorted(values)}')
+  return opt_state._replace(inner_state=inner._replace(hparams={
+      name: jnp.asarray(values[name], jnp.float32) for name in inner.hparams}))
+
+
+def make_base(cfg: OptimizerConfig, total_steps: int, *,
+              validate: bool = True, with_decay: bool | None = None
+              ) -> optax.GradientTransformation:
+  """The unmasked optax optimizer of `cfg` (schedule, weight decay).
+
+  `validate=False` and `with_decay` serve traced per-member values, which
+  cannot be range-checked or tested for zero (`make_optimizer`).
+  """
+  if validate:
+    cfg.validate(total_steps)
   lr = make_schedule(cfg, total_steps)
   if cfg.name == 'sgd':
     base = optax.sgd(lr)
@@ -129,7 +196,7 @@ def make_base(cfg: OptimizerConfig, total_steps: int
                      nesterov=cfg.name == 'nesterov')
   else:
     base = optax.adam(lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps)
-  if cfg.weight_decay:
+  if bool(cfg.weight_decay) if with_decay is None else with_decay:
     base = optax.chain(optax.add_decayed_weights(cfg.weight_decay), base)
   return base
 

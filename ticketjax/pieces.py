@@ -11,6 +11,7 @@ from typing import Any, Mapping
 import jax
 
 from ticketjax import data as data_lib
+from ticketjax import grid as grid_lib
 from ticketjax import models as models_lib
 from ticketjax import optim
 from ticketjax import train as train_lib
@@ -56,10 +57,16 @@ class Pieces:
   seed: int
   num_seeds: int
   first_seed: int = 0
+  grid: grid_lib.GridSpec = grid_lib.GridSpec()
 
   def seed_keys(self):
     """Root keys of this run's seeds [first_seed, first_seed + num_seeds)."""
     return train_lib.seed_keys(self.seed, self.num_seeds, self.first_seed)
+
+  def lineage_keys(self):
+    """Seed keys repeated for every grid point: [G * S], point-major."""
+    keys = self.seed_keys()
+    return jax.numpy.concatenate([keys] * self.grid.size)
 
 
 def as_dict(config_section) -> dict:
@@ -117,6 +124,8 @@ def build(config: Any) -> Pieces:
   train_cfg = train_config(config)
   opt_cfg = optimizer_config(config)
   opt_cfg.validate(train_cfg.steps)
+  grid = grid_lib.from_config(config)
+  grid_lib.check_values(grid)
   if config.data.name not in data_lib.DATASETS:
     raise ValueError(f'unknown data set {config.data.name!r}; valid data '
                      f'sets are {sorted(data_lib.DATASETS)}')
@@ -133,13 +142,14 @@ def build(config: Any) -> Pieces:
   model = model_from_config(config, dataset)
   check_model_fits_data(model, dataset)
   trainer = train_lib.Trainer(
-      model, optim.make_optimizer(opt_cfg, train_cfg.steps),
+      model, optim.make_optimizer(opt_cfg, train_cfg.steps,
+                                  per_member=grid.optimizer_names),
       batch_size=train_cfg.batch_size,
       eval_batch_size=train_cfg.eval_batch_size,
       member_group=int(train_cfg.member_group))
   return Pieces(dataset, model, opt_cfg, train_cfg, trainer,
                 int(config.seed), int(config.num_seeds),
-                int(config.get('first_seed', 0)))
+                int(config.get('first_seed', 0)), grid)
 
 
 def check_model_fits_data(model: Model, dataset: Dataset) -> None:

@@ -10,7 +10,7 @@ the folders themselves) and writes, in `out_dir`:
 * `lmc.png`: error barrier against rewind step for every LMC run/network;
 * `report.md`: the accuracy table behind the plot, per-layer densities of
   every point, and mask overlap (Jaccard over prunable kernels) between the
-  seeds of each IMP level and between IMP and CS tickets of the same model
+  seeds of each IMP level (of each grid point) and between IMP and CS tickets of the same model
   and seed at the nearest density (within 15%), read from the runs'
   checkpoints.
 Pure reading: no run folder is modified.
@@ -24,6 +24,7 @@ import jax
 import numpy as np
 
 from ticketjax import checkpoint as ckpt_lib
+from ticketjax import grid as grid_lib
 from ticketjax import lmc_report
 from ticketjax import masks as masks_lib
 from ticketjax import metrics as metrics_lib
@@ -62,8 +63,10 @@ def accuracy_series(run) -> list[dict]:
   groups = collections.defaultdict(lambda: collections.defaultdict(list))
   job, members = run['job'], run.get('members', [])
   for m in members:
-    if job == 'imp':
-      groups[m['branch']][m['level']].append(m)
+    if job == 'imp':  # a grid run: one series per point and branch
+      point = ' '.join(f'{grid_lib.SHORT[n]}={m[n]:g}'
+                       for n in run.get('grid', {}))
+      groups[f"{m['branch']} {point}".strip()][m['level']].append(m)
     elif job == 'cs':
       groups['CS'][m['lambda']].append(m)
     elif job == 'edgepopup':
@@ -111,17 +114,22 @@ def overlaps(runs) -> list[list]:
   """Rows: (what, density %, mean Jaccard, pairs) from the checkpoints."""
   rows = []
   imps = [r for r in runs if r['job'] == 'imp']
-  for run in imps:
-    for entry in run.get('levels', [])[1:]:
-      level = entry['level']
-      mask_S = _imp_masks(run, level)
-      num = np.shape(jax.tree.leaves(mask_S)[0])[0]
-      vals = [_jaccard(_take(mask_S, a), _take(mask_S, b))
-              for a in range(num) for b in range(a + 1, num)]
-      if vals:
-        rows.append([f'{_name(run)} level {level}: seed vs seed',
-                     f"{100 * entry['ticket']['density']:.2f}",
-                     f'{np.mean(vals):.3f}', len(vals)])
+  for run in imps:  # a grid run: the seeds of each point, lineage g*S + s
+    points = run.get('points') or [{'label': '', 'levels': run['levels']}]
+    num_seeds = run['num_seeds']
+    for g, point in enumerate(points):
+      for entry in point['levels'][1:]:
+        level = entry['level']
+        mask_S = _imp_masks(run, level)
+        seeds = range(g * num_seeds, (g + 1) * num_seeds)
+        vals = [_jaccard(_take(mask_S, a), _take(mask_S, b))
+                for a in seeds for b in seeds if a < b]
+        if vals:
+          where = ' '.join(filter(None, (_name(run), point['label'])))
+          rows.append([f'{where} level {level}: seed vs seed',
+                       f"{100 * entry['ticket']['density']:.2f}",
+                       f'{np.mean(vals):.3f}', len(vals)])
+  imps = [r for r in imps if 'points' not in r]  # one setting per seed
   for cs in [r for r in runs if r['job'] == 'cs']:
     raw = ckpt_lib.Checkpoints(cs['run_dir']).restore_raw('ticket')
     num_seeds = cs['num_seeds']

@@ -7,7 +7,8 @@ field that changes what is computed. Fields that only say how much or where
 member grouping (float rounding only), progress display) stay out, so
 running more seeds of the same experiment lands in the same folder.
 `first_seed` (which seeds a run holds) is semantic but left out at its
-default 0, so older folders keep their names. `SCHEMA_VERSION` is part of
+default 0, and so are the empty lists of `grid` (no hyperparameter grid),
+so older folders keep their names. `SCHEMA_VERSION` is part of
 the hash; bump it only when old folders must not be reused.
 """
 import hashlib
@@ -52,6 +53,10 @@ def semantic_config(config: Any, extra_non_semantic=()) -> dict:
   for name, default in DROPPED_AT_DEFAULT.items():
     if tree.get(name, default) == default:
       tree.pop(name, None)
+  grid = {k: v for k, v in (tree.pop('grid', None) or {}).items() if v}
+  if grid:  # a grid's values are floats whatever way they were written
+    tree['grid'] = {k: [float(x) for x in v] if isinstance(v, list)
+                    else float(v) for k, v in grid.items()}
   return tree
 
 

@@ -1,0 +1,153 @@
+"""Hyperparameter grids: parsing, one program, equal to separate runs."""
+import json
+import os
+
+import ml_collections
+import numpy as np
+import pytest
+
+from configs import cs_mnist1d
+from configs import imp_mlp_mnist1d
+from ticketjax import experiment
+from ticketjax import grid as grid_lib
+from ticketjax import runs_report
+from ticketjax import train as train_lib
+from ticketjax import workdir
+
+LRS = (1e-2, 3e-3)
+RATES = (0.2, 0.4)
+
+
+def _imp_config(seeds=4, lr=(), rate=()):
+  c = imp_mlp_mnist1d.get_config('smoke')
+  c.num_seeds = seeds
+  # members in compiled groups of 4: numbers bitwise independent of how many
+  # members a program holds (16 or 64 here, 4 or 16 alone; not semantic)
+  c.train.member_group = 4
+  c.imp.controls = ('random',)  # one control keeps the test short
+  c.imp.levels = 1
+  c.progress = False
+  c.grid.learning_rate = tuple(lr)
+  c.grid.pruning_rate = tuple(rate)
+  return c
+
+
+def test_points_are_the_product_first_name_slowest():
+  spec = grid_lib.from_config(_imp_config(lr=LRS, rate=RATES))
+  assert spec.names == ('learning_rate', 'pruning_rate')
+  assert spec.points == ({'learning_rate': 1e-2, 'pruning_rate': 0.2},
+                         {'learning_rate': 1e-2, 'pruning_rate': 0.4},
+                         {'learning_rate': 3e-3, 'pruning_rate': 0.2},
+                         {'learning_rate': 3e-3, 'pruning_rate': 0.4})
+  # lineage g * S + s is seed s of point g
+  assert spec.who(5, 4) == {'seed': 1, 'learning_rate': 1e-2,
+                            'pruning_rate': 0.4}
+  np.testing.assert_array_equal(spec.per_lineage('pruning_rate', 2),
+                                np.float32([.2, .2, .4, .4, .2, .2, .4, .4]))
+  assert spec.label(spec.points[2]) == 'lr=0.003 rate=0.2'
+  assert grid_lib.from_config(_imp_config()).size == 1  # empty lists
+
+
+@pytest.mark.parametrize('field,value,match', [
+    ('grid.learning_rate', (1e-2, -1.0), 'must be > 0'),
+    ('grid.pruning_rate', (0.2, 1.0), r'\[0, 1\)'),
+    ('grid.weight_decay', (-1e-4,), '>= 0'),
+    ('grid.learning_rate', (1e-2, 1e-2), 'repeats'),
+    ('grid.learning_rate', ('fast',), 'list of numbers'),
+])
+def test_bad_grid_fails_before_any_work(tmp_path, field, value, match):
+  config = _imp_config()
+  section, name = field.split('.')
+  config[section][name] = value
+  with pytest.raises(ValueError, match=match):
+    experiment.run(config, str(tmp_path))
+  assert not os.listdir(tmp_path)
+
+
+def test_unknown_name_and_job_without_grids_fail_clearly(tmp_path):
+  config = _imp_config()
+  with config.unlocked():
+    config.grid.momentum = (0.9, 0.99)
+  with pytest.raises(ValueError, match="unknown grid name 'momentum'"):
+    experiment.run(config, str(tmp_path))
+  cs = cs_mnist1d.get_config('smoke')
+  cs.grid.learning_rate = LRS
+  with pytest.raises(ValueError, match="'cs' job takes no grid.*cs.lambdas"):
+    experiment.run(cs, str(tmp_path))
+  assert not os.listdir(tmp_path)
+
+
+def test_empty_grid_keeps_the_hash_and_a_grid_changes_it():
+  plain = _imp_config()
+  with plain.unlocked():
+    del plain['grid']  # a config from before grids existed
+  assert workdir.config_hash(_imp_config()) == workdir.config_hash(plain)
+  one = workdir.config_hash(_imp_config(lr=(1e-2,)))
+  assert one != workdir.config_hash(plain)
+  assert one == workdir.config_hash(_imp_config(lr=(0.01,)))
+
+
+def _records(run_dir):
+  with open(os.path.join(run_dir, 'metrics.jsonl'), encoding='utf-8') as f:
+    return [json.loads(line) for line in f]
+
+
+def test_lr_by_rate_grid_is_one_program_equal_to_four_separate_runs(
+    tmp_path, monkeypatch):
+  """Issue 6, must-show 2: a 2 x 2 grid, 4 seeds each, one program."""
+  calls = []
+  real_train = train_lib.Trainer.train
+
+  def counting_train(self, state_S, data, num_steps):
+    calls.append(int(state_S.step.shape[0]))
+    return real_train(self, state_S, data, num_steps)
+
+  monkeypatch.setattr(train_lib.Trainer, 'train', counting_train)
+  summary = experiment.run(_imp_config(lr=LRS, rate=RATES),
+                           str(tmp_path / 'grid'))
+  # every training call of a level holds all 16 searches (x 2 branches at
+  # level 1): 2 chunks per level, one compiled program per level
+  assert calls == [16, 16, 32, 32]
+  monkeypatch.setattr(train_lib.Trainer, 'train', real_train)
+  grid_records = _records(summary['run_dir'])
+  assert len(grid_records) == 2 * 16 + 2 * 32
+  assert [p['label'] for p in summary['points']] == [
+      'lr=0.01 rate=0.2', 'lr=0.01 rate=0.4', 'lr=0.003 rate=0.2',
+      'lr=0.003 rate=0.4']
+  assert 'lr=0.003 rate=0.4' in open(
+      os.path.join(summary['run_dir'], 'report.md'), encoding='utf-8').read()
+
+  key = lambda r: (r['level'], r['branch'], r['seed'], r['step'])
+  for point in summary['points']:
+    lr, rate = point['point']['learning_rate'], point['point']['pruning_rate']
+    config = _imp_config()
+    config.optimizer.learning_rate = lr
+    with config.unlocked():
+      del config.imp['rates']  # the MLP config's F&C mapping
+      config.imp.rates = rate
+    alone = experiment.run(config, str(tmp_path / 'alone'))
+    mine = sorted(({k: v for k, v in r.items()
+                    if k not in ('learning_rate', 'pruning_rate')}
+                   for r in grid_records if r['learning_rate'] == lr
+                   and r['pruning_rate'] == rate), key=key)
+    assert mine == sorted(_records(alone['run_dir']), key=key)
+    assert point['levels'] == alone['levels']
+    ticket = point['levels'][1]['ticket']
+    hidden = [m['density_per_layer'] for m in summary['members']
+              if m['level'] == 1 and m['branch'] == 'ticket'
+              and m['pruning_rate'] == rate][0]
+    assert all(d == pytest.approx(1 - rate, abs=2e-3)
+               for d in hidden.values())
+    assert ticket['density'] == pytest.approx(1 - rate, abs=2e-3)
+
+  # the cross-run report: a series and seed-vs-seed overlaps per point
+  text = runs_report.write([str(tmp_path / 'grid')], str(tmp_path / 'rep'))
+  assert 'ticket lr=0.003 rate=0.4' in text
+  assert 'lr=0.01 rate=0.2 level 1: seed vs seed' in text
+
+  # a grid run cannot grow to more seeds; the folder is left as it was
+  before = sorted(os.listdir(summary['run_dir']))
+  with pytest.raises(ValueError, match='grid run cannot grow'):
+    experiment.run(_imp_config(seeds=5, lr=LRS, rate=RATES),
+                   str(tmp_path / 'grid'))
+  assert sorted(os.listdir(summary['run_dir'])) == before
