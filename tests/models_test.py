@@ -562,3 +562,61 @@ def test_stochastic_module_is_reseeded_by_key():
   np.testing.assert_array_equal(first, again)
   assert not np.array_equal(first, other)
   assert np.any(first == 0) and np.any(first != 0)
+
+
+@pytest.mark.parametrize('shape,window,strides,padding', [
+    ((4, 9, 9, 3), (3, 3), (1, 1), 'SAME'),          # a first layer (im2col)
+    ((2, 9, 9, 8), (3, 3), (2, 2), ((1, 1), (1, 1))),  # ResNet stride 2
+    ((2, 8, 8, 5), (1, 1), (2, 2), 'SAME'),          # 1x1 shortcut
+    ((2, 40, 1), (5,), (2,), 'VALID'),               # 1-D, MNIST-1D CNN
+    ((2, 20, 16), (3,), (1,), 'SAME'),               # 1-D, shifted matmuls
+])
+def test_patch_conv_equals_lax_conv_values_and_gradients(
+    shape, window, strides, padding):
+  """The CPU convolution (`patch_conv`) is lax's, to float rounding."""
+  from jax import lax  # pylint: disable=g-import-not-at-top
+  from ticketjax.models import patch_conv  # pylint: disable=g-import-not-at-top
+  key = jax.random.PRNGKey(0)
+  x = jax.random.normal(key, shape)
+  w = jax.random.normal(jax.random.fold_in(key, 1),
+                        window + (shape[-1], 16))
+  spec = ('NHWC', 'HWIO', 'NHWC') if len(shape) == 4 else ('NWC', 'WIO',
+                                                           'NWC')
+  dn = lax.conv_dimension_numbers(x.shape, w.shape, spec)
+
+  def loss(conv):
+    return lambda x, w: jnp.sum(jnp.sin(conv(
+        x, w, strides, padding, dimension_numbers=dn)))
+
+  want = jax.jit(jax.value_and_grad(loss(lax.conv_general_dilated),
+                                    argnums=(0, 1)))(x, w)
+  got = jax.jit(jax.value_and_grad(loss(patch_conv.conv_general_dilated),
+                                   argnums=(0, 1)))(x, w)
+  for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got)):
+    np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-4)
+  # inside a scan and vmapped over seeds, as in training
+  w_S = jnp.stack([w, 2 * w])
+  scan = lambda conv: jax.vmap(lambda w: jax.lax.scan(
+      lambda c, _: (c, jax.grad(loss(conv), argnums=1)(x, w)), 0, None,
+      length=1)[1][0])
+  np.testing.assert_allclose(jax.jit(scan(lax.conv_general_dilated))(w_S),
+                             jax.jit(scan(patch_conv.conv_general_dilated))(
+                                 w_S), rtol=2e-4, atol=2e-4)
+
+
+def test_conv_layers_use_patch_conv_on_cpu_and_fall_back_for_the_rest():
+  from jax import lax  # pylint: disable=g-import-not-at-top
+  from ticketjax.models import patch_conv  # pylint: disable=g-import-not-at-top
+  layer = adapter.conv(3, 4, (3, 3), kernel_init='glorot_normal',
+                       rngs=nnx.Rngs(0))
+  assert layer.conv_general_dilated is patch_conv.for_backend()
+  if jax.default_backend() == 'cpu':
+    assert patch_conv.for_backend() is patch_conv.conv_general_dilated
+  # dilated or grouped convolutions go to lax unchanged
+  x = jnp.ones((1, 8, 8, 4))
+  w = jnp.ones((3, 3, 2, 4))
+  dn = lax.conv_dimension_numbers(x.shape, w.shape, ('NHWC', 'HWIO', 'NHWC'))
+  grouped = patch_conv.conv_general_dilated(
+      x, w, (1, 1), 'SAME', dimension_numbers=dn, feature_group_count=2)
+  np.testing.assert_array_equal(grouped, lax.conv_general_dilated(
+      x, w, (1, 1), 'SAME', dimension_numbers=dn, feature_group_count=2))

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ticketjax import types
+from ticketjax.models import patch_conv
 
 Initializer = Callable[..., jax.Array]
 
@@ -134,7 +135,11 @@ def conv(
     kernel_init: str,
     rngs: nnx.Rngs,
 ) -> nnx.Conv:
-  """An `nnx.Conv` (channels last) initialised by name."""
+  """An `nnx.Conv` (channels last) initialised by name.
+
+  On the CPU backend it convolves by im2col (`patch_conv`), which XLA:CPU
+  runs fast inside the training scan and under `vmap`.
+  """
   k_init, b_init = initializers(
       kernel_init, in_channels * math.prod(kernel_size)
   )
@@ -147,6 +152,7 @@ def conv(
       use_bias=use_bias,
       kernel_init=k_init,
       bias_init=b_init,
+      conv_general_dilated=patch_conv.for_backend(),
       rngs=rngs,
   )
 
