@@ -4,6 +4,7 @@ The device count of a process is fixed when JAX starts, so the multi-device
 side runs in a subprocess with XLA_FLAGS forcing host devices; this process
 (one device) computes the reference.
 """
+import json
 import os
 import subprocess
 import sys
@@ -125,3 +126,28 @@ def test_member_groups_make_results_independent_of_the_member_count():
   for a, b in zip(jax.tree.leaves(out[2, 6]), jax.tree.leaves(out[0, 6])):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
+
+
+def test_imp_search_records_are_identical_on_one_and_four_devices(tmp_path):
+  """Issue 6, must-show 1: an 8-seed IMP search (with its controls) on 4
+  forced CPU devices writes the records of the 1-device run, bit for bit,
+  with members in compiled groups (`train.member_group`)."""
+  runs = {}
+  for devices in (1, 4):
+    env = dict(os.environ, PYTHONPATH=ROOT, XLA_FLAGS=(
+        f'--xla_force_host_platform_device_count={devices}'))
+    workdir = tmp_path / f'd{devices}'
+    subprocess.run(
+        [sys.executable, '-m', 'launch.main',
+         '--config=configs/imp_mlp_mnist1d.py:smoke', f'--workdir={workdir}',
+         '--config.num_seeds=8', '--config.imp.levels=1',
+         '--config.train.member_group=2', '--config.progress=False'],
+        env=env, cwd=ROOT, check=True, timeout=600, capture_output=True)
+    (run_dir,) = list(workdir.iterdir())
+    summary = json.loads((run_dir / 'summary.json').read_text())
+    del summary['run_dir']
+    runs[devices] = ((run_dir / 'metrics.jsonl').read_text(), summary)
+  records = runs[1][0].splitlines()
+  assert len(records) == 2 * 8 + 2 * 8 * 4  # 2 evals, 8 seeds, 4 branches
+  assert runs[4][0] == runs[1][0]
+  assert runs[4][1] == runs[1][1]

@@ -10,6 +10,10 @@ never reach the weights (masks only shrink). `optax.masked` cannot do this:
 its mask must be static, and ours changes every pruning level without a
 recompile.
 
+Adam is optax's with the bias corrections applied as multiplications by
+their reciprocals (`scale_by_adam`, same state), so a program partitioned
+over several devices computes the numbers of the one-device program.
+
 A vmapped hyperparameter grid (`ticketjax.grid`) gives each member its own
 learning rate or weight decay: `make_optimizer(..., per_member=names)`
 keeps those values in the optimizer state (`HparamState`, set per member
@@ -195,10 +199,45 @@ def make_base(cfg: OptimizerConfig, total_steps: int, *,
     base = optax.sgd(lr, momentum=cfg.momentum,
                      nesterov=cfg.name == 'nesterov')
   else:
-    base = optax.adam(lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps)
+    base = optax.chain(scale_by_adam(cfg.b1, cfg.b2, cfg.eps),
+                       optax.scale_by_learning_rate(lr))
   if bool(cfg.weight_decay) if with_decay is None else with_decay:
     base = optax.chain(optax.add_decayed_weights(cfg.weight_decay), base)
   return base
+
+
+def scale_by_adam(b1: float, b2: float, eps: float
+                  ) -> optax.GradientTransformation:
+  """`optax.scale_by_adam`, with the same state, on any device count alike.
+
+  optax divides the moments by their bias corrections inside an inlined
+  `jax.jit`. In a one-device program XLA's simplifier turns each division
+  by that broadcast scalar into a multiplication by its reciprocal; in a
+  program partitioned over several devices the call is not inlined in time
+  and the division stays, so the two differ in the last bit. Here the
+  moments are multiplied by the reciprocals explicitly: the numbers of the
+  one-device program, on every device count.
+  """
+
+  def init_fn(params):
+    return optax.ScaleByAdamState(
+        count=jnp.zeros([], jnp.int32),
+        mu=jax.tree.map(jnp.zeros_like, params),
+        nu=jax.tree.map(jnp.zeros_like, params))
+
+  def update_fn(updates, state, params=None):
+    del params
+    mu = jax.tree.map(lambda g, m: (1 - b1) * g + b1 * m, updates, state.mu)
+    nu = jax.tree.map(lambda g, v: (1 - b2) * (g * g) + b2 * v, updates,
+                      state.nu)
+    count = optax.safe_increment(state.count)
+    inv1 = 1 / (1 - b1 ** count)
+    inv2 = 1 / (1 - b2 ** count)
+    updates = jax.tree.map(
+        lambda m, v: (m * inv1) / (jnp.sqrt(v * inv2) + eps), mu, nu)
+    return updates, optax.ScaleByAdamState(count=count, mu=mu, nu=nu)
+
+  return optax.GradientTransformation(init_fn, update_fn)
 
 
 def learning_rate(cfg: OptimizerConfig, total_steps: int, step) -> jax.Array:

@@ -110,7 +110,7 @@ class Trainer:
       masks); evaluation reports the data loss only.
     member_group: 0 vmaps all members of a device at once (fastest); g > 0
       runs them in groups of g one after another, which makes the numbers
-      bitwise independent of the member count on a given device count
+      bitwise independent of the member count and of the device count
       (`sharding.map_member_groups`).
   """
   model: Model
