@@ -81,7 +81,7 @@ def test_mnist1d_config_smoke_variants_run(path, tmp_path):
 def test_other_configs_build_and_validate_on_mock_data(path):
   """MNIST/CIFAR configs: every check before work passes on TFDS mock data.
 
-  Their smoke runs (compiling Conv-N/ResNet-20 for 8 members) take minutes
+  Their smoke runs (Conv-N/ResNet-20, 8 members) take 1.5-2 minutes each
   on 2 CPU cores, so only the MNIST-1D configs train in the suite.
   """
   from ticketjax import imp_run, pieces  # pylint: disable=g-import-not-at-top
@@ -104,8 +104,8 @@ def test_other_configs_build_and_validate_on_mock_data(path):
 def test_lenet_mnist_imp_smoke_trains_on_mock_data(tmp_path):
   """The LeNet-300-100 protocol end to end on TFDS mock MNIST (64 examples).
 
-  (The Conv-N and ResNet-20 smoke runs compile for minutes on 2 cores;
-  they are only validated above.)
+  (The Conv-N and ResNet-20 smoke runs take 1.5-2 minutes each on 2
+  cores; they are only validated above.)
   """
   config = _load(os.path.join(REPO, 'configs', 'imp_lenet300_mnist.py'),
                  'smoke')
