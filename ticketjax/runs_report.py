@@ -10,9 +10,9 @@ the folders themselves) and writes, in `out_dir`:
 * `lmc.png`: error barrier against rewind step for every LMC run/network;
 * `report.md`: the accuracy table behind the plot, per-layer densities of
   every point, and mask overlap (Jaccard over prunable kernels) between the
-  seeds of each IMP level (of each grid point) and between IMP and CS tickets of the same model
-  and seed at the nearest density (within 15%), read from the runs'
-  checkpoints.
+  seeds of each IMP level (of each grid point) and between IMP and CS
+  tickets of the same model and seed at the nearest density (within 15%),
+  read from the runs' checkpoints (grid runs take no part in IMP vs CS).
 Pure reading: no run folder is modified.
 """
 import collections

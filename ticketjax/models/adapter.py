@@ -137,8 +137,8 @@ def conv(
 ) -> nnx.Conv:
   """An `nnx.Conv` (channels last) initialised by name.
 
-  On the CPU backend it convolves by im2col (`patch_conv`), which XLA:CPU
-  runs fast inside the training scan and under `vmap`.
+  On the CPU backend it convolves by shifted matmuls (`patch_conv`), which
+  XLA:CPU runs fast inside the training scan and under `vmap`.
   """
   k_init, b_init = initializers(
       kernel_init, in_channels * math.prod(kernel_size)
