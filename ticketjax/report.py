@@ -2,11 +2,13 @@
 
 `summarize` aggregates per-member level summaries into mean ± std over seeds
 per (level, branch), and per grid point for a hyperparameter grid
-(`{'points': [{'point', 'label', 'levels'}]}`); `table` renders Frankle & Carbin's view of it (percent
-of weights remaining, test accuracy of the ticket and each control, the
-early-stop iteration); `write_report` writes `report.md` and
-`accuracy.png` (test accuracy against percent of weights remaining, log x
-axis, a band of ± one seed std per branch, the dense network as a line).
+(`{'points': [{'point', 'label', 'levels'}]}`); `table` renders Frankle &
+Carbin's view of it (percent of weights remaining, test accuracy of the
+ticket and each control, the early-stop iteration; one table per grid
+point); `write_report` writes `report.md` and `accuracy.png` (test
+accuracy against percent of weights remaining, log x axis, a band of ± one
+seed std per branch, the dense network as a line; for a grid, the ticket
+of every point).
 """
 import collections
 import os
