@@ -42,7 +42,9 @@ def _channels_last(dimension_numbers, ndim: int) -> bool:
 
 
 def _trivial(dilation) -> bool:
-  return dilation is None or all(int(d) == 1 for d in dilation)
+  if dilation is None or isinstance(dilation, int):
+    return dilation in (None, 1)
+  return all(int(d) == 1 for d in dilation)
 
 
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
