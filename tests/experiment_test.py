@@ -82,7 +82,8 @@ def test_other_configs_build_and_validate_on_mock_data(path):
   """MNIST/CIFAR configs: every check before work passes on TFDS mock data.
 
   Their smoke runs (Conv-N/ResNet-20, 8 members) take 1.5-2 minutes each
-  on 2 CPU cores, so only the MNIST-1D configs train in the suite.
+  on 2 CPU cores, so besides the MNIST-1D configs only LeNet-300-100 and a
+  shrunk ResNet-20 run train in the suite (below).
   """
   from ticketjax import imp_run, pieces  # pylint: disable=g-import-not-at-top
   config = _load(path, 'smoke')
@@ -104,8 +105,8 @@ def test_other_configs_build_and_validate_on_mock_data(path):
 def test_lenet_mnist_imp_smoke_trains_on_mock_data(tmp_path):
   """The LeNet-300-100 protocol end to end on TFDS mock MNIST (64 examples).
 
-  (The Conv-N and ResNet-20 smoke runs take 1.5-2 minutes each on 2
-  cores; they are only validated above.)
+  (The Conv-N smoke runs take 1.5 minutes each on 2 cores; they are only
+  validated above. ResNet-20 trains, shrunk, in the next test.)
   """
   config = _load(os.path.join(REPO, 'configs', 'imp_lenet300_mnist.py'),
                  'smoke')
@@ -119,6 +120,34 @@ def test_lenet_mnist_imp_smoke_trains_on_mock_data(tmp_path):
   # F&C's rates: 20% of the hidden kernels, 10% of the output layer
   assert ticket[0]['density_per_layer']['output/kernel'] == pytest.approx(
       0.9, abs=1e-3)
+
+
+def test_resnet20_cifar10_imp_trains_on_mock_data(tmp_path):
+  """The ResNet-20 protocol (BatchNorm, global pruning, rewind to step k)
+  end to end on TFDS mock CIFAR-10: its smoke variant shrunk to 1 seed,
+  the random control and 4 steps per level (about a minute on 2 cores)."""
+  config = _load(os.path.join(REPO, 'configs', 'imp_resnet20_cifar10.py'),
+                 'smoke')
+  config.progress = False
+  config.num_seeds = 1
+  config.imp.controls = ('random',)
+  config.train.steps = 4
+  config.train.eval_every = 2
+  config.train.batch_size = 4
+  config.imp.rewind_step = 2
+  config.optimizer.boundaries = (2, 3)
+  with tfds.testing.mock_data(num_examples=16):
+    summary = experiment.run(config, str(tmp_path))
+  assert summary['levels_done'] == 2 and summary['dataset'] == 'cifar10'
+  level1 = {m['branch']: m for m in summary['members'] if m['level'] == 1}
+  assert set(level1) == {'ticket', 'random'}
+  # global 20% of the prunable kernels; the output layer is not one of them
+  assert level1['ticket']['density'] == pytest.approx(0.8, abs=1e-3)
+  layers = level1['ticket']['density_per_layer']
+  # 19 3x3 convolutions and 2 projection shortcuts
+  assert 'output/kernel' not in layers and len(layers) == 21
+  assert os.path.exists(os.path.join(summary['run_dir'], 'checkpoints',
+                                     'rewind_step'))
 
 
 def test_cnn_variant_smoke(tmp_path):
