@@ -127,7 +127,6 @@ def test_member_groups_make_results_independent_of_the_member_count():
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-
 def test_imp_search_records_are_identical_on_one_and_four_devices(tmp_path):
   """Issue 6, must-show 1: an 8-seed IMP search (with its controls) on 4
   forced CPU devices writes the records of the 1-device run, bit for bit,
