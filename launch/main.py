@@ -8,7 +8,6 @@ the same function Colab and the tests call. Any config field can be
 overridden with `--config.a.b=value`; a misspelt field is an error
 (`lock_config=True`). JAX's own options are flags too.
 """
-import sys
 
 from absl import app
 from absl import flags
@@ -16,6 +15,7 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
+from launch import bad_input
 from ticketjax import experiment
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -31,11 +31,8 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   logging.info('JAX process %d/%d, devices: %s', jax.process_index(),
                jax.process_count(), jax.devices())
-  try:
+  with bad_input.exit_on_value_error():
     experiment.run(_CONFIG.value, _WORKDIR.value)
-  except ValueError as e:  # bad input: one clear message, no traceback
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
 
 
 if __name__ == '__main__':

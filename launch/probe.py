@@ -11,12 +11,12 @@ loss at every alpha and the error barrier; with --out also writes
 probe.json and probe.png. Thin on purpose: it calls
 `ticketjax.probe.main`, the function the tests call.
 """
-import sys
 
 from absl import app
 from absl import flags
 import jax
 
+from launch import bad_input
 from ticketjax import probe
 
 _A = flags.DEFINE_string('a', None, 'First endpoint, PATH[:MEMBER].')
@@ -35,13 +35,10 @@ flags.mark_flags_as_required(['a', 'b'])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  try:
+  with bad_input.exit_on_value_error():
     probe.main(_A.value, _B.value, split=_SPLIT.value,
                num_alphas=_ALPHAS.value, mask=_MASK.value, out_dir=_OUT.value,
                data_dir=_DATA_DIR.value)
-  except ValueError as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
 
 
 if __name__ == '__main__':

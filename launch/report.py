@@ -14,6 +14,7 @@ import sys
 from absl import app
 from absl import flags
 
+from launch import bad_input
 from ticketjax import runs_report
 
 _WORKDIR = flags.DEFINE_multi_string(
@@ -25,11 +26,8 @@ flags.mark_flag_as_required('workdir')
 def main(argv):
   paths = list(_WORKDIR.value) + list(argv[1:])  # extra paths also work
   out = _OUT.value or os.path.join(paths[0], 'report')
-  try:
+  with bad_input.exit_on_value_error():
     print(runs_report.write(paths, out))
-  except ValueError as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
   print(f'results: {out}', file=sys.stderr)
 
 

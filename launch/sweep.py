@@ -9,12 +9,12 @@ is checked before the first job starts; each job is resumable on its own
 `ticketjax.sweep.run_sweep`, the function the tests call.
 """
 import importlib.util
-import sys
 
 from absl import app
 from absl import flags
 import jax
 
+from launch import bad_input
 from ticketjax import sweep
 
 _SWEEP = flags.DEFINE_string('sweep', None, 'Sweep file, FILE.py[:ARG].')
@@ -42,11 +42,8 @@ def load_sweep(spec: str):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  try:
+  with bad_input.exit_on_value_error():
     sweep.run_sweep(load_sweep(_SWEEP.value), _WORKDIR.value, _REPORT.value)
-  except ValueError as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
 
 
 if __name__ == '__main__':

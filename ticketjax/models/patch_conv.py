@@ -76,8 +76,8 @@ def _shifted_matmuls_impl(lhs, rhs, strides, padding, precision):
   x = jnp.pad(lhs, [(0, 0)] + [tuple(p) for p in pads] + [(0, 0)])
   out = tuple((n + lo + hi - k) // s + 1 for n, (lo, hi), k, s
               in zip(spatial_in, pads, window, strides))
-  windows = []
-  for offset in _positions(window):
+  offsets, windows = _positions(window), []
+  for offset in offsets:
     limit = ((x.shape[0],)
              + tuple(o + (n - 1) * s + 1
                      for o, n, s in zip(offset, out, strides))
@@ -92,7 +92,7 @@ def _shifted_matmuls_impl(lhs, rhs, strides, padding, precision):
     y = jnp.dot(cols, rhs.reshape(-1, c_out), precision=precision)
   else:  # no K-times-larger patch matrix
     y = sum(jnp.dot(w.reshape(-1, c_in), rhs[offset], precision=precision)
-            for w, offset in zip(windows, _positions(window)))
+            for w, offset in zip(windows, offsets))
   return y.reshape((lhs.shape[0],) + out + (c_out,))
 
 
