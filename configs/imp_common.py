@@ -26,19 +26,25 @@ def imp_config(seeds: int, levels: int,
   return c
 
 
-def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Seconds-long variant for tests: 2 seeds, 1 level, 20 steps."""
+def smoke(c: ml_collections.ConfigDict,
+          steps: int = 20) -> ml_collections.ConfigDict:
+  """Seconds-long variant for tests: 2 seeds, 1 level of `steps` steps.
+
+  Batches of 8 (of 4 below 20 steps) and 4 validation examples fit TFDS
+  mock data of 16 examples. The CIFAR nets use 4 steps: a Conv-6 step
+  costs about a thousand MLP steps.
+  """
   c.num_seeds = min(c.num_seeds, 2)
   c.imp.levels = 1
-  c.train.steps = 20
-  c.train.eval_every = 10
-  c.train.batch_size = min(c.train.batch_size, 8)
+  c.train.steps = steps
+  c.train.eval_every = steps // 2
+  c.train.batch_size = min(c.train.batch_size, 8 if steps >= 20 else 4)
   c.data.val_size = min(c.data.val_size, 4)
   c.train.eval_batch_size = 64
   if c.imp.rewind_step:
-    c.imp.rewind_step = 5
+    c.imp.rewind_step = steps // 4
   if c.optimizer.boundaries:
-    c.optimizer.boundaries = (10, 15)
+    c.optimizer.boundaries = (steps // 2, 3 * steps // 4)
   return c
 
 
@@ -56,4 +62,4 @@ def conv_cifar10(arg, *, model: str, learning_rate: float, steps: int,
   c.train.batch_size = 60
   c.train.eval_every = 1000
   c.imp.rates.conv = conv_rate
-  return smoke(c) if opts['smoke'] else c
+  return smoke(c, steps=4) if opts['smoke'] else c

@@ -8,7 +8,8 @@ Adam 3e-4, batch 60, 25_000 iterations per level, layerwise pruning (conv
 
 Expected (F&C): best test-accuracy gain about +3.4pp, tickets above dense
 while more than 2% of weights remain. Runtime: hours on 2 CPU cores; use a
-GPU. Variants: seeds=N, levels=N, smoke (2 seeds, 1 level of 20 steps).
+GPU. Variants: seeds=N, levels=N, smoke (2 seeds, 1 level of 4
+steps).
 """
 from configs import imp_common
 

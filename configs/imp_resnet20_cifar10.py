@@ -11,7 +11,7 @@ dir. No data augmentation is applied yet.
 
 Expected: dense about 91.7%; matching tickets down to about 16.8% of
 weights. Runtime: many hours on 2 CPU cores; use a GPU.
-Variants: seeds=N, levels=N, smoke (2 seeds, 1 level of 20 steps).
+Variants: seeds=N, levels=N, smoke (2 seeds, 1 level of 4 steps).
 """
 from configs import common
 from configs import imp_common
@@ -37,4 +37,4 @@ def get_config(arg=None):
   c.imp.prune_exclude = ('output',)
   c.imp.rewind = 'step'
   c.imp.rewind_step = 2000
-  return imp_common.smoke(c) if opts['smoke'] else c
+  return imp_common.smoke(c, steps=4) if opts['smoke'] else c

@@ -81,9 +81,8 @@ def test_mnist1d_config_smoke_variants_run(path, tmp_path):
 def test_other_configs_build_and_validate_on_mock_data(path):
   """MNIST/CIFAR configs: every check before work passes on TFDS mock data.
 
-  Their smoke runs (Conv-N/ResNet-20, 8 members) take 1.5-2 minutes each
-  on 2 CPU cores, so besides the MNIST-1D configs only LeNet-300-100 and a
-  shrunk ResNet-20 run train in the suite (below).
+  The IMP ones also train (below); the CS, Edge-Popup and LMC ones on
+  MNIST/CIFAR are checked here only (their MNIST-1D twins train).
   """
   from ticketjax import imp_run, pieces  # pylint: disable=g-import-not-at-top
   config = _load(path, 'smoke')
@@ -103,11 +102,7 @@ def test_other_configs_build_and_validate_on_mock_data(path):
 
 
 def test_lenet_mnist_imp_smoke_trains_on_mock_data(tmp_path):
-  """The LeNet-300-100 protocol end to end on TFDS mock MNIST (64 examples).
-
-  (The Conv-N smoke runs take 1.5 minutes each on 2 cores; they are only
-  validated above. ResNet-20 trains, shrunk, in the next test.)
-  """
+  """The LeNet-300-100 protocol end to end on TFDS mock MNIST (64 examples)."""
   config = _load(os.path.join(REPO, 'configs', 'imp_lenet300_mnist.py'),
                  'smoke')
   config.progress = False
@@ -122,32 +117,46 @@ def test_lenet_mnist_imp_smoke_trains_on_mock_data(tmp_path):
       0.9, abs=1e-3)
 
 
-def test_resnet20_cifar10_imp_trains_on_mock_data(tmp_path):
-  """The ResNet-20 protocol (BatchNorm, global pruning, rewind to step k)
-  end to end on TFDS mock CIFAR-10: its smoke variant shrunk to 1 seed,
-  the random control and 4 steps per level (about a minute on 2 cores)."""
-  config = _load(os.path.join(REPO, 'configs', 'imp_resnet20_cifar10.py'),
-                 'smoke')
+# config: densities of some layers after one level (35-90 s each, 2 cores)
+CIFAR_IMP = {
+    'imp_conv2_cifar10.py': {'conv_0/kernel': 0.9, 'fc_0/kernel': 0.8},
+    'imp_conv4_cifar10.py': {'conv_3/kernel': 0.9, 'fc_1/kernel': 0.8},
+    'imp_conv6_cifar10.py': {'conv_5/kernel': 0.85, 'fc_0/kernel': 0.8},
+    'imp_resnet20_cifar10.py': {},
+}
+
+
+@pytest.mark.parametrize('name', sorted(CIFAR_IMP))
+def test_cifar10_imp_smoke_variants_train_on_mock_data(name, tmp_path):
+  """Conv-2/4/6 (F&C, layerwise) and ResNet-20 (BatchNorm, global
+  pruning, rewind to step k) run their smoke variants unchanged on TFDS
+  mock CIFAR-10: 2 seeds, the ticket and all three controls, 4 steps."""
+  config = _load(os.path.join(REPO, 'configs', name), 'smoke')
   config.progress = False
-  config.num_seeds = 1
-  config.imp.controls = ('random',)
-  config.train.steps = 4
-  config.train.eval_every = 2
-  config.train.batch_size = 4
-  config.imp.rewind_step = 2
-  config.optimizer.boundaries = (2, 3)
   with tfds.testing.mock_data(num_examples=16):
     summary = experiment.run(config, str(tmp_path))
   assert summary['levels_done'] == 2 and summary['dataset'] == 'cifar10'
-  level1 = {m['branch']: m for m in summary['members'] if m['level'] == 1}
-  assert set(level1) == {'ticket', 'random'}
-  # global 20% of the prunable kernels; the output layer is not one of them
-  assert level1['ticket']['density'] == pytest.approx(0.8, abs=1e-3)
-  layers = level1['ticket']['density_per_layer']
-  # 19 3x3 convolutions and 2 projection shortcuts
-  assert 'output/kernel' not in layers and len(layers) == 21
-  assert os.path.exists(os.path.join(summary['run_dir'], 'checkpoints',
-                                     'rewind_step'))
+  level1 = [m for m in summary['members'] if m['level'] == 1]
+  assert sorted({m['branch'] for m in level1}) == [
+      'random', 'reinit', 'shuffle', 'ticket']
+  assert len(level1) == 4 * config.num_seeds
+  ticket = [m for m in level1 if m['branch'] == 'ticket']
+  layers = ticket[0]['density_per_layer']
+  # every control keeps the ticket's per-layer counts
+  for m in level1:
+    if m['seed'] == ticket[0]['seed']:
+      assert m['density_per_layer'] == pytest.approx(layers, abs=1e-6)
+  for layer, density in CIFAR_IMP[name].items():
+    assert layers[layer] == pytest.approx(density, abs=1e-3), layer
+  if name.startswith('imp_resnet20'):
+    # global 20% of the prunable kernels; the output layer is not one
+    assert ticket[0]['density'] == pytest.approx(0.8, abs=1e-3)
+    # 19 3x3 convolutions and 2 projection shortcuts
+    assert 'output/kernel' not in layers and len(layers) == 21
+    assert os.path.exists(os.path.join(summary['run_dir'], 'checkpoints',
+                                       'rewind_step'))
+  else:  # F&C: conv 10-15%, dense 20%, output 10%
+    assert layers['output/kernel'] == pytest.approx(0.9, abs=1e-3)
 
 
 def test_cnn_variant_smoke(tmp_path):

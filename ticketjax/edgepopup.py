@@ -25,9 +25,9 @@ this removes 10). The count is exact for any n < 2**31 and works with a
 traced k under jit and vmap. Among equal |s| the earlier flat position is
 removed first (the pruning convention of `ticketjax.pruning`).
 
-The top-k is a selection on the bit patterns of |s|, not a sort: bisection
-for layers up to 65536 weights, a two-pass radix select above (sorting the
-4M scores of a 2000x2000 layer every step costs 40x more on CPU).
+The top-k is `ticketjax.selection`, a selection by counting passes, not a
+sort (sorting the 4M scores of a 2000x2000 layer every step costs 40x more
+on CPU).
 
 Pure functions of pytrees; no I/O and no Flax. Params must be nested dicts
 (the `Model` contract).
@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 
 from ticketjax import masks as masks_lib
+from ticketjax import selection
 from ticketjax.types import Model, PyTree
 
 INITS = ('signed_constant', 'kaiming_normal')
@@ -50,9 +51,6 @@ _K_SCALE = 10 ** K_DECIMALS  # k * _K_SCALE is an integer; _K_SCALE**2 < 2**31
 # fold_in tags of a seed's init key (the model's own init uses the key itself)
 _WEIGHT_TAG = 2_000_003
 _SCORE_TAG = 2_000_029
-
-# layers up to this size select by bisection, larger ones by radix
-_BISECT_MAX = 1 << 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,116 +124,14 @@ def num_kept(n: int, k) -> jax.Array:
   return n - num_removed(n, k)
 
 
-def _first_above(hist: jax.Array, r) -> tuple[jax.Array, jax.Array]:
-  """(b, below): the first bucket of `hist` whose cumulative count exceeds r.
-
-  `below` is the count in the buckets before b. Two levels of cumsum (over
-  rows, then within one row): one cumsum over 65536 entries is slow on CPU.
-  """
-  side = 1 << (hist.shape[0].bit_length() - 1) // 2
-  rows = hist.reshape(-1, side)
-  cum_rows = jnp.cumsum(jnp.sum(rows, axis=1))
-  i = jnp.searchsorted(cum_rows, r, side='right')
-  before = jnp.where(i > 0, cum_rows[jnp.maximum(i - 1, 0)], 0)
-  cum = jnp.cumsum(jax.lax.dynamic_index_in_dim(rows, i, keepdims=False))
-  j = jnp.searchsorted(cum + before, r, side='right')
-  below = before + jnp.where(j > 0, cum[jnp.maximum(j - 1, 0)], 0)
-  return i * side + j, below
-
-
-def _bisect_kth(values: jax.Array, r, num_bits: int = 31) -> jax.Array:
-  """The r-th smallest (0-based) of int32 `values` in [0, 2**num_bits).
-
-  Bisection on the value: `num_bits` counting passes, cheap to compile.
-  """
-  def halve(_, bounds):
-    lo, hi = bounds
-    mid = lo + (hi - lo) // 2
-    enough = jnp.sum(values <= mid, dtype=jnp.int32) > r
-    return jnp.where(enough, lo, mid + 1), jnp.where(enough, mid, hi)
-  lo, _ = jax.lax.fori_loop(0, num_bits, halve,
-                            (jnp.int32(0), jnp.int32(2**num_bits - 1)))
-  return lo
-
-
-def _radix_kth(bits: jax.Array, r) -> jax.Array:
-  """The r-th smallest (0-based) of non-negative int32 `bits`, by radix.
-
-  A histogram of the high 16 bits finds the bucket holding rank r, a
-  histogram of the low 16 bits inside that bucket the value: two passes
-  over the data however large, where bisection needs 31.
-  """
-  high = bits >> 16  # < 2**15 since bits >= 0
-  bucket, below = _first_above(jnp.bincount(high, length=1 << 15), r)
-  low = jnp.where(high == bucket, bits & 0xFFFF, 1 << 16)
-  hist = jnp.bincount(low, length=(1 << 16) + 1)[:1 << 16]
-  value, _ = _first_above(hist, r - below)
-  return (bucket << 16) | value
-
-
-def _block_size(n: int) -> int:
-  """A block length for `_keep_last`: a divisor of n near 1024 if any."""
-  for size in sorted(range(256, 4097), key=lambda d: abs(d - 1024)):
-    if n % size == 0:
-      return size
-  return 1024
-
-
-def _keep_last(flags: jax.Array, count: jax.Array) -> jax.Array:
-  """The last `count` True entries of flat bool `flags` (others False).
-
-  Two levels (block sums, then one block's reverse cumsum), since a full
-  cumsum over millions of entries is slow on CPU.
-  """
-  n = flags.shape[0]
-  block = _block_size(n)
-  blocks = -(-n // block)
-  rows = jnp.pad(flags, (0, blocks * block - n)).reshape(blocks, block)
-  per_block = jnp.sum(rows, axis=1, dtype=jnp.int32)
-  at_or_after = jnp.cumsum(per_block[::-1])[::-1]  # Trues in blocks >= j
-  # the last block whose suffix still holds `count` Trues is cut inside;
-  # cut < 0 when there are fewer Trues than `count`: all are kept
-  cut = jnp.sum(at_or_after >= count, dtype=jnp.int32) - 1
-  at = jnp.clip(cut, 0, blocks - 1)
-  row = jax.lax.dynamic_index_in_dim(rows, at, keepdims=False)
-  suffix = (jnp.cumsum(row[::-1].astype(jnp.int32))[::-1]
-            + at_or_after[at] - per_block[at])  # Trues at or after, each
-  keep = rows & (jnp.arange(blocks) > cut)[:, None]
-  keep = jax.lax.dynamic_update_index_in_dim(
-      keep, jnp.where(cut >= 0, row & (suffix <= count), row), at, 0)
-  return keep.reshape(-1)[:n]
-
-
 def topk_mask(scores: jax.Array, kept) -> jax.Array:
   """Bool mask keeping the `kept` largest |scores|; `kept` may be traced.
 
   Ties in |score| are broken by position: the earlier entry is removed
-  first. `kept` is clipped to [0, size]. The threshold is the r-th smallest
-  |s| (r = size - kept) on the float bits, which order like the values for
-  |s| >= 0; ties at the threshold are then split by position.
+  first. `kept` is clipped to [0, size] (`selection.keep_largest`).
   """
-  n = scores.size
-  kept = jnp.clip(jnp.asarray(kept, jnp.int32), 0, n)
-  bits = jax.lax.bitcast_convert_type(
-      jnp.abs(scores).astype(jnp.float32), jnp.int32).reshape(-1)
-  rank = jnp.minimum(n - kept, n - 1)
-  if n <= _BISECT_MAX:  # bisection, then bisection on the ties' positions
-    threshold = _bisect_kth(bits, rank)
-    ties = bits == threshold
-    position = jnp.arange(n, dtype=jnp.int32)
-    first_kept = _bisect_kth(
-        jnp.where(ties, position, n), rank - jnp.sum(
-            bits < threshold, dtype=jnp.int32), n.bit_length())
-    mask = (bits > threshold) | (ties & (position >= first_kept))
-  else:
-    threshold = _radix_kth(bits, rank)
-    # materialized once: XLA otherwise recomputes them in every consumer
-    # of the masks below, a third slower on CPU
-    bits = jax.lax.optimization_barrier(bits)
-    above = bits > threshold
-    mask = above | _keep_last(bits == threshold,
-                              kept - jnp.sum(above, dtype=jnp.int32))
-  return (mask & (kept > 0)).reshape(scores.shape)
+  keys = selection.float_keys(jnp.abs(scores))
+  return selection.keep_largest(keys, kept).reshape(scores.shape)
 
 
 def layer_masks(scores: PyTree, k) -> PyTree:

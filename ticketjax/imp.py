@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from ticketjax import masks as masks_lib
+from ticketjax import selection
 from ticketjax import pruning
 from ticketjax.train import TrainState
 
@@ -121,7 +122,12 @@ class ImpConfig:
 
 
 def random_to_counts(key, mask, kept_counts: dict, prunable) -> dict:
-  """A random subset of `mask` keeping `kept_counts[path]` per leaf."""
+  """A random subset of `mask` keeping `kept_counts[path]` per leaf.
+
+  The survivors with the highest uniform scores are kept, ties to the
+  earlier position (selected by counting, `ticketjax.selection`; the
+  reversal makes its earlier-dropped-first tie rule keep the earlier one).
+  """
   paths = masks_lib.leaf_paths(mask)
   leaves = jax.tree.leaves(mask)
   out = []
@@ -130,11 +136,10 @@ def random_to_counts(key, mask, kept_counts: dict, prunable) -> dict:
       out.append(m)
       continue
     scores = jax.random.uniform(jax.random.fold_in(key, i), m.shape)
-    scores = jnp.where(m, scores, -1.0).reshape(-1)
-    order = jnp.argsort(-scores, stable=True)  # survivors, random order
-    rank = jnp.zeros(m.size, jnp.int32).at[order].set(
-        jnp.arange(m.size, dtype=jnp.int32))
-    out.append((rank < kept_counts[path]).reshape(m.shape) & m)
+    keys = jnp.where(m, selection.float_keys(scores), jnp.uint32(0))
+    keep = selection.keep_largest(keys.reshape(-1)[::-1],
+                                  kept_counts[path])[::-1]
+    out.append(keep.reshape(m.shape) & m)
   return jax.tree.unflatten(jax.tree.structure(mask), out)
 
 

@@ -22,6 +22,7 @@ search of its own (own masks, own learning rate or pruning rate) and all
 of them run in the one program of each level. Records carry the point's
 values next to the seed. A grid run cannot grow to more seeds.
 """
+import functools
 import json
 import os
 import sys
@@ -211,6 +212,51 @@ class ImpRun:
                                       self.pieces.train.steps)
     self._finish_level(0, ('ticket',), final_S, evals + more, final_S.mask)
 
+  @functools.cached_property
+  def _level_starts(self):
+    """jit: `(level, branches, init_S, rewind_S, final_S, random_mask_S,
+    seed_keys, rates_N) -> (state_BS, next_random_mask_S)`.
+
+    Pruning, the controls' masks, the reinit control's fresh weights and
+    every branch's start state, as one compiled program per branch tuple
+    (the level is traced). Run op by op under `vmap`, the scatters and
+    sorts of pruning a Conv-2 took 26 s of dispatch; compiled, well under
+    a second.
+    """
+    trainer, cfg = self.pieces.trainer, self.cfg
+
+    def build(level, branches, init_S, rewind_S, final_S, random_mask_S,
+              seed_keys, rates_N):
+      new = jax.vmap(lambda p, m, r, key, rate: imp_lib.prune_level(
+          cfg, level, p, m, r, key, rates=rate))(
+              final_S.params, final_S.mask, random_mask_S, seed_keys,
+              rates_N)
+      if cfg.rewind == 'init':
+        weights, model_state = init_S.params, init_S.model_state
+      elif cfg.rewind == 'step':
+        weights, model_state = rewind_S.params, rewind_S.model_state
+      else:
+        weights, model_state = final_S.params, final_S.model_state
+
+      def start(mask_S, weights_S, model_state_S):
+        return jax.vmap(lambda m, w, ms, i, r, f: imp_lib.start_state(
+            cfg, trainer.reset, mask=m, weights=w, model_state=ms,
+            init_state=i, rewind_state=r, final_state=f))(
+                mask_S, weights_S, model_state_S, init_S, rewind_S, final_S)
+
+      starts = []
+      for branch in branches:
+        if branch == 'reinit':
+          reinit_params, reinit_state = jax.vmap(trainer.model.init)(
+              jax.vmap(lambda key: imp_lib.reinit_key(key, level))(
+                  seed_keys))
+          starts.append(start(new['ticket'], reinit_params, reinit_state))
+        else:
+          starts.append(start(new[branch], weights, model_state))
+      return _stack(starts), new['random']
+
+    return jax.jit(build, static_argnames='branches')
+
   def level(self, level):
     trainer, cfg = self.pieces.trainer, self.cfg
     template = trainer.init_states(self.init_keys, self.noise_keys)
@@ -220,44 +266,20 @@ class ImpRun:
     prev = self.ckpt.restore(_level_name(level - 1),
                              {'ticket': template,
                               'random_mask': template.mask})
-    final_S = prev['ticket']
-    if 'pruning_rate' in self.grid.names:
-      new = jax.vmap(lambda p, m, r, key, rate: imp_lib.prune_level(
-          cfg, level, p, m, r, key, rates=rate))(
-              final_S.params, final_S.mask, prev['random_mask'],
-              self.seed_keys, self.grid.per_lineage('pruning_rate', self.S))
-    else:
-      new = jax.vmap(lambda p, m, r, key: imp_lib.prune_level(
-          cfg, level, p, m, r, key))(final_S.params, final_S.mask,
-                                     prev['random_mask'], self.seed_keys)
-    if cfg.rewind == 'init':
-      weights, model_state = init_S.params, init_S.model_state
-    elif cfg.rewind == 'step':
-      weights, model_state = rewind_S.params, rewind_S.model_state
-    else:
-      weights, model_state = final_S.params, final_S.model_state
-    reinit_params, reinit_state = jax.vmap(trainer.model.init)(
-        jax.vmap(lambda key: imp_lib.reinit_key(key, level))(self.seed_keys))
-
-    def start(mask_S, weights_S, model_state_S):
-      return jax.vmap(lambda m, w, ms, i, r, f: imp_lib.start_state(
-          cfg, trainer.reset, mask=m, weights=w, model_state=ms,
-          init_state=i, rewind_state=r, final_state=f))(
-              mask_S, weights_S, model_state_S, init_S, rewind_S, final_S)
-
+    # a grid point's pruning rate per lineage, else the configured rates
+    rates_N = (self.grid.per_lineage('pruning_rate', self.S)
+               if 'pruning_rate' in self.grid.names
+               else None)
     branches = cfg.branches(level)
-    starts = []
-    for branch in branches:
-      if branch == 'reinit':
-        starts.append(start(new['ticket'], reinit_params, reinit_state))
-      else:
-        starts.append(start(new[branch], weights, model_state))
-    state_BS = self._with_hparams(_stack(starts))
+    state_BS, random_mask_S = self._level_starts(
+        jnp.int32(level), branches, init_S, rewind_S, prev['ticket'],
+        prev['random_mask'], self.seed_keys, rates_N)
+    state_BS = self._with_hparams(state_BS)
     first = int(np.asarray(state_BS.step)[0])
     end = (first + self.pieces.train.steps - cfg.rewind_step
            if cfg.rewind == 'finetune' else self.pieces.train.steps)
     final_BS, evals = self._train_level(level, branches, state_BS, end)
-    self._finish_level(level, branches, final_BS, evals, new['random'])
+    self._finish_level(level, branches, final_BS, evals, random_mask_S)
 
   def ticket_density(self, level) -> float:
     """The largest ticket density of `level` (the target stops a search
