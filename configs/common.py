@@ -76,6 +76,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.name = 'mnist1d'
   c.data.data_dir = ''  # '' = $TFDS_DATA_DIR, else TFDS's default
   c.data.val_size = 0
+  c.data.augment = 'none'  # or 'crop_flip' (images; ticketjax.augment)
 
   c.model = ml_collections.ConfigDict()
   c.model.name = 'mnist1d_mlp'

@@ -5,8 +5,9 @@ Savarese et al.'s repo defaults (ALGORITHMS.md 3.2): every 3x3 conv masked
 beta 1 -> 200 over 85 epochs per round, 3 rounds, weights rewound to epoch
 2; SGD Nesterov lr 0.1, momentum 0.9, weight decay 1e-4 (none on the
 logits), x0.1 at epochs 56 and 71, batch 128, 5,000 validation images.
-No data augmentation yet (the repo uses crop + flip). CIFAR-10 must be
-prepared in the TFDS data dir.
+Random crops of the 4-pixel padded images and horizontal flips, as the repo
+(`data.augment='crop_flip'`). CIFAR-10 must be prepared in the TFDS data
+dir.
 
   python -m launch.main --config=configs/cs_cifar10.py --workdir=/tmp/tj
 
@@ -31,6 +32,7 @@ def get_config(arg=None):
                           prune_exclude=('output', 'shortcut'))
   c.data.name = 'cifar10'
   c.data.val_size = 5000
+  c.data.augment = 'crop_flip'
   c.model.name = 'resnet20'
   c.optimizer.name = 'nesterov'
   c.optimizer.learning_rate = 0.1

@@ -3,8 +3,9 @@
 The paper's Conv-N recipe (ALGORITHMS.md 4.3): SGD lr 0.1, momentum 0.9,
 weight decay 1e-4 on the scores, cosine, batch 128, 100 epochs (39,000
 steps), signed Kaiming constant weights (unscaled), k 0.3/0.5/0.7, and the
-dense Conv-N trained with the same recipe. No data augmentation (ticketjax
-has none yet). CIFAR-10 must be prepared in the TFDS data dir.
+dense Conv-N trained with the same recipe. No data augmentation by default
+(`--config.data.augment=crop_flip` adds crops and flips). CIFAR-10 must be
+prepared in the TFDS data dir.
 
   python -m launch.main --config=configs/edgepopup_cifar10.py --workdir=/tmp/ep
   python -m launch.main --config=configs/edgepopup_cifar10.py:model=conv6,k=0.5 --workdir=/tmp/ep

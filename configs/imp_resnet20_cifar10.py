@@ -4,8 +4,9 @@ Frankle et al. 2020 (LMC, ALGORITHMS.md 2.1): SGD momentum 0.9, lr 0.1 with
 x0.1 at 32K and 48K of 63K iterations, weight decay 1e-4, batch 128; global
 magnitude pruning of 20% of the conv kernels per level (the output layer is
 not pruned), survivors rewound to their values at step k = 2000 (the whole
-training state of that step). CIFAR-10 must be prepared in the TFDS data
-dir. No data augmentation is applied yet.
+training state of that step); random 32x32 crops of the 4-pixel padded
+images and random horizontal flips (`data.augment='crop_flip'`). CIFAR-10
+must be prepared in the TFDS data dir.
 
   python -m launch.main --config=configs/imp_resnet20_cifar10.py --workdir=/tmp/tj
 
@@ -23,6 +24,7 @@ def get_config(arg=None):
                            rates=0.2)
   c.data.name = 'cifar10'
   c.data.val_size = 5000
+  c.data.augment = 'crop_flip'
   c.model.name = 'resnet20'
   c.optimizer.name = 'momentum'
   c.optimizer.learning_rate = 0.1

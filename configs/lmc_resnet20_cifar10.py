@@ -5,8 +5,8 @@ at 32K and 48K of 63K iterations, weight decay 1e-4, batch 128), 3 seeds x
 2 copies, rewind steps {0, 100, 250, 500, 1000, 2000}; BatchNorm statistics
 are re-estimated along every path. The paper finds the dense network stable
 from about iteration 2000 (3% of training). CIFAR-10 must be prepared in
-the TFDS data dir; no data augmentation is applied yet, so SGD noise is the
-data order only.
+the TFDS data dir. SGD noise is the data order and the crop + flip
+augmentation, both drawn per copy.
 
   python -m launch.main --config=configs/lmc_resnet20_cifar10.py --workdir=/tmp/tj
 

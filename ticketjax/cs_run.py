@@ -83,7 +83,8 @@ class CsRun:
         batch_size=p.train.batch_size,
         eval_batch_size=p.train.eval_batch_size,
         member_group=p.train.member_group,
-        penalty=cs_lib.make_penalty(self.cfg))
+        penalty=cs_lib.make_penalty(self.cfg),
+        augment=p.trainer.augment)
     self.run_dir = workdir_lib.run_dir(
         workdir, config, extra_non_semantic=('cs.compare_imp',))
     self.ckpt = ckpt_lib.Checkpoints(self.run_dir)

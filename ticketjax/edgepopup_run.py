@@ -88,7 +88,7 @@ class EdgePopupRun:
     self.trainers = {
         'edgepopup': train_lib.Trainer(
             self.model, base.optimizer, base.batch_size, base.eval_batch_size,
-            member_group=base.member_group),
+            member_group=base.member_group, augment=base.augment),
         'dense': base,
     }
     self.phases = PHASES if self.cfg.dense_baseline else PHASES[:1]

@@ -10,6 +10,7 @@ from typing import Any, Mapping
 
 import jax
 
+from ticketjax import augment as augment_lib
 from ticketjax import data as data_lib
 from ticketjax import grid as grid_lib
 from ticketjax import models as models_lib
@@ -129,6 +130,9 @@ def build(config: Any) -> Pieces:
   if config.data.name not in data_lib.DATASETS:
     raise ValueError(f'unknown data set {config.data.name!r}; valid data '
                      f'sets are {sorted(data_lib.DATASETS)}')
+  if config.data.get('augment', 'none') not in augment_lib.AUGMENTATIONS:
+    raise ValueError(f'unknown data.augment {config.data.augment!r}; valid '
+                     f'augmentations are {list(augment_lib.AUGMENTATIONS)}')
   if config.model.name not in models_lib.MODELS:
     raise ValueError(f'unknown model {config.model.name!r}; valid models '
                      f'are {sorted(models_lib.MODELS)}')
@@ -139,6 +143,10 @@ def build(config: Any) -> Pieces:
     raise ValueError(
         f'train.batch_size {train_cfg.batch_size} exceeds the '
         f'{dataset.x_train.shape[0]} training examples of {dataset.name}')
+  spec = data_lib.DATASETS[config.data.name]
+  augment = augment_lib.get_augment(config.data.get('augment', 'none'),
+                                    dataset.x_train.shape[1:], spec.mean,
+                                    spec.std)
   model = model_from_config(config, dataset)
   check_model_fits_data(model, dataset)
   trainer = train_lib.Trainer(
@@ -146,7 +154,7 @@ def build(config: Any) -> Pieces:
                                   per_member=grid.optimizer_names),
       batch_size=train_cfg.batch_size,
       eval_batch_size=train_cfg.eval_batch_size,
-      member_group=int(train_cfg.member_group))
+      member_group=int(train_cfg.member_group), augment=augment)
   return Pieces(dataset, model, opt_cfg, train_cfg, trainer,
                 int(config.seed), int(config.num_seeds),
                 int(config.get('first_seed', 0)), grid)

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ticketjax import augment as augment_lib
 from ticketjax import masks as masks_lib
 from ticketjax import sharding
 from ticketjax.types import Dataset, Model, PyTree
@@ -112,6 +113,8 @@ class Trainer:
       runs them in groups of g one after another, which makes the numbers
       bitwise independent of the member count and of the device count
       (`sharding.map_member_groups`).
+    augment: an optional `augment(x_batch, key) -> x_batch` applied to
+      every training batch (`ticketjax.augment`), keyed by the step.
   """
   model: Model
   optimizer: optax.GradientTransformationExtraArgs
@@ -119,6 +122,7 @@ class Trainer:
   eval_batch_size: int = 1000
   penalty: Callable[[PyTree, PyTree], jax.Array] | None = None
   member_group: int = 0
+  augment: Callable[[jax.Array, jax.Array], jax.Array] | None = None
 
   # -- single seed -------------------------------------------------------
 
@@ -151,6 +155,8 @@ class Trainer:
     idx = jax.lax.dynamic_slice_in_dim(perm, start, self.batch_size)
     x, y = data.x_train[idx], data.y_train[idx]
     key = jax.random.fold_in(jax.random.fold_in(state.key, STEP_STREAM), t)
+    if self.augment is not None:
+      x = self.augment(x, jax.random.fold_in(key, augment_lib.AUGMENT_TAG))
     (loss, (logits, model_state)), grads = jax.value_and_grad(
         self._loss, has_aux=True)(state.params, state.model_state, x, y, key)
     updates, opt_state = self.optimizer.update(

@@ -28,7 +28,7 @@ NON_SEMANTIC = (
 
 # Fields left out of the hash while they hold their default, so adding
 # them did not move existing runs' folders.
-DROPPED_AT_DEFAULT = {'first_seed': 0}
+DROPPED_AT_DEFAULT = {'first_seed': 0, 'data.augment': 'none'}
 
 
 def _to_dict(config: Any) -> dict:
@@ -50,9 +50,13 @@ def semantic_config(config: Any, extra_non_semantic=()) -> dict:
                                default=list))
   for dotted in tuple(NON_SEMANTIC) + tuple(extra_non_semantic):
     _drop(tree, dotted)
-  for name, default in DROPPED_AT_DEFAULT.items():
-    if tree.get(name, default) == default:
-      tree.pop(name, None)
+  for dotted, default in DROPPED_AT_DEFAULT.items():
+    *parents, leaf = dotted.split('.')
+    node = tree
+    for name in parents:
+      node = node.get(name) if isinstance(node, dict) else None
+    if isinstance(node, dict) and node.get(leaf, default) == default:
+      node.pop(leaf, None)
   grid = {k: v for k, v in (tree.pop('grid', None) or {}).items() if v}
   if grid:  # a grid's values are floats whatever way they were written
     tree['grid'] = {k: [float(x) for x in v] if isinstance(v, list)
