@@ -32,8 +32,8 @@ import jax
 import jax.numpy as jnp
 
 from ticketjax import masks as masks_lib
-from ticketjax import selection
 from ticketjax import pruning
+from ticketjax import selection
 from ticketjax.train import TrainState
 
 REWIND_MODES = ('init', 'step', 'lr', 'finetune')
