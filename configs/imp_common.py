@@ -41,8 +41,8 @@ def smoke(c: ml_collections.ConfigDict,
   c.train.batch_size = min(c.train.batch_size, 8 if steps >= 20 else 4)
   c.data.val_size = min(c.data.val_size, 4)
   c.train.eval_batch_size = 64
-  if c.imp.rewind_step:
-    c.imp.rewind_step = steps // 4
+  if c.imp.rewind_step:  # at a chunk end: one compiled chunk length
+    c.imp.rewind_step = c.train.eval_every
   if c.optimizer.boundaries:
     c.optimizer.boundaries = (steps // 2, 3 * steps // 4)
   return c

@@ -3,6 +3,10 @@
   python -m launch.main --config=configs/dense_mnist1d.py[:variant] \
       --workdir=/tmp/tj [--config.train.steps=100] [--jax_platforms=cpu]
 
+On several hosts, the same command on each with `--num_processes=N` (and
+off TPU `--coordinator_address=HOST:PORT --process_id=I`); process 0
+writes the run folder (`ticketjax/hosts.py`).
+
 Kept thin on purpose: it parses flags and calls `ticketjax.experiment.run`,
 the same function Colab and the tests call. Any config field can be
 overridden with `--config.a.b=value`; a misspelt field is an error
@@ -17,18 +21,31 @@ from ml_collections import config_flags
 
 from launch import bad_input
 from ticketjax import experiment
+from ticketjax import hosts
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Config file, optionally with a variant: FILE.py:ARG.',
     lock_config=True)
 _WORKDIR = flags.DEFINE_string(
     'workdir', None, 'Folder that holds the runs (created if missing).')
+_NUM_PROCESSES = flags.DEFINE_integer(
+    'num_processes', None, 'Multi-host: the number of JAX processes (one per '
+    'host); each runs this same command. See ticketjax/hosts.py.')
+_COORDINATOR = flags.DEFINE_string(
+    'coordinator_address', None, 'Multi-host: host:port of process 0 (found '
+    'by JAX on TPU VMs).')
+_PROCESS_ID = flags.DEFINE_integer(
+    'process_id', None, 'Multi-host: this process, 0..num_processes-1 '
+    '(found by JAX on TPU VMs).')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  if _NUM_PROCESSES.value is not None and _NUM_PROCESSES.value > 1:
+    hosts.initialize(_COORDINATOR.value, _NUM_PROCESSES.value,
+                     _PROCESS_ID.value)
   logging.info('JAX process %d/%d, devices: %s', jax.process_index(),
                jax.process_count(), jax.devices())
   with bad_input.exit_on_value_error():

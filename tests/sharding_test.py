@@ -6,6 +6,7 @@ side runs in a subprocess with XLA_FLAGS forcing host devices; this process
 """
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -127,26 +128,57 @@ def test_member_groups_make_results_independent_of_the_member_count():
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_imp_search_records_are_identical_on_one_and_four_devices(tmp_path):
+def _free_port() -> int:
+  with socket.socket() as sock:
+    sock.bind(('localhost', 0))
+    return sock.getsockname()[1]
+
+
+def test_imp_search_records_are_identical_on_one_four_devices_and_two_hosts(
+    tmp_path):
   """Issue 6, must-show 1: an 8-seed IMP search (with its controls) on 4
   forced CPU devices writes the records of the 1-device run, bit for bit,
-  with members in compiled groups (`train.member_group`)."""
-  runs = {}
-  for devices in (1, 4):
+  with members in compiled groups (`train.member_group`); so do two JAX
+  processes of 2 devices each (`--num_processes=2`, gloo on localhost),
+  process 0 in the run folder and process 1 in its own copy."""
+  def launch(devices, workdir, *extra):
     env = dict(os.environ, PYTHONPATH=ROOT, XLA_FLAGS=(
         f'--xla_force_host_platform_device_count={devices}'))
-    workdir = tmp_path / f'd{devices}'
-    subprocess.run(
+    return subprocess.Popen(
         [sys.executable, '-m', 'launch.main',
          '--config=configs/imp_mlp_mnist1d.py:smoke', f'--workdir={workdir}',
          '--config.num_seeds=8', '--config.imp.levels=1',
-         '--config.train.member_group=2', '--config.progress=False'],
-        env=env, cwd=ROOT, check=True, timeout=600, capture_output=True)
-    (run_dir,) = list(workdir.iterdir())
+         '--config.train.member_group=2', '--config.progress=False', *extra],
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True)
+
+  def read(run_dir):
     summary = json.loads((run_dir / 'summary.json').read_text())
     del summary['run_dir']
-    runs[devices] = ((run_dir / 'metrics.jsonl').read_text(), summary)
+    return (run_dir / 'metrics.jsonl').read_text(), summary
+
+  runs = {}
+  for devices in (1, 4):
+    proc = launch(devices, tmp_path / f'd{devices}')
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-3000:]
+    (run_dir,) = list((tmp_path / f'd{devices}').iterdir())
+    runs[devices] = read(run_dir)
   records = runs[1][0].splitlines()
   assert len(records) == 2 * 8 + 2 * 8 * 4  # 2 evals, 8 seeds, 4 branches
-  assert runs[4][0] == runs[1][0]
-  assert runs[4][1] == runs[1][1]
+  assert runs[4] == runs[1]
+
+  workdir, port = tmp_path / 'hosts', _free_port()
+  procs = [launch(2, workdir, '--num_processes=2',
+                  f'--coordinator_address=localhost:{port}',
+                  f'--process_id={i}') for i in range(2)]
+  for proc in procs:
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-3000:]
+  (one,) = list((tmp_path / 'd1').iterdir())
+  run_dir = workdir / one.name
+  copy = workdir / '.hosts' / 'process-1' / run_dir.name
+  assert read(run_dir) == runs[1] and read(copy) == runs[1]
+  # the checkpoints are saved once, by both processes together
+  assert (run_dir / 'checkpoints').is_dir()
+  assert not (copy / 'checkpoints').exists()

@@ -14,6 +14,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from ticketjax import hosts
 from ticketjax.types import PyTree
 
 _CHECKPOINTER = None
@@ -30,7 +31,10 @@ class Checkpoints:
   """Named checkpoints under `<run_dir>/checkpoints/`."""
 
   def __init__(self, run_dir: str):
-    self.root = os.path.join(os.path.abspath(run_dir), 'checkpoints')
+    # with several processes every one saves and restores process 0's
+    # checkpoints together (orbax's multi-host mode; shared storage)
+    self.root = os.path.join(os.path.abspath(hosts.shared_path(run_dir)),
+                             'checkpoints')
 
   def path(self, name: str) -> str:
     return os.path.join(self.root, name)

@@ -36,6 +36,7 @@ import numpy as np
 
 from ticketjax import checkpoint as ckpt_lib
 from ticketjax import edgepopup as ep
+from ticketjax import hosts
 from ticketjax import loop
 from ticketjax import masks as masks_lib
 from ticketjax import metrics as metrics_lib
@@ -74,6 +75,7 @@ class EdgePopupRun:
   """Drives one Edge-Popup search in its run folder (module docstring)."""
 
   def __init__(self, config: Any, workdir: str):
+    hosts.check_single_process('an Edge-Popup run')
     self.config = config
     self.cfg = edgepopup_config(config)  # cheap checks first
     self.pieces = pieces_lib.build(config)

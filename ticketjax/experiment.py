@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 import jax
 
+from ticketjax import hosts
 from ticketjax import loop
 from ticketjax import metrics as metrics_lib
 from ticketjax import pieces as pieces_lib
@@ -132,4 +133,4 @@ def run(config: Any, workdir: str) -> dict:
   if config.job not in JOBS:
     raise ValueError(f'unknown job {config.job!r}; valid jobs are '
                      f'{sorted(JOBS)}')
-  return JOBS[config.job](config, workdir)
+  return JOBS[config.job](config, hosts.process_workdir(workdir))

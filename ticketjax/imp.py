@@ -130,16 +130,17 @@ def random_to_counts(key, mask, kept_counts: dict, prunable) -> dict:
   """
   paths = masks_lib.leaf_paths(mask)
   leaves = jax.tree.leaves(mask)
-  out = []
-  for i, (path, m) in enumerate(zip(paths, leaves)):
-    if not prunable(path, m):
-      out.append(m)
-      continue
-    scores = jax.random.uniform(jax.random.fold_in(key, i), m.shape)
-    keys = jnp.where(m, selection.float_keys(scores), jnp.uint32(0))
-    keep = selection.keep_largest(keys.reshape(-1)[::-1],
-                                  kept_counts[path])[::-1]
-    out.append(keep.reshape(m.shape) & m)
+  picked = [i for i, (path, m) in enumerate(zip(paths, leaves))
+            if prunable(path, m)]
+  keys = [jnp.where(leaves[i], selection.float_keys(jax.random.uniform(
+      jax.random.fold_in(key, i), leaves[i].shape)), jnp.uint32(0))
+          for i in picked]
+  kept = selection.keep_largest_each(
+      [k.reshape(-1)[::-1] for k in keys],
+      [kept_counts[paths[i]] for i in picked])
+  out = list(leaves)
+  for i, keep in zip(picked, kept):
+    out[i] = keep[::-1].reshape(leaves[i].shape) & leaves[i]
   return jax.tree.unflatten(jax.tree.structure(mask), out)
 
 

@@ -108,20 +108,25 @@ def resolve_rates(rates, params: PyTree,
   return jax.tree.unflatten(jax.tree.structure(params), out)
 
 
+def _survivor_keys(scores, mask, rate):
+  """(keys, kept): the selection that drops the `rate` lowest-scoring
+  survivors (key 0, below every score, for the pruned entries)."""
+  remaining = jnp.sum(mask, dtype=jnp.int32)
+  n_remove = jnp.floor(jnp.asarray(rate, jnp.float32)
+                       * remaining.astype(jnp.float32) + 0.5).astype(jnp.int32)
+  keys = jnp.where(mask.reshape(-1), selection.float_keys(scores.reshape(-1)),
+                   jnp.uint32(0))
+  return keys, remaining - n_remove
+
+
 def _keep_highest(scores, mask, rate):
   """Flat core of every rule: drop the `rate` lowest-scoring survivors.
 
   A selection, not a sort (`ticketjax.selection`): the same mask as a
   stable argsort of the scores with the pruned entries first.
   """
-  remaining = jnp.sum(mask, dtype=jnp.int32)
-  n_remove = jnp.floor(jnp.asarray(rate, jnp.float32)
-                       * remaining.astype(jnp.float32) + 0.5).astype(jnp.int32)
-  # key 0 lies below every score: the pruned entries are never kept
-  keys = jnp.where(mask.reshape(-1), selection.float_keys(scores.reshape(-1)),
-                   jnp.uint32(0))
-  keep = selection.keep_largest(keys, remaining - n_remove)
-  return keep.reshape(mask.shape) & mask
+  keys, kept = _survivor_keys(scores, mask, rate)
+  return selection.keep_largest(keys, kept).reshape(mask.shape) & mask
 
 
 def layerwise(scores: PyTree, mask: Mask, rates,
@@ -129,10 +134,18 @@ def layerwise(scores: PyTree, mask: Mask, rates,
   """Each prunable leaf loses its rate of survivors, lowest scores first."""
   masks_lib.validate(mask, scores)
   rate_tree = resolve_rates(rates, scores, prunable)
-  flags = masks_lib.prunable_tree(scores, prunable)
-  return jax.tree.map(
-      lambda s, m, r, f: _keep_highest(s, m, r) if f else m,
-      scores, mask, rate_tree, flags)
+  flags = jax.tree.leaves(masks_lib.prunable_tree(scores, prunable))
+  s_leaves, m_leaves = jax.tree.leaves(scores), jax.tree.leaves(mask)
+  r_leaves = jax.tree.leaves(rate_tree)
+  picked = [i for i, f in enumerate(flags) if f]
+  pairs = [_survivor_keys(s_leaves[i], m_leaves[i], r_leaves[i])
+           for i in picked]
+  kept = selection.keep_largest_each([k for k, _ in pairs],
+                                     [c for _, c in pairs])
+  out = list(m_leaves)
+  for i, keep in zip(picked, kept):
+    out[i] = keep.reshape(m_leaves[i].shape) & m_leaves[i]
+  return jax.tree.unflatten(jax.tree.structure(mask), out)
 
 
 def global_(scores: PyTree, mask: Mask, rate,
@@ -249,13 +262,15 @@ def shuffle(key: jax.Array, mask: Mask,
   """
   flags = jax.tree.leaves(masks_lib.prunable_tree(mask, prunable))
   leaves = jax.tree.leaves(mask)
-  out = []
-  for i, (m, f) in enumerate(zip(leaves, flags)):
-    if f:
-      scores = jax.random.uniform(jax.random.fold_in(key, i), m.shape)
-      m = selection.keep_largest(selection.float_keys(scores),
-                                 jnp.sum(m, dtype=jnp.int32)).reshape(m.shape)
-    out.append(m)
+  picked = [i for i, f in enumerate(flags) if f]
+  kept = selection.keep_largest_each(
+      [selection.float_keys(jax.random.uniform(jax.random.fold_in(key, i),
+                                               leaves[i].shape))
+       for i in picked],
+      [jnp.sum(leaves[i], dtype=jnp.int32) for i in picked])
+  out = list(leaves)
+  for i, keep in zip(picked, kept):
+    out[i] = keep.reshape(leaves[i].shape)
   return jax.tree.unflatten(jax.tree.structure(mask), out)
 
 

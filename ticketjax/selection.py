@@ -151,3 +151,26 @@ def keep_largest(keys: jax.Array, kept) -> jax.Array:
     mask = above | _keep_last(keys == threshold,
                               kept - jnp.sum(above, dtype=jnp.int32))
   return mask & (kept > 0)
+
+
+def keep_largest_each(keys_list, kept_list) -> list:
+  """`keep_largest(keys, kept)` of every pair, flat masks in order.
+
+  Pairs of equal size run as one vmapped selection: a ResNet-20 has 21
+  kernels of 7 sizes, and each selection compiled separately costs 0.3-1 s
+  of compile time, not of run time.
+  """
+  out = [None] * len(keys_list)
+  by_size = {}
+  for i, keys in enumerate(keys_list):
+    by_size.setdefault(keys.size, []).append(i)
+  for idx in by_size.values():
+    if len(idx) == 1:
+      out[idx[0]] = keep_largest(keys_list[idx[0]], kept_list[idx[0]])
+      continue
+    masks = jax.vmap(keep_largest)(
+        jnp.stack([keys_list[i].reshape(-1) for i in idx]),
+        jnp.stack([jnp.asarray(kept_list[i], jnp.int32) for i in idx]))
+    for j, i in enumerate(idx):
+      out[i] = masks[j]
+  return out

@@ -1,10 +1,14 @@
-"""The member axis (seeds x grid points) spread over all local devices.
+"""The member axis (seeds x grid points) spread over all devices.
 
 Every compiled program of ticketjax maps a leading *member* axis: seeds, and
 the points of a vmapped hyperparameter grid. With more than one device the
-member axis is sharded over a 1-D mesh of all local devices (`MESH_AXIS`),
-and the data are replicated, so each device runs its share of the members
-and XLA's SPMD partitioner needs no communication inside the training step.
+member axis is sharded over a 1-D mesh of all devices (`MESH_AXIS`; with
+several processes, the devices of every process), and the data are
+replicated, so each device runs its share of the members and XLA's SPMD
+partitioner needs no communication inside the training step. With several
+processes (`ticketjax.hosts`) the inputs are built from the host values
+every process holds, and `gather` brings the results back to every
+process.
 
 On a machine with one accelerator nothing changes. On CPU, JAX shows one
 device unless asked for more:
@@ -28,7 +32,9 @@ records, `tests/sharding_test.py`; this also needs `optim.scale_by_adam`).
 import functools
 
 import jax
+from jax.experimental import multihost_utils
 import jax.numpy as jnp
+import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 MESH_AXIS = 'members'
@@ -40,12 +46,24 @@ def _mesh(devices: tuple) -> Mesh:
 
 
 def mesh() -> Mesh:
-  """A 1-D mesh over all local devices, axis `MESH_AXIS`."""
-  return _mesh(tuple(jax.local_devices()))
+  """A 1-D mesh over all devices of all processes, axis `MESH_AXIS`."""
+  return _mesh(tuple(jax.devices()))
 
 
 def num_devices() -> int:
-  return len(jax.local_devices())
+  return jax.device_count()
+
+
+def _place(tree, spec: PartitionSpec):
+  sharding = NamedSharding(mesh(), spec)
+  if jax.process_count() == 1:
+    return jax.device_put(tree, sharding)
+
+  def one(x):  # every process holds the whole value; each places its part
+    host = np.asarray(x)
+    return jax.make_array_from_callback(host.shape, sharding,
+                                        lambda index: host[index])
+  return jax.tree.map(one, tree)
 
 
 def padded_count(num_members: int, group: int = 0) -> int:
@@ -81,15 +99,22 @@ def shard_members(tree_S):
   """
   if num_devices() == 1:
     return tree_S
-  spec = NamedSharding(mesh(), PartitionSpec(MESH_AXIS))
-  return jax.device_put(tree_S, spec)
+  return _place(tree_S, PartitionSpec(MESH_AXIS))
 
 
 def replicate(tree):
   """Places a pytree on every device of the mesh (identity on one device)."""
   if num_devices() == 1:
     return tree
-  return jax.device_put(tree, NamedSharding(mesh(), PartitionSpec()))
+  return _place(tree, PartitionSpec())
+
+
+def gather(tree):
+  """The whole value of every array on every process (numpy with several
+  processes; the identity with one)."""
+  if jax.process_count() == 1:
+    return tree
+  return multihost_utils.process_allgather(tree, tiled=True)
 
 
 def map_member_groups(fn, tree_S, *shared, group: int):

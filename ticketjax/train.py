@@ -270,6 +270,7 @@ class Trainer:
     t0 = sharding.replicate(jnp.asarray(steps[0], jnp.int32))
     state_S, metrics_TxS = self._train(state_S, sharding.replicate(data), t0,
                                        num_steps=int(num_steps))
+    state_S, metrics_TxS = sharding.gather((state_S, metrics_TxS))
     return (sharding.unpad_members(state_S, num_members),
             sharding.unpad_members(metrics_TxS, num_members, axis=1))
 
@@ -279,7 +280,8 @@ class Trainer:
     params_S, model_state_S = sharding.shard_members(sharding.pad_members(
         (state_S.params, state_S.model_state), num_members,
         self.member_group))
-    out = self._evaluate(params_S, model_state_S, *sharding.replicate((x, y)))
+    out = sharding.gather(self._evaluate(params_S, model_state_S,
+                                         *sharding.replicate((x, y))))
     return sharding.unpad_members(out, num_members)
 
 

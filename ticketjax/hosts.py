@@ -1,0 +1,79 @@
+"""Several hosts (JAX processes) running one search.
+
+On a multi-host TPU slice or a GPU cluster the same launch command runs on
+every host, with `--num_processes` (and, off TPU, `--coordinator_address`
+and `--process_id`); `initialize` calls `jax.distributed.initialize`. Every
+process then runs the same driver:
+
+  * the compiled training and evaluation programs span the devices of all
+    processes (`ticketjax.sharding`: the member axis over a mesh of
+    `jax.devices()`), and their results are gathered to every process, so
+    every process holds every member's numbers and makes the same
+    decisions (levels done, densities, resume);
+  * process 0 writes the run folder under `workdir`; process i > 0 writes
+    its own identical copy under `workdir/.hosts/process-<i>/`, which is
+    what it resumes from. Orbax checkpoints are the exception: all
+    processes save and restore process 0's together (orbax's multi-host
+    mode; process 0 writes them), so the workdir must be a file system
+    every host mounts (NFS; the run files are written with plain `open`,
+    so not `gs://`). Read process 0's folder.
+
+Edge-Popup runs and growing an IMP run to more seeds rename and delete
+checkpoints, and refuse to run on several processes
+(`check_single_process`). Dense, IMP, CS and LMC runs take the paths
+above; the IMP search is tested on two processes
+(`tests/sharding_test.py`).
+
+On CPU (tests, or hosts without accelerators) the processes talk through
+gloo. With one process nothing here changes anything.
+"""
+import os
+from typing import Optional
+
+import jax
+
+HOSTS_DIR = '.hosts'
+
+
+def initialize(coordinator_address: Optional[str] = None,
+               num_processes: Optional[int] = None,
+               process_id: Optional[int] = None) -> None:
+  """`jax.distributed.initialize` with CPU collectives enabled.
+
+  Must run before anything touches a JAX device. On TPU VMs all three
+  arguments may be left out (JAX finds them).
+  """
+  jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+  jax.distributed.initialize(coordinator_address=coordinator_address,
+                             num_processes=num_processes,
+                             process_id=process_id)
+
+
+def is_multiprocess() -> bool:
+  return jax.process_count() > 1
+
+
+def check_single_process(what: str) -> None:
+  """ValueError when `what` runs with several processes (not supported)."""
+  if is_multiprocess():
+    raise ValueError(
+        f'{what} runs in one JAX process only for now (it renames or '
+        f'deletes checkpoints in the shared run folder); this launch has '
+        f'{jax.process_count()} processes: run it without --num_processes')
+
+
+def process_workdir(workdir: str) -> str:
+  """Where this process writes: `workdir` on process 0, else its copy."""
+  index = jax.process_index()
+  if index == 0:
+    return workdir
+  return os.path.join(workdir, HOSTS_DIR, f'process-{index}')
+
+
+def shared_path(path: str) -> str:
+  """`path` inside this process's copy mapped to process 0's folder."""
+  parts = os.path.normpath(os.path.abspath(path)).split(os.sep)
+  for i in range(len(parts) - 1):
+    if parts[i] == HOSTS_DIR and parts[i + 1].startswith('process-'):
+      return os.sep.join(parts[:i] + parts[i + 2:])
+  return path
