@@ -182,3 +182,12 @@ def test_imp_search_records_are_identical_on_one_four_devices_and_two_hosts(
   # the checkpoints are saved once, by both processes together
   assert (run_dir / 'checkpoints').is_dir()
   assert not (copy / 'checkpoints').exists()
+
+
+def test_one_process_writes_in_the_workdir_and_copies_map_to_process_0():
+  from ticketjax import hosts  # pylint: disable=g-import-not-at-top
+  assert hosts.process_workdir('/w') == '/w'  # one process: process 0
+  hosts.check_single_process('this')  # no error with one process
+  copy = os.path.join('/w', hosts.HOSTS_DIR, 'process-3', 'imp-abc')
+  assert hosts.shared_path(copy) == os.path.join('/w', 'imp-abc')
+  assert hosts.shared_path('/w/imp-abc') == '/w/imp-abc'
