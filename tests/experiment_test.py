@@ -117,7 +117,7 @@ def test_lenet_mnist_imp_smoke_trains_on_mock_data(tmp_path):
       0.9, abs=1e-3)
 
 
-# config: densities of some layers after one level (45-135 s each, 2 cores)
+# config: densities of some layers after one level (50-80 s each, 2 cores)
 CIFAR_IMP = {
     'imp_conv2_cifar10.py': {'conv_0/kernel': 0.9, 'fc_0/kernel': 0.8},
     'imp_conv4_cifar10.py': {'conv_3/kernel': 0.9, 'fc_1/kernel': 0.8},
