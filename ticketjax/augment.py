@@ -54,6 +54,13 @@ def crop_flip(x_BHWC: jax.Array, key: jax.Array, *, pad: int = CROP_PAD,
 AUGMENTATIONS = ('none', 'crop_flip')
 
 
+def check_name(name: str) -> None:
+  """ValueError unless `name` is in AUGMENTATIONS."""
+  if name not in AUGMENTATIONS:
+    raise ValueError(f'unknown data.augment {name!r}; valid augmentations '
+                     f'are {list(AUGMENTATIONS)}')
+
+
 def get_augment(name: str, input_shape: Sequence[int],
                 mean: Optional[Sequence[float]] = None,
                 std: Optional[Sequence[float]] = None) -> Optional[Augment]:
@@ -63,9 +70,7 @@ def get_augment(name: str, input_shape: Sequence[int],
     ValueError: an unknown name, or 'crop_flip' on inputs that are not
       images (H, W, C).
   """
-  if name not in AUGMENTATIONS:
-    raise ValueError(f'unknown data.augment {name!r}; valid augmentations '
-                     f'are {list(AUGMENTATIONS)}')
+  check_name(name)
   if name == 'none':
     return None
   if len(input_shape) != 3:

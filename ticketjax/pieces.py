@@ -130,9 +130,7 @@ def build(config: Any) -> Pieces:
   if config.data.name not in data_lib.DATASETS:
     raise ValueError(f'unknown data set {config.data.name!r}; valid data '
                      f'sets are {sorted(data_lib.DATASETS)}')
-  if config.data.get('augment', 'none') not in augment_lib.AUGMENTATIONS:
-    raise ValueError(f'unknown data.augment {config.data.augment!r}; valid '
-                     f'augmentations are {list(augment_lib.AUGMENTATIONS)}')
+  augment_lib.check_name(config.data.get('augment', 'none'))
   if config.model.name not in models_lib.MODELS:
     raise ValueError(f'unknown model {config.model.name!r}; valid models '
                      f'are {sorted(models_lib.MODELS)}')

@@ -35,13 +35,19 @@ def _to_dict(config: Any) -> dict:
   return config.to_dict() if hasattr(config, 'to_dict') else dict(config)
 
 
-def _drop(tree: dict, dotted: str) -> None:
+_ALWAYS = object()
+
+
+def _drop(tree: dict, dotted: str, only_if=_ALWAYS) -> None:
+  """Removes field `dotted` from `tree` (only while it equals `only_if`,
+  when that is given; a missing field counts as equal)."""
   *parents, leaf = dotted.split('.')
   for name in parents:
     tree = tree.get(name)
     if not isinstance(tree, dict):
       return
-  tree.pop(leaf, None)
+  if only_if is _ALWAYS or tree.get(leaf, only_if) == only_if:
+    tree.pop(leaf, None)
 
 
 def semantic_config(config: Any, extra_non_semantic=()) -> dict:
@@ -51,12 +57,7 @@ def semantic_config(config: Any, extra_non_semantic=()) -> dict:
   for dotted in tuple(NON_SEMANTIC) + tuple(extra_non_semantic):
     _drop(tree, dotted)
   for dotted, default in DROPPED_AT_DEFAULT.items():
-    *parents, leaf = dotted.split('.')
-    node = tree
-    for name in parents:
-      node = node.get(name) if isinstance(node, dict) else None
-    if isinstance(node, dict) and node.get(leaf, default) == default:
-      node.pop(leaf, None)
+    _drop(tree, dotted, only_if=default)
   grid = {k: v for k, v in (tree.pop('grid', None) or {}).items() if v}
   if grid:  # a grid's values are floats whatever way they were written
     tree['grid'] = {k: [float(x) for x in v] if isinstance(v, list)
