@@ -91,18 +91,6 @@ def test_pad_and_unpad_members_on_one_device():
   assert sharding.unpad_members(metrics_TxS, 5, axis=1).shape == (7, 5)
 
 
-def test_trainer_rejects_seeds_at_different_steps():
-  cfg = optim.OptimizerConfig(name='sgd', learning_rate=1e-2)
-  trainer = train_lib.Trainer(tiny_mlp(), optim.make_optimizer(cfg, 10),
-                              batch_size=16)
-  keys = jax.vmap(train_lib.split_seed_key)(train_lib.seed_keys(0, 2))
-  state_S = trainer.init_states(*keys)
-  state_S = state_S._replace(step=state_S.step.at[1].set(3))
-  data = train_lib.to_device(synthetic_dataset())
-  with pytest.raises(ValueError, match='same step'):
-    trainer.train(state_S, data, 2)
-
-
 def test_member_groups_make_results_independent_of_the_member_count():
   """In groups of 2, members 0-1 of a 6-member run are bitwise those of a
   2-member run (ungrouped vmaps compile per member count, so they only

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ticketjax import masks, optim, pruning
+from ticketjax import loop, masks, optim, pruning
 from ticketjax import train as train_lib
 from testlib import synthetic_dataset, tiny_mlp
 
@@ -49,6 +49,41 @@ def test_vmapped_seeds_equal_single_seed_runs(data):
                                rtol=1e-5, atol=1e-6)
     ev_1 = trainer.evaluate(out_1, data.x_test, data.y_test)
     np.testing.assert_allclose(ev_1['accuracy'][0], ev_S['accuracy'][i])
+
+
+def test_members_at_later_steps_wait_for_the_shared_step(data):
+  """Members at steps 0, 4 and 8 trained to step 8 (a rewind-step grid's
+  level): each trains exactly the steps of its own run, the one at 8 waits
+  untouched, and the metrics say who trained when."""
+  trainer = _trainer()
+  start = [train_lib.stack([train_lib.unstack(_init(trainer), i)])
+           for i in range(3)]
+  start[1] = trainer.train(start[1], data, 4)[0]
+  start[2] = trainer.train(trainer.train(start[2], data, 4)[0], data, 4)[0]
+  out_S, metrics = trainer.train(
+      train_lib.stack([train_lib.unstack(s, 0) for s in start]), data, 8)
+  np.testing.assert_array_equal(out_S.step, [8, 8, 8])
+  active = np.asarray(metrics['active'])
+  np.testing.assert_array_equal(active, np.stack(
+      [np.ones(8, bool), np.arange(8) >= 4, np.zeros(8, bool)], axis=1))
+  alone_0, metrics_0 = trainer.train(start[0], data, 8)
+  alone_1, metrics_1 = trainer.train(start[1], data, 4)
+  for i, alone, metrics_1 in ((0, alone_0, metrics_0), (1, alone_1,
+                                                         metrics_1)):
+    _assert_trees_close(train_lib.unstack(alone, 0),
+                        train_lib.unstack(out_S, i), rtol=1e-5, atol=1e-6)
+    steps = metrics_1['loss'].shape[0]
+    np.testing.assert_allclose(metrics_1['loss'][:, 0],
+                               metrics['loss'][8 - steps:, i], rtol=1e-5)
+  for x, y in zip(jax.tree.leaves(train_lib.unstack(start[2], 0)),
+                  jax.tree.leaves(train_lib.unstack(out_S, 2))):
+    np.testing.assert_array_equal(x, y)
+  means = loop.train_means(metrics)
+  np.testing.assert_array_equal(means['trained_steps'], [8, 4, 0])
+  assert np.isnan(means['train_loss'][2])
+  np.testing.assert_allclose(means['train_loss'][1],
+                             np.asarray(metrics['loss'])[4:, 1].mean(),
+                             rtol=1e-6)
 
 
 def test_seeds_differ_in_init_and_data_order(data):

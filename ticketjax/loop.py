@@ -25,6 +25,28 @@ def evaluate_splits(trainer, state_S, data) -> dict:
   return out
 
 
+def train_means(metrics_TxS) -> dict:
+  """{'train_loss': [S], 'train_accuracy': [S]}: means over a chunk's steps.
+
+  numpy means: the same summation order for any member count or layout (an
+  XLA reduction may differ in the last bit). With an 'active' [T, S] entry
+  each member's mean covers its active steps (bitwise the mean of a chunk
+  it trained whole: inactive steps add exact zeros), and 'trained_steps'
+  [S] is added.
+  """
+  loss, acc = (np.asarray(metrics_TxS[k]) for k in ('loss', 'accuracy'))
+  if 'active' not in metrics_TxS:
+    return {'train_loss': loss.mean(0), 'train_accuracy': acc.mean(0)}
+  active = np.asarray(metrics_TxS['active'])
+  count = active.sum(0)
+  with np.errstate(invalid='ignore'):  # 0 / 0: NaN for a waiting member
+    return {'train_loss': np.where(active, loss, 0).sum(0) / np.float32(
+                count),
+            'train_accuracy': np.where(active, acc, 0).sum(0) / np.float32(
+                count),
+            'trained_steps': count}
+
+
 def train_chunks(trainer, state_S, data, total_steps, eval_every, *,
                  on_eval: Callable[[int, dict], None], desc: str = '',
                  show_progress: bool = True,
@@ -35,22 +57,28 @@ def train_chunks(trainer, state_S, data, total_steps, eval_every, *,
   train loss/accuracy and the evaluation metrics; then `on_chunk(step,
   state_S)`, if given, receives the state (a driver saves it there to
   resume from any chunk). Returns the final state.
+
+  Members may start at different steps (`Trainer.train`): chunks then run
+  from the earliest, and `per_seed` also holds 'trained_steps' [S], the
+  steps each member trained in the chunk (0: it is still waiting, and its
+  train means are NaN); the train means cover the steps it trained.
   """
   bar = progress_lib.Progress(total_steps, desc, enabled=show_progress)
-  step = int(np.asarray(state_S.step)[0])
+  step = int(np.asarray(state_S.step).min())
   while step < total_steps:
     n = min(eval_every, total_steps - step)
     state_S, m = trainer.train(state_S, data, n)
     step += n
-    # numpy means over the chunk's steps: the same summation order for any
-    # member count or layout (an XLA reduction may differ in the last bit)
-    per_seed = {'train_loss': np.asarray(m['loss']).mean(0),
-                'train_accuracy': np.asarray(m['accuracy']).mean(0)}
+    per_seed = train_means(m)
     per_seed.update(evaluate_splits(trainer, state_S, data))
     per_seed = jax.tree.map(np.asarray, per_seed)
+    # the progress line averages the members that trained in this chunk
+    trained = (per_seed['trained_steps'] > 0 if 'trained_steps' in per_seed
+               else slice(None))
+    loss, test_acc = (float(np.mean(per_seed[k][trained]))
+                      for k in ('train_loss', 'test_accuracy'))
     on_eval(step, per_seed)
     if on_chunk is not None:
       on_chunk(step, state_S)
-    bar.update(step, loss=float(per_seed['train_loss'].mean()),
-               test_acc=float(per_seed['test_accuracy'].mean()))
+    bar.update(step, loss=loss, test_acc=test_acc)
   return state_S

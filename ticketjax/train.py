@@ -21,6 +21,13 @@ device: epoch e's permutation is computed once at its first step (a
 `lax.cond` on the step, which is shared by all seeds) and step t of the
 epoch takes rows [i*B, (i+1)*B) of it, i = t mod (N // B). The N mod B
 examples left over by an epoch's permutation are skipped that epoch.
+
+Members may start at different steps (a grid over IMP's rewind step): the
+program then runs from the earliest member's step, and a member ahead of
+the shared step waits, its state unchanged, until the shared step reaches
+its own. Each member so trains exactly the steps, data and keys of a run
+started from its own step. This is a second compiled program (one select
+per state array and step); members at one step never pay for it.
 """
 import dataclasses
 import functools
@@ -200,18 +207,20 @@ class Trainer:
 
   @functools.cached_property
   def _train(self):
+    static = ('num_steps', 'staggered')
     if not self.member_group:
-      return jax.jit(self._train_impl, static_argnames='num_steps')
+      return jax.jit(self._train_impl, static_argnames=static)
 
-    def grouped(state_S, data, t0, num_steps):
+    def grouped(state_S, data, t0, num_steps, staggered):
       def members_first(state_G, data, t0):
-        state_G, metrics_TxG = self._train_impl(state_G, data, t0, num_steps)
+        state_G, metrics_TxG = self._train_impl(state_G, data, t0, num_steps,
+                                                staggered)
         return state_G, jax.tree.map(jnp.transpose, metrics_TxG)
       state_S, metrics_SxT = sharding.map_member_groups(
           members_first, state_S, data, t0, group=self.member_group)
       return state_S, jax.tree.map(jnp.transpose, metrics_SxT)
 
-    return jax.jit(grouped, static_argnames='num_steps')
+    return jax.jit(grouped, static_argnames=static)
 
   @functools.cached_property
   def _evaluate(self):
@@ -223,7 +232,7 @@ class Trainer:
         x, y, group=self.member_group))
 
   def _train_impl(self, state_S: TrainState, data: DeviceData, t0,
-                  num_steps):
+                  num_steps, staggered=False):
     # t0 comes in replicated (not read from the sharded state_S.step), so
     # the program has no cross-device collective.
     n = data.x_train.shape[0]
@@ -240,9 +249,16 @@ class Trainer:
       perm_S = jax.lax.cond(t % steps_per_epoch == 0,
                             lambda: permutations(state_S.key, t),
                             lambda: perm_S)
-      state_S, metrics_S = jax.vmap(self.step, in_axes=(0, 0, None, None))(
+      new_S, metrics_S = jax.vmap(self.step, in_axes=(0, 0, None, None))(
           state_S, perm_S, t, data)
-      return (state_S, perm_S), metrics_S
+      if staggered:  # members not yet at step t keep their state
+        active_S = state_S.step == t
+        new_S = jax.tree.map(
+            lambda n, o: jnp.where(
+                active_S.reshape(active_S.shape + (1,) * (n.ndim - 1)), n, o),
+            new_S, state_S)
+        metrics_S = {**metrics_S, 'active': active_S}
+      return (new_S, perm_S), metrics_S
 
     (state_S, _), metrics_TxS = jax.lax.scan(
         body, (state_S, permutations(state_S.key, t0)),
@@ -251,25 +267,29 @@ class Trainer:
 
   def train(self, state_S: TrainState, data: DeviceData, num_steps: int
             ) -> tuple[TrainState, dict]:
-    """Trains every seed `num_steps` steps; returns per-step metrics [T, S].
+    """Trains the seeds to step t0 + `num_steps`; per-step metrics [T, S].
 
-    All seeds must be at the same step. One compiled program per distinct
-    `num_steps` (drive long runs in equal chunks). With several devices the
-    seed axis is sharded over them (`ticketjax.sharding`).
+    t0 is the earliest seed's step. Seeds at one step train `num_steps`
+    steps; a seed at a later step waits until the shared step reaches its
+    own (see the module docstring) and the metrics then hold a boolean
+    'active' [T, S] saying which seed trained at which step. One compiled
+    program per distinct `num_steps` (drive long runs in equal chunks).
+    With several devices the seed axis is sharded over them
+    (`ticketjax.sharding`).
     """
     if data.x_train.shape[0] < self.batch_size:
       raise ValueError(
           f'batch size {self.batch_size} exceeds the {data.x_train.shape[0]} '
           'training examples')
     steps = np.asarray(state_S.step)
-    if steps.min() != steps.max():
-      raise ValueError(f'all seeds must be at the same step, got {steps}')
     num_members = steps.shape[0]
     state_S = sharding.shard_members(
         sharding.pad_members(state_S, num_members, self.member_group))
-    t0 = sharding.replicate(jnp.asarray(steps[0], jnp.int32))
+    t0 = sharding.replicate(jnp.asarray(steps.min(), jnp.int32))
+    staggered = bool(steps.min() != steps.max())
     state_S, metrics_TxS = self._train(state_S, sharding.replicate(data), t0,
-                                       num_steps=int(num_steps))
+                                       num_steps=int(num_steps),
+                                       staggered=staggered)
     state_S, metrics_TxS = sharding.gather((state_S, metrics_TxS))
     return (sharding.unpad_members(state_S, num_members),
             sharding.unpad_members(metrics_TxS, num_members, axis=1))
