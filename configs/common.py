@@ -108,6 +108,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.grid.learning_rate = ()
   c.grid.weight_decay = ()
   c.grid.pruning_rate = ()
+  c.grid.rewind_step = ()
   return c
 
 

@@ -43,6 +43,8 @@ def smoke(c: ml_collections.ConfigDict,
   c.train.eval_batch_size = 64
   if c.imp.rewind_step:  # at a chunk end: one compiled chunk length
     c.imp.rewind_step = c.train.eval_every
+  if c.grid.rewind_step:
+    c.grid.rewind_step = (0, c.train.eval_every)
   if c.optimizer.boundaries:
     c.optimizer.boundaries = (steps // 2, 3 * steps // 4)
   return c

@@ -16,6 +16,8 @@ Variants (comma-separated after ':'):
   lr=A/B/..  a grid over the learning rate (one program, ticketjax.grid);
   rate=A/..  a grid over the pruning rate, one rate for every layer
              (replaces the 20%/10% rates);
+  k=A/B/..   rewind to step k instead of init (imp.rewind='step'), a grid
+             over k: every level runs all k in one program;
   smoke      2 seeds, 2 levels of 40 steps: a seconds-long test run.
 
 A 2 x 2 grid, 4 seeds per point, 16 searches in one program per level:
@@ -31,13 +33,16 @@ import ml_collections
 
 def get_config(arg=None):
   opts = common.parse_arg(arg, seeds=4, levels=10, width=100, lr='',
-                         rate='', smoke=False)
+                         rate='', k='', smoke=False)
   c = imp_common.imp_config(
       seeds=opts['seeds'], levels=opts['levels'],
       rates=ml_collections.ConfigDict({'dense': 0.2, 'output': 0.1}))
   common.mnist1d_mlp_protocol(c, opts['width'])
   c.grid.learning_rate = common.slash_floats(opts['lr'])
   c.grid.pruning_rate = common.slash_floats(opts['rate'])
+  c.grid.rewind_step = common.slash_ints(opts['k'])
+  if c.grid.rewind_step:
+    c.imp.rewind = 'step'
   if opts['smoke']:
     c.num_seeds = min(opts['seeds'], 2)
     c.imp.levels = min(opts['levels'], 2)

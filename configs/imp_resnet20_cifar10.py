@@ -12,14 +12,17 @@ must be prepared in the TFDS data dir.
 
 Expected: dense about 91.7%; matching tickets down to about 16.8% of
 weights. Runtime: many hours on 2 CPU cores; use a GPU.
-Variants: seeds=N, levels=N, smoke (2 seeds, 1 level of 4 steps).
+Variants: seeds=N, levels=N, k=A/B/.. (a grid over the rewind step, all
+in one program per level, e.g. k=0/500/2000 as in Frankle et al. 2020's
+rewinding study), smoke (2 seeds, 1 level of 4 steps; a k grid becomes
+0/2).
 """
 from configs import common
 from configs import imp_common
 
 
 def get_config(arg=None):
-  opts = common.parse_arg(arg, seeds=3, levels=10, smoke=False)
+  opts = common.parse_arg(arg, seeds=3, levels=10, k='', smoke=False)
   c = imp_common.imp_config(seeds=opts['seeds'], levels=opts['levels'],
                            rates=0.2)
   c.data.name = 'cifar10'
@@ -39,4 +42,5 @@ def get_config(arg=None):
   c.imp.prune_exclude = ('output',)
   c.imp.rewind = 'step'
   c.imp.rewind_step = 2000
+  c.grid.rewind_step = common.slash_ints(opts['k'])
   return imp_common.smoke(c, steps=4) if opts['smoke'] else c

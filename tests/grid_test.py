@@ -18,7 +18,7 @@ LRS = (1e-2, 3e-3)
 RATES = (0.2, 0.4)
 
 
-def _imp_config(seeds=4, lr=(), rate=()):
+def _imp_config(seeds=4, lr=(), rate=(), rewind_steps=()):
   c = imp_mlp_mnist1d.get_config('smoke')
   c.num_seeds = seeds
   # members in compiled groups of 4: numbers bitwise independent of how many
@@ -29,6 +29,7 @@ def _imp_config(seeds=4, lr=(), rate=()):
   c.progress = False
   c.grid.learning_rate = tuple(lr)
   c.grid.pruning_rate = tuple(rate)
+  c.grid.rewind_step = tuple(rewind_steps)
   return c
 
 
@@ -54,6 +55,9 @@ def test_points_are_the_product_first_name_slowest():
     ('grid.weight_decay', (-1e-4,), '>= 0'),
     ('grid.learning_rate', (1e-2, 1e-2), 'repeats'),
     ('grid.learning_rate', ('fast',), 'list of numbers'),
+    ('grid.rewind_step', (0, 2.5), 'whole numbers'),
+    ('grid.rewind_step', (-5,), r'\[-5\] are outside training'),
+    ('grid.rewind_step', (0, 5), "needs imp.rewind 'step' or 'lr'"),
 ])
 def test_bad_grid_fails_before_any_work(tmp_path, field, value, match):
   config = _imp_config()
@@ -151,3 +155,37 @@ def test_lr_by_rate_grid_is_one_program_equal_to_four_separate_runs(
     experiment.run(_imp_config(seeds=5, lr=LRS, rate=RATES),
                    str(tmp_path / 'grid'))
   assert sorted(os.listdir(summary['run_dir'])) == before
+
+
+def _rewind_config(rewind_steps=(), k=0):
+  config = _imp_config(seeds=2, rewind_steps=rewind_steps)
+  config.train.steps = 10
+  config.train.eval_every = 5
+  config.imp.rewind = 'step'
+  config.imp.rewind_step = k
+  return config
+
+
+def test_rewind_step_grid_fails_past_the_end_of_training(tmp_path):
+  with pytest.raises(ValueError, match=r'\[40\] are outside training'):
+    experiment.run(_rewind_config((0, 40)), str(tmp_path))
+  assert not os.listdir(tmp_path)
+
+
+def test_rewind_step_grid_equals_separate_runs(tmp_path):
+  """Each member starts level 1 at its own rewind step (0 or 5 of 10
+  steps) in one program; the k=5 members wait out the first chunk."""
+  summary = experiment.run(_rewind_config((0, 5)), str(tmp_path / 'grid'))
+  assert [p['label'] for p in summary['points']] == ['k=0', 'k=5']
+  grid_records = _records(summary['run_dir'])
+  key = lambda r: (r['level'], r['branch'], r['seed'], r['step'])
+  level1_steps = lambda k: sorted({r['step'] for r in grid_records
+                                   if r['level'] == 1 and r['rewind_step'] == k})
+  assert level1_steps(0) == [5, 10]
+  assert level1_steps(5) == [10]  # no record while waiting
+  # the k=5 point, the one that waits (k=0 trains as any grid member does)
+  alone = experiment.run(_rewind_config(k=5), str(tmp_path / 'alone'))
+  mine = sorted(({n: v for n, v in r.items() if n != 'rewind_step'}
+                 for r in grid_records if r['rewind_step'] == 5), key=key)
+  assert mine == sorted(_records(alone['run_dir']), key=key)
+  assert summary['points'][1]['levels'] == alone['levels']

@@ -12,7 +12,11 @@ Names a grid may vary (`NAMES`) and what they replace per point:
   weight_decay   optimizer.weight_decay (the L2 term is then always applied,
                  also for a value of 0);
   pruning_rate   imp.rates: one rate for every prunable layer (a mapping of
-                 per-layer rates is replaced as a whole).
+                 per-layer rates is replaced as a whole);
+  rewind_step    imp.rewind_step, whole steps, for the rewind modes 'step'
+                 and 'lr': level 0 saves every point's rewind state, and in
+                 later levels each member starts at its own step (members
+                 at a later step wait, `train.Trainer.train`).
 The IMP job takes grids; Continuous Sparsification and Edge-Popup vmap their
 own lists (`cs.lambdas`, `edgepopup.k`). A name with an empty list is not
 part of the grid, so an all-empty `config.grid` is no grid.
@@ -27,11 +31,13 @@ from typing import Any
 
 import numpy as np
 
-NAMES = ('learning_rate', 'weight_decay', 'pruning_rate')
+NAMES = ('learning_rate', 'weight_decay', 'pruning_rate', 'rewind_step')
 OPTIMIZER_NAMES = ('learning_rate', 'weight_decay')
+INTEGER_NAMES = ('rewind_step',)
 # the jobs that take a grid, and the names each takes
 JOB_NAMES = {'imp': NAMES}
-SHORT = {'learning_rate': 'lr', 'weight_decay': 'wd', 'pruning_rate': 'rate'}
+SHORT = {'learning_rate': 'lr', 'weight_decay': 'wd', 'pruning_rate': 'rate',
+         'rewind_step': 'k'}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,8 +65,9 @@ class GridSpec:
             **self.points[lineage // num_seeds]}
 
   def per_lineage(self, name: str, num_seeds: int) -> np.ndarray:
-    """[G * S] float32 values of `name`, grid-point-major."""
-    return np.repeat(np.asarray([p[name] for p in self.points], np.float32),
+    """[G * S] values of `name` (int32 or float32), grid-point-major."""
+    dtype = np.int32 if name in INTEGER_NAMES else np.float32
+    return np.repeat(np.asarray([p[name] for p in self.points], dtype),
                      num_seeds)
 
   def label(self, point: dict) -> str:
@@ -80,6 +87,11 @@ def _values(name, raw) -> tuple[float, ...]:
     raise ValueError(f'config.grid.{name} has a non-finite value: {values}')
   if len(set(values)) != len(values):
     raise ValueError(f'config.grid.{name} repeats a value: {values}')
+  if name in INTEGER_NAMES:
+    if not all(v.is_integer() for v in values):
+      raise ValueError(f'config.grid.{name} must list whole numbers (steps),'
+                       f' got {values}')
+    values = tuple(int(v) for v in values)
   return values
 
 
@@ -111,10 +123,28 @@ def from_config(config: Any) -> GridSpec:
         f'jobs {sorted(JOB_NAMES)} (names {list(NAMES)}); Continuous '
         'Sparsification and Edge-Popup take lists in cs.lambdas and '
         'edgepopup.k')
+  if 'rewind_step' in lists:
+    _check_rewind_steps(config, lists['rewind_step'])
   names = tuple(n for n in section if n in lists)
   points = tuple(dict(zip(names, combo))
                  for combo in itertools.product(*(lists[n] for n in names)))
   return GridSpec(names, points)
+
+
+def _check_rewind_steps(config: Any, steps: tuple[int, ...]) -> None:
+  """A rewind-step grid needs a mode that rewinds to step k, and every k
+  inside training."""
+  total = int(config.train.steps)
+  bad = [k for k in steps if not 0 <= k < total]
+  if bad:
+    raise ValueError(f'grid.rewind_step values {bad} are outside training: '
+                     f'they must lie in [0, {total}) (train.steps)')
+  rewind = config.imp.get('rewind', 'init')
+  if rewind not in ('step', 'lr'):
+    raise ValueError(
+        "a grid over rewind_step needs imp.rewind 'step' or 'lr' (each "
+        'member then starts every level at its own rewind step); got '
+        f'imp.rewind={rewind!r}')
 
 
 def check_values(spec: GridSpec) -> None:

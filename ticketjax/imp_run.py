@@ -122,6 +122,7 @@ class ImpRun:
     self.grid = self.pieces.grid  # its values were range-checked in build
     self.S = self.pieces.num_seeds
     self.N = self.grid.size * self.S  # lineages: seed s of grid point g
+    self.rewind_steps_N = self._rewind_steps()
     self.who = [self.grid.who(l, self.S) for l in range(self.N)]
     self.seed_keys = self.pieces.lineage_keys()
     self.init_keys, self.noise_keys = jax.vmap(train_lib.split_seed_key)(
@@ -156,6 +157,13 @@ class ImpRun:
 
   # -- grid ----------------------------------------------------------------
 
+  def _rewind_steps(self) -> np.ndarray:
+    """[N] rewind step of every lineage: the grid's (range-checked in
+    `grid.from_config`), else imp.rewind_step."""
+    if 'rewind_step' in self.grid.names:
+      return self.grid.per_lineage('rewind_step', self.S)
+    return np.full(self.N, self.cfg.rewind_step, np.int32)
+
   def _with_hparams(self, state_M):
     """`state_M` (branch-major over the lineages) with each lineage's
     optimizer values of the grid; the identity without a grid over them."""
@@ -174,7 +182,12 @@ class ImpRun:
     evals = []
 
     def on_eval(step, per_member):
+      # members still waiting for their rewind step (a rewind-step grid)
+      # have not trained yet: no record
+      trained = per_member.pop('trained_steps', None)
       for i in range(len(branches) * self.N):
+        if trained is not None and not trained[i]:
+          continue
         rec = {'level': level, 'branch': branches[i // self.N],
                **self.who[i % self.N], 'member': i, 'step': step}
         rec.update({k: float(v[i]) for k, v in per_member.items()})
@@ -204,11 +217,18 @@ class ImpRun:
     init_S = self._with_hparams(
         trainer.init_states(self.init_keys, self.noise_keys))
     self.ckpt.save('rewind_init', init_S)
-    k = self.cfg.rewind_step
-    state_S, evals = init_S, []
-    if k:
-      state_S, evals = self._train_level(0, ('ticket',), init_S, k)
-      self.ckpt.save('rewind_step', state_S)
+    state_S, rewind_S, evals = init_S, init_S, []
+    ks = sorted({int(k) for k in self.rewind_steps_N} - {0})
+    for k in ks:  # one rewind step, or a grid's, in order
+      state_S, more = self._train_level(0, ('ticket',), state_S, k)
+      evals += more
+      here = jnp.asarray(self.rewind_steps_N == k)
+      rewind_S = jax.tree.map(
+          lambda x, r, h=here: jnp.where(
+              h.reshape(h.shape + (1,) * (x.ndim - 1)), x, r),
+          state_S, rewind_S)
+    if ks:
+      self.ckpt.save('rewind_step', rewind_S)
     final_S, more = self._train_level(0, ('ticket',), state_S,
                                       self.pieces.train.steps)
     self._finish_level(0, ('ticket',), final_S, evals + more, final_S.mask)
@@ -262,7 +282,7 @@ class ImpRun:
     template = trainer.init_states(self.init_keys, self.noise_keys)
     init_S = self.ckpt.restore('rewind_init', template)
     rewind_S = (self.ckpt.restore('rewind_step', template)
-                if cfg.rewind_step else init_S)
+                if self.rewind_steps_N.any() else init_S)
     prev = self.ckpt.restore(_level_name(level - 1),
                              {'ticket': template,
                               'random_mask': template.mask})
