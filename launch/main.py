@@ -15,39 +15,25 @@ overridden with `--config.a.b=value`; a misspelt field is an error
 
 from absl import app
 from absl import flags
-from absl import logging
 import jax
 from ml_collections import config_flags
 
 from launch import bad_input
+from launch import hosts_flags
 from ticketjax import experiment
-from ticketjax import hosts
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Config file, optionally with a variant: FILE.py:ARG.',
     lock_config=True)
 _WORKDIR = flags.DEFINE_string(
     'workdir', None, 'Folder that holds the runs (created if missing).')
-_NUM_PROCESSES = flags.DEFINE_integer(
-    'num_processes', None, 'Multi-host: the number of JAX processes (one per '
-    'host); each runs this same command. See ticketjax/hosts.py.')
-_COORDINATOR = flags.DEFINE_string(
-    'coordinator_address', None, 'Multi-host: host:port of process 0 (found '
-    'by JAX on TPU VMs).')
-_PROCESS_ID = flags.DEFINE_integer(
-    'process_id', None, 'Multi-host: this process, 0..num_processes-1 '
-    '(found by JAX on TPU VMs).')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  if _NUM_PROCESSES.value is not None and _NUM_PROCESSES.value > 1:
-    hosts.initialize(_COORDINATOR.value, _NUM_PROCESSES.value,
-                     _PROCESS_ID.value)
-  logging.info('JAX process %d/%d, devices: %s', jax.process_index(),
-               jax.process_count(), jax.devices())
+  hosts_flags.initialize()
   with bad_input.exit_on_value_error():
     experiment.run(_CONFIG.value, _WORKDIR.value)
 

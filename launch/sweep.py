@@ -3,6 +3,11 @@
   python -m launch.sweep --sweep=configs/sweep_mnist1d.py[:ARG] \
       --workdir=/tmp/tj [--report=/tmp/tj/report]
 
+On several hosts, the same command on each with `--num_processes=N` (and
+off TPU `--coordinator_address=HOST:PORT --process_id=I`), as for
+`launch.main`: every job runs across all hosts, process 0 writes the run
+folders and the report, and the others their copies (`ticketjax/hosts.py`).
+
 The sweep file's `get_sweep(ARG)` returns a list of configs. Every config
 is checked before the first job starts; each job is resumable on its own
 (rerun the command after a kill). Thin on purpose: it calls
@@ -15,6 +20,7 @@ from absl import flags
 import jax
 
 from launch import bad_input
+from launch import hosts_flags
 from ticketjax import sweep
 
 _SWEEP = flags.DEFINE_string('sweep', None, 'Sweep file, FILE.py[:ARG].')
@@ -42,6 +48,7 @@ def load_sweep(spec: str):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  hosts_flags.initialize()
   with bad_input.exit_on_value_error():
     sweep.run_sweep(load_sweep(_SWEEP.value), _WORKDIR.value, _REPORT.value)
 

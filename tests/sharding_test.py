@@ -122,23 +122,41 @@ def _free_port() -> int:
     return sock.getsockname()[1]
 
 
+OVERRIDES = {'num_seeds': 8, 'imp.levels': 1, 'train.member_group': 2,
+             'progress': False}
+
+
 def test_imp_search_records_are_identical_on_one_four_devices_and_two_hosts(
     tmp_path):
   """Issue 6, must-show 1: an 8-seed IMP search (with its controls) on 4
   forced CPU devices writes the records of the 1-device run, bit for bit,
   with members in compiled groups (`train.member_group`); so do two JAX
   processes of 2 devices each (`--num_processes=2`, gloo on localhost),
-  process 0 in the run folder and process 1 in its own copy."""
-  def launch(devices, workdir, *extra):
+  process 0 in the run folder and process 1 in its own copy. The two
+  processes run the search as a one-job sweep (`launch.sweep`, whose
+  multi-host flags are `launch.main`'s) with a report from each."""
+  def launch(devices, workdir, *extra, sweep=False):
     env = dict(os.environ, PYTHONPATH=ROOT, XLA_FLAGS=(
         f'--xla_force_host_platform_device_count={devices}'))
+    if sweep:
+      job = ['launch.sweep', f'--sweep={sweep_file}']
+    else:
+      job = ['launch.main', '--config=configs/imp_mlp_mnist1d.py:smoke',
+             *(f'--config.{k}={v}' for k, v in OVERRIDES.items())]
     return subprocess.Popen(
-        [sys.executable, '-m', 'launch.main',
-         '--config=configs/imp_mlp_mnist1d.py:smoke', f'--workdir={workdir}',
-         '--config.num_seeds=8', '--config.imp.levels=1',
-         '--config.train.member_group=2', '--config.progress=False', *extra],
+        [sys.executable, '-m', *job, f'--workdir={workdir}', *extra],
         env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True)
+
+  sweep_file = tmp_path / 'sweep_8_seeds.py'
+  sweep_file.write_text(textwrap.dedent(f'''
+      from configs import imp_mlp_mnist1d
+      def get_sweep(arg):
+        c = imp_mlp_mnist1d.get_config('smoke')
+        for key, value in {OVERRIDES!r}.items():
+          c.update_from_flattened_dict({{key: value}})
+        return [c]
+      '''))
 
   def read(run_dir):
     summary = json.loads((run_dir / 'summary.json').read_text())
@@ -159,7 +177,7 @@ def test_imp_search_records_are_identical_on_one_four_devices_and_two_hosts(
   workdir, port = tmp_path / 'hosts', _free_port()
   procs = [launch(2, workdir, '--num_processes=2',
                   f'--coordinator_address=localhost:{port}',
-                  f'--process_id={i}') for i in range(2)]
+                  f'--process_id={i}', sweep=True) for i in range(2)]
   for proc in procs:
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out[-3000:]
@@ -170,6 +188,9 @@ def test_imp_search_records_are_identical_on_one_four_devices_and_two_hosts(
   # the checkpoints are saved once, by both processes together
   assert (run_dir / 'checkpoints').is_dir()
   assert not (copy / 'checkpoints').exists()
+  # the sweep's report: process 0's in the workdir, process 1's in its copy
+  assert (workdir / 'report' / 'report.md').exists()
+  assert (workdir / '.hosts' / 'process-1' / 'report' / 'report.md').exists()
 
 
 def test_one_process_writes_in_the_workdir_and_copies_map_to_process_0():

@@ -7,13 +7,16 @@ one of them (job name, pieces, the job's own section) before the first
 starts, runs them in order through `experiment.run` (each in its own
 content-addressed folder, so a killed sweep rerun skips the finished jobs
 and resumes the unfinished one), and writes one cross-run report
-(`runs_report.write`) over the workdir.
+(`runs_report.write`) over the workdir. With several JAX processes
+(`ticketjax.hosts`) every job spans them all, and each process writes
+the report from its own copy of the runs (process 0 into the workdir).
 """
 import os
 import sys
 from typing import Any, Sequence
 
 from ticketjax import experiment
+from ticketjax import hosts
 from ticketjax import pieces as pieces_lib
 from ticketjax import runs_report
 
@@ -58,7 +61,11 @@ def run_sweep(configs: Sequence[Any], workdir: str,
     print(f'sweep: job {i + 1}/{len(configs)} ({config.job})',
           file=sys.stderr)
     summaries.append(experiment.run(config, workdir))
-  out = report_dir or os.path.join(workdir, 'report')
-  runs_report.write([workdir], out)
+  # several processes: each reports from its copy of the runs into its own
+  # folder (process 0: the workdir), restoring checkpoints together
+  mine = hosts.process_workdir(workdir)
+  out = (hosts.process_workdir(report_dir) if report_dir
+         else os.path.join(mine, 'report'))
+  runs_report.write([mine], out)
   print(f'sweep report: {os.path.join(out, "report.md")}', file=sys.stderr)
   return summaries
