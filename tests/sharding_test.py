@@ -15,7 +15,8 @@ import jax
 import numpy as np
 import pytest
 
-from ticketjax import optim, sharding
+from launch import sweep as sweep_launcher
+from ticketjax import experiment, optim, sharding
 from ticketjax import train as train_lib
 from testlib import synthetic_dataset, tiny_mlp
 
@@ -134,7 +135,9 @@ def test_imp_search_records_are_identical_on_one_four_devices_and_two_hosts(
   processes of 2 devices each (`--num_processes=2`, gloo on localhost),
   process 0 in the run folder and process 1 in its own copy. The two
   processes run the search as a one-job sweep (`launch.sweep`, whose
-  multi-host flags are `launch.main`'s) with a report from each."""
+  multi-host flags are `launch.main`'s) with a report from each, followed
+  by an Edge-Popup smoke run, which deletes its older checkpoints as it
+  goes; its records equal a one-device run's."""
   def launch(devices, workdir, *extra, sweep=False):
     env = dict(os.environ, PYTHONPATH=ROOT, XLA_FLAGS=(
         f'--xla_force_host_platform_device_count={devices}'))
@@ -148,14 +151,20 @@ def test_imp_search_records_are_identical_on_one_four_devices_and_two_hosts(
         env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True)
 
-  sweep_file = tmp_path / 'sweep_8_seeds.py'
+  sweep_file = tmp_path / 'sweep_imp_and_edgepopup.py'
   sweep_file.write_text(textwrap.dedent(f'''
-      from configs import imp_mlp_mnist1d
+      from configs import edgepopup_mnist1d, imp_mlp_mnist1d
       def get_sweep(arg):
         c = imp_mlp_mnist1d.get_config('smoke')
         for key, value in {OVERRIDES!r}.items():
           c.update_from_flattened_dict({{key: value}})
-        return [c]
+        # one phase of 20 steps: two saves, the first deleted by the second
+        ep = edgepopup_mnist1d.get_config('smoke')
+        ep.train.steps = 20
+        ep.edgepopup.dense_baseline = False
+        ep.train.member_group = 2
+        ep.progress = False
+        return [c, ep]
       '''))
 
   def read(run_dir):
@@ -188,6 +197,18 @@ def test_imp_search_records_are_identical_on_one_four_devices_and_two_hosts(
   # the checkpoints are saved once, by both processes together
   assert (run_dir / 'checkpoints').is_dir()
   assert not (copy / 'checkpoints').exists()
+
+  # Edge-Popup (it deletes older checkpoints: process 0 does, both wait):
+  # the records of a one-device run in this process
+  alone = experiment.run(sweep_launcher.load_sweep(str(sweep_file))[1],
+                         str(tmp_path / 'ep1'))
+  name = os.path.basename(alone['run_dir'])
+  expected = read(tmp_path / 'ep1' / name)
+  ep_dir = workdir / name
+  assert read(ep_dir) == expected
+  assert read(workdir / '.hosts' / 'process-1' / name) == expected
+  assert sorted(os.listdir(ep_dir / 'checkpoints')) == sorted(
+      os.listdir(tmp_path / 'ep1' / name / 'checkpoints'))
   # the sweep's report: process 0's in the workdir, process 1's in its copy
   assert (workdir / 'report' / 'report.md').exists()
   assert (workdir / '.hosts' / 'process-1' / 'report' / 'report.md').exists()

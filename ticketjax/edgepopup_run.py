@@ -75,7 +75,6 @@ class EdgePopupRun:
   """Drives one Edge-Popup search in its run folder (module docstring)."""
 
   def __init__(self, config: Any, workdir: str):
-    hosts.check_single_process('an Edge-Popup run')
     self.config = config
     self.cfg = edgepopup_config(config)  # cheap checks first
     self.pieces = pieces_lib.build(config)
@@ -171,21 +170,28 @@ class EdgePopupRun:
     """Records, then checkpoint, of `phase` at `step`; drops older saves."""
     name = _step_name(phase, step)
     metrics_lib.write_json(self._records_path(name), records)
-    if os.path.isdir(self.ckpt.root):
+    # the checkpoints are shared by all processes: process 0 changes them
+    if hosts.is_main() and os.path.isdir(self.ckpt.root):
       for entry in os.listdir(self.ckpt.root):  # a save cut by a kill
         if entry.startswith(name + '.orbax-checkpoint-tmp'):
           shutil.rmtree(os.path.join(self.ckpt.root, entry))
+    hosts.barrier(f'edgepopup: before saving {name}')
     self.ckpt.save(name, state)
     self._drop_older(phase, step)
+    hosts.barrier(f'edgepopup: saved {name}')
 
   def _drop_older(self, phase: str, step: int) -> None:
     """Deletes every save of `phase` older than `step`.
 
     Also what a kill can leave behind: a records file without its
-    checkpoint, an orbax temporary folder of an unfinished save.
+    checkpoint, an orbax temporary folder of an unfinished save. Each
+    process deletes its own records; process 0 the shared checkpoints.
     """
     pattern = re.compile(rf'^{phase}_step_(\d+)')
-    for folder in (self.ckpt.root, os.path.join(self.run_dir, 'records')):
+    folders = [os.path.join(self.run_dir, 'records')]
+    if hosts.is_main():
+      folders.append(self.ckpt.root)
+    for folder in folders:
       for entry in os.listdir(folder) if os.path.isdir(folder) else ():
         match = pattern.match(entry)
         if not match or int(match.group(1)) >= step:

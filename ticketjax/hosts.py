@@ -18,11 +18,11 @@ process then runs the same driver:
     every host mounts (NFS; the run files are written with plain `open`,
     so not `gs://`). Read process 0's folder.
 
-Edge-Popup runs and growing an IMP run to more seeds rename and delete
-checkpoints, and refuse to run on several processes
-(`check_single_process`). Dense, IMP, CS and LMC runs take the paths
-above; the IMP search is tested on two processes
-(`tests/sharding_test.py`).
+Edge-Popup runs delete their older checkpoints: process 0 deletes them
+and all processes wait for it (`barrier`). Growing an IMP run to more
+seeds swaps checkpoints by renames and refuses to run on several
+processes (`check_single_process`). The IMP search and an Edge-Popup run
+are tested on two processes (`tests/sharding_test.py`).
 
 On CPU (tests, or hosts without accelerators) the processes talk through
 gloo. With one process nothing here changes anything.
@@ -31,6 +31,7 @@ import os
 from typing import Optional
 
 import jax
+from jax.experimental import multihost_utils
 
 HOSTS_DIR = '.hosts'
 
@@ -51,6 +52,18 @@ def initialize(coordinator_address: Optional[str] = None,
 
 def is_multiprocess() -> bool:
   return jax.process_count() > 1
+
+
+def is_main() -> bool:
+  """True on process 0, the one that changes shared folders."""
+  return jax.process_index() == 0
+
+
+def barrier(name: str) -> None:
+  """Every process waits here until all reach the same `name` (no-op with
+  one process)."""
+  if is_multiprocess():
+    multihost_utils.sync_global_devices(name)
 
 
 def check_single_process(what: str) -> None:
