@@ -179,8 +179,9 @@ def test_rewind_step_grid_equals_separate_runs(tmp_path):
   assert [p['label'] for p in summary['points']] == ['k=0', 'k=5']
   grid_records = _records(summary['run_dir'])
   key = lambda r: (r['level'], r['branch'], r['seed'], r['step'])
-  level1_steps = lambda k: sorted({r['step'] for r in grid_records
-                                   if r['level'] == 1 and r['rewind_step'] == k})
+  level1_steps = lambda k: sorted({
+      r['step'] for r in grid_records
+      if r['level'] == 1 and r['rewind_step'] == k})
   assert level1_steps(0) == [5, 10]
   assert level1_steps(5) == [10]  # no record while waiting
   # the k=5 point, the one that waits (k=0 trains as any grid member does)
