@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from launch import sweep as sweep_launcher
-from ticketjax import experiment, optim, sharding
+from ticketjax import checkpoint, experiment, optim, sharding
 from ticketjax import train as train_lib
 from testlib import synthetic_dataset, tiny_mlp
 
@@ -134,10 +134,11 @@ def test_imp_search_records_are_identical_on_one_four_devices_and_two_hosts(
   with members in compiled groups (`train.member_group`); so do two JAX
   processes of 2 devices each (`--num_processes=2`, gloo on localhost),
   process 0 in the run folder and process 1 in its own copy. The two
-  processes run the search as a one-job sweep (`launch.sweep`, whose
-  multi-host flags are `launch.main`'s) with a report from each, followed
-  by an Edge-Popup smoke run, which deletes its older checkpoints as it
-  goes; its records equal a one-device run's."""
+  processes run the search in a sweep (`launch.sweep`, whose multi-host
+  flags are `launch.main`'s) with a report from each: first with 4 seeds,
+  then grown in place to 8 (`imp_extend`, which swaps checkpoints), then
+  an Edge-Popup smoke run, which deletes its older checkpoints as it goes;
+  its records equal a one-device run's."""
   def launch(devices, workdir, *extra, sweep=False):
     env = dict(os.environ, PYTHONPATH=ROOT, XLA_FLAGS=(
         f'--xla_force_host_platform_device_count={devices}'))
@@ -158,13 +159,16 @@ def test_imp_search_records_are_identical_on_one_four_devices_and_two_hosts(
         c = imp_mlp_mnist1d.get_config('smoke')
         for key, value in {OVERRIDES!r}.items():
           c.update_from_flattened_dict({{key: value}})
+        # 4 seeds, then the same run grown to 8 in place (imp_extend)
+        four = c.copy_and_resolve_references()
+        four.num_seeds = 4
         # one phase of 20 steps: two saves, the first deleted by the second
         ep = edgepopup_mnist1d.get_config('smoke')
         ep.train.steps = 20
         ep.edgepopup.dense_baseline = False
         ep.train.member_group = 2
         ep.progress = False
-        return [c, ep]
+        return [four, c, ep]
       '''))
 
   def read(run_dir):
@@ -193,14 +197,19 @@ def test_imp_search_records_are_identical_on_one_four_devices_and_two_hosts(
   (one,) = list((tmp_path / 'd1').iterdir())
   run_dir = workdir / one.name
   copy = workdir / '.hosts' / 'process-1' / run_dir.name
-  assert read(run_dir) == runs[1] and read(copy) == runs[1]
+  # grown from 4 seeds: the old seeds' records come first, so compare the
+  # records as a set (and the summary whole)
+  grown = lambda r: (sorted(r[0].splitlines()), r[1])
+  assert grown(read(run_dir)) == grown(runs[1])
+  assert grown(read(copy)) == grown(runs[1])
   # the checkpoints are saved once, by both processes together
-  assert (run_dir / 'checkpoints').is_dir()
+  assert checkpoint.Checkpoints(str(run_dir)).leading_size('level_001') == 8
   assert not (copy / 'checkpoints').exists()
+  assert not (run_dir / 'extend').exists() and not (copy / 'extend').exists()
 
   # Edge-Popup (it deletes older checkpoints: process 0 does, both wait):
   # the records of a one-device run in this process
-  alone = experiment.run(sweep_launcher.load_sweep(str(sweep_file))[1],
+  alone = experiment.run(sweep_launcher.load_sweep(str(sweep_file))[2],
                          str(tmp_path / 'ep1'))
   name = os.path.basename(alone['run_dir'])
   expected = read(tmp_path / 'ep1' / name)
@@ -217,7 +226,8 @@ def test_imp_search_records_are_identical_on_one_four_devices_and_two_hosts(
 def test_one_process_writes_in_the_workdir_and_copies_map_to_process_0():
   from ticketjax import hosts  # pylint: disable=g-import-not-at-top
   assert hosts.process_workdir('/w') == '/w'  # one process: process 0
-  hosts.check_single_process('this')  # no error with one process
+  assert hosts.is_main()
+  hosts.barrier('one process: returns at once')
   copy = os.path.join('/w', hosts.HOSTS_DIR, 'process-3', 'imp-abc')
   assert hosts.shared_path(copy) == os.path.join('/w', 'imp-abc')
   assert hosts.shared_path('/w/imp-abc') == '/w/imp-abc'

@@ -18,11 +18,11 @@ process then runs the same driver:
     every host mounts (NFS; the run files are written with plain `open`,
     so not `gs://`). Read process 0's folder.
 
-Edge-Popup runs delete their older checkpoints: process 0 deletes them
-and all processes wait for it (`barrier`). Growing an IMP run to more
-seeds swaps checkpoints by renames and refuses to run on several
-processes (`check_single_process`). The IMP search and an Edge-Popup run
-are tested on two processes (`tests/sharding_test.py`).
+Edge-Popup runs delete their older checkpoints and growing an IMP run to
+more seeds swaps checkpoints by renames: process 0 changes the shared
+folder and all processes wait for it (`barrier`). The IMP search, its
+growth to more seeds and an Edge-Popup run are tested on two processes
+(`tests/sharding_test.py`).
 
 On CPU (tests, or hosts without accelerators) the processes talk through
 gloo. With one process nothing here changes anything.
@@ -64,15 +64,6 @@ def barrier(name: str) -> None:
   one process)."""
   if is_multiprocess():
     multihost_utils.sync_global_devices(name)
-
-
-def check_single_process(what: str) -> None:
-  """ValueError when `what` runs with several processes (not supported)."""
-  if is_multiprocess():
-    raise ValueError(
-        f'{what} runs in one JAX process only for now (it renames or '
-        f'deletes checkpoints in the shared run folder); this launch has '
-        f'{jax.process_count()} processes: run it without --num_processes')
 
 
 def process_workdir(workdir: str) -> str:

@@ -17,6 +17,11 @@ checkpoint is written beside the old one and swapped in by two renames
 (`level_LLL` -> `level_LLL.old`, merged -> `level_LLL`) before the level's
 records; a rerun finishes a swap cut between the renames and skips a
 checkpoint that already holds S_new members.
+
+With several processes (`ticketjax.hosts`) every process merges its own
+copy of the records, all save the merged checkpoints together, and
+process 0 alone renames and deletes in the shared checkpoint folders while
+the others wait (`hosts.barrier`).
 """
 import json
 import os
@@ -26,6 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from ticketjax import checkpoint as ckpt_lib
+from ticketjax import hosts
 from ticketjax import metrics as metrics_lib
 from ticketjax import train as train_lib
 
@@ -35,7 +41,7 @@ def _seeds_in(records_path: str) -> int:
     return len({r['seed'] for r in json.load(f)['summaries']})
 
 
-def _swap_in(ckpt: ckpt_lib.Checkpoints, name: str, merged_path: str):
+def _rename_in(ckpt: ckpt_lib.Checkpoints, name: str, merged_path: str):
   """Replaces checkpoint `name` by the folder `merged_path` (two renames)."""
   old = ckpt.path(name) + '.old'
   if os.path.isdir(ckpt.path(name)):
@@ -46,8 +52,21 @@ def _swap_in(ckpt: ckpt_lib.Checkpoints, name: str, merged_path: str):
   shutil.rmtree(old, ignore_errors=True)
 
 
+def _swap_in(ckpt: ckpt_lib.Checkpoints, name: str, merged_path: str):
+  """`_rename_in` on process 0; every process returns once it is done."""
+  if hosts.is_main():
+    _rename_in(ckpt, name, merged_path)
+  hosts.barrier(f'imp_extend: swapped in {name}')
+
+
 def _finish_cut_swaps(ckpt: ckpt_lib.Checkpoints, sub_ckpt):
-  """Completes swaps killed between their two renames."""
+  """Completes swaps killed between their two renames (process 0)."""
+  if hosts.is_main():
+    _finish_cut_swaps_here(ckpt, sub_ckpt)
+  hosts.barrier('imp_extend: cut swaps finished')
+
+
+def _finish_cut_swaps_here(ckpt, sub_ckpt):
   if not os.path.isdir(ckpt.root):
     return
   for entry in os.listdir(ckpt.root):
@@ -55,7 +74,7 @@ def _finish_cut_swaps(ckpt: ckpt_lib.Checkpoints, sub_ckpt):
       name = entry[:-len('.old')]
       merged = sub_ckpt.path('merged_' + name)
       if not ckpt.exists(name) and os.path.isdir(merged):
-        _swap_in(ckpt, name, merged)
+        _rename_in(ckpt, name, merged)
       elif ckpt.exists(name):
         shutil.rmtree(ckpt.path(entry))
 
@@ -114,4 +133,7 @@ def extend(run, old: int, levels_done: int) -> None:
     metrics_lib.write_json(path, merged_records)  # marks the level merged
   config_path = os.path.join(run.run_dir, 'config.json')
   metrics_lib.write_json(config_path, run.config.to_dict())
+  # process 0's folder holds the sub-run's checkpoints: all are done with
+  # them before it deletes
+  hosts.barrier('imp_extend: merged')
   shutil.rmtree(os.path.join(run.run_dir, 'extend'))

@@ -33,7 +33,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from ticketjax import checkpoint as ckpt_lib
-from ticketjax import hosts
 from ticketjax import imp as imp_lib
 from ticketjax import imp_extend
 from ticketjax import loop
@@ -315,7 +314,6 @@ class ImpRun:
       levels_done = 0
       while self.ckpt.exists(_level_name(levels_done)):
         levels_done += 1
-      hosts.check_single_process('growing an IMP run to more seeds')
       imp_extend.extend(self, old, levels_done)
     os.makedirs(self.run_dir, exist_ok=True)
     config_dict = self.config.to_dict()
