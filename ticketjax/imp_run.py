@@ -221,11 +221,8 @@ class ImpRun:
     for k in ks:  # one rewind step, or a grid's, in order
       state_S, more = self._train_level(0, ('ticket',), state_S, k)
       evals += more
-      here = jnp.asarray(self.rewind_steps_N == k)
-      rewind_S = jax.tree.map(
-          lambda x, r, h=here: jnp.where(
-              h.reshape(h.shape + (1,) * (x.ndim - 1)), x, r),
-          state_S, rewind_S)
+      rewind_S = train_lib.where_members(
+          jnp.asarray(self.rewind_steps_N == k), state_S, rewind_S)
     if ks:
       self.ckpt.save('rewind_step', rewind_S)
     final_S, more = self._train_level(0, ('ticket',), state_S,

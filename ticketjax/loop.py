@@ -40,11 +40,9 @@ def train_means(metrics_TxS) -> dict:
   active = np.asarray(metrics_TxS['active'])
   count = active.sum(0)
   with np.errstate(invalid='ignore'):  # 0 / 0: NaN for a waiting member
-    return {'train_loss': np.where(active, loss, 0).sum(0) / np.float32(
-                count),
-            'train_accuracy': np.where(active, acc, 0).sum(0) / np.float32(
-                count),
-            'trained_steps': count}
+    means = {name: np.where(active, x, 0).sum(0) / np.float32(count)
+             for name, x in (('train_loss', loss), ('train_accuracy', acc))}
+  return {**means, 'trained_steps': count}
 
 
 def train_chunks(trainer, state_S, data, total_steps, eval_every, *,

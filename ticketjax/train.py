@@ -253,10 +253,7 @@ class Trainer:
           state_S, perm_S, t, data)
       if staggered:  # members not yet at step t keep their state
         active_S = state_S.step == t
-        new_S = jax.tree.map(
-            lambda n, o: jnp.where(
-                active_S.reshape(active_S.shape + (1,) * (n.ndim - 1)), n, o),
-            new_S, state_S)
+        new_S = where_members(active_S, new_S, state_S)
         metrics_S = {**metrics_S, 'active': active_S}
       return (new_S, perm_S), metrics_S
 
@@ -303,6 +300,13 @@ class Trainer:
     out = sharding.gather(self._evaluate(params_S, model_state_S,
                                          *sharding.replicate((x, y))))
     return sharding.unpad_members(out, num_members)
+
+
+def where_members(on_S, a_S: PyTree, b_S: PyTree) -> PyTree:
+  """Member i of `a_S` where `on_S[i]`, else of `b_S` (same structures)."""
+  return jax.tree.map(
+      lambda a, b: jnp.where(on_S.reshape(on_S.shape + (1,) * (a.ndim - 1)),
+                             a, b), a_S, b_S)
 
 
 def unstack(tree_S: PyTree, i: int) -> PyTree:
