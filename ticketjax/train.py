@@ -17,8 +17,9 @@ noise keys see the same weights and different SGD noise (what an
 instability analysis needs).
 
 Batches are drawn inside the program from the data set held whole on the
-device: epoch e's permutation is computed once at its first step (a
-`lax.cond` on the step, which is shared by all seeds) and step t of the
+device: epoch e's permutation is computed once, at its first step or at
+the first step of a `train` call that starts inside it (later epochs by a
+`lax.cond` on the step, which is shared by all seeds), and step t of the
 epoch takes rows [i*B, (i+1)*B) of it, i = t mod (N // B). The N mod B
 examples left over by an epoch's permutation are skipped that epoch.
 
@@ -246,7 +247,9 @@ class Trainer:
 
     def body(carry, t):
       state_S, perm_S = carry
-      perm_S = jax.lax.cond(t % steps_per_epoch == 0,
+      # t0's permutation is the scan's initial carry: shuffle again only
+      # at the later epoch starts (a sort of the N indices per seed)
+      perm_S = jax.lax.cond((t % steps_per_epoch == 0) & (t != t0),
                             lambda: permutations(state_S.key, t),
                             lambda: perm_S)
       new_S, metrics_S = jax.vmap(self.step, in_axes=(0, 0, None, None))(
