@@ -620,3 +620,54 @@ def test_conv_layers_use_patch_conv_on_cpu_and_fall_back_for_the_rest():
       x, w, (1, 1), 'SAME', dimension_numbers=dn, feature_group_count=2)
   np.testing.assert_array_equal(grouped, lax.conv_general_dilated(
       x, w, (1, 1), 'SAME', dimension_numbers=dn, feature_group_count=2))
+
+
+@pytest.mark.parametrize('x_shape', [(6, 20), (2, 3, 20)])
+def test_kernel_matmul_equals_lax_values_and_gradients(x_shape):
+  """The CPU dense matmul (`kernel_matmul`) is lax's, to float rounding."""
+  from jax import lax  # pylint: disable=g-import-not-at-top
+  from ticketjax.models import kernel_matmul  # pylint: disable=g-import-not-at-top
+  key = jax.random.PRNGKey(0)
+  x = jax.random.normal(key, x_shape)
+  w = jax.random.normal(jax.random.fold_in(key, 1), (20, 7))
+  dn = (((x.ndim - 1,), (0,)), ((), ()))
+
+  def loss(dot):
+    return lambda x, w: jnp.sum(jnp.sin(dot(x, w, dn)))
+
+  def grad_of_grad(dot):  # what a Hessian-gradient product needs
+    return jax.grad(lambda w: jnp.vdot(
+        jax.grad(loss(dot), argnums=1)(x, w), w))(w)
+
+  value_and_grads = lambda dot: jax.value_and_grad(loss(dot), argnums=(0, 1))
+  seeds = (jnp.stack([x, -x]), jnp.stack([w, 2 * w]))
+  for vmapped, args in ((False, (x, w)), (True, seeds)):
+    want, got = (jax.jit(jax.vmap(value_and_grads(dot)) if vmapped
+                         else value_and_grads(dot))(*args)
+                 for dot in (lax.dot_general, kernel_matmul.dot_general))
+    for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got)):
+      np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(grad_of_grad(lax.dot_general),
+                             grad_of_grad(kernel_matmul.dot_general),
+                             rtol=1e-5, atol=1e-5)
+  # the kernel gradient is one contraction born in the kernel's layout:
+  # no transpose after it, as JAX's own rule has
+  prims = lambda dot: {e.primitive.name for e in jax.make_jaxpr(jax.grad(
+      loss(dot), argnums=1))(x, w).jaxpr.eqns}
+  assert 'transpose' in prims(lax.dot_general)
+  assert 'transpose' not in prims(kernel_matmul.dot_general)
+
+
+def test_dense_layers_use_kernel_matmul_on_cpu_and_fall_back_for_the_rest():
+  from jax import lax  # pylint: disable=g-import-not-at-top
+  from ticketjax.models import kernel_matmul  # pylint: disable=g-import-not-at-top
+  layer = adapter.dense(5, 3, 'glorot_normal', nnx.Rngs(0))
+  assert layer.dot_general is kernel_matmul.for_backend()
+  if jax.default_backend() == 'cpu':
+    assert kernel_matmul.for_backend() is kernel_matmul.dot_general
+  # a contraction that is not the dense layer's goes to lax unchanged
+  a = jnp.arange(12.).reshape(3, 4)
+  b = jnp.arange(20.).reshape(5, 4)
+  dn = (((1,), (1,)), ((), ()))
+  np.testing.assert_array_equal(kernel_matmul.dot_general(a, b, dn),
+                                lax.dot_general(a, b, dn))

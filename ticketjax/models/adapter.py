@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ticketjax import types
+from ticketjax.models import kernel_matmul
 from ticketjax.models import patch_conv
 
 Initializer = Callable[..., jax.Array]
@@ -116,11 +117,15 @@ def positive_int(name: str, value: Any) -> int:
 def dense(
     in_features: int, out_features: int, kernel_init: str, rngs: nnx.Rngs
 ) -> nnx.Linear:
-  """An `nnx.Linear` (with bias) initialised by name (see `initializers`)."""
+  """An `nnx.Linear` (with bias) initialised by name (see `initializers`).
+
+  On the CPU backend its kernel gradient comes out in the kernel's layout
+  (`kernel_matmul`), which the optimizer's passes read fastest.
+  """
   k_init, b_init = initializers(kernel_init, in_features)
   return nnx.Linear(
       in_features, out_features, kernel_init=k_init, bias_init=b_init,
-      rngs=rngs,
+      dot_general=kernel_matmul.for_backend(), rngs=rngs,
   )
 
 
