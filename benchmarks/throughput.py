@@ -88,8 +88,8 @@ def fake_mnist(n_train=55000, n_test=1000):
   xt = rng.normal(size=(n_test, 28, 28, 1)).astype(np.float32)
   yt = rng.integers(0, 10, n_test).astype(np.int32)
   empty_x = np.zeros((0, 28, 28, 1), np.float32)
-  return train_lib.DeviceData(*map(jnp.asarray, (
-      x, y, empty_x, np.zeros((0,), np.int32), xt, yt)))
+  return train_lib.to_device(train_lib.DeviceData(
+      x, y, empty_x, np.zeros((0,), np.int32), xt, yt))
 
 
 def best_rates(trainers, data, steps, rounds, peak_fn):

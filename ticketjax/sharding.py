@@ -55,11 +55,22 @@ def num_devices() -> int:
 
 
 def _place(tree, spec: PartitionSpec):
-  sharding = NamedSharding(mesh(), spec)
-  if jax.process_count() == 1:
-    return jax.device_put(tree, sharding)
+  """`tree` with every leaf placed by `spec` over the mesh.
 
-  def one(x):  # every process holds the whole value; each places its part
+  Leaves placed so already are returned as they are: the data set, held
+  replicated from `train.to_device` on, is not copied again at every
+  `train` and `evaluate` call (on several processes that would be a round
+  trip through host memory).
+  """
+  sharding = NamedSharding(mesh(), spec)
+
+  def one(x):
+    if isinstance(x, jax.Array) and x.sharding.is_equivalent_to(
+        sharding, x.ndim):
+      return x
+    if jax.process_count() == 1:
+      return jax.device_put(x, sharding)
+    # every process holds the whole value; each places its part
     host = np.asarray(x)
     return jax.make_array_from_callback(host.shape, sharding,
                                         lambda index: host[index])

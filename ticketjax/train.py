@@ -82,8 +82,10 @@ class DeviceData(NamedTuple):
 
 
 def to_device(ds: Dataset) -> DeviceData:
-  return DeviceData(*(jnp.asarray(getattr(ds, f))
-                      for f in DeviceData._fields))
+  """The data set's arrays on every device (replicated over the mesh), once
+  for all the `train` and `evaluate` calls that read it."""
+  return sharding.replicate(DeviceData(*(jnp.asarray(getattr(ds, f))
+                                         for f in DeviceData._fields)))
 
 
 def seed_keys(seed: int, num_seeds: int, first: int = 0) -> jax.Array:
