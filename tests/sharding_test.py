@@ -30,6 +30,7 @@ SCRIPT = textwrap.dedent('''
     import jax
     import numpy as np
     from ticketjax import optim
+    from ticketjax import sharding
     from ticketjax import train as train_lib
     from testlib import synthetic_dataset, tiny_mlp
 
@@ -41,12 +42,18 @@ SCRIPT = textwrap.dedent('''
       keys = jax.vmap(train_lib.split_seed_key)(train_lib.seed_keys(0, 5))
       state_S = trainer.init_states(*keys)
       data = train_lib.to_device(synthetic_dataset())
+      # placed on every device once; train/evaluate do not copy it again
+      placed_once = all(
+          a is b and a.sharding.device_set == set(jax.devices())
+          for a, b in zip(jax.tree.leaves(data),
+                          jax.tree.leaves(sharding.replicate(data))))
       state_S, m = trainer.train(state_S, data, 30)
       state_S, m2 = trainer.train(state_S, data, 30)  # second chunk
       ev = trainer.evaluate(state_S, data.x_test, data.y_test)
       arrays = {'loss': np.concatenate([m['loss'], m2['loss']]),
                 'acc': np.asarray(ev['accuracy']),
-                'devices': np.asarray(jax.device_count())}
+                'devices': np.asarray(jax.device_count()),
+                'placed_once': np.asarray(placed_once)}
       for i, leaf in enumerate(jax.tree.leaves(state_S.params)):
         arrays[f'p{i}'] = np.asarray(leaf)
       np.savez(out_path, **arrays)
@@ -75,6 +82,7 @@ def test_sharded_members_match_one_device(tmp_path, num_devices, group):
   one = _run_with_devices(tmp_path, 1)
   many = _run_with_devices(tmp_path, num_devices, group)
   assert int(one['devices']) == 1 and int(many['devices']) == num_devices
+  assert bool(one['placed_once']) and bool(many['placed_once'])
   assert many['loss'].shape == one['loss'].shape == (60, 5)
   for name in set(one.files) - {'devices'}:
     np.testing.assert_allclose(many[name], one[name], rtol=1e-5, atol=1e-6,
