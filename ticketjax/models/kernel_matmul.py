@@ -6,9 +6,9 @@ kernel gradient as dy^T x, an [out, in] product, and transposes it to W's
 product [out, in] and fuses the transpose into every pass that reads it: the
 optimizer's first- and second-moment updates then read the gradient one
 column at a time. For LeNet-300-100's 784x300 kernel on a 2-core CPU those
-two passes took about 0.33 ms of a 2.1 ms Adam step, and about 0.13 ms when
-the gradient comes in W's layout (`jax.profiler` per-thunk times, 2 seeds
-on 2 devices; WORKSPACE.md, throughput).
+two passes took about 0.33 ms of a 2.0 ms training step (Adam), and about
+0.13 ms when the gradient comes in W's layout (`jax.profiler` per-thunk
+times, 2 seeds on 2 devices; WORKSPACE.md, throughput).
 
 `dot_general` here is the matmul `nnx.Linear` does, with a custom VJP whose
 kernel gradient is x^T dy contracted over every leading axis of x, born
