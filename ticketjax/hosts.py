@@ -66,6 +66,14 @@ def barrier(name: str) -> None:
     multihost_utils.sync_global_devices(name)
 
 
+def on_main(name: str, fn, *args) -> None:
+  """`fn(*args)` on process 0 (a change to a shared folder); every process
+  returns once it is done (`barrier(name)`)."""
+  if is_main():
+    fn(*args)
+  barrier(name)
+
+
 def process_workdir(workdir: str) -> str:
   """Where this process writes: `workdir` on process 0, else its copy."""
   index = jax.process_index()

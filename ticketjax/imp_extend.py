@@ -54,19 +54,12 @@ def _rename_in(ckpt: ckpt_lib.Checkpoints, name: str, merged_path: str):
 
 def _swap_in(ckpt: ckpt_lib.Checkpoints, name: str, merged_path: str):
   """`_rename_in` on process 0; every process returns once it is done."""
-  if hosts.is_main():
-    _rename_in(ckpt, name, merged_path)
-  hosts.barrier(f'imp_extend: swapped in {name}')
+  hosts.on_main(f'imp_extend: swapped in {name}', _rename_in, ckpt, name,
+                merged_path)
 
 
 def _finish_cut_swaps(ckpt: ckpt_lib.Checkpoints, sub_ckpt):
-  """Completes swaps killed between their two renames (process 0)."""
-  if hosts.is_main():
-    _finish_cut_swaps_here(ckpt, sub_ckpt)
-  hosts.barrier('imp_extend: cut swaps finished')
-
-
-def _finish_cut_swaps_here(ckpt, sub_ckpt):
+  """Completes swaps killed between their two renames (run on process 0)."""
   if not os.path.isdir(ckpt.root):
     return
   for entry in os.listdir(ckpt.root):
@@ -84,7 +77,8 @@ def extend(run, old: int, levels_done: int) -> None:
   new = run.S
   sub_dir = os.path.join(run.run_dir, 'extend', f'seeds_{old}_{new}')
   sub_ckpt = ckpt_lib.Checkpoints(sub_dir)
-  _finish_cut_swaps(run.ckpt, sub_ckpt)
+  hosts.on_main('imp_extend: cut swaps finished', _finish_cut_swaps,
+                run.ckpt, sub_ckpt)
   config = run.config.copy_and_resolve_references()
   with config.unlocked():
     config.first_seed = run.pieces.first_seed + old
@@ -101,7 +95,8 @@ def extend(run, old: int, levels_done: int) -> None:
   like_new = trainer.init_states(keys[0][old:], keys[1][old:])
   cat = lambda a, b: jax.tree.map(lambda x, y: jnp.concatenate([x, y]), a,
                                   b)
-  names = ['rewind_init'] + (['rewind_step'] if run.cfg.rewind_step else [])
+  names = ['rewind_init'] + (['rewind_step'] if run.rewind_steps_N.any()
+                             else [])
   for name in names:
     if run.ckpt.leading_size(name) == old:
       sub_ckpt.save('merged_' + name, cat(run.ckpt.restore(name, like_old),
