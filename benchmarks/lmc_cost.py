@@ -29,8 +29,11 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
-from ticketjax import instability, lmc, lmc_run, pieces as pieces_lib  # noqa
-from ticketjax import train as train_lib  # noqa: E402
+from ticketjax.core import train as train_lib  # noqa: E402
+from ticketjax.methods.lmc import core as instability  # noqa
+from ticketjax.methods.lmc import job as lmc_run
+from ticketjax.methods.lmc import path as lmc
+from ticketjax.run import setup as setup_lib
 
 
 def _config(spec: str):
@@ -66,7 +69,7 @@ def main():
   config.lmc.copies = args.copies
   config.lmc.rewind_steps = (args.rewind,)
   cfg = lmc_run.lmc_config(config)
-  pieces = pieces_lib.build(config)
+  pieces = setup_lib.build(config)
   cfg.validate(pieces.train.steps)
   trainer, steps = pieces.trainer, pieces.train.steps
   data = train_lib.to_device(pieces.dataset)

@@ -37,8 +37,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ticketjax import masks, models, optim, pruning, sharding
-from ticketjax import train as train_lib
+from ticketjax import models
+from ticketjax.core import masks
+from ticketjax.core import optim
+from ticketjax.core import pruning
+from ticketjax.core import sharding
+from ticketjax.core import train as train_lib
 
 BATCH = 60
 LAYERS = ((784, 300), (300, 100), (100, 10))

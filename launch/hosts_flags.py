@@ -10,7 +10,7 @@ from absl import flags
 from absl import logging
 import jax
 
-from ticketjax import hosts
+from ticketjax.run import hosts
 
 _NUM_PROCESSES = flags.DEFINE_integer(
     'num_processes', None, 'Multi-host: the number of JAX processes (one per '

@@ -7,7 +7,7 @@ On several hosts, the same command on each with `--num_processes=N` (and
 off TPU `--coordinator_address=HOST:PORT --process_id=I`); process 0
 writes the run folder (`ticketjax/hosts.py`).
 
-Kept thin on purpose: it parses flags and calls `ticketjax.experiment.run`,
+Kept thin on purpose: it parses flags and calls `ticketjax.run.jobs.run`,
 the same function Colab and the tests call. Any config field can be
 overridden with `--config.a.b=value`; a misspelt field is an error
 (`lock_config=True`). JAX's own options are flags too.
@@ -20,7 +20,7 @@ from ml_collections import config_flags
 
 from launch import bad_input
 from launch import hosts_flags
-from ticketjax import experiment
+from ticketjax.run import jobs
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Config file, optionally with a variant: FILE.py:ARG.',
@@ -35,7 +35,7 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   hosts_flags.initialize()
   with bad_input.exit_on_value_error():
-    experiment.run(_CONFIG.value, _WORKDIR.value)
+    jobs.run(_CONFIG.value, _WORKDIR.value)
 
 
 if __name__ == '__main__':

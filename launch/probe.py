@@ -9,7 +9,7 @@ An endpoint is PATH[:MEMBER]: a checkpoint folder of a dense, IMP or LMC
 run and the member (seed or copy) along its leading axis. Prints error and
 loss at every alpha and the error barrier; with --out also writes
 probe.json and probe.png. Thin on purpose: it calls
-`ticketjax.probe.main`, the function the tests call.
+`ticketjax.reports.path_probe.main`, the function the tests call.
 """
 
 from absl import app
@@ -17,14 +17,14 @@ from absl import flags
 import jax
 
 from launch import bad_input
-from ticketjax import probe
+from ticketjax.reports import path_probe
 
 _A = flags.DEFINE_string('a', None, 'First endpoint, PATH[:MEMBER].')
 _B = flags.DEFINE_string('b', None, 'Second endpoint, PATH[:MEMBER].')
 _SPLIT = flags.DEFINE_enum('split', 'test', ['test', 'train'],
                            'Data the path is evaluated on.')
 _ALPHAS = flags.DEFINE_integer('num_alphas', 30, 'Points of the alpha grid.')
-_MASK = flags.DEFINE_enum('mask', 'none', list(probe.MASK_CHOICES),
+_MASK = flags.DEFINE_enum('mask', 'none', list(path_probe.MASK_CHOICES),
                           "Apply endpoint a's or b's mask along the path.")
 _OUT = flags.DEFINE_string('out', None, 'Folder for probe.json/probe.png.')
 _DATA_DIR = flags.DEFINE_string('data_dir', None,
@@ -36,7 +36,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   with bad_input.exit_on_value_error():
-    probe.main(_A.value, _B.value, split=_SPLIT.value,
+    path_probe.main(_A.value, _B.value, split=_SPLIT.value,
                num_alphas=_ALPHAS.value, mask=_MASK.value, out_dir=_OUT.value,
                data_dir=_DATA_DIR.value)
 

@@ -6,7 +6,7 @@
 Every run folder under each workdir (or a run folder itself) with a
 `summary.json` is read; `report.md`, `accuracy.png` and, with LMC runs,
 `lmc.png` go to --out (default: <first workdir>/report). Thin on purpose:
-it calls `ticketjax.runs_report.write`, the function the tests call.
+it calls `ticketjax.reports.cross_run.write`, the function the tests call.
 """
 import os
 import sys
@@ -15,7 +15,7 @@ from absl import app
 from absl import flags
 
 from launch import bad_input
-from ticketjax import runs_report
+from ticketjax.reports import cross_run
 
 _WORKDIR = flags.DEFINE_multi_string(
     'workdir', None, 'Workdir (or run folder) to read; repeat for more.')
@@ -27,7 +27,7 @@ def main(argv):
   paths = list(_WORKDIR.value) + list(argv[1:])  # extra paths also work
   out = _OUT.value or os.path.join(paths[0], 'report')
   with bad_input.exit_on_value_error():
-    print(runs_report.write(paths, out))
+    print(cross_run.write(paths, out))
   print(f'results: {out}', file=sys.stderr)
 
 

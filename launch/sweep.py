@@ -11,7 +11,7 @@ folders and the report, and the others their copies (`ticketjax/hosts.py`).
 The sweep file's `get_sweep(ARG)` returns a list of configs. Every config
 is checked before the first job starts; each job is resumable on its own
 (rerun the command after a kill). Thin on purpose: it calls
-`ticketjax.sweep.run_sweep`, the function the tests call.
+`ticketjax.run.sweep.run_sweep`, the function the tests call.
 """
 import importlib.util
 
@@ -21,7 +21,7 @@ import jax
 
 from launch import bad_input
 from launch import hosts_flags
-from ticketjax import sweep
+from ticketjax.run import sweep
 
 _SWEEP = flags.DEFINE_string('sweep', None, 'Sweep file, FILE.py[:ARG].')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Folder that holds the runs.')

@@ -5,7 +5,10 @@ import numpy as np
 import pytest
 
 from configs import imp_resnet20_cifar10
-from ticketjax import augment, optim, train, workdir
+from ticketjax.core import augment
+from ticketjax.core import optim
+from ticketjax.core import train
+from ticketjax.run import workdir
 from testlib import tiny_mlp
 
 

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 from configs import cs_mnist1d
-from ticketjax import cs, experiment, optim
+from ticketjax.core import optim
+from ticketjax.methods.cs import core as cs
+from ticketjax.run import jobs
 from testlib import kill_when, launch_env, tiny_mlp
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -111,7 +113,7 @@ def _smoke(seeds=2, lambdas=None, rounds=1):
 
 def test_cs_smoke_end_to_end_and_idempotent(tmp_path, capsys):
   config = _smoke(rounds=2)
-  summary = experiment.run(config, str(tmp_path))
+  summary = jobs.run(config, str(tmp_path))
   (run_dir,) = glob.glob(str(tmp_path / 'cs-*'))
   for name in ('config.json', 'metrics.jsonl', 'summary.json', 'report.md',
                'accuracy.png', 'checkpoints/rewind', 'checkpoints/round_01',
@@ -127,20 +129,20 @@ def test_cs_smoke_end_to_end_and_idempotent(tmp_path, capsys):
   assert d[0] > d[-1]
   assert summary['sequential_steps'] == 2 * 2 * 35 + 40
   mtime = os.path.getmtime(os.path.join(run_dir, 'checkpoints/ticket'))
-  again = experiment.run(config, str(tmp_path))
+  again = jobs.run(config, str(tmp_path))
   assert again['members'] == summary['members']
   assert os.path.getmtime(os.path.join(run_dir, 'checkpoints/ticket')) == mtime
   config.num_seeds = 3  # same run folder, other member count: refused
   with pytest.raises(ValueError, match='extending a search to more seeds'):
-    experiment.run(config, str(tmp_path))
+    jobs.run(config, str(tmp_path))
   assert json.load(open(os.path.join(run_dir, 'summary.json')))[
       'members'] == summary['members']
 
 
 def test_vmapped_lambda_sweep_equals_single_lambda_runs(tmp_path):
-  both = experiment.run(_smoke(seeds=1, lambdas=(1e-5, 1e-3)),
+  both = jobs.run(_smoke(seeds=1, lambdas=(1e-5, 1e-3)),
                         str(tmp_path / 'a'))
-  one = experiment.run(_smoke(seeds=1, lambdas=(1e-3,)), str(tmp_path / 'b'))
+  one = jobs.run(_smoke(seeds=1, lambdas=(1e-3,)), str(tmp_path / 'b'))
   (a,) = [m for m in both['members'] if m['lambda'] == 1e-3]
   (b,) = one['members']
   np.testing.assert_allclose(a['density'], b['density'], atol=1e-3)
@@ -187,5 +189,5 @@ def test_bad_cs_config_fails_before_any_work(tmp_path, field, value, match):
   config = _smoke()
   config.cs[field] = value
   with pytest.raises(ValueError, match=match):
-    experiment.run(config, str(tmp_path / 'w'))
+    jobs.run(config, str(tmp_path / 'w'))
   assert not (tmp_path / 'w').exists()

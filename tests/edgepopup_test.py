@@ -16,10 +16,12 @@ import tensorflow_datasets as tfds
 from configs import edgepopup_cifar10
 from configs import edgepopup_mnist
 from configs import edgepopup_mnist1d
-from ticketjax import edgepopup as ep
-from ticketjax import edgepopup_run
-from ticketjax import experiment, optim, pieces
-from ticketjax import train as train_lib
+from ticketjax.core import optim
+from ticketjax.core import train as train_lib
+from ticketjax.methods.edgepopup import core as ep
+from ticketjax.methods.edgepopup import job as edgepopup_run
+from ticketjax.run import jobs
+from ticketjax.run import setup as setup_lib
 from testlib import kill_when, launch_env, synthetic_dataset, tiny_mlp
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -198,9 +200,9 @@ def test_smoke_end_to_end_and_idempotent(straight, capsys):
       ('edgepopup', 0.7, 1), ('edgepopup', 0.3, 0)]
   assert '| dense (trained) | 100.00 |' in open(
       os.path.join(run_dir, 'report.md')).read()
-  # experiment.run finds the finished run: no work, same summary, table
+  # jobs.run finds the finished run: no work, same summary, table
   stamp = os.path.getmtime(os.path.join(run_dir, 'metrics.jsonl'))
-  again = experiment.run(_smoke(), str(workdir))
+  again = jobs.run(_smoke(), str(workdir))
   assert again == summary
   assert os.path.getmtime(os.path.join(run_dir, 'metrics.jsonl')) == stamp
   assert '| 0.3 | 30.00 |' in capsys.readouterr().out
@@ -235,7 +237,7 @@ def test_bad_config_fails_before_any_work(tmp_path, field, value, match):
   config = _smoke()
   setattr(config.edgepopup, field, value)
   with pytest.raises(ValueError, match=match):
-    experiment.run(config, str(tmp_path / 'w'))
+    jobs.run(config, str(tmp_path / 'w'))
   assert not (tmp_path / 'w').exists()
 
 
@@ -244,5 +246,5 @@ def test_tfds_configs_validate_on_mock_data(module):
   config = module.get_config('smoke')
   edgepopup_run.edgepopup_config(config)
   with tfds.testing.mock_data(num_examples=64):
-    built = pieces.build(config)
+    built = setup_lib.build(config)
   assert built.model.name == config.model.name

@@ -13,7 +13,10 @@ import tensorflow_datasets as tfds
 from configs import cs_mnist1d
 from configs import dense_mnist1d
 from configs import imp_mlp_mnist1d
-from ticketjax import experiment, metrics, progress, workdir
+from ticketjax.run import jobs
+from ticketjax.run import progress
+from ticketjax.run import records as records_lib
+from ticketjax.run import workdir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_FILES = sorted(
@@ -33,14 +36,14 @@ def _load(path, arg):
 
 def test_dense_smoke_end_to_end_and_idempotent(tmp_path, capsys):
   config = dense_mnist1d.get_config('smoke')
-  summary = experiment.run(config, str(tmp_path))
+  summary = jobs.run(config, str(tmp_path))
   run_dir = summary['run_dir']
   assert os.path.dirname(run_dir) == str(tmp_path)
   assert summary['num_seeds'] == 2
   acc = summary['test_accuracy']
   assert len(acc['values']) == 2 and 0.0 <= acc['mean'] <= 1.0
   assert acc['mean'] > 0.2  # 60 steps of Adam beat chance (10%)
-  records = metrics.read_jsonl(os.path.join(run_dir, 'metrics.jsonl'))
+  records = records_lib.read_jsonl(os.path.join(run_dir, 'metrics.jsonl'))
   assert len(records) == 2 * 2  # 2 evaluations x 2 seeds
   assert {r['seed'] for r in records} == {0, 1}
   assert {'step', 'train_loss', 'test_accuracy', 'test_loss'} <= set(
@@ -50,7 +53,7 @@ def test_dense_smoke_end_to_end_and_idempotent(tmp_path, capsys):
   assert 'mean ± std' in capsys.readouterr().out
   # a second run finds the summary and does no work
   mtime = os.path.getmtime(os.path.join(run_dir, 'metrics.jsonl'))
-  again = experiment.run(config, str(tmp_path))
+  again = jobs.run(config, str(tmp_path))
   assert again == json.load(open(os.path.join(run_dir, 'summary.json')))
   assert os.path.getmtime(os.path.join(run_dir, 'metrics.jsonl')) == mtime
 
@@ -63,7 +66,7 @@ OTHER_CONFIGS = [p for p in CONFIG_FILES if 'mnist1d' not in p]
 def test_mnist1d_config_smoke_variants_run(path, tmp_path):
   config = _load(path, 'smoke')
   config.progress = False
-  summary = experiment.run(config, str(tmp_path))
+  summary = jobs.run(config, str(tmp_path))
   if config.job == 'dense':
     assert summary['test_accuracy']['n'] == config.num_seeds
   elif config.job == 'cs':
@@ -84,16 +87,17 @@ def test_other_configs_build_and_validate_on_mock_data(path):
   The IMP ones also train (below); the CS, Edge-Popup and LMC ones on
   MNIST/CIFAR are checked here only (their MNIST-1D twins train).
   """
-  from ticketjax import imp_run, pieces  # pylint: disable=g-import-not-at-top
+  from ticketjax.methods.imp import job as imp_run  # pylint: disable=g-import-not-at-top
+  from ticketjax.run import setup as setup_lib
   config = _load(path, 'smoke')
   with tfds.testing.mock_data(num_examples=64):
-    built = pieces.build(config)
+    built = setup_lib.build(config)
   assert built.model.name == config.model.name
   if config.job == 'cs':
-    from ticketjax import cs_run  # pylint: disable=g-import-not-at-top
+    from ticketjax.methods.cs import job as cs_run  # pylint: disable=g-import-not-at-top
     cs_run.cs_config(config)
   if config.job == 'lmc':
-    from ticketjax import lmc_run  # pylint: disable=g-import-not-at-top
+    from ticketjax.methods.lmc import job as lmc_run  # pylint: disable=g-import-not-at-top
     lmc_run.lmc_config(config).validate(built.train.steps)
   if config.job == 'imp':
     imp_run.imp_config(config).validate(
@@ -107,7 +111,7 @@ def test_lenet_mnist_imp_smoke_trains_on_mock_data(tmp_path):
                  'smoke')
   config.progress = False
   with tfds.testing.mock_data(num_examples=64):
-    summary = experiment.run(config, str(tmp_path))
+    summary = jobs.run(config, str(tmp_path))
   assert summary['levels_done'] == 2
   ticket = [m for m in summary['members']
             if m['level'] == 1 and m['branch'] == 'ticket']
@@ -134,7 +138,7 @@ def test_cifar10_imp_smoke_variants_train_on_mock_data(name, tmp_path):
   config = _load(os.path.join(REPO, 'configs', name), 'smoke')
   config.progress = False
   with tfds.testing.mock_data(num_examples=16):
-    summary = experiment.run(config, str(tmp_path))
+    summary = jobs.run(config, str(tmp_path))
   assert summary['levels_done'] == 2 and summary['dataset'] == 'cifar10'
   level1 = [m for m in summary['members'] if m['level'] == 1]
   assert sorted({m['branch'] for m in level1}) == [
@@ -162,7 +166,7 @@ def test_cifar10_imp_smoke_variants_train_on_mock_data(name, tmp_path):
 def test_cnn_variant_smoke(tmp_path):
   config = dense_mnist1d.get_config('smoke,cnn')
   assert config.model.name == 'mnist1d_cnn'
-  summary = experiment.run(config, str(tmp_path))
+  summary = jobs.run(config, str(tmp_path))
   assert summary['model'] == 'mnist1d_cnn'
 
 
@@ -183,7 +187,7 @@ def test_bad_config_fails_before_any_work(tmp_path, field, value, match):
   setattr(config.get(section) if section else config, name, value)
   work = tmp_path / 'work'
   with pytest.raises(ValueError, match=match):
-    experiment.run(config, str(work))
+    jobs.run(config, str(work))
   assert not work.exists()
 
 
@@ -193,7 +197,7 @@ def test_unprepared_dataset_fails_before_any_work(tmp_path):
   config.model.name = 'lenet_300_100'
   config.data.data_dir = str(tmp_path / 'empty_data')
   with pytest.raises(ValueError, match='tfds build mnist'):
-    experiment.run(config, str(tmp_path / 'work'))
+    jobs.run(config, str(tmp_path / 'work'))
   assert not (tmp_path / 'work').exists()
 
 
@@ -201,7 +205,7 @@ def test_model_data_mismatch_fails_early(tmp_path):
   config = dense_mnist1d.get_config('smoke')
   config.model.name = 'conv2'
   with pytest.raises(ValueError, match="cannot run on 'mnist1d'"):
-    experiment.run(config, str(tmp_path / 'work'))
+    jobs.run(config, str(tmp_path / 'work'))
 
 
 def _launch(*args):

@@ -7,11 +7,11 @@ import pytest
 
 from configs import cs_mnist1d
 from configs import imp_mlp_mnist1d
-from ticketjax import experiment
-from ticketjax import grid as grid_lib
-from ticketjax import runs_report
-from ticketjax import train as train_lib
-from ticketjax import workdir
+from ticketjax.core import grid as grid_lib
+from ticketjax.core import train as train_lib
+from ticketjax.reports import cross_run
+from ticketjax.run import jobs
+from ticketjax.run import workdir
 
 LRS = (1e-2, 3e-3)
 RATES = (0.2, 0.4)
@@ -63,7 +63,7 @@ def test_bad_grid_fails_before_any_work(tmp_path, field, value, match):
   section, name = field.split('.')
   config[section][name] = value
   with pytest.raises(ValueError, match=match):
-    experiment.run(config, str(tmp_path))
+    jobs.run(config, str(tmp_path))
   assert not os.listdir(tmp_path)
 
 
@@ -72,11 +72,11 @@ def test_unknown_name_and_job_without_grids_fail_clearly(tmp_path):
   with config.unlocked():
     config.grid.momentum = (0.9, 0.99)
   with pytest.raises(ValueError, match="unknown grid name 'momentum'"):
-    experiment.run(config, str(tmp_path))
+    jobs.run(config, str(tmp_path))
   cs = cs_mnist1d.get_config('smoke')
   cs.grid.learning_rate = LRS
   with pytest.raises(ValueError, match="'cs' job takes no grid.*cs.lambdas"):
-    experiment.run(cs, str(tmp_path))
+    jobs.run(cs, str(tmp_path))
   assert not os.listdir(tmp_path)
 
 
@@ -106,7 +106,7 @@ def test_lr_by_rate_grid_is_one_program_equal_to_four_separate_runs(
     return real_train(self, state_S, data, num_steps)
 
   monkeypatch.setattr(train_lib.Trainer, 'train', counting_train)
-  summary = experiment.run(_imp_config(lr=LRS, rate=RATES),
+  summary = jobs.run(_imp_config(lr=LRS, rate=RATES),
                            str(tmp_path / 'grid'))
   # every training call of a level holds all 16 searches (x 2 branches at
   # level 1): 2 chunks per level, one compiled program per level
@@ -128,7 +128,7 @@ def test_lr_by_rate_grid_is_one_program_equal_to_four_separate_runs(
     with config.unlocked():
       del config.imp['rates']  # the MLP config's F&C mapping
       config.imp.rates = rate
-    alone = experiment.run(config, str(tmp_path / 'alone'))
+    alone = jobs.run(config, str(tmp_path / 'alone'))
     mine = sorted(({k: v for k, v in r.items()
                     if k not in ('learning_rate', 'pruning_rate')}
                    for r in grid_records if r['learning_rate'] == lr
@@ -144,14 +144,14 @@ def test_lr_by_rate_grid_is_one_program_equal_to_four_separate_runs(
     assert ticket['density'] == pytest.approx(1 - rate, abs=2e-3)
 
   # the cross-run report: a series and seed-vs-seed overlaps per point
-  text = runs_report.write([str(tmp_path / 'grid')], str(tmp_path / 'rep'))
+  text = cross_run.write([str(tmp_path / 'grid')], str(tmp_path / 'rep'))
   assert 'ticket lr=0.003 rate=0.4' in text
   assert 'lr=0.01 rate=0.2 level 1: seed vs seed' in text
 
   # a grid run cannot grow to more seeds; the folder is left as it was
   before = sorted(os.listdir(summary['run_dir']))
   with pytest.raises(ValueError, match='grid run cannot grow'):
-    experiment.run(_imp_config(seeds=5, lr=LRS, rate=RATES),
+    jobs.run(_imp_config(seeds=5, lr=LRS, rate=RATES),
                    str(tmp_path / 'grid'))
   assert sorted(os.listdir(summary['run_dir'])) == before
 
@@ -167,14 +167,14 @@ def _rewind_config(rewind_steps=(), k=0):
 
 def test_rewind_step_grid_fails_past_the_end_of_training(tmp_path):
   with pytest.raises(ValueError, match=r'\[40\] are outside training'):
-    experiment.run(_rewind_config((0, 40)), str(tmp_path))
+    jobs.run(_rewind_config((0, 40)), str(tmp_path))
   assert not os.listdir(tmp_path)
 
 
 def test_rewind_step_grid_equals_separate_runs(tmp_path):
   """Each member starts level 1 at its own rewind step (0 or 5 of 10
   steps) in one program; the k=5 members wait out the first chunk."""
-  summary = experiment.run(_rewind_config((0, 5)), str(tmp_path / 'grid'))
+  summary = jobs.run(_rewind_config((0, 5)), str(tmp_path / 'grid'))
   assert [p['label'] for p in summary['points']] == ['k=0', 'k=5']
   grid_records = _records(summary['run_dir'])
   key = lambda r: (r['level'], r['branch'], r['seed'], r['step'])
@@ -184,7 +184,7 @@ def test_rewind_step_grid_equals_separate_runs(tmp_path):
   assert level1_steps(0) == [5, 10]
   assert level1_steps(5) == [10]  # no record while waiting
   # the k=5 point, the one that waits (k=0 trains as any grid member does)
-  alone = experiment.run(_rewind_config(k=5), str(tmp_path / 'alone'))
+  alone = jobs.run(_rewind_config(k=5), str(tmp_path / 'alone'))
   mine = sorted(({n: v for n, v in r.items() if n != 'rewind_step'}
                  for r in grid_records if r['rewind_step'] == 5), key=key)
   assert mine == sorted(_records(alone['run_dir']), key=key)

@@ -11,8 +11,12 @@ import numpy as np
 import pytest
 
 from configs import imp_mlp_mnist1d
-from ticketjax import checkpoint, experiment, imp, masks, optim
-from ticketjax import train as train_lib
+from ticketjax.core import masks
+from ticketjax.core import optim
+from ticketjax.core import train as train_lib
+from ticketjax.methods.imp import core as imp
+from ticketjax.run import jobs
+from ticketjax.run import store as checkpoint
 from testlib import kill_when, launch_env, synthetic_dataset, tiny_mlp
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -74,7 +78,7 @@ def _smoke(levels=2, seeds=2):
 
 
 def test_imp_smoke_end_to_end_extend_and_idempotent(tmp_path):
-  summary = experiment.run(_smoke(levels=1), str(tmp_path))
+  summary = jobs.run(_smoke(levels=1), str(tmp_path))
   run_dir = summary['run_dir']
   assert summary['levels_done'] == 2
   lvl1 = summary['levels'][1]
@@ -89,7 +93,7 @@ def test_imp_smoke_end_to_end_extend_and_idempotent(tmp_path):
           'final_test_accuracy', 'final_test_loss'} <= set(member)
   stamp = os.path.getmtime(os.path.join(run_dir, 'checkpoints/level_001'))
   # more levels extend the same run folder; finished levels are skipped
-  more = experiment.run(_smoke(levels=2), str(tmp_path))
+  more = jobs.run(_smoke(levels=2), str(tmp_path))
   assert more['run_dir'] == run_dir and more['levels_done'] == 3
   assert os.path.getmtime(
       os.path.join(run_dir, 'checkpoints/level_001')) == stamp
@@ -103,10 +107,10 @@ def test_more_seeds_extend_the_run_and_vmapped_equals_per_seed(tmp_path):
   The extension keeps seed 0's numbers bitwise and its seed 1 equals the
   run holding seed 1 alone; the vmapped search equals the per-seed ones.
   """
-  one = experiment.run(_smoke(levels=1, seeds=1), str(tmp_path / 'w'))
+  one = jobs.run(_smoke(levels=1, seeds=1), str(tmp_path / 'w'))
   old_level1 = open(os.path.join(one['run_dir'],
                                  'records/level_001.json')).read()
-  two = experiment.run(_smoke(levels=1, seeds=2), str(tmp_path / 'w'))
+  two = jobs.run(_smoke(levels=1, seeds=2), str(tmp_path / 'w'))
   assert two['run_dir'] == one['run_dir'] and two['num_seeds'] == 2
   run_dir = two['run_dir']
   assert not os.path.exists(os.path.join(run_dir, 'extend'))
@@ -124,17 +128,17 @@ def test_more_seeds_extend_the_run_and_vmapped_equals_per_seed(tmp_path):
   assert new_evals[:len(old_evals)] == old_evals
   config = _smoke(levels=1, seeds=1)
   config.first_seed = 1  # seed 1 alone
-  alone = experiment.run(config, str(tmp_path / 'alone'))
+  alone = jobs.run(config, str(tmp_path / 'alone'))
   for m in alone['members']:
     m['seed'] += 1
   assert by_seed(two['members'], 1) == by_seed(alone['members'], 1)
   # fewer seeds than the run holds: a clear error, nothing touched
   stamp = os.path.getmtime(os.path.join(run_dir, 'summary.json'))
   with pytest.raises(ValueError, match='holds a search with 2 seeds'):
-    experiment.run(_smoke(levels=1, seeds=1), str(tmp_path / 'w'))
+    jobs.run(_smoke(levels=1, seeds=1), str(tmp_path / 'w'))
   assert os.path.getmtime(os.path.join(run_dir, 'summary.json')) == stamp
   # both seeds in one program from scratch equal the per-seed searches
-  vmapped = experiment.run(_smoke(levels=1, seeds=2), str(tmp_path / 'v'))
+  vmapped = jobs.run(_smoke(levels=1, seeds=2), str(tmp_path / 'v'))
   for seed, single in ((0, one), (1, alone)):
     mine, theirs = by_seed(vmapped['members'], seed), by_seed(
         single['members'], seed)
@@ -187,7 +191,7 @@ def test_bad_imp_config_fails_before_any_work(tmp_path, field, value, match):
     config.imp.rewind = 'step'
   setattr(config[section], name, value)
   with pytest.raises(ValueError, match=match):
-    experiment.run(config, str(tmp_path / 'w'))
+    jobs.run(config, str(tmp_path / 'w'))
   assert not (tmp_path / 'w').exists()
 
 
@@ -195,5 +199,5 @@ def test_bad_rates_fail_before_any_work(tmp_path):
   config = _smoke()
   config.imp.rates.dense = 1.0
   with pytest.raises(ValueError, match=r'\[0, 1\)'):
-    experiment.run(config, str(tmp_path / 'w'))
+    jobs.run(config, str(tmp_path / 'w'))
   assert not (tmp_path / 'w').exists()

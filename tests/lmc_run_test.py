@@ -11,9 +11,14 @@ import numpy as np
 import pytest
 
 from configs import imp_mlp_mnist1d, lmc_mnist1d
-from ticketjax import checkpoint, experiment, instability, lmc, masks, optim
-from ticketjax import probe
-from ticketjax import train as train_lib
+from ticketjax.core import masks
+from ticketjax.core import optim
+from ticketjax.core import train as train_lib
+from ticketjax.methods.lmc import core as instability
+from ticketjax.methods.lmc import path as lmc
+from ticketjax.reports import path_probe
+from ticketjax.run import jobs
+from ticketjax.run import store as checkpoint
 from testlib import kill_when, launch_env, synthetic_dataset, tiny_mlp
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -129,7 +134,7 @@ def test_smoke_end_to_end_and_idempotent(straight, capsys):
   assert '| 30 | dense | 100.00 | test |' in open(
       os.path.join(run_dir, 'report.md')).read()
   stamp = os.path.getmtime(os.path.join(run_dir, 'metrics.jsonl'))
-  assert experiment.run(_smoke(), str(workdir)) == summary
+  assert jobs.run(_smoke(), str(workdir)) == summary
   assert os.path.getmtime(os.path.join(run_dir, 'metrics.jsonl')) == stamp
   assert 'error barrier (%)' in capsys.readouterr().out
 
@@ -164,7 +169,7 @@ def test_bad_config_fails_before_any_work(tmp_path, field, value, match):
   config = _smoke()
   setattr(config.lmc, field, value)
   with pytest.raises(ValueError, match=match):
-    experiment.run(config, str(tmp_path / 'w'))
+    jobs.run(config, str(tmp_path / 'w'))
   assert not (tmp_path / 'w').exists()
 
 
@@ -173,7 +178,7 @@ def imp_run_dir(tmp_path_factory):
   config = imp_mlp_mnist1d.get_config('smoke')
   config.progress = False
   config.imp.controls = ()
-  summary = experiment.run(config, str(tmp_path_factory.mktemp('imp')))
+  summary = jobs.run(config, str(tmp_path_factory.mktemp('imp')))
   return summary['run_dir']
 
 
@@ -187,7 +192,7 @@ def _imp_lmc(imp_run_dir):
 
 def test_imp_masks_are_analysed_on_the_dense_trajectory(imp_run_dir,
                                                         tmp_path):
-  summary = experiment.run(_imp_lmc(imp_run_dir), str(tmp_path))
+  summary = jobs.run(_imp_lmc(imp_run_dir), str(tmp_path))
   imp_summary = json.load(open(os.path.join(imp_run_dir, 'summary.json')))
   (level1,) = [e for e in imp_summary['levels'] if e['level'] == 1]
   assert summary['networks']['level_001'] == pytest.approx(
@@ -223,14 +228,14 @@ def test_imp_run_mismatch_fails_before_any_work(imp_run_dir, tmp_path,
   config = _imp_lmc(imp_run_dir)
   change(config)
   with pytest.raises(ValueError, match=match):
-    experiment.run(config, str(tmp_path / 'w'))
+    jobs.run(config, str(tmp_path / 'w'))
   assert not (tmp_path / 'w').exists()
 
 
 def test_imp_run_that_is_not_an_imp_folder(tmp_path):
   config = _imp_lmc(str(tmp_path))
   with pytest.raises(ValueError, match='is not an IMP run folder'):
-    experiment.run(config, str(tmp_path / 'w'))
+    jobs.run(config, str(tmp_path / 'w'))
 
 
 def test_probe_between_saved_copies_matches_the_job(straight, tmp_path,
@@ -238,7 +243,7 @@ def test_probe_between_saved_copies_matches_the_job(straight, tmp_path,
   workdir, _ = straight
   (run_dir,) = glob.glob(str(workdir / '*'))
   ckpt = os.path.join(run_dir, 'checkpoints', 'copies_k000030')
-  result = probe.main(f'{ckpt}:2', f'{ckpt}:3', out_dir=str(tmp_path))
+  result = path_probe.main(f'{ckpt}:2', f'{ckpt}:3', out_dir=str(tmp_path))
   rec = json.load(open(os.path.join(run_dir, 'records/k_000030.json')))
   (pair,) = [p for p in rec['pairs'] if p['seed'] == 1]  # members 2 and 3
   np.testing.assert_allclose(result['error'], pair['error'], atol=1e-6)
@@ -247,8 +252,8 @@ def test_probe_between_saved_copies_matches_the_job(straight, tmp_path,
   assert os.path.exists(tmp_path / 'probe.png')
   assert 'error barrier:' in capsys.readouterr().out
   with pytest.raises(ValueError, match=r'has members 0\.\.3, got 7'):
-    probe.main(f'{ckpt}:0', f'{ckpt}:7')
+    path_probe.main(f'{ckpt}:0', f'{ckpt}:7')
   with pytest.raises(ValueError, match='no checkpoint folder'):
-    probe.main(f'{ckpt}_missing:0', f'{ckpt}:1')
+    path_probe.main(f'{ckpt}_missing:0', f'{ckpt}:1')
   with pytest.raises(ValueError, match='mask must be one of'):
-    probe.main(f'{ckpt}:0', f'{ckpt}:1', mask='c')
+    path_probe.main(f'{ckpt}:0', f'{ckpt}:1', mask='c')

@@ -4,9 +4,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ticketjax import data, lmc, masks, models, optim
-from ticketjax import train as train_lib
-from ticketjax.types import Model
+from ticketjax import data
+from ticketjax import models
+from ticketjax.core import masks
+from ticketjax.core import optim
+from ticketjax.core import train as train_lib
+from ticketjax.core.types import Model
+from ticketjax.methods.lmc import path as lmc
 from testlib import synthetic_dataset, tiny_mlp
 
 

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ticketjax import masks
+from ticketjax.core import masks
 from testlib import tiny_mlp
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from ticketjax import models
-from ticketjax import types
+from ticketjax.core import types
 from ticketjax.models import adapter
 from ticketjax.models import convnets
 from ticketjax.models import mlp as mlp_lib
@@ -575,7 +575,7 @@ def test_patch_conv_equals_lax_conv_values_and_gradients(
     shape, window, strides, padding):
   """The CPU convolution (`patch_conv`) is lax's, to float rounding."""
   from jax import lax  # pylint: disable=g-import-not-at-top
-  from ticketjax.models import patch_conv  # pylint: disable=g-import-not-at-top
+  from ticketjax.models.cpu import patch_conv  # pylint: disable=g-import-not-at-top
   key = jax.random.PRNGKey(0)
   x = jax.random.normal(key, shape)
   w = jax.random.normal(jax.random.fold_in(key, 1),
@@ -606,7 +606,7 @@ def test_patch_conv_equals_lax_conv_values_and_gradients(
 
 def test_conv_layers_use_patch_conv_on_cpu_and_fall_back_for_the_rest():
   from jax import lax  # pylint: disable=g-import-not-at-top
-  from ticketjax.models import patch_conv  # pylint: disable=g-import-not-at-top
+  from ticketjax.models.cpu import patch_conv  # pylint: disable=g-import-not-at-top
   layer = adapter.conv(3, 4, (3, 3), kernel_init='glorot_normal',
                        rngs=nnx.Rngs(0))
   assert layer.conv_general_dilated is patch_conv.for_backend()
@@ -626,7 +626,7 @@ def test_conv_layers_use_patch_conv_on_cpu_and_fall_back_for_the_rest():
 def test_kernel_matmul_equals_lax_values_and_gradients(x_shape):
   """The CPU dense matmul (`kernel_matmul`) is lax's, to float rounding."""
   from jax import lax  # pylint: disable=g-import-not-at-top
-  from ticketjax.models import kernel_matmul  # pylint: disable=g-import-not-at-top
+  from ticketjax.models.cpu import kernel_matmul  # pylint: disable=g-import-not-at-top
   key = jax.random.PRNGKey(0)
   x = jax.random.normal(key, x_shape)
   w = jax.random.normal(jax.random.fold_in(key, 1), (20, 7))
@@ -660,7 +660,7 @@ def test_kernel_matmul_equals_lax_values_and_gradients(x_shape):
 
 def test_dense_layers_use_kernel_matmul_on_cpu_and_fall_back_for_the_rest():
   from jax import lax  # pylint: disable=g-import-not-at-top
-  from ticketjax.models import kernel_matmul  # pylint: disable=g-import-not-at-top
+  from ticketjax.models.cpu import kernel_matmul  # pylint: disable=g-import-not-at-top
   layer = adapter.dense(5, 3, 'glorot_normal', nnx.Rngs(0))
   assert layer.dot_general is kernel_matmul.for_backend()
   if jax.default_backend() == 'cpu':

@@ -4,7 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ticketjax import masks, pruning
+from ticketjax.core import masks
+from ticketjax.core import pruning
 from testlib import tiny_mlp
 
 KEY = jax.random.PRNGKey(0)

@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 
 from configs import dense_mnist1d, imp_mlp_mnist1d
-from ticketjax import checkpoint, experiment, masks, runs_report
+from ticketjax.core import masks
+from ticketjax.reports import cross_run
+from ticketjax.run import jobs
+from ticketjax.run import store as checkpoint
 
 
 @pytest.fixture(scope='module')
@@ -15,15 +18,15 @@ def workdir(tmp_path_factory):
   for config in (dense_mnist1d.get_config('smoke'),
                  imp_mlp_mnist1d.get_config('smoke,levels=1')):
     config.progress = False
-    experiment.run(config, str(root))
+    jobs.run(config, str(root))
   return root
 
 
 def test_report_across_runs(workdir, tmp_path):
-  text = runs_report.write([str(workdir)], str(tmp_path))
+  text = cross_run.write([str(workdir)], str(tmp_path))
   assert os.path.exists(tmp_path / 'accuracy.png')
   assert not os.path.exists(tmp_path / 'lmc.png')  # no LMC run here
-  (imp_run,) = [r for r in runs_report.find_runs([str(workdir)])
+  (imp_run,) = [r for r in cross_run.find_runs([str(workdir)])
                 if r['job'] == 'imp']
   for branch in ('ticket', 'reinit', 'shuffle', 'random'):
     assert f' {branch} | mnist1d_mlp |' in text
@@ -42,6 +45,6 @@ def test_report_across_runs(workdir, tmp_path):
 
 def test_bad_paths_fail_clearly(tmp_path):
   with pytest.raises(ValueError, match='no such workdir'):
-    runs_report.write([str(tmp_path / 'missing')], str(tmp_path / 'o'))
+    cross_run.write([str(tmp_path / 'missing')], str(tmp_path / 'o'))
   with pytest.raises(ValueError, match='no finished runs'):
-    runs_report.write([str(tmp_path)], str(tmp_path / 'o'))
+    cross_run.write([str(tmp_path)], str(tmp_path / 'o'))

@@ -4,7 +4,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ticketjax import imp, masks, pruning, selection
+from ticketjax.core import masks
+from ticketjax.core import pruning
+from ticketjax.core import selection
+from ticketjax.methods.imp import core as imp
 from testlib import tiny_mlp
 
 

@@ -16,8 +16,11 @@ import numpy as np
 import pytest
 
 from launch import sweep as sweep_launcher
-from ticketjax import checkpoint, experiment, optim, sharding
-from ticketjax import train as train_lib
+from ticketjax.core import optim
+from ticketjax.core import sharding
+from ticketjax.core import train as train_lib
+from ticketjax.run import jobs
+from ticketjax.run import store as checkpoint
 from testlib import synthetic_dataset, tiny_mlp
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -29,9 +32,9 @@ SCRIPT = textwrap.dedent('''
     import sys
     import jax
     import numpy as np
-    from ticketjax import optim
-    from ticketjax import sharding
-    from ticketjax import train as train_lib
+    from ticketjax.core import optim
+    from ticketjax.core import sharding
+    from ticketjax.core import train as train_lib
     from testlib import synthetic_dataset, tiny_mlp
 
     def run(out_path, group):
@@ -217,7 +220,7 @@ def test_imp_search_records_are_identical_on_one_four_devices_and_two_hosts(
 
   # Edge-Popup (it deletes older checkpoints: process 0 does, both wait):
   # the records of a one-device run in this process
-  alone = experiment.run(sweep_launcher.load_sweep(str(sweep_file))[2],
+  alone = jobs.run(sweep_launcher.load_sweep(str(sweep_file))[2],
                          str(tmp_path / 'ep1'))
   name = os.path.basename(alone['run_dir'])
   expected = read(tmp_path / 'ep1' / name)
@@ -232,7 +235,7 @@ def test_imp_search_records_are_identical_on_one_four_devices_and_two_hosts(
 
 
 def test_one_process_writes_in_the_workdir_and_copies_map_to_process_0():
-  from ticketjax import hosts  # pylint: disable=g-import-not-at-top
+  from ticketjax.run import hosts  # pylint: disable=g-import-not-at-top
   assert hosts.process_workdir('/w') == '/w'  # one process: process 0
   assert hosts.is_main()
   hosts.barrier('one process: returns at once')

@@ -5,7 +5,7 @@ import pytest
 
 from configs import dense_mnist1d
 from launch import sweep as sweep_launcher
-from ticketjax import sweep
+from ticketjax.run import sweep
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ticketjax.types import Dataset, Model
+from ticketjax.core.types import Dataset, Model
 
 
 def tiny_mlp(in_dim=8, hidden=16, num_classes=3) -> Model:

@@ -4,8 +4,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ticketjax import loop, masks, optim, pruning
-from ticketjax import train as train_lib
+from ticketjax.core import masks
+from ticketjax.core import optim
+from ticketjax.core import pruning
+from ticketjax.core import train as train_lib
+from ticketjax.run import loop
 from testlib import synthetic_dataset, tiny_mlp
 
 STEPS = 40

@@ -5,19 +5,19 @@ pure functions, and every search trains all its seeds in one compiled
 program. The core (masks, pruning, optim, train) never imports Flax; models
 come in as pure `init`/`apply` pairs (`ticketjax.models`).
 """
-from ticketjax import masks
-from ticketjax import pruning
-from ticketjax.optim import OptimizerConfig
-from ticketjax.optim import make_optimizer
-from ticketjax.optim import masked
-from ticketjax.train import DeviceData
-from ticketjax.train import Trainer
-from ticketjax.train import TrainState
-from ticketjax.train import seed_keys
-from ticketjax.train import split_seed_key
-from ticketjax.train import to_device
-from ticketjax.types import Dataset
-from ticketjax.types import Model
+from ticketjax.core import masks
+from ticketjax.core import pruning
+from ticketjax.core.optim import make_optimizer
+from ticketjax.core.optim import masked
+from ticketjax.core.optim import OptimizerConfig
+from ticketjax.core.train import DeviceData
+from ticketjax.core.train import seed_keys
+from ticketjax.core.train import split_seed_key
+from ticketjax.core.train import to_device
+from ticketjax.core.train import Trainer
+from ticketjax.core.train import TrainState
+from ticketjax.core.types import Dataset
+from ticketjax.core.types import Model
 
 __all__ = [
     'Dataset',

@@ -7,8 +7,8 @@ access is needed: MNIST-1D is generated offline by the `Mnist1d` builder, and
 the image data sets must be prepared beforehand (`DataNotPreparedError` says
 how).
 """
-from ticketjax.data.loaders import DATASETS
 from ticketjax.data.loaders import DataNotPreparedError
+from ticketjax.data.loaders import DATASETS
 from ticketjax.data.loaders import DatasetSpec
 from ticketjax.data.loaders import load_dataset
 from ticketjax.data.loaders import resolve_data_dir

@@ -24,8 +24,8 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence
 import numpy as np
 import tensorflow_datasets as tfds
 
+from ticketjax.core.types import Dataset
 from ticketjax.data import mnist1d_builder
-from ticketjax.types import Dataset
 
 # (x_train, y_train, x_test, y_test), x float32 and y int32.
 Splits = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]

@@ -21,11 +21,11 @@ Registered models and their input shapes (one example, no batch axis):
 from collections.abc import Callable
 import inspect
 
+from ticketjax.core.types import Model
 from ticketjax.models import convnets
 from ticketjax.models import mlp as mlp_lib
 from ticketjax.models import resnet
 from ticketjax.models.adapter import from_nnx
-from ticketjax.types import Model
 
 __all__ = (
     'MODELS',

@@ -33,9 +33,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ticketjax import types
-from ticketjax.models import kernel_matmul
-from ticketjax.models import patch_conv
+from ticketjax.core import types
+from ticketjax.models.cpu import kernel_matmul
+from ticketjax.models.cpu import patch_conv
 
 Initializer = Callable[..., jax.Array]
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from flax import nnx
 import jax
 
-from ticketjax import types
+from ticketjax.core import types
 from ticketjax.models import adapter
 
 

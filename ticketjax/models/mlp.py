@@ -17,7 +17,7 @@ import math
 from flax import nnx
 import jax
 
-from ticketjax import types
+from ticketjax.core import types
 from ticketjax.models import adapter
 
 

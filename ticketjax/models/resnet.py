@@ -26,7 +26,7 @@ from flax import nnx
 import jax
 import jax.numpy as jnp
 
-from ticketjax import types
+from ticketjax.core import types
 from ticketjax.models import adapter
 
 _MOMENTUM = 0.9

@@ -1,0 +1,22 @@
+"""Edge-Popup supermasks of frozen random networks (the `edgepopup` job).
+
+`core` holds the pure pieces (exact per-layer counts, top-k masks,
+straight-through weights), `job` the driver (k x seed members, the
+dense-trained baseline, resume, table and plot).
+"""
+from ticketjax.methods.edgepopup.job import check
+from ticketjax.methods.edgepopup.job import run
+
+
+def series(summary: dict) -> list[dict]:
+  """Edge-Popup (k -> members) and its dense-trained baseline."""
+  groups = {}
+  for m in summary.get('members', []):
+    label = ('Edge-Popup' if m.get('method', 'edgepopup') == 'edgepopup'
+             else 'dense-trained')
+    groups.setdefault(label, {}).setdefault(m.get('k', 1.0), []).append(m)
+  return [{'label': label, 'points': points}
+          for label, points in groups.items()]
+
+
+__all__ = ['check', 'run', 'series']

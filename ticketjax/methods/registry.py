@@ -1,0 +1,36 @@
+"""The registry of methods: the one place that names them all.
+
+The launcher, the sweep and the cross-run report find a method here by its
+`config.job` name. A method is a module (a file or a package under
+`ticketjax/methods/`) that defines:
+
+  run(config, workdir) -> dict    the job: validate, compute, write; the
+                                  summary (also written as summary.json)
+  check(config) -> None           checks the method's own config section
+                                  (ValueError); `setup.build` checks the rest
+  series(summary) -> list[dict]   its points for the cross-run report:
+                                  [{'label', 'points': {key: [member]}}],
+                                  each member with 'density' and
+                                  'final_test_accuracy'
+
+Modules are imported when first asked for, so a launch pays only for the
+method it runs. Adding a method is one line here.
+"""
+import importlib
+import types
+
+METHODS = {
+    'dense': 'ticketjax.methods.dense',
+    'imp': 'ticketjax.methods.imp',
+    'cs': 'ticketjax.methods.cs',
+    'edgepopup': 'ticketjax.methods.edgepopup',
+    'lmc': 'ticketjax.methods.lmc',
+}
+
+
+def get(name: str) -> types.ModuleType:
+  """The method module of `name`; ValueError naming the valid ones."""
+  if name not in METHODS:
+    raise ValueError(f'unknown job {name!r}; valid jobs are '
+                     f'{sorted(METHODS)}')
+  return importlib.import_module(METHODS[name])

@@ -1,0 +1,222 @@
+"""One report across finished runs (`python -m launch.report`).
+
+Reads the `summary.json` of every run folder under the given workdirs (or
+the folders themselves) and writes, in `out_dir`:
+
+* `accuracy.png`: final test accuracy against percent of weights remaining,
+  one line per (run, method) with a band of ± one seed std: IMP tickets and
+  each control branch, CS (one point per lambda), Edge-Popup (one point per
+  k), dense runs as points at 100%;
+* `lmc.png`: error barrier against rewind step for every LMC run/network;
+* `report.md`: the accuracy table behind the plot, per-layer densities of
+  every point, and mask overlap (Jaccard over prunable kernels) between the
+  seeds of each IMP level (of each grid point) and between IMP and CS
+  tickets of the same model and seed at the nearest density (within 15%),
+  read from the runs' checkpoints (grid runs take no part in IMP vs CS).
+Pure reading: no run folder is modified.
+"""
+import collections
+import glob
+import json
+import os
+
+import jax
+import numpy as np
+
+from ticketjax.core import masks as masks_lib
+from ticketjax.core import stats
+from ticketjax.methods import registry
+from ticketjax.methods.lmc import report as lmc_report
+from ticketjax.run import store
+
+
+def find_runs(paths) -> list[dict]:
+  """Summaries of the run folders in (or at) `paths`, sorted by folder."""
+  runs = []
+  for path in paths:
+    if not os.path.isdir(path):
+      raise ValueError(f'no such workdir: {path!r}')
+    files = sorted(glob.glob(os.path.join(path, '*', 'summary.json')))
+    if os.path.exists(os.path.join(path, 'summary.json')):
+      files.insert(0, os.path.join(path, 'summary.json'))
+    for f in files:
+      with open(f, encoding='utf-8') as fh:
+        summary = json.load(fh)
+      summary['run_dir'] = os.path.dirname(os.path.abspath(f))
+      runs.append(summary)
+  if not runs:
+    raise ValueError(f'no finished runs (*/summary.json) under {paths}')
+  return runs
+
+
+def _name(run) -> str:
+  return f"{run['job']} {os.path.basename(run['run_dir']).partition('-')[2][:6]}"
+
+
+def _stats(members, key):
+  values = [m[key] for m in members]
+  return float(np.mean(values)), float(np.std(values)), len(values)
+
+
+def accuracy_series(run) -> list[dict]:
+  """[{'label', 'model', 'points': [{density, mean, std, n, layers}]}].
+
+  The method's `series` (from the registry) groups its members into
+  points; each point is aggregated here the same way for every method.
+  """
+  series = []
+  for group in registry.get(run['job']).series(run):
+    out = []
+    for _, ms in sorted(group['points'].items()):
+      density = float(np.mean([m['density'] for m in ms]))
+      mean, std, n = _stats(ms, 'final_test_accuracy')
+      layers = collections.defaultdict(list)
+      for m in ms:
+        for name, d in m.get('density_per_layer', {}).items():
+          layers[name].append(d)
+      out.append({'density': density, 'mean': mean, 'std': std, 'n': n,
+                  'layers': {k: float(np.mean(v)) for k, v in layers.items()}})
+    series.append({'label': f"{_name(run)} {group['label']}",
+                   'model': run['model'],
+                   'points': sorted(out, key=lambda p: -p['density'])})
+  return series
+
+
+def _imp_masks(run, level):
+  raw = store.Checkpoints(run['run_dir']).restore_raw(f'level_{level:03d}')
+  return raw['ticket']['mask']
+
+
+def _take(tree, i):
+  return jax.tree.map(lambda v: np.asarray(v)[i], tree)
+
+
+def _jaccard(a, b) -> float:
+  return float(masks_lib.jaccard(jax.tree.map(np.bool_, a),
+                                 jax.tree.map(np.bool_, b)))
+
+
+def overlaps(runs) -> list[list]:
+  """Rows: (what, density %, mean Jaccard, pairs) from the checkpoints."""
+  rows = []
+  imps = [r for r in runs if r['job'] == 'imp']
+  for run in imps:  # a grid run: the seeds of each point, lineage g*S + s
+    points = run.get('points') or [{'label': '', 'levels': run['levels']}]
+    num_seeds = run['num_seeds']
+    for g, point in enumerate(points):
+      for entry in point['levels'][1:]:
+        level = entry['level']
+        mask_S = _imp_masks(run, level)
+        seeds = range(g * num_seeds, (g + 1) * num_seeds)
+        vals = [_jaccard(_take(mask_S, a), _take(mask_S, b))
+                for a in seeds for b in seeds if a < b]
+        if vals:
+          where = ' '.join(filter(None, (_name(run), point['label'])))
+          rows.append([f'{where} level {level}: seed vs seed',
+                       f"{100 * entry['ticket']['density']:.2f}",
+                       f'{np.mean(vals):.3f}', len(vals)])
+  imps = [r for r in imps if 'points' not in r]  # one setting per seed
+  for cs in [r for r in runs if r['job'] == 'cs']:
+    raw = store.Checkpoints(cs['run_dir']).restore_raw('ticket')
+    num_seeds = cs['num_seeds']
+    for imp in [r for r in imps if r['model'] == cs['model']]:
+      for li, lam in enumerate(cs['lambdas']):
+        mine = [m for m in cs['members'] if m['lambda'] == lam]
+        density = float(np.mean([m['density'] for m in mine]))
+        entry = min(imp['levels'], key=lambda e: abs(
+            e['ticket']['density'] - density))
+        if abs(entry['ticket']['density'] - density) > 0.15 * density:
+          continue  # no IMP level near this density
+        imp_S = _imp_masks(imp, entry['level'])
+        seeds = min(num_seeds, imp['num_seeds'])
+        vals = [_jaccard(_take(raw['mask'], li * num_seeds + s),
+                         _take(imp_S, s)) for s in range(seeds)]
+        rows.append([f"{_name(cs)} lambda {lam:g} vs {_name(imp)} level "
+                     f"{entry['level']} (same seed)",
+                     f"{100 * density:.2f} / "
+                     f"{100 * entry['ticket']['density']:.2f}",
+                     f'{np.mean(vals):.3f}', len(vals)])
+  return rows
+
+
+def plot_accuracy(series, path) -> None:
+  plt = lmc_report.pyplot()
+  fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+  for s in series:
+    x = np.array([100 * p['density'] for p in s['points']])
+    mean = np.array([100 * p['mean'] for p in s['points']])
+    std = np.array([100 * p['std'] for p in s['points']])
+    line, = ax.plot(x, mean, marker='o', ms=3, label=s['label'])
+    ax.fill_between(x, mean - std, mean + std, alpha=0.15,
+                    color=line.get_color())
+  ax.set_xscale('log')
+  ax.invert_xaxis()
+  ax.set_xlabel('percent of weights remaining')
+  ax.set_ylabel('test accuracy (%)')
+  ax.grid(alpha=0.3, which='both')
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
+
+
+def plot_lmc(runs, path) -> None:
+  plt = lmc_report.pyplot()
+  fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+  steps = []
+  for run in runs:
+    steps += lmc_report.draw_barriers(ax, run, f"{_name(run)} {run['model']} ")
+  lmc_report.finish_barrier_axes(ax, steps)
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
+
+
+def write(paths, out_dir: str) -> str:
+  """Writes the cross-run report into `out_dir`; returns its markdown."""
+  runs = find_runs(paths)
+  os.makedirs(out_dir, exist_ok=True)
+  series = [s for r in runs for s in accuracy_series(r)]
+  parts = ['# ticketjax runs\n', stats.markdown_table(
+      ['run', 'job', 'model', 'data set', 'seeds'],
+      [[os.path.basename(r['run_dir']), r['job'], r.get('model', ''),
+        r.get('dataset', ''), r.get('num_seeds', '')] for r in runs])]
+  if series:
+    plot_accuracy(series, os.path.join(out_dir, 'accuracy.png'))
+    rows, layer_rows = [], []
+    for s in series:
+      for p in s['points']:
+        rows.append([s['label'], s['model'], f"{100 * p['density']:.2f}",
+                     f"{100 * p['mean']:.2f} ± {100 * p['std']:.2f}", p['n']])
+        if p['layers']:
+          layer_rows.append([s['label'], f"{100 * p['density']:.2f}",
+                             ', '.join(f'{k} {100 * v:.1f}' for k, v in
+                                       sorted(p['layers'].items()))])
+    parts += ['\n## Accuracy against weights remaining\n',
+              stats.markdown_table(
+                  ['method', 'model', 'weights remaining (%)',
+                   'test acc (%)', 'seeds'], rows),
+              '\n![accuracy](accuracy.png)\n',
+              '\n## Per-layer density (%)\n',
+              stats.markdown_table(['method', 'total (%)', 'layers'],
+                                         layer_rows)]
+  overlap_rows = overlaps(runs)
+  if overlap_rows:
+    parts += ['\n## Mask overlap (Jaccard over prunable kernels)\n',
+              stats.markdown_table(
+                  ['masks', 'weights remaining (%)', 'Jaccard', 'pairs'],
+                  overlap_rows)]
+  lmc_runs = [r for r in runs if r['job'] == 'lmc']
+  if lmc_runs:
+    plot_lmc(lmc_runs, os.path.join(out_dir, 'lmc.png'))
+    rows = [[_name(r), e['network'], e['split'], e['rewind_step'],
+             stats.format_mean_std(e['barrier'], digits=2)]
+            for r in lmc_runs for e in r['steps']]
+    parts += ['\n## Instability (error barrier, %)\n',
+              stats.markdown_table(
+                  ['run', 'network', 'split', 'rewind step', 'barrier (%)'],
+                  rows), '\n![lmc](lmc.png)\n']
+  text = '\n'.join(parts) + '\n'
+  with open(os.path.join(out_dir, 'report.md'), 'w', encoding='utf-8') as f:
+    f.write(text)
+  return text

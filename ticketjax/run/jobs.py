@@ -1,0 +1,16 @@
+"""The driver: `run(config, workdir)` is the one entry point with I/O.
+
+The launcher, the Colab notebook, the sweep and the tests all call `run`.
+It looks up the method named by `config.job` in the registry
+(`ticketjax.methods.registry`) and runs it in the process's workdir.
+"""
+from typing import Any
+
+from ticketjax.methods import registry
+from ticketjax.run import hosts
+
+
+def run(config: Any, workdir: str) -> dict:
+  """Runs the job `config.job` in `workdir`; returns its summary."""
+  method = registry.get(config.job)
+  return method.run(config, hosts.process_workdir(workdir))

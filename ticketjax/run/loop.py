@@ -1,0 +1,82 @@
+"""The chunked training loop shared by every job: train, evaluate, report.
+
+Jobs train in chunks of `eval_every` steps (one compiled program per chunk
+length), evaluate every member on test (and validation) after each chunk,
+hand the per-member numbers to a callback, and update the progress line.
+"""
+from typing import Callable
+
+import jax
+import numpy as np
+
+from ticketjax.run import progress as progress_lib
+
+
+def evaluate_splits(trainer, state_S, data) -> dict:
+  """{'test_loss': [S], 'test_accuracy': [S], 'val_...' if a val split}."""
+  out = {}
+  splits = [('test', data.x_test, data.y_test)]
+  if data.x_val.shape[0]:
+    splits.append(('val', data.x_val, data.y_val))
+  for name, x, y in splits:
+    ev = trainer.evaluate(state_S, x, y)
+    out[f'{name}_loss'] = ev['loss']
+    out[f'{name}_accuracy'] = ev['accuracy']
+  return out
+
+
+def train_means(metrics_TxS) -> dict:
+  """{'train_loss': [S], 'train_accuracy': [S]}: means over a chunk's steps.
+
+  numpy means: the same summation order for any member count or layout (an
+  XLA reduction may differ in the last bit). With an 'active' [T, S] entry
+  each member's mean covers its active steps (bitwise the mean of a chunk
+  it trained whole: inactive steps add exact zeros), and 'trained_steps'
+  [S] is added.
+  """
+  loss, acc = (np.asarray(metrics_TxS[k]) for k in ('loss', 'accuracy'))
+  if 'active' not in metrics_TxS:
+    return {'train_loss': loss.mean(0), 'train_accuracy': acc.mean(0)}
+  active = np.asarray(metrics_TxS['active'])
+  count = active.sum(0)
+  with np.errstate(invalid='ignore'):  # 0 / 0: NaN for a waiting member
+    means = {name: np.where(active, x, 0).sum(0) / np.float32(count)
+             for name, x in (('train_loss', loss), ('train_accuracy', acc))}
+  return {**means, 'trained_steps': count}
+
+
+def train_chunks(trainer, state_S, data, total_steps, eval_every, *,
+                 on_eval: Callable[[int, dict], None], desc: str = '',
+                 show_progress: bool = True,
+                 on_chunk: Callable[[int, object], None] | None = None):
+  """Trains to `total_steps` in chunks, evaluating after each chunk.
+
+  `on_eval(step, per_seed)` receives {name: [S] array} of the chunk's mean
+  train loss/accuracy and the evaluation metrics; then `on_chunk(step,
+  state_S)`, if given, receives the state (a driver saves it there to
+  resume from any chunk). Returns the final state.
+
+  Members may start at different steps (`Trainer.train`): chunks then run
+  from the earliest, and `per_seed` also holds 'trained_steps' [S], the
+  steps each member trained in the chunk (0: it is still waiting, and its
+  train means are NaN); the train means cover the steps it trained.
+  """
+  bar = progress_lib.Progress(total_steps, desc, enabled=show_progress)
+  step = int(np.asarray(state_S.step).min())
+  while step < total_steps:
+    n = min(eval_every, total_steps - step)
+    state_S, m = trainer.train(state_S, data, n)
+    step += n
+    per_seed = train_means(m)
+    per_seed.update(evaluate_splits(trainer, state_S, data))
+    per_seed = jax.tree.map(np.asarray, per_seed)
+    # the progress line averages the members that trained in this chunk
+    trained = (per_seed['trained_steps'] > 0 if 'trained_steps' in per_seed
+               else slice(None))
+    loss, test_acc = (float(np.mean(per_seed[k][trained]))
+                      for k in ('train_loss', 'test_accuracy'))
+    on_eval(step, per_seed)
+    if on_chunk is not None:
+      on_chunk(step, state_S)
+    bar.update(step, loss=loss, test_acc=test_acc)
+  return state_S

@@ -1,0 +1,64 @@
+"""Records on disk: JSON lines per record and member, atomic JSON summaries.
+
+`metrics.jsonl` holds one JSON object per record and seed (keys are listed
+in WORKSPACE.md); `summary.json` holds the aggregates. Values are plain
+Python numbers, so any tool reads them without ticketjax.
+"""
+import json
+import os
+from typing import Iterable, Mapping
+
+import numpy as np
+
+
+def to_python(value):
+  """numpy/jax scalars and arrays -> Python numbers and lists (for JSON)."""
+  if isinstance(value, Mapping):
+    return {str(k): to_python(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [to_python(v) for v in value]
+  if hasattr(value, 'tolist'):
+    return np.asarray(value).tolist()
+  return value
+
+
+def per_seed_records(base: Mapping, per_seed: Mapping, num_seeds: int,
+                     first_seed: int = 0) -> list[dict]:
+  """Splits {name: [S]} arrays into one record per seed, merged with base."""
+  arrays = {k: np.asarray(v) for k, v in per_seed.items()}
+  records = []
+  for i in range(num_seeds):
+    rec = dict(base)
+    rec['seed'] = first_seed + i
+    rec.update({k: v[i].item() for k, v in arrays.items()})
+    records.append(rec)
+  return records
+
+
+class JsonlWriter:
+  """Appends records to a JSON-lines file, one flush per `write` call."""
+
+  def __init__(self, path: str):
+    self.path = path
+    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+
+  def write(self, records: Iterable[Mapping]) -> None:
+    with open(self.path, 'a', encoding='utf-8') as f:
+      for rec in records:
+        f.write(json.dumps(to_python(rec), sort_keys=True) + '\n')
+
+
+def read_jsonl(path: str) -> list[dict]:
+  if not os.path.exists(path):
+    return []
+  with open(path, encoding='utf-8') as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def write_json(path: str, obj) -> None:
+  """Writes JSON atomically (temp file + rename): no half-written files."""
+  tmp = path + '.tmp'
+  with open(tmp, 'w', encoding='utf-8') as f:
+    json.dump(to_python(obj), f, indent=2, sort_keys=True)
+    f.write('\n')
+  os.replace(tmp, path)

@@ -1,0 +1,176 @@
+"""From a config to the pieces of a run, every check made before any work.
+
+The config stops here: `build(config)` validates the whole config against
+the registries (model, data set, optimizer, schedule), loads the data set
+(failing clearly if it is not prepared), and returns typed pieces. Library
+functions below it never see a ConfigDict.
+"""
+import dataclasses
+from typing import Any, Mapping
+
+import jax
+
+from ticketjax import data as data_lib
+from ticketjax import models as models_lib
+from ticketjax.core import augment as augment_lib
+from ticketjax.core import grid as grid_lib
+from ticketjax.core import optim
+from ticketjax.core import train as train_lib
+from ticketjax.core.types import Dataset, Model
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """How long and in what batches to train.
+
+  Attributes:
+    steps: optimizer steps per training run.
+    batch_size: examples per step and seed.
+    eval_every: steps between evaluations (and progress updates).
+    eval_batch_size: evaluation chunk size (memory, not semantics).
+    member_group: members per compiled group (`Trainer.member_group`; 0 =
+      all at once). Float rounding only, so not semantic.
+  """
+  steps: int
+  batch_size: int
+  eval_every: int
+  eval_batch_size: int = 1000
+  member_group: int = 0
+
+  def validate(self) -> None:
+    for name in ('steps', 'batch_size', 'eval_every', 'eval_batch_size'):
+      if int(getattr(self, name)) < 1:
+        raise ValueError(f'train.{name} must be a positive integer, got '
+                         f'{getattr(self, name)}')
+    if int(self.member_group) < 0:
+      raise ValueError(f'train.member_group must be >= 0, got '
+                       f'{self.member_group}')
+
+
+@dataclasses.dataclass(frozen=True)
+class Pieces:
+  """What a job needs: data, model, optimizer config and trainer."""
+  dataset: Dataset
+  model: Model
+  optimizer: optim.OptimizerConfig
+  train: TrainConfig
+  trainer: train_lib.Trainer
+  seed: int
+  num_seeds: int
+  first_seed: int = 0
+  grid: grid_lib.GridSpec = grid_lib.GridSpec()
+
+  def seed_keys(self):
+    """Root keys of this run's seeds [first_seed, first_seed + num_seeds)."""
+    return train_lib.seed_keys(self.seed, self.num_seeds, self.first_seed)
+
+  def lineage_keys(self):
+    """Seed keys repeated for every grid point: [G * S], point-major."""
+    keys = self.seed_keys()
+    return jax.numpy.concatenate([keys] * self.grid.size)
+
+
+def as_dict(config_section) -> dict:
+  if hasattr(config_section, 'to_dict'):
+    return config_section.to_dict()
+  return dict(config_section)
+
+
+def typed_section(cls, section: Mapping, where: str):
+  """`cls(**section)`; ValueError naming unknown fields of `config.where`."""
+  fields = {f.name for f in dataclasses.fields(cls)}
+  unknown = sorted(set(section) - fields)
+  if unknown:
+    raise ValueError(f'unknown fields {unknown} in config.{where}; valid '
+                     f'fields are {sorted(fields)}')
+  values = dict(section)
+  if 'boundaries' in values:
+    values['boundaries'] = tuple(int(b) for b in values['boundaries'])
+  return cls(**values)
+
+
+def optimizer_config(config) -> optim.OptimizerConfig:
+  return typed_section(optim.OptimizerConfig, as_dict(config.optimizer),
+                'optimizer')
+
+
+def train_config(config) -> TrainConfig:
+  cfg = typed_section(TrainConfig, as_dict(config.train), 'train')
+  cfg.validate()
+  return cfg
+
+
+def model_from_config(config, dataset: Dataset | None = None) -> Model:
+  kwargs = as_dict(config.model.get('kwargs', {}))
+  if dataset is not None:
+    kwargs.setdefault('num_classes', dataset.num_classes)
+  return models_lib.get_model(config.model.name, **kwargs)
+
+
+def check_seeds(config) -> None:
+  if int(config.num_seeds) < 1:
+    raise ValueError(f'num_seeds must be >= 1, got {config.num_seeds}')
+  if int(config.get('first_seed', 0)) < 0:
+    raise ValueError(f'first_seed must be >= 0, got {config.first_seed}')
+
+
+def build(config: Any) -> Pieces:
+  """Validates `config` and builds the pieces; raises ValueError if bad.
+
+  Cheap checks (names, ranges) come first, then the data set is loaded,
+  then the model's shapes are checked against the data with an abstract
+  forward pass (no compute).
+  """
+  check_seeds(config)
+  train_cfg = train_config(config)
+  opt_cfg = optimizer_config(config)
+  opt_cfg.validate(train_cfg.steps)
+  grid = grid_lib.from_config(config)
+  grid_lib.check_values(grid)
+  if config.data.name not in data_lib.DATASETS:
+    raise ValueError(f'unknown data set {config.data.name!r}; valid data '
+                     f'sets are {sorted(data_lib.DATASETS)}')
+  augment_lib.check_name(config.data.get('augment', 'none'))
+  if config.model.name not in models_lib.MODELS:
+    raise ValueError(f'unknown model {config.model.name!r}; valid models '
+                     f'are {sorted(models_lib.MODELS)}')
+  dataset = data_lib.load_dataset(
+      config.data.name, data_dir=config.data.get('data_dir') or None,
+      val_size=int(config.data.get('val_size', 0)))
+  if dataset.x_train.shape[0] < train_cfg.batch_size:
+    raise ValueError(
+        f'train.batch_size {train_cfg.batch_size} exceeds the '
+        f'{dataset.x_train.shape[0]} training examples of {dataset.name}')
+  spec = data_lib.DATASETS[config.data.name]
+  augment = augment_lib.get_augment(config.data.get('augment', 'none'),
+                                    dataset.x_train.shape[1:], spec.mean,
+                                    spec.std)
+  model = model_from_config(config, dataset)
+  check_model_fits_data(model, dataset)
+  trainer = train_lib.Trainer(
+      model, optim.make_optimizer(opt_cfg, train_cfg.steps,
+                                  per_member=grid.optimizer_names),
+      batch_size=train_cfg.batch_size,
+      eval_batch_size=train_cfg.eval_batch_size,
+      member_group=int(train_cfg.member_group), augment=augment)
+  return Pieces(dataset, model, opt_cfg, train_cfg, trainer,
+                int(config.seed), int(config.num_seeds),
+                int(config.get('first_seed', 0)), grid)
+
+
+def check_model_fits_data(model: Model, dataset: Dataset) -> None:
+  """An abstract forward pass: shape errors surface before any training."""
+  try:
+    params, state = jax.eval_shape(model.init, jax.random.PRNGKey(0))
+    x = jax.ShapeDtypeStruct((2,) + dataset.x_train.shape[1:],
+                             dataset.x_train.dtype)
+    logits, _ = jax.eval_shape(
+        lambda p, s, x: model.apply(p, s, x, train=False), params, state, x)
+  except Exception as e:  # pylint: disable=broad-except
+    raise ValueError(
+        f'model {model.name!r} cannot run on {dataset.name!r} inputs of '
+        f'shape {dataset.x_train.shape[1:]}: {e}') from e
+  if logits.shape != (2, dataset.num_classes):
+    raise ValueError(
+        f'model {model.name!r} gives logits of shape {logits.shape[1:]} but '
+        f'{dataset.name!r} has {dataset.num_classes} classes')

@@ -1,0 +1,53 @@
+"""Sweeps: several jobs from one sweep file, one after another, one report.
+
+Axes that change shapes or code (model, data set, search kind) cannot
+share a compiled program, so a sweep runs them as separate jobs: a sweep
+file's `get_sweep(arg)` returns a list of configs, `run_sweep` checks every
+one of them (job name, pieces, the job's own section) before the first
+starts, runs them in order through `jobs.run` (each in its own
+content-addressed folder, so a killed sweep rerun skips the finished jobs
+and resumes the unfinished one), and writes one cross-run report
+(`cross_run.write`) over the workdir. With several JAX processes
+(`ticketjax.hosts`) every job spans them all, and each process writes
+the report from its own copy of the runs (process 0 into the workdir).
+"""
+import os
+import sys
+from typing import Any, Sequence
+
+from ticketjax.methods import registry
+from ticketjax.reports import cross_run
+from ticketjax.run import hosts
+from ticketjax.run import jobs
+from ticketjax.run import setup as setup_lib
+
+def check(configs: Sequence[Any]) -> None:
+  """Raises ValueError naming the first bad entry; runs nothing."""
+  if not configs:
+    raise ValueError('the sweep has no jobs')
+  for i, config in enumerate(configs):
+    try:
+      method = registry.get(config.job)
+      setup_lib.build(config)
+      method.check(config)
+    except ValueError as e:
+      raise ValueError(f'sweep entry {i} ({config.job}): {e}') from e
+
+
+def run_sweep(configs: Sequence[Any], workdir: str,
+              report_dir: str | None = None) -> list[dict]:
+  """Checks all configs, runs them in order, writes the aggregate report."""
+  check(configs)
+  summaries = []
+  for i, config in enumerate(configs):
+    print(f'sweep: job {i + 1}/{len(configs)} ({config.job})',
+          file=sys.stderr)
+    summaries.append(jobs.run(config, workdir))
+  # several processes: each reports from its copy of the runs into its own
+  # folder (process 0: the workdir), restoring checkpoints together
+  mine = hosts.process_workdir(workdir)
+  out = (hosts.process_workdir(report_dir) if report_dir
+         else os.path.join(mine, 'report'))
+  cross_run.write([mine], out)
+  print(f'sweep report: {os.path.join(out, "report.md")}', file=sys.stderr)
+  return summaries
