@@ -1,14 +1,15 @@
 """Masked-training throughput of LeNet-300-100 against the machine's matmul.
 
   python benchmarks/throughput.py [--seeds=S] [--steps=500] [--rounds=10]
+      [--cpu_kernels=auto|on|off]
 
 Trains LeNet-300-100 (batch 60, fp32, masks at 50% density, Adam) through
-`ticketjax.train.Trainer`, the same compiled scan every search uses, on
+`ticketjax.core.train.Trainer`, the same compiled scan every search uses, on
 random data of MNIST's shape (55,000 x 784; the data's values do not change
 the work), S seeds at once. On CPU the script asks XLA for one host device
 per core (unless XLA_FLAGS already sets a device count), so the seed axis is
 sharded over the cores exactly as a launch with that XLA_FLAGS would shard
-it (`ticketjax.sharding`); S defaults to the device count. It prints
+it (`ticketjax.core.sharding`); S defaults to the device count. It prints
 
   * seed-steps/s of masked training (steps/s times S), and the FLOP/s of
     those seed-steps as a fraction of the FLOP/s of a large jitted fp32
@@ -38,6 +39,7 @@ import numpy as np
 import optax
 
 from ticketjax import models
+from ticketjax.core import kernels
 from ticketjax.core import masks
 from ticketjax.core import optim
 from ticketjax.core import pruning
@@ -125,7 +127,10 @@ def main():
   parser.add_argument('--seeds', type=int, default=jax.device_count())
   parser.add_argument('--steps', type=int, default=500)
   parser.add_argument('--rounds', type=int, default=10)
+  parser.add_argument('--cpu_kernels', default='auto', choices=kernels.MODES,
+                      help='the CPU-only kernels (ticketjax/core/kernels.py)')
   args = parser.parse_args()
+  kernels.set_mode(args.cpu_kernels)
 
   model = models.get_model('lenet_300_100')
   data = fake_mnist()
@@ -152,7 +157,8 @@ def main():
   flops = step_flops() * args.seeds
   masked, unmasked = best['masked'], best['unmasked']
   print(f'device: {jax.devices()[0].device_kind} x{jax.device_count()}, '
-        f'seeds: {args.seeds}, batch {BATCH}, density {density:.3f}')
+        f'seeds: {args.seeds}, batch {BATCH}, density {density:.3f}, '
+        f'cpu_kernels {args.cpu_kernels} (in use: {kernels.enabled()})')
   print(f'matmul peak (2048^3 fp32): {peak / 1e9:.1f} GFLOP/s')
   print(f'step FLOPs (x{args.seeds} seeds): {flops / 1e6:.2f} MFLOP')
   print(f'masked:   {masked:8.1f} steps/s x {args.seeds} seeds = '

@@ -71,6 +71,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.first_seed = 0  # this run's seeds are [first_seed, +num_seeds)
   c.num_seeds = 3
   c.progress = True
+  # CPU-only kernels: auto (on the CPU backend only), on or off
+  c.cpu_kernels = 'auto'
 
   c.data = ml_collections.ConfigDict()
   c.data.name = 'mnist1d'

@@ -14,6 +14,7 @@ from ticketjax import data as data_lib
 from ticketjax import models as models_lib
 from ticketjax.core import augment as augment_lib
 from ticketjax.core import grid as grid_lib
+from ticketjax.core import kernels
 from ticketjax.core import optim
 from ticketjax.core import train as train_lib
 from ticketjax.core.types import Dataset, Model
@@ -122,6 +123,7 @@ def build(config: Any) -> Pieces:
   forward pass (no compute).
   """
   check_seeds(config)
+  kernels.set_mode(config.get('cpu_kernels', 'auto'))
   train_cfg = train_config(config)
   opt_cfg = optimizer_config(config)
   opt_cfg.validate(train_cfg.steps)

@@ -27,6 +27,8 @@ import functools
 import jax
 from jax import lax
 
+from ticketjax.core import kernels
+
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _matmul(x, kernel, precision):
@@ -69,5 +71,7 @@ def dot_general(lhs, rhs, dimension_numbers, precision=None,
 
 
 def for_backend() -> object:
-  """This module's `dot_general` on CPU, `lax.dot_general` else."""
-  return dot_general if jax.default_backend() == 'cpu' else lax.dot_general
+  """This module's `dot_general` where the CPU kernels are on
+  (`core/kernels.py`: by default on the CPU backend), else
+  `lax.dot_general`."""
+  return dot_general if kernels.enabled() else lax.dot_general

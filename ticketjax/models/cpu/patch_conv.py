@@ -29,6 +29,8 @@ import jax
 from jax import lax
 import jax.numpy as jnp
 
+from ticketjax.core import kernels
+
 
 def _channels_last(dimension_numbers, ndim: int) -> bool:
   if dimension_numbers is None:
@@ -110,6 +112,8 @@ def _positions(window):
 
 
 def for_backend() -> object:
-  """This module's convolution on CPU, `lax.conv_general_dilated` else."""
-  return (conv_general_dilated if jax.default_backend() == 'cpu'
+  """This module's convolution where the CPU kernels are on
+  (`core/kernels.py`: by default on the CPU backend), else
+  `lax.conv_general_dilated`."""
+  return (conv_general_dilated if kernels.enabled()
           else lax.conv_general_dilated)
