@@ -4,83 +4,103 @@ It trains every seed in one compiled program, writes one record per
 evaluation and seed, and prints the test accuracy per seed. It is the
 baseline every sparse method is read against.
 """
-import json
-import os
-import sys
 from typing import Any
 
 import jax
 
 from ticketjax.core import stats
 from ticketjax.core import train as train_lib
+from ticketjax.reports import plots as plots_lib
+from ticketjax.run import lifecycle
 from ticketjax.run import loop
 from ticketjax.run import records as records_lib
-from ticketjax.run import setup as setup_lib
-from ticketjax.run import workdir as workdir_lib
+
+
+SEEDS = 'rerun'  # more seeds: train them all again (one short program)
+NON_SEMANTIC = ()
+PLOTS = ('curves.png',)
 
 
 def run(config: Any, workdir: str) -> dict:
   """Dense training of `num_seeds` seeds; returns the summary dict."""
-  pieces = setup_lib.build(config)
-  run_dir = workdir_lib.run_dir(workdir, config)
-  summary_path = os.path.join(run_dir, 'summary.json')
-  if os.path.exists(summary_path):
-    with open(summary_path, encoding='utf-8') as f:
-      summary = json.load(f)
-    if summary.get('num_seeds', 0) >= pieces.num_seeds:
-      print(f'already done: {run_dir}', file=sys.stderr)
-      print(table(summary))
-      return summary
-  os.makedirs(run_dir, exist_ok=True)
-  records_lib.write_json(os.path.join(run_dir, 'config.json'),
-                         config.to_dict())
-  metrics_path = os.path.join(run_dir, 'metrics.jsonl')
-  if os.path.exists(metrics_path):  # an unfinished earlier attempt
-    os.remove(metrics_path)
-  writer = records_lib.JsonlWriter(metrics_path)
-
+  run_ = lifecycle.Run(config, workdir, non_semantic=NON_SEMANTIC)
+  pieces = run_.setup
+  run_.check_seeds(SEEDS, 'dense run')
+  done = run_.read_summary()
+  if done is not None and done.get('num_seeds') == run_.num_seeds:
+    if run_.outputs_missing(PLOTS):  # derived outputs heal on a rerun
+      run_.lock()
+      _report(run_, done, records_lib.read_jsonl(run_.path('metrics.jsonl')))
+    run_.announce(table(done), done_before=True)
+    return done
+  run_.begin()
   trainer = pieces.trainer
   data = train_lib.to_device(pieces.dataset)
   init_keys, noise_keys = jax.vmap(train_lib.split_seed_key)(
       pieces.seed_keys())
   state_S = trainer.init_states(init_keys, noise_keys)
-  last = {}
+  lines = []
 
   def on_eval(step, per_seed):
-    writer.write(records_lib.per_seed_records(
+    lines.extend(records_lib.per_seed_records(
         {'job': 'dense', 'step': step}, per_seed, pieces.num_seeds))
-    last.update(per_seed)
 
   loop.train_chunks(trainer, state_S, data, pieces.train.steps,
-               pieces.train.eval_every, on_eval=on_eval,
-               desc=f'dense {pieces.model.name}',
-               show_progress=config.get('progress', True))
+                    pieces.train.eval_every, on_eval=on_eval,
+                    desc=f'dense {pieces.model.name}',
+                    show_progress=run_.show_progress)
+  diverged = lifecycle.flag_diverged(lines, key=lambda r: r['seed'])
+  run_.write_metrics(lines)
   summary = {
       'job': 'dense',
-      'run_dir': run_dir,
+      'run_dir': run_.dir,
       'model': pieces.model.name,
       'dataset': pieces.dataset.name,
       'steps': pieces.train.steps,
       'num_seeds': pieces.num_seeds,
   }
-  for name, values in last.items():
+  last = [r for r in lines if r['step'] == lines[-1]['step']]
+  healthy = [r for r in last if r['seed'] not in diverged]
+  for name in sorted(last[0]):
     if name.startswith(('test_', 'val_')):
-      summary[name] = stats.mean_std(values)
-  records_lib.write_json(summary_path, summary)
-  print(table(summary))
+      summary[name] = stats.mean_std([r[name] for r in healthy])
+  if diverged:
+    summary['diverged_seeds'] = sorted(diverged)
+  records_lib.write_json(run_.path('summary.json'), summary)
+  _report(run_, summary, lines)
+  run_.announce(table(summary))
   return summary
+
+
+def _report(run_, summary: dict, lines: list[dict]) -> None:
+  run_.write_report(table(summary), title(summary), plots(summary, lines))
+
+
+def title(summary: dict) -> str:
+  return (f"Dense {summary['model']} on {summary['dataset']}, "
+          f"{summary['steps']} steps, {summary['num_seeds']} seeds")
+
+
+def plots(summary: dict, lines: list[dict]) -> dict:
+  """{'curves.png': draw}: test accuracy and loss against step."""
+  return {'curves.png': lambda path: plots_lib.learning_curves(
+      {'dense': lines}, path, title(summary))}
 
 
 def table(summary: dict) -> str:
   """The per-seed test accuracy table of a dense run (markdown)."""
   acc, loss = summary['test_accuracy'], summary['test_loss']
-  rows = [[seed, f'{a * 100:.2f}', f'{l:.4f}'] for seed, (a, l) in
-          enumerate(zip(acc['values'], loss['values']))]
-  rows.append(['mean ± std', stats.format_mean_std(acc, digits=2),
+  diverged = summary.get('diverged_seeds', [])
+  healthy = [s for s in range(summary['num_seeds']) if s not in diverged]
+  rows = [[seed, f'{a * 100:.2f}', f'{l:.4f}'] for seed, a, l in
+          zip(healthy, acc['values'], loss['values'])]
+  rows += [[seed, 'diverged', ''] for seed in diverged]
+  rows.append([f'mean ± std (n={acc["n"]})',
+               stats.format_mean_std(acc, digits=2),
                f"{loss['mean']:.4f} ± {loss['std']:.4f}"])
-  title = (f"Dense {summary['model']} on {summary['dataset']}, "
-           f"{summary['steps']} steps, {summary['num_seeds']} seeds")
-  return title + '\n' + stats.markdown_table(
+  note = f', diverged {len(diverged)}/{summary["num_seeds"]}' if diverged \
+      else ''
+  return title(summary) + note + '\n' + stats.markdown_table(
       ['seed', 'test accuracy (%)', 'test loss'], rows)
 
 

@@ -45,16 +45,37 @@ def train_means(metrics_TxS) -> dict:
   return {**means, 'trained_steps': count}
 
 
+def chunk_ends(start: int, total_steps: int, eval_every: int,
+               stops=None) -> list[int]:
+  """The steps after `start` where chunks end: every multiple of
+  `eval_every` (or each of `stops`, if given) up to `total_steps`, and
+  `total_steps`."""
+  if stops is None:
+    ends, step = [], start
+    while step < total_steps:
+      step = min(step + eval_every, total_steps)
+      ends.append(step)
+    return ends
+  return sorted({int(s) for s in stops if start < s < total_steps}
+                | {total_steps} if start < total_steps else set())
+
+
 def train_chunks(trainer, state_S, data, total_steps, eval_every, *,
-                 on_eval: Callable[[int, dict], None], desc: str = '',
-                 show_progress: bool = True,
-                 on_chunk: Callable[[int, object], None] | None = None):
+                 on_eval: Callable[[int, dict], None] | None = None,
+                 desc: str = '', show_progress: bool = True,
+                 on_chunk: Callable[[int, object], None] | None = None,
+                 before_chunk: Callable[[int, object], object] | None = None,
+                 stops=None, evaluate: bool = True):
   """Trains to `total_steps` in chunks, evaluating after each chunk.
 
-  `on_eval(step, per_seed)` receives {name: [S] array} of the chunk's mean
-  train loss/accuracy and the evaluation metrics; then `on_chunk(step,
-  state_S)`, if given, receives the state (a driver saves it there to
-  resume from any chunk). Returns the final state.
+  Chunks end every `eval_every` steps, or at each step of `stops` if given
+  (an LMC parent's rewind steps). Before a chunk, `before_chunk(step,
+  state_S)`, if given, returns the state to train (CS sets its beta there;
+  a method that moves its masks during training changes them there). After
+  it, `on_eval(step, per_seed)` receives {name: [S] array} of the chunk's
+  mean train loss/accuracy and, with `evaluate`, the evaluation metrics;
+  then `on_chunk(step, state_S)`, if given, receives the state (a driver
+  saves it there to resume from any chunk). Returns the final state.
 
   Members may start at different steps (`Trainer.train`): chunks then run
   from the earliest, and `per_seed` also holds 'trained_steps' [S], the
@@ -63,20 +84,24 @@ def train_chunks(trainer, state_S, data, total_steps, eval_every, *,
   """
   bar = progress_lib.Progress(total_steps, desc, enabled=show_progress)
   step = int(np.asarray(state_S.step).min())
-  while step < total_steps:
-    n = min(eval_every, total_steps - step)
-    state_S, m = trainer.train(state_S, data, n)
-    step += n
+  for end in chunk_ends(step, total_steps, eval_every, stops):
+    if before_chunk is not None:
+      state_S = before_chunk(step, state_S)
+    state_S, m = trainer.train(state_S, data, end - step)
+    step = end
     per_seed = train_means(m)
-    per_seed.update(evaluate_splits(trainer, state_S, data))
+    if evaluate:
+      per_seed.update(evaluate_splits(trainer, state_S, data))
     per_seed = jax.tree.map(np.asarray, per_seed)
     # the progress line averages the members that trained in this chunk
     trained = (per_seed['trained_steps'] > 0 if 'trained_steps' in per_seed
                else slice(None))
-    loss, test_acc = (float(np.mean(per_seed[k][trained]))
-                      for k in ('train_loss', 'test_accuracy'))
-    on_eval(step, per_seed)
+    scalars = {k: float(np.mean(per_seed[k][trained]))
+               for k in ('train_loss', 'test_accuracy') if k in per_seed}
+    if on_eval is not None:
+      on_eval(step, per_seed)
     if on_chunk is not None:
       on_chunk(step, state_S)
-    bar.update(step, loss=loss, test_acc=test_acc)
+    bar.update(step, **{'loss' if k == 'train_loss' else 'test_acc': v
+                        for k, v in scalars.items()})
   return state_S

@@ -5,6 +5,7 @@ in WORKSPACE.md); `summary.json` holds the aggregates. Values are plain
 Python numbers, so any tool reads them without ticketjax.
 """
 import json
+import math
 import os
 from typing import Iterable, Mapping
 
@@ -12,13 +13,19 @@ import numpy as np
 
 
 def to_python(value):
-  """numpy/jax scalars and arrays -> Python numbers and lists (for JSON)."""
+  """numpy/jax scalars and arrays -> Python numbers and lists (for JSON).
+
+  Non-finite floats become None: every file ticketjax writes is strict
+  JSON (no NaN or Infinity literals, which other readers reject).
+  """
   if isinstance(value, Mapping):
     return {str(k): to_python(v) for k, v in value.items()}
   if isinstance(value, (list, tuple)):
     return [to_python(v) for v in value]
   if hasattr(value, 'tolist'):
-    return np.asarray(value).tolist()
+    return to_python(np.asarray(value).tolist())
+  if isinstance(value, float) and not math.isfinite(value):
+    return None
   return value
 
 
@@ -55,10 +62,42 @@ def read_jsonl(path: str) -> list[dict]:
     return [json.loads(line) for line in f if line.strip()]
 
 
-def write_json(path: str, obj) -> None:
-  """Writes JSON atomically (temp file + rename): no half-written files."""
-  tmp = path + '.tmp'
-  with open(tmp, 'w', encoding='utf-8') as f:
-    json.dump(to_python(obj), f, indent=2, sort_keys=True)
-    f.write('\n')
+def write_atomic(path: str, write) -> None:
+  """`write(tmp_path)`, then a rename onto `path`: readers and a rerun after
+  a kill see the old file or the whole new one, never a part."""
+  root, ext = os.path.splitext(path)
+  tmp = f'{root}.tmp{ext}'  # keeps the extension (matplotlib reads it)
+  write(tmp)
   os.replace(tmp, path)
+
+
+def write_text(path: str, text: str) -> None:
+  """Writes `text` atomically."""
+  def write(tmp):
+    with open(tmp, 'w', encoding='utf-8') as f:
+      f.write(text)
+  write_atomic(path, write)
+
+
+def write_json(path: str, obj) -> None:
+  """Writes strict JSON atomically (temp file + rename)."""
+  write_text(path, json.dumps(to_python(obj), indent=2, sort_keys=True,
+                              allow_nan=False) + '\n')
+
+
+def write_jsonl(path: str, lines: Iterable[Mapping]) -> None:
+  """Writes one JSON object per line (sorted keys), atomically."""
+  write_text(path, ''.join(
+      json.dumps(to_python(rec), sort_keys=True, allow_nan=False) + '\n'
+      for rec in lines))
+
+
+def read_json(path: str):
+  """The JSON in `path`; ValueError naming the file if it is damaged."""
+  with open(path, encoding='utf-8') as f:
+    text = f.read()
+  try:
+    return json.loads(text)
+  except json.JSONDecodeError as e:
+    raise ValueError(f'{path} is damaged (not valid JSON: {e}); delete it '
+                     'to recompute it, or use a new workdir') from None

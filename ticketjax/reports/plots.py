@@ -1,0 +1,58 @@
+"""Plot pieces every report shares: the backend, seed bands, learning curves.
+
+Every band is ± one standard deviation over seeds (population, ddof=0, the
+`std` of `core/stats.mean_std`) and takes its line's colour; `BAND` is the
+phrase titles use for it.
+"""
+import numpy as np
+
+BAND = 'band: ±1 std over seeds'
+
+
+def pyplot():
+  """matplotlib.pyplot on the Agg backend unless one is already chosen."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg', force=False)
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  return plt
+
+
+def band(ax, x, mean, std, label, **line_kwargs):
+  """A mean line and its ± std band in the line's colour; returns the line."""
+  x, mean, std = (np.asarray(v, float) for v in (x, mean, std))
+  line, = ax.plot(x, mean, label=label, **line_kwargs)
+  ax.fill_between(x, mean - std, mean + std, alpha=0.2,
+                  color=line.get_color(), lw=0)
+  return line
+
+
+def learning_curves(groups: dict, path: str, title: str) -> None:
+  """Test accuracy (%) and loss against step, one line per group.
+
+  `groups` maps a label to records with 'step', 'seed', 'test_accuracy',
+  'test_loss'; each line is the mean over seeds at every step, with its band.
+  Diverged records are left out.
+  """
+  plt = pyplot()
+  fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), dpi=120)
+  for label, recs in groups.items():
+    recs = [r for r in recs if not r.get('diverged')]
+    steps = sorted({r['step'] for r in recs})
+    if not steps:
+      continue
+    for ax, key, scale in ((axes[0], 'test_accuracy', 100),
+                           (axes[1], 'test_loss', 1)):
+      vals = [[scale * r[key] for r in recs if r['step'] == s]
+              for s in steps]
+      band(ax, steps, [np.mean(v) for v in vals], [np.std(v) for v in vals],
+           label, marker='o', ms=2)
+  axes[0].set_ylabel('test accuracy (%)')
+  axes[1].set_ylabel('test loss')
+  for ax in axes:
+    ax.set_xlabel('training step')
+    ax.grid(alpha=0.3)
+  axes[0].legend(fontsize='small')
+  fig.suptitle(f'{title}\n({BAND})', fontsize='medium')
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)

@@ -1,0 +1,253 @@
+"""The run lifecycle every method shares: `Run`.
+
+A method (a module under `ticketjax/methods/`, see `methods/registry.py`)
+holds what is its own: its config section, its stages (what it trains and
+in which order) and its summary, table and plots. Everything around them is
+here, written once:
+
+  1. `Run(config, workdir, ...)` validates the whole config and loads the
+     data (`setup.build`), then finds the content-addressed run folder
+     (`workdir.run_dir`, with the method's non-semantic fields). Nothing is
+     written yet: a bad config fails with a ValueError and an untouched
+     workdir.
+  2. `check_seeds(...)` applies the one seed policy (below) against the
+     folder's `config.json`.
+  3. `begin()` creates the folder, takes its lock (`.lock`: one writer per
+     run folder; a second process is refused with a message naming the
+     holder; the kernel drops the lock of a killed process, so a stale lock
+     never blocks a rerun) and writes `config.json`.
+  4. The method runs its stages; each stage ends by writing its records
+     (`write_records`, atomic) and then its checkpoint (`store`), so a
+     killed run resumes at the first stage whose checkpoint is missing.
+  5. `finish(summary, ...)` writes `metrics.jsonl`, `summary.json`,
+     `report.md` and the method's plots, all atomically, and prints the
+     table and where the results went.
+
+Seed policy. `num_seeds` is out of the hash, so a folder may hold a run with
+another seed count. The same count resumes (or finds the run done). More
+seeds extend the run where the method can (`seeds='extend'`: the new seeds
+run as a search of their own and are merged in), rerun it from scratch
+where that is cheap (`'rerun'`, the dense job), and are refused otherwise
+(`'refuse'`) with a message naming the valid counts; fewer seeds are always
+refused. A folder whose earlier attempt did no work yet (no checkpoint, no
+record) takes any count.
+
+Health. `flag_diverged(records, ...)` marks a member whose loss is not
+finite, or exceeds `DIVERGED_FACTOR` times its first recorded loss, as
+diverged in its records; summaries leave diverged members out of their
+means and count them.
+"""
+import fcntl
+import math
+import os
+import socket
+import sys
+from typing import Any, Callable, Mapping, Sequence
+
+from ticketjax.run import records as records_lib
+from ticketjax.run import setup as setup_lib
+from ticketjax.run import store
+from ticketjax.run import workdir as workdir_lib
+
+SEED_POLICIES = ('extend', 'rerun', 'refuse')
+DIVERGED_FACTOR = 1e3
+
+
+class Run:
+  """One job's run folder and the lifecycle around the method's stages.
+
+  Attributes:
+    config: the ConfigDict as given.
+    setup: the validated pieces (data, model, optimizer config, trainer).
+    dir: the run folder, `<workdir>/<job>-<hash>`.
+    store: the run's named checkpoints (`run/store.py`).
+    num_seeds: the seed count asked for.
+    show_progress: whether progress lines are printed (`config.progress`).
+  """
+
+  def __init__(self, config: Any, workdir: str, *,
+               non_semantic: Sequence[str] = (), build: bool = True):
+    self.config = config
+    self.setup = setup_lib.build(config) if build else None
+    self.dir = workdir_lib.run_dir(workdir, config, tuple(non_semantic))
+    self.store = store.Checkpoints(self.dir)
+    self.num_seeds = int(config.num_seeds)
+    self.show_progress = bool(config.get('progress', True))
+    self._lock = None
+
+  # -- paths and files -----------------------------------------------------
+
+  def path(self, *names: str) -> str:
+    return os.path.join(self.dir, *names)
+
+  def records_path(self, name: str) -> str:
+    return self.path('records', name + '.json')
+
+  def has_records(self, name: str) -> bool:
+    return os.path.exists(self.records_path(name))
+
+  def write_records(self, name: str, obj) -> None:
+    """`records/<name>.json`, atomically (temp file + rename)."""
+    os.makedirs(self.path('records'), exist_ok=True)
+    records_lib.write_json(self.records_path(name), obj)
+
+  def read_records(self, name: str):
+    return records_lib.read_json(self.records_path(name))
+
+  def stored_config(self) -> dict | None:
+    """The folder's `config.json`, or None before the first `begin`."""
+    path = self.path('config.json')
+    return records_lib.read_json(path) if os.path.exists(path) else None
+
+  def read_summary(self) -> dict | None:
+    path = self.path('summary.json')
+    return records_lib.read_json(path) if os.path.exists(path) else None
+
+  def has_work(self) -> bool:
+    """Whether an earlier attempt left a checkpoint, a record or results."""
+    return any(os.path.isdir(p) and os.listdir(p)
+               for p in (self.store.root, self.path('records'))) or any(
+                   os.path.exists(self.path(name))
+                   for name in ('metrics.jsonl', 'summary.json'))
+
+  # -- seeds ---------------------------------------------------------------
+
+  def stored_seeds(self) -> int | None:
+    """The seed count of the run already in the folder (None: none)."""
+    stored = self.stored_config()
+    if stored is None or not self.has_work():
+      return None
+    return int(stored.get('num_seeds', self.num_seeds))
+
+  def check_seeds(self, policy: str, what: str = 'run',
+                  extendable: bool = True) -> int | None:
+    """Applies the seed policy; returns the stored count to extend from.
+
+    Returns None when there is nothing to extend (a new folder, the same
+    count, or `'rerun'`). Raises ValueError for a count the policy refuses.
+    `extendable=False` refuses growth for this run although the method
+    could grow (a hyperparameter grid).
+    """
+    if policy not in SEED_POLICIES:
+      raise ValueError(f'unknown seed policy {policy!r}; valid policies are '
+                       f'{list(SEED_POLICIES)}')
+    old = self.stored_seeds()
+    if old is None or old == self.num_seeds:
+      return None
+    if old > self.num_seeds:
+      more = ' (more seeds extend it)' if policy == 'extend' else ''
+      raise ValueError(
+          f'{self.dir} holds a {what} with {old} seeds and this config asks '
+          f'for {self.num_seeds}; ask for num_seeds={old}{more}')
+    if policy == 'rerun':
+      return None
+    if policy == 'extend' and extendable:
+      return old
+    raise ValueError(
+        f'{self.dir} holds a {what} with {old} seeds and this config asks '
+        f'for {self.num_seeds}; it cannot grow to more seeds: ask for '
+        f'num_seeds={old} or use a new workdir')
+
+  # -- the folder ----------------------------------------------------------
+
+  def begin(self) -> None:
+    """Creates the folder, takes its lock, writes `config.json`."""
+    os.makedirs(self.dir, exist_ok=True)
+    self.lock()
+    records_lib.write_json(self.path('config.json'), self.config.to_dict())
+
+  def lock(self) -> None:
+    """Takes `.lock` (one writer per run folder; ValueError if held)."""
+    if self._lock is not None:
+      return
+    path = self.path('.lock')
+    f = open(path, 'a+', encoding='utf-8')  # pylint: disable=consider-using-with
+    try:
+      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+      f.seek(0)
+      holder = f.read().strip() or 'another process'
+      f.close()
+      raise ValueError(
+          f'{self.dir} is in use by {holder}; one process writes a run '
+          'folder at a time: wait for it to finish or stop it') from None
+    f.seek(0)
+    f.truncate()
+    f.write(f'process {os.getpid()} on {socket.gethostname()}\n')
+    f.flush()
+    self._lock = f
+
+  def release(self) -> None:
+    if self._lock is not None:
+      fcntl.flock(self._lock, fcntl.LOCK_UN)
+      self._lock.close()
+      self._lock = None
+
+  # -- outputs -------------------------------------------------------------
+
+  def write_metrics(self, lines: Sequence[Mapping]) -> None:
+    """`metrics.jsonl`: one JSON object per line, atomically."""
+    records_lib.write_jsonl(self.path('metrics.jsonl'), lines)
+
+  def finish(self, summary: dict, *, table: str, title: str,
+             plots: Mapping[str, Callable[[str], None]] = (),
+             final: bool = True, show: bool = True) -> dict:
+    """`summary.json`, `report.md` (title, table, plots) and the plots.
+
+    `plots` maps a file name (`accuracy.png`) to a function writing it.
+    With `final` and `show`, prints the table to stdout and where the
+    results are to stderr.
+    """
+    records_lib.write_json(self.path('summary.json'), summary)
+    self.write_report(table, title, plots)
+    if final and show:
+      self.announce(table)
+    return summary
+
+  def write_report(self, table: str, title: str,
+                   plots: Mapping[str, Callable[[str], None]] = ()) -> None:
+    """`report.md` and every plot, each written atomically."""
+    plots = dict(plots)
+    images = ''.join(f'\n\n![{os.path.splitext(name)[0]}]({name})'
+                     for name in plots)
+    records_lib.write_text(self.path('report.md'),
+                           f'# {title}\n\n{table}{images}\n')
+    for name, draw in plots.items():
+      records_lib.write_atomic(self.path(name), draw)
+
+  def outputs_missing(self, plots: Sequence[str]) -> bool:
+    """Whether a derived output (report or plot) is missing or empty."""
+    return any(not os.path.exists(self.path(name))
+               or os.path.getsize(self.path(name)) == 0
+               for name in ('report.md', *plots))
+
+  def announce(self, table: str, done_before: bool = False) -> None:
+    if done_before:
+      print(f'already done: {self.dir}', file=sys.stderr)
+    print(table)
+    print(f'results: {self.dir}', file=sys.stderr)
+
+
+
+def flag_diverged(records: list[dict], key: Callable[[dict], Any],
+                  loss: str = 'train_loss') -> set:
+  """Marks diverged members in `records` (in place); returns their keys.
+
+  A member (grouped by `key(record)`) diverges at the first record whose
+  `loss` is not finite or exceeds `DIVERGED_FACTOR` times its first
+  recorded loss; that record and every later one of the member get
+  `'diverged': True`. Healthy records are left exactly as they were.
+  """
+  first, bad = {}, set()
+  for rec in records:
+    k = key(rec)
+    value = rec.get(loss)
+    if value is None:
+      continue
+    start = first.setdefault(k, value)
+    if k in bad or not math.isfinite(value) or (
+        math.isfinite(start) and abs(value) > DIVERGED_FACTOR * max(
+            abs(start), 1e-12)):
+      bad.add(k)
+      rec['diverged'] = True
+  return bad
