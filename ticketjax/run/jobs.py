@@ -8,9 +8,13 @@ from typing import Any
 
 from ticketjax.methods import registry
 from ticketjax.run import hosts
+from ticketjax.run import lifecycle
 
 
 def run(config: Any, workdir: str) -> dict:
   """Runs the job `config.job` in `workdir`; returns its summary."""
   method = registry.get(config.job)
-  return method.run(config, hosts.process_workdir(workdir))
+  try:
+    return method.run(config, hosts.process_workdir(workdir))
+  finally:
+    lifecycle.release_all()  # the run folders' locks (`Run.lock`)

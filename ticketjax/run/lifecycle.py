@@ -52,6 +52,9 @@ from ticketjax.run import workdir as workdir_lib
 SEED_POLICIES = ('extend', 'rerun', 'refuse')
 DIVERGED_FACTOR = 1e3
 
+# run folder -> its open, locked `.lock` file, while this process runs it
+_HELD = {}
+
 
 class Run:
   """One job's run folder and the lifecycle around the method's stages.
@@ -73,7 +76,6 @@ class Run:
     self.store = store.Checkpoints(self.dir)
     self.num_seeds = int(config.num_seeds)
     self.show_progress = bool(config.get('progress', True))
-    self._lock = None
 
   # -- paths and files -----------------------------------------------------
 
@@ -157,8 +159,12 @@ class Run:
     records_lib.write_json(self.path('config.json'), self.config.to_dict())
 
   def lock(self) -> None:
-    """Takes `.lock` (one writer per run folder; ValueError if held)."""
-    if self._lock is not None:
+    """Takes `.lock` (one writer per run folder; ValueError if held).
+
+    Held until `release_all` (`jobs.run` calls it when the job returns or
+    fails); taking it again in the same process is a no-op.
+    """
+    if self.dir in _HELD:
       return
     path = self.path('.lock')
     f = open(path, 'a+', encoding='utf-8')  # pylint: disable=consider-using-with
@@ -175,13 +181,7 @@ class Run:
     f.truncate()
     f.write(f'process {os.getpid()} on {socket.gethostname()}\n')
     f.flush()
-    self._lock = f
-
-  def release(self) -> None:
-    if self._lock is not None:
-      fcntl.flock(self._lock, fcntl.LOCK_UN)
-      self._lock.close()
-      self._lock = None
+    _HELD[self.dir] = f
 
   # -- outputs -------------------------------------------------------------
 
@@ -227,6 +227,14 @@ class Run:
     print(table)
     print(f'results: {self.dir}', file=sys.stderr)
 
+
+
+def release_all() -> None:
+  """Releases every run-folder lock this process holds."""
+  while _HELD:
+    _, f = _HELD.popitem()
+    fcntl.flock(f, fcntl.LOCK_UN)
+    f.close()
 
 
 def flag_diverged(records: list[dict], key: Callable[[dict], Any],

@@ -86,8 +86,8 @@ def extend(run, old: int, levels_done: int) -> None:
     config.imp.levels = levels_done - 1
     config.imp.target_density = 0.0  # exactly the levels the run has
   sub = type(run)(config, os.path.dirname(run.run_dir))
-  sub.run_dir, sub.ckpt, sub.quiet = sub_dir, sub_ckpt, True
-  sub.run()
+  sub.run.dir, sub.run.store, sub.quiet = sub_dir, sub_ckpt, True
+  sub.search()
 
   trainer = run.pieces.trainer
   keys = jax.vmap(train_lib.split_seed_key)(run.seed_keys)

@@ -25,7 +25,6 @@ values next to the seed. A grid run cannot grow to more seeds.
 import functools
 import json
 import os
-import sys
 from typing import Any
 
 import jax
@@ -38,11 +37,9 @@ from ticketjax.core import train as train_lib
 from ticketjax.methods.imp import core as imp_lib
 from ticketjax.methods.imp import extend as imp_extend
 from ticketjax.methods.imp import report as report_lib
+from ticketjax.run import lifecycle
 from ticketjax.run import loop
 from ticketjax.run import records as records_lib
-from ticketjax.run import setup as setup_lib
-from ticketjax.run import store
-from ticketjax.run import workdir as workdir_lib
 
 
 def imp_config(config) -> imp_lib.ImpConfig:
@@ -84,6 +81,8 @@ def _member_summaries(level, branches, who, evals, masks_BN, prunable):
       mine = [r for r in evals if r['member'] == i]
       last = mine[-1]
       rec = {'level': level, 'branch': branch, **lineage,
+             **({'diverged': True} if any(r.get('diverged') for r in mine)
+                else {}),
              'final_test_accuracy': last['test_accuracy'],
              'final_test_loss': last['test_loss'],
              'best_test_accuracy': max(r['test_accuracy'] for r in mine),
@@ -106,8 +105,9 @@ class ImpRun:
 
   def __init__(self, config: Any, workdir: str):
     self.config = config
-    self.pieces = setup_lib.build(config)
-    self.cfg = imp_config(config)
+    self.cfg = imp_config(config)  # cheap checks first
+    self.run = lifecycle.Run(config, workdir, non_semantic=NON_SEMANTIC)
+    self.pieces = self.run.setup
     trainer = self.pieces.trainer
     abstract_params = jax.eval_shape(trainer.model.init,
                                      jax.random.PRNGKey(0))[0]
@@ -115,9 +115,6 @@ class ImpRun:
         self.pieces.train.steps, jax.tree.map(
             lambda x: jnp.zeros(x.shape, x.dtype), abstract_params),
         final_lr_positive=self.pieces.optimizer.schedule != 'cosine')
-    self.run_dir = workdir_lib.run_dir(workdir, config,
-                                       extra_non_semantic=('imp.levels',))
-    self.ckpt = store.Checkpoints(self.run_dir)
     self.grid = self.pieces.grid  # its values were range-checked in build
     self.S = self.pieces.num_seeds
     self.N = self.grid.size * self.S  # lineages: seed s of grid point g
@@ -127,32 +124,28 @@ class ImpRun:
     self.init_keys, self.noise_keys = jax.vmap(train_lib.split_seed_key)(
         self.seed_keys)
     self.data = train_lib.to_device(self.pieces.dataset)
-    self.show = config.get('progress', True)
+    self.show = self.run.show_progress
     self.quiet = False  # True: no final table (a seed extension's sub-run)
 
   # -- files ---------------------------------------------------------------
 
+  @property
+  def run_dir(self) -> str:
+    return self.run.dir
+
+  @property
+  def ckpt(self):
+    return self.run.store
+
   def records_path(self, level):
     return os.path.join(self.run_dir, 'records', _level_name(level) + '.json')
 
-  def _previous_seeds(self) -> int | None:
-    """Seed count of the search already in run_dir (None if none yet)."""
-    meta_path = os.path.join(self.run_dir, 'config.json')
-    if not (os.path.exists(meta_path) and self.ckpt.exists(_level_name(0))):
-      return None
-    with open(meta_path, encoding='utf-8') as f:
-      old = int(json.load(f).get('num_seeds'))
-    if old > self.S:
-      raise ValueError(
-          f'{self.run_dir} holds a search with {old} seeds and this config '
-          f'asks for {self.S}; ask for num_seeds >= {old} (more seeds extend '
-          'the search)')
-    if old != self.S and self.grid.names:
-      raise ValueError(
-          f'{self.run_dir} holds a grid search with {old} seeds and this '
-          f'config asks for {self.S}; a grid run cannot grow to more seeds: '
-          f'ask for num_seeds={old} or use a new workdir')
-    return old
+  def levels_done(self) -> int:
+    """Levels with a complete checkpoint, counted from level 0."""
+    done = 0
+    while self.ckpt.exists(_level_name(done)):
+      done += 1
+    return done
 
   # -- grid ----------------------------------------------------------------
 
@@ -200,6 +193,7 @@ class ImpRun:
     return final_BS, evals
 
   def _finish_level(self, level, branches, final_BS, evals, random_mask_S):
+    lifecycle.flag_diverged(evals, key=lambda r: r['member'])
     summaries = _member_summaries(level, branches, self.who, evals,
                                   final_BS.mask, self.cfg.prunable)
     for rec in evals:
@@ -305,17 +299,15 @@ class ImpRun:
     return float(np.max([r['density'] for r in sums
                          if r['branch'] == 'ticket']))
 
-  def run(self) -> dict:
-    old = self._previous_seeds()
-    if old is not None and old < self.S:
-      levels_done = 0
-      while self.ckpt.exists(_level_name(levels_done)):
-        levels_done += 1
+  def search(self) -> dict:
+    old = self.run.check_seeds(SEEDS, 'grid search' if self.grid.names
+                               else 'search',
+                               extendable=not self.grid.names)
+    levels_done = self.levels_done()
+    if old is not None and levels_done:
+      self.run.lock()
       imp_extend.extend(self, old, levels_done)
-    os.makedirs(self.run_dir, exist_ok=True)
-    config_dict = self.config.to_dict()
-    records_lib.write_json(os.path.join(self.run_dir, 'config.json'),
-                           config_dict)
+    self.run.begin()
     done = 0
     for level in range(self.cfg.levels + 1):
       if level and self.cfg.target_density and (
@@ -330,31 +322,31 @@ class ImpRun:
     return self.write_outputs(done, final=True)
 
   def write_outputs(self, levels_done, final=False) -> dict:
+    """metrics.jsonl, summary.json, report.md and plots from the records."""
     evals, summaries = [], []
     for level in range(levels_done):
-      with open(self.records_path(level), encoding='utf-8') as f:
-        rec = json.load(f)
+      rec = self.run.read_records(_level_name(level))
       evals += rec['evals']
       summaries += rec['summaries']
-    path = os.path.join(self.run_dir, 'metrics.jsonl')
-    with open(path + '.tmp', 'w', encoding='utf-8') as f:
-      for rec in evals:
-        f.write(json.dumps(rec, sort_keys=True) + '\n')
-    os.replace(path + '.tmp', path)
+    self.run.write_metrics(evals)
     summary = report_lib.summarize(summaries, self.grid)
     summary.update({'job': 'imp', 'run_dir': self.run_dir,
                     'num_seeds': self.S, 'levels_done': levels_done,
                     'model': self.pieces.model.name,
                     'dataset': self.pieces.dataset.name,
                     'members': summaries})
-    records_lib.write_json(os.path.join(self.run_dir, 'summary.json'),
-                           summary)
-    table = report_lib.table(summary)
-    report_lib.write_report(self.run_dir, summary, table)
+    records_lib.write_json(self.run.path('summary.json'), summary)
+    described = report_lib.describe(self.config)
+    table = report_lib.table(summary, described)
+    self.run.write_report(table, report_lib.title(summary, described),
+                          report_lib.plots(summary, evals, described))
     if final and not self.quiet:
-      print(table)
-      print(f'results: {self.run_dir}', file=sys.stderr)
+      self.run.announce(table)
     return summary
+
+
+SEEDS = 'extend'  # more seeds run as a sub-search and are merged in
+NON_SEMANTIC = ('imp.levels',)  # more levels extend the same run
 
 
 def check(config) -> None:
@@ -364,4 +356,4 @@ def check(config) -> None:
 
 def run(config: Any, workdir: str) -> dict:
   """The `imp` job: see the module docstring."""
-  return ImpRun(config, workdir).run()
+  return ImpRun(config, workdir).search()

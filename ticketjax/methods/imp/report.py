@@ -2,20 +2,26 @@
 
 `summarize` aggregates per-member level summaries into mean ± std over seeds
 per (level, branch), and per grid point for a hyperparameter grid
-(`{'points': [{'point', 'label', 'levels'}]}`); `table` renders Frankle &
-Carbin's view of it (percent of weights remaining, test accuracy of the
-ticket and each control, the early-stop iteration; one table per grid
-point); `write_report` writes `report.md` and `accuracy.png` (test
-accuracy against percent of weights remaining, log x axis, a band of ± one
-seed std per branch, the dense network as a line; for a grid, the ticket
-of every point).
+(`{'points': [{'point', 'label', 'levels'}]}`), leaving diverged members
+out of the means and counting them; `table` renders Frankle & Carbin's view
+of it (percent of weights remaining, test accuracy of the ticket and each
+control, the early-stop iteration; one table per grid point); `plots` gives
+the run's figures:
+  accuracy.png  test accuracy against percent of weights remaining, log x,
+                a band of ± one seed std per branch, the dense network as a
+                line (for a grid, the ticket of every point);
+  curves.png    test accuracy and loss against step: the dense level, and
+                every branch of the middle and the last level;
+  layers.png    each layer's ticket density against level.
+Every title names the model, data, rule, rates and rewind mode
+(`describe`) and what the band is.
 """
 import collections
-import os
 
 import numpy as np
 
 from ticketjax.core import stats
+from ticketjax.reports import plots as plots_lib
 
 BRANCH_ORDER = ('ticket', 'reinit', 'shuffle', 'random')
 
@@ -44,19 +50,24 @@ def _summarize_levels(members: list[dict]) -> dict:
   levels = []
   for level in sorted(by_level):
     entry = {'level': level}
-    for branch, recs in by_level[level].items():
+    for branch, everyone in by_level[level].items():
+      recs = [r for r in everyone if not r.get('diverged')]
       entry[branch] = agg = {
-          'density': float(np.mean([r['density'] for r in recs])),
+          'density': float(np.mean([r['density'] for r in everyone])),
           'final_test_accuracy': stats.mean_std(
               [r['final_test_accuracy'] for r in recs]),
           'best_test_accuracy': stats.mean_std(
               [r['best_test_accuracy'] for r in recs]),
       }
-      if all('early_stop_step' in r for r in recs):
+      if recs and all('early_stop_step' in r for r in recs):
         agg['early_stop_step'] = stats.mean_std(
             [r['early_stop_step'] for r in recs])
         agg['early_stop_test_accuracy'] = stats.mean_std(
             [r['early_stop_test_accuracy'] for r in recs])
+      diverged = sum(bool(r.get('diverged')) for r in everyone)
+      if diverged:  # healthy runs' summaries carry no such key
+        agg['diverged'] = diverged
+        agg['members'] = len(everyone)
     levels.append(entry)
   return {'levels': levels}
 
@@ -66,22 +77,50 @@ def _branches(summary):
   return [b for b in BRANCH_ORDER if b in present]
 
 
-def table(summary: dict) -> str:
+def describe(config) -> str:
+  """'layerwise_magnitude pruning at rates 0.2 (output 0.1), rewound to
+  init': the search's rule, rates and rewind mode, from its config."""
+  imp = config.imp
+  rates = imp.get('rates', 0.2)
+  if hasattr(rates, 'items'):
+    rates = dict(rates)
+    default = rates.pop('default', None)
+    parts = ([f'{default:g}'] if default is not None else []) + [
+        f'{k} {v:g}' for k, v in sorted(rates.items())]
+    rates = parts[0] + (f" ({', '.join(parts[1:])})" if parts[1:] else '')
+  else:
+    rates = f'{float(rates):g}'
+  k = imp.get('rewind_step', 0)
+  rewind = {'init': 'rewound to init',
+            'step': f'rewound to step {k}',
+            'lr': f'learning rate rewound to step {k}',
+            'finetune': f'fine-tuned for train.steps - {k} steps',
+            }.get(imp.get('rewind', 'init'), imp.get('rewind'))
+  return f"{imp.get('rule', 'layerwise_magnitude')} pruning at rates " \
+      f'{rates}, {rewind}'
+
+
+def title(summary: dict, described: str = '') -> str:
+  """'IMP <model> on <data>: <rule, rates, rewind>, <n> seeds'."""
+  grid = ' per grid point' if 'points' in summary else ''
+  what = f': {described}' if described else ''
+  return (f"IMP {summary.get('model', '')} on {summary.get('dataset', '')}"
+          f"{what}, {summary.get('num_seeds', '?')} seeds{grid}")
+
+
+def table(summary: dict, described: str = '') -> str:
   """Markdown table: one row per level, mean ± std over seeds (percent).
 
-  A grid gets one such table per point, under the point's values.
+  A grid gets one such table per point, under the point's values. The
+  first line says what the search was and what the numbers are.
   """
+  head = (title(summary, described) + ' (final-step test accuracy, mean ± '
+          'std over seeds)')
   if 'points' in summary:
-    title = (f"IMP {summary.get('model', '')} on {summary.get('dataset', '')}"
-             f", {summary.get('num_seeds', '?')} seeds per grid point "
-             '(final-step test accuracy, mean ± std over seeds)')
-    return title + ''.join(
+    return head + ''.join(
         f"\n\n### {entry['label']}\n\n" + _level_table(entry)
         for entry in summary['points'])
-  title = (f"IMP {summary.get('model', '')} on {summary.get('dataset', '')}, "
-           f"{summary.get('num_seeds', '?')} seeds (final-step test accuracy,"
-           ' mean ± std over seeds)')
-  return title + '\n\n' + _level_table(summary)
+  return head + '\n\n' + _level_table(summary)
 
 
 def _level_table(summary: dict) -> str:
@@ -94,21 +133,28 @@ def _level_table(summary: dict) -> str:
     ticket = entry['ticket']
     row = [entry['level'], f"{100 * ticket['density']:.2f}"]
     for b in branches:
-      row.append(stats.format_mean_std(entry[b]['final_test_accuracy'])
-                 if b in entry else '')
+      row.append(_cell(entry[b]) if b in entry else '')
     stop = ticket.get('early_stop_step')
     row.append(f"{stop['mean']:.0f} ± {stop['std']:.0f}" if stop else '')
     rows.append(row)
   return stats.markdown_table(header, rows)
 
 
-def plot(summary: dict, path: str) -> None:
+def _cell(agg: dict) -> str:
+  """'65.3 ± 1.2', with 'diverged k/n' when members diverged."""
+  if not agg['final_test_accuracy']['n']:
+    return f"diverged {agg['diverged']}/{agg['members']}"
+  text = stats.format_mean_std(agg['final_test_accuracy'])
+  if agg.get('diverged'):
+    text += f" (diverged {agg['diverged']}/{agg['members']})"
+  return text
+
+
+def plot(summary: dict, path: str, described: str = '') -> None:
   """Test accuracy vs percent of weights remaining, log x, seed bands."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg', force=False)
+  plt = plots_lib.pyplot()
   import matplotlib.ticker  # pylint: disable=g-import-not-at-top
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+  fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
   if 'points' in summary:  # a grid: the tickets of every point
     for entry in summary['points']:
       _band(ax, [(100 * e['ticket']['density'],
@@ -126,7 +172,8 @@ def plot(summary: dict, path: str) -> None:
   ax.invert_xaxis()
   ax.set_xlabel('percent of weights remaining')
   ax.set_ylabel('test accuracy (%)')
-  ax.set_title(f"{summary.get('model', '')} on {summary.get('dataset', '')}")
+  ax.set_title(f'{title(summary, described)}\n({plots_lib.BAND})',
+               fontsize='small')
   ax.grid(alpha=0.3, which='both')
   ax.legend(fontsize='small')
   fig.tight_layout()
@@ -136,12 +183,8 @@ def plot(summary: dict, path: str) -> None:
 
 def _band(ax, pts, label):
   """A mean line with a ± std band from [(x, {'mean', 'std'})]."""
-  x = np.array([p[0] for p in pts])
-  mean = np.array([100 * p[1]['mean'] for p in pts])
-  std = np.array([100 * p[1]['std'] for p in pts])
-  line, = ax.plot(x, mean, marker='o', ms=3, label=label)
-  ax.fill_between(x, mean - std, mean + std, alpha=0.2,
-                  color=line.get_color())
+  plots_lib.band(ax, [p[0] for p in pts], [100 * p[1]['mean'] for p in pts],
+                 [100 * p[1]['std'] for p in pts], label, marker='o', ms=3)
 
 
 def _plot_branches(ax, summary):
@@ -157,10 +200,60 @@ def _plot_branches(ax, summary):
   ax.axhline(100 * dense, color='gray', ls='--', lw=1, label='dense')
 
 
-def write_report(run_dir: str, summary: dict, table_md: str) -> None:
-  with open(os.path.join(run_dir, 'report.md.tmp'), 'w',
-            encoding='utf-8') as f:
-    f.write(table_md + '\n\n![accuracy](accuracy.png)\n')
-  os.replace(os.path.join(run_dir, 'report.md.tmp'),
-             os.path.join(run_dir, 'report.md'))
-  plot(summary, os.path.join(run_dir, 'accuracy.png'))
+def plot_curves(summary: dict, evals: list[dict], path: str,
+                described: str = '') -> None:
+  """Test accuracy and loss against step: level 0, and each branch of the
+  middle and the last level (a grid: the ticket of every point there)."""
+  levels = sorted({r['level'] for r in evals})
+  shown = sorted({levels[0], levels[len(levels) // 2], levels[-1]})
+  groups = collections.defaultdict(list)
+  for r in evals:
+    if r['level'] in shown and (r['level'] == 0 or 'points' not in summary
+                                or r['branch'] == 'ticket'):
+      point = ' '.join(f'{k}={r[k]:g}' for k in summary.get('grid', {}))
+      name = 'dense' if r['level'] == 0 else r['branch']
+      groups[' '.join(filter(None, (f"level {r['level']}", name,
+                                    point)))].append(r)
+  plots_lib.learning_curves(dict(groups), path, title(summary, described))
+
+
+def plot_layers(summary: dict, path: str, described: str = '') -> None:
+  """Each prunable layer's ticket density (%) against level (the first
+  grid point of a grid), mean over seeds."""
+  plt = plots_lib.pyplot()
+  tickets = [m for m in summary['members'] if m['branch'] == 'ticket']
+  if 'points' in summary:
+    first = summary['points'][0]['point']
+    tickets = [m for m in tickets if all(m[k] == v for k, v in first.items())]
+  levels = sorted({m['level'] for m in tickets})
+  layers = sorted(tickets[0]['density_per_layer'])
+  fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+  for layer in layers:
+    mean = [100 * np.mean([m['density_per_layer'][layer] for m in tickets
+                           if m['level'] == lv]) for lv in levels]
+    ax.plot(levels, mean, marker='o', ms=3, label=layer)
+  total = [100 * np.mean([m['density'] for m in tickets if m['level'] == lv])
+           for lv in levels]
+  ax.plot(levels, total, 'k--', lw=1.5, label='all prunable')
+  ax.set_yscale('log')
+  ax.set_xlabel('level')
+  ax.set_ylabel('ticket density (% of the layer kept)')
+  ax.set_title(f'{title(summary, described)}\n(per-layer density, mean over '
+               'seeds)', fontsize='small')
+  ax.grid(alpha=0.3, which='both')
+  ax.legend(fontsize='x-small', ncol=2)
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
+
+
+PLOTS = ('accuracy.png', 'curves.png', 'layers.png')
+
+
+def plots(summary: dict, evals: list[dict], described: str = '') -> dict:
+  """{file name: draw(path)} of the run's figures (module docstring)."""
+  return {
+      'accuracy.png': lambda path: plot(summary, path, described),
+      'curves.png': lambda path: plot_curves(summary, evals, path, described),
+      'layers.png': lambda path: plot_layers(summary, path, described),
+  }
