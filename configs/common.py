@@ -3,22 +3,44 @@
 A config file's `get_config(arg)` receives the text after ':' in
 `--config=configs/X.py:ARG`. `parse_arg` turns 'smoke,seeds=8' into
 {'smoke': True, 'seeds': 8}: bare words are flags, `k=v` values are parsed
-as Python literals when they can be, else kept as strings.
+as Python literals when they can be, else kept as strings. A value given in
+ARG always wins: `smoke` shrinks only what ARG leaves at its default
+(`:smoke,seeds=3` runs 3 seeds; `:smoke` alone runs at most `SMOKE_SEEDS`).
 """
 import ast
 
 import ml_collections
 
 
-def parse_arg(arg: str | None, **defaults) -> dict:
-  """'smoke,seeds=8' -> {'smoke': True, 'seeds': 8}; unknown keys raise."""
-  out = dict(defaults)
+SMOKE_SEEDS = 2
+
+
+class Variant(dict):
+  """`parse_arg`'s values; `given` holds the names ARG set itself."""
+  given: frozenset = frozenset()
+
+  def or_smoke(self, name: str, smoke_value):
+    """The value of `name`, or `smoke_value` under `smoke` unless ARG gave
+    `name` itself."""
+    if self.get('smoke') and name not in self.given:
+      return smoke_value
+    return self[name]
+
+
+def parse_arg(arg: str | None, **defaults) -> Variant:
+  """'smoke,seeds=8' -> {'smoke': True, 'seeds': 8}; unknown keys raise.
+
+  Under `smoke`, a `seeds` left at its default becomes at most SMOKE_SEEDS.
+  """
+  out = Variant(defaults)
+  given = set()
   for part in filter(None, (arg or '').split(',')):
     key, sep, value = part.partition('=')
     key = key.strip()
     if key not in defaults:
       raise ValueError(f'unknown config variant {key!r}; valid variants are '
                        f'{sorted(defaults)}')
+    given.add(key)
     if not sep:
       out[key] = True
       continue
@@ -26,7 +48,17 @@ def parse_arg(arg: str | None, **defaults) -> dict:
       out[key] = ast.literal_eval(value)
     except (ValueError, SyntaxError):
       out[key] = value
+  out.given = frozenset(given)
+  if 'seeds' in defaults:
+    out['seeds'] = out.or_smoke('seeds', min(defaults['seeds'], SMOKE_SEEDS))
   return out
+
+
+def smoke_rewind_steps(ks, steps: int) -> tuple[int, ...]:
+  """A smoke run's stand-ins for a grid of rewind steps `ks`: as many
+  values, evenly spaced in [0, steps) from 0 (the paper's k are past a
+  smoke run's end)."""
+  return tuple(i * (steps // len(ks)) for i in range(len(ks)))
 
 
 def slash_floats(text) -> tuple[float, ...]:

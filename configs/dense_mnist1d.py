@@ -31,7 +31,6 @@ def get_config(arg=None):
   c.train.batch_size = 100
   c.train.eval_every = 500
   if opts['smoke']:
-    c.num_seeds = min(opts['seeds'], 2)
     c.train.steps = 60
     c.train.eval_every = 30
   return c

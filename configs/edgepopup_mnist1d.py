@@ -71,7 +71,6 @@ def sgd_recipe(c: ml_collections.ConfigDict, weight_decay: float
 
 def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """The tests' variant: 2 seeds, k 0.3/0.7, 40 steps of batch 16."""
-  c.num_seeds = min(c.num_seeds, 2)
   c.edgepopup.k = (0.3, 0.7)
   c.train.steps = 40
   c.train.eval_every = 10

@@ -26,16 +26,16 @@ def imp_config(seeds: int, levels: int,
   return c
 
 
-def smoke(c: ml_collections.ConfigDict,
-          steps: int = 20) -> ml_collections.ConfigDict:
-  """Seconds-long variant for tests: 2 seeds, 1 level of `steps` steps.
+def smoke(c: ml_collections.ConfigDict, steps: int = 20,
+          levels: int = 1) -> ml_collections.ConfigDict:
+  """Seconds-long variant for tests: `levels` levels of `steps` steps (the
+  seed count comes from `common.parse_arg`: 2 unless given).
 
   Batches of 8 (of 4 below 20 steps) and 4 validation examples fit TFDS
   mock data of 16 examples. The CIFAR nets use 4 steps: a Conv-6 step
   costs about a thousand MLP steps.
   """
-  c.num_seeds = min(c.num_seeds, 2)
-  c.imp.levels = 1
+  c.imp.levels = levels
   c.train.steps = steps
   c.train.eval_every = steps // 2
   c.train.batch_size = min(c.train.batch_size, 8 if steps >= 20 else 4)
@@ -44,7 +44,7 @@ def smoke(c: ml_collections.ConfigDict,
   if c.imp.rewind_step:  # at a chunk end: one compiled chunk length
     c.imp.rewind_step = c.train.eval_every
   if c.grid.rewind_step:
-    c.grid.rewind_step = (0, c.train.eval_every)
+    c.grid.rewind_step = common.smoke_rewind_steps(c.grid.rewind_step, steps)
   if c.optimizer.boundaries:
     c.optimizer.boundaries = (steps // 2, 3 * steps // 4)
   return c
@@ -64,4 +64,5 @@ def conv_cifar10(arg, *, model: str, learning_rate: float, steps: int,
   c.train.batch_size = 60
   c.train.eval_every = 1000
   c.imp.rates.conv = conv_rate
-  return smoke(c, steps=4) if opts['smoke'] else c
+  return smoke(c, steps=4, levels=opts.or_smoke('levels', 1)) if opts[
+      'smoke'] else c

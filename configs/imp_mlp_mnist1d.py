@@ -18,7 +18,11 @@ Variants (comma-separated after ':'):
              (replaces the 20%/10% rates);
   k=A/B/..   rewind to step k instead of init (imp.rewind='step'), a grid
              over k: every level runs all k in one program;
-  smoke      2 seeds, 2 levels of 40 steps: a seconds-long test run.
+  rule=R     layerwise (default: F&C's 20% per layer, output 10%) or
+             global (20% of all prunable kernels pooled, by magnitude);
+  smoke      2 seeds, 2 levels of 40 steps: a seconds-long test run
+             (a seeds= or levels= given with it wins; a k grid becomes
+             as many steps spread over the 40).
 
 A 2 x 2 grid, 4 seeds per point, 16 searches in one program per level:
 
@@ -31,12 +35,25 @@ from configs import imp_common
 import ml_collections
 
 
+# rule variant -> (imp.rule, imp.rates; None keeps F&C's layerwise rates)
+RULES = {
+    'layerwise': ('layerwise_magnitude', None),
+    'global': ('global_magnitude', 0.2),
+}
+
+
 def get_config(arg=None):
   opts = common.parse_arg(arg, seeds=4, levels=10, width=100, lr='',
-                         rate='', k='', smoke=False)
+                          rate='', k='', rule='layerwise', smoke=False)
+  if opts['rule'] not in RULES:
+    raise ValueError(f"unknown rule variant {opts['rule']!r}; valid rules "
+                     f'are {sorted(RULES)}')
+  rule, rates = RULES[opts['rule']]
   c = imp_common.imp_config(
       seeds=opts['seeds'], levels=opts['levels'],
-      rates=ml_collections.ConfigDict({'dense': 0.2, 'output': 0.1}))
+      rates=rates if rates is not None else ml_collections.ConfigDict(
+          {'dense': 0.2, 'output': 0.1}))
+  c.imp.rule = rule
   common.mnist1d_mlp_protocol(c, opts['width'])
   c.grid.learning_rate = common.slash_floats(opts['lr'])
   c.grid.pruning_rate = common.slash_floats(opts['rate'])
@@ -44,8 +61,9 @@ def get_config(arg=None):
   if c.grid.rewind_step:
     c.imp.rewind = 'step'
   if opts['smoke']:
-    c.num_seeds = min(opts['seeds'], 2)
-    c.imp.levels = min(opts['levels'], 2)
+    c.imp.levels = opts.or_smoke('levels', min(opts['levels'], 2))
     c.train.steps = 40
     c.train.eval_every = 20
+    if c.grid.rewind_step:
+      c.grid.rewind_step = common.smoke_rewind_steps(c.grid.rewind_step, 40)
   return c

@@ -54,7 +54,6 @@ def get_config(arg=None):
     rewind = common.slash_ints(opts['rewind'])
   c.lmc = common.lmc_section(rewind, opts['copies'], opts['levels'])
   if opts['smoke']:
-    c.num_seeds = min(opts['seeds'], 2)
     c.lmc.copies = 2
     c.train.steps = 60
     c.train.eval_every = 30

@@ -28,7 +28,6 @@ def get_config(arg=None):
   c.lmc = common.lmc_section((0, 100, 250, 500, 1000, 2000), opts['copies'],
                               opts['levels'])
   if opts['smoke']:
-    c.num_seeds = min(opts['seeds'], 2)
     c.train.steps = 20
     c.train.eval_every = 10
     c.train.batch_size = 8

@@ -4,9 +4,17 @@ Every band is ± one standard deviation over seeds (population, ddof=0, the
 `std` of `core/stats.mean_std`) and takes its line's colour; `BAND` is the
 phrase titles use for it.
 """
+import textwrap
+
 import numpy as np
 
 BAND = 'band: ±1 std over seeds'
+
+
+def title(text: str, note: str = BAND, width: int = 90) -> str:
+  """A plot title wrapped to `width` characters, `note` on its own line."""
+  lines = textwrap.wrap(text, width) + ([f'({note})'] if note else [])
+  return '\n'.join(lines)
 
 
 def pyplot():
@@ -26,7 +34,7 @@ def band(ax, x, mean, std, label, **line_kwargs):
   return line
 
 
-def learning_curves(groups: dict, path: str, title: str) -> None:
+def learning_curves(groups: dict, path: str, title_text: str) -> None:
   """Test accuracy (%) and loss against step, one line per group.
 
   `groups` maps a label to records with 'step', 'seed', 'test_accuracy',
@@ -52,7 +60,7 @@ def learning_curves(groups: dict, path: str, title: str) -> None:
     ax.set_xlabel('training step')
     ax.grid(alpha=0.3)
   axes[0].legend(fontsize='small')
-  fig.suptitle(f'{title}\n({BAND})', fontsize='medium')
+  fig.suptitle(title(title_text), fontsize='medium')
   fig.tight_layout()
   fig.savefig(path)
   plt.close(fig)

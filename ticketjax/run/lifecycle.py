@@ -210,8 +210,10 @@ class Run:
     plots = dict(plots)
     images = ''.join(f'\n\n![{os.path.splitext(name)[0]}]({name})'
                      for name in plots)
-    records_lib.write_text(self.path('report.md'),
-                           f'# {title}\n\n{table}{images}\n')
+    # a table that opens with the title makes that line the heading
+    text = f'# {table}' if table.startswith(title) else (
+        f'# {title}\n\n{table}')
+    records_lib.write_text(self.path('report.md'), f'{text}{images}\n')
     for name, draw in plots.items():
       records_lib.write_atomic(self.path(name), draw)
 

@@ -83,11 +83,7 @@ def describe(config) -> str:
   imp = config.imp
   rates = imp.get('rates', 0.2)
   if hasattr(rates, 'items'):
-    rates = dict(rates)
-    default = rates.pop('default', None)
-    parts = ([f'{default:g}'] if default is not None else []) + [
-        f'{k} {v:g}' for k, v in sorted(rates.items())]
-    rates = parts[0] + (f" ({', '.join(parts[1:])})" if parts[1:] else '')
+    rates = ', '.join(f'{k} {float(v):g}' for k, v in dict(rates).items())
   else:
     rates = f'{float(rates):g}'
   k = imp.get('rewind_step', 0)
@@ -172,7 +168,7 @@ def plot(summary: dict, path: str, described: str = '') -> None:
   ax.invert_xaxis()
   ax.set_xlabel('percent of weights remaining')
   ax.set_ylabel('test accuracy (%)')
-  ax.set_title(f'{title(summary, described)}\n({plots_lib.BAND})',
+  ax.set_title(plots_lib.title(title(summary, described), width=80),
                fontsize='small')
   ax.grid(alpha=0.3, which='both')
   ax.legend(fontsize='small')
@@ -221,6 +217,7 @@ def plot_layers(summary: dict, path: str, described: str = '') -> None:
   """Each prunable layer's ticket density (%) against level (the first
   grid point of a grid), mean over seeds."""
   plt = plots_lib.pyplot()
+  import matplotlib.ticker  # pylint: disable=g-import-not-at-top
   tickets = [m for m in summary['members'] if m['branch'] == 'ticket']
   if 'points' in summary:
     first = summary['points'][0]['point']
@@ -236,10 +233,14 @@ def plot_layers(summary: dict, path: str, described: str = '') -> None:
            for lv in levels]
   ax.plot(levels, total, 'k--', lw=1.5, label='all prunable')
   ax.set_yscale('log')
+  ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+  ax.yaxis.set_minor_formatter(matplotlib.ticker.ScalarFormatter())
+  ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
   ax.set_xlabel('level')
   ax.set_ylabel('ticket density (% of the layer kept)')
-  ax.set_title(f'{title(summary, described)}\n(per-layer density, mean over '
-               'seeds)', fontsize='small')
+  ax.set_title(plots_lib.title(title(summary, described), 'per-layer '
+                               'density, mean over seeds', width=80),
+               fontsize='small')
   ax.grid(alpha=0.3, which='both')
   ax.legend(fontsize='x-small', ncol=2)
   fig.tight_layout()
