@@ -150,9 +150,9 @@ def test_lr_by_rate_grid_is_one_program_equal_to_four_separate_runs(
 
   # a grid run cannot grow to more seeds; the folder is left as it was
   before = sorted(os.listdir(summary['run_dir']))
-  with pytest.raises(ValueError, match='grid run cannot grow'):
-    jobs.run(_imp_config(seeds=5, lr=LRS, rate=RATES),
-                   str(tmp_path / 'grid'))
+  with pytest.raises(ValueError,
+                     match='holds a grid search with 4 seeds.*cannot grow'):
+    jobs.run(_imp_config(seeds=5, lr=LRS, rate=RATES), str(tmp_path / 'grid'))
   assert sorted(os.listdir(summary['run_dir'])) == before
 
 
