@@ -26,12 +26,12 @@ print("jax", jax.__version__, "flax", flax.__version__, "optax", optax.__version
 print(jax.devices(), "backend", jax.default_backend(), "cpu kernels (auto):", kernels.enabled())'
 } 2>&1 | tee "$OUT/device.txt"
 start=$(date +%s)
-timeout 300 python3 -m pytest -q -p no:cacheprovider -n 4 \
+timeout 200 python3 -m pytest -q -p no:cacheprovider -n 4 \
   tests/experiment_test.py tests/kernels_test.py \
   -k 'smoke or kernels or forward_mode or data_order or modes' 2>&1 \
   | tail -40 | tee "$OUT/smoke.log"
 echo "smoke tests wall: $(( $(date +%s) - start )) s" | tee -a "$OUT/smoke.log"
 for s in 1 8 64; do
-  timeout 120 python3 benchmarks/throughput.py --seeds=$s --rounds=5 2>&1 \
+  timeout 80 python3 benchmarks/throughput.py --seeds=$s --rounds=5 2>&1 \
     | grep -v Warning | tee "$OUT/throughput_$s.txt"
 done
