@@ -19,6 +19,7 @@ import jax
 from ml_collections import config_flags
 
 from launch import bad_input
+from launch import logs
 from launch import hosts_flags
 from ticketjax.run import jobs
 
@@ -33,6 +34,7 @@ flags.mark_flags_as_required(['config', 'workdir'])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  logs.to_file('ticketjax')
   hosts_flags.initialize()
   with bad_input.exit_on_value_error():
     jobs.run(_CONFIG.value, _WORKDIR.value)

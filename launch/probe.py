@@ -17,6 +17,7 @@ from absl import flags
 import jax
 
 from launch import bad_input
+from launch import logs
 from ticketjax.reports import path_probe
 
 _A = flags.DEFINE_string('a', None, 'First endpoint, PATH[:MEMBER].')
@@ -35,6 +36,7 @@ flags.mark_flags_as_required(['a', 'b'])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  logs.to_file('ticketjax_probe')
   with bad_input.exit_on_value_error():
     path_probe.main(_A.value, _B.value, split=_SPLIT.value,
                num_alphas=_ALPHAS.value, mask=_MASK.value, out_dir=_OUT.value,

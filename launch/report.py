@@ -15,6 +15,7 @@ from absl import app
 from absl import flags
 
 from launch import bad_input
+from launch import logs
 from ticketjax.reports import cross_run
 
 _WORKDIR = flags.DEFINE_multi_string(
@@ -24,6 +25,7 @@ flags.mark_flag_as_required('workdir')
 
 
 def main(argv):
+  logs.to_file('ticketjax_report')
   paths = list(_WORKDIR.value) + list(argv[1:])  # extra paths also work
   out = _OUT.value or os.path.join(paths[0], 'report')
   with bad_input.exit_on_value_error():

@@ -20,6 +20,7 @@ from absl import flags
 import jax
 
 from launch import bad_input
+from launch import logs
 from launch import hosts_flags
 from ticketjax.run import sweep
 
@@ -48,6 +49,7 @@ def load_sweep(spec: str):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  logs.to_file('ticketjax_sweep')
   hosts_flags.initialize()
   with bad_input.exit_on_value_error():
     sweep.run_sweep(load_sweep(_SWEEP.value), _WORKDIR.value, _REPORT.value)
