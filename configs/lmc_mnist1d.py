@@ -28,6 +28,8 @@ Variants (comma-separated after ':'):
 
 Runtime on 2 CPU cores and result (measured, WORKSPACE.md): see the
 instability section there.
+Results in the run folder: report.md (the table), barrier.png (barrier
+against k, ±1 std band) and paths.png (error along the path per network).
 """
 from configs import common
 

@@ -15,6 +15,8 @@ imp_resnet20_cifar10 run and the variant levels=A/B.
 Runtime: many hours on 2 CPU cores; use a GPU. Not measured here.
 Variants: seeds=N, copies=N, levels=A/B, smoke (2 seeds x 2 copies, 20
 steps, k in {0, 10}).
+Results in the run folder: report.md (the table), barrier.png (barrier
+against k, ±1 std band) and paths.png (error along the path per network).
 """
 from configs import common
 from configs import imp_resnet20_cifar10

@@ -2,6 +2,7 @@
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -16,6 +17,7 @@ from ticketjax.core import optim
 from ticketjax.core import train as train_lib
 from ticketjax.methods.lmc import core as instability
 from ticketjax.methods.lmc import path as lmc
+from ticketjax.methods.lmc import report as lmc_report
 from ticketjax.reports import path_probe
 from ticketjax.run import jobs
 from ticketjax.run import store as checkpoint
@@ -111,7 +113,7 @@ def test_smoke_end_to_end_and_idempotent(straight, capsys):
                'checkpoints/rewind_k000030', 'checkpoints/copies_k000030',
                'records/k_000030.json'):
     assert os.path.exists(os.path.join(run_dir, name)), name
-  assert not glob.glob(os.path.join(run_dir, 'records/*.partial'))
+  assert not glob.glob(os.path.join(run_dir, 'records/*.partial*'))
   assert [(e['rewind_step'], e['network']) for e in summary['steps']] == [
       (0, 'dense'), (30, 'dense')]
   for k in (0, 30):
@@ -136,7 +138,85 @@ def test_smoke_end_to_end_and_idempotent(straight, capsys):
   stamp = os.path.getmtime(os.path.join(run_dir, 'metrics.jsonl'))
   assert jobs.run(_smoke(), str(workdir)) == summary
   assert os.path.getmtime(os.path.join(run_dir, 'metrics.jsonl')) == stamp
-  assert 'error barrier (%)' in capsys.readouterr().out
+  out, err = capsys.readouterr()
+  assert 'error barrier (%)' in out and 'already done' in err
+
+
+def _copy_run(straight, tmp_path) -> str:
+  """A copy of the straight run's folder in a workdir of its own."""
+  (run_dir,) = glob.glob(str(straight[0] / '*'))
+  copy = os.path.join(str(tmp_path / 'w'), os.path.basename(run_dir))
+  shutil.copytree(run_dir, copy)
+  return copy
+
+
+def test_finished_run_heals_missing_and_empty_outputs(straight, tmp_path,
+                                                       capsys):
+  run_dir = _copy_run(straight, tmp_path)
+  report = open(os.path.join(run_dir, 'report.md')).read()
+  stamp = os.path.getmtime(os.path.join(run_dir, 'metrics.jsonl'))
+  os.remove(os.path.join(run_dir, 'report.md'))
+  open(os.path.join(run_dir, 'barrier.png'), 'w').close()  # 0 bytes
+  jobs.run(_smoke(), str(tmp_path / 'w'))
+  assert open(os.path.join(run_dir, 'report.md')).read() == report
+  for name in ('barrier.png', 'paths.png'):
+    assert os.path.getsize(os.path.join(run_dir, name)) > 0, name
+  assert os.path.getmtime(os.path.join(run_dir, 'metrics.jsonl')) == stamp
+  out, err = capsys.readouterr()
+  assert '| 30 | dense | 100.00 | test |' in out and 'already done' in err
+
+
+def test_failed_restore_leaves_the_outputs_untouched(straight, tmp_path):
+  # k = 30 not done yet, and its copies' checkpoint damaged: the rerun
+  # fails on the restore before it rewrites metrics, summary or report
+  run_dir = _copy_run(straight, tmp_path)
+  os.remove(os.path.join(run_dir, 'records', 'k_000030.json'))
+  copies = os.path.join(run_dir, 'checkpoints', 'copies_k000030')
+  shutil.rmtree(copies)
+  os.makedirs(copies)
+  summary = json.load(open(os.path.join(run_dir, 'summary.json')))
+  summary['finished'] = False
+  with open(os.path.join(run_dir, 'summary.json'), 'w') as f:
+    json.dump(summary, f)
+  names = ('metrics.jsonl', 'summary.json', 'report.md', 'barrier.png',
+           'paths.png')
+  before = {n: open(os.path.join(run_dir, n), 'rb').read() for n in names}
+  with pytest.raises(FileNotFoundError, match='copies_k000030'):
+    jobs.run(_smoke(), str(tmp_path / 'w'))
+  for n in names:
+    assert open(os.path.join(run_dir, n), 'rb').read() == before[n], n
+
+
+def test_summary_leaves_diverged_pairs_out_and_counts_them():
+  def member(seed, copy, acc, diverged=False):
+    rec = {'network': 'dense', 'seed': seed, 'copy': copy,
+           'test_accuracy': acc}
+    return dict(rec, diverged=True) if diverged else rec
+
+  def pair(seed, barrier, diverged=False):
+    rec = {'network': 'dense', 'seed': seed, 'copies': [0, 1],
+           'split': 'test', 'barrier': barrier, 'error': [0.1, barrier]}
+    return dict(rec, diverged=True) if diverged else rec
+
+  members = [member(0, 0, 0.9), member(0, 1, 0.8), member(1, 0, 0.7),
+             member(1, 1, 0.1, diverged=True)]
+  pairs = [pair(0, 0.01), pair(1, 0.5, diverged=True)]
+  (entry,) = instability.summarize_step(30, ['dense'], pairs, members)
+  assert entry['barrier']['values'] == [0.01] and entry['stable']
+  assert entry['num_pairs'] == 1 and entry['diverged_pairs'] == 1
+  assert entry['diverged_copies'] == 1
+  assert entry['final_test_accuracy']['values'] == [0.9, 0.8, 0.7]
+  assert entry['mean_error_curve'] == [0.1, 0.01]
+  # a healthy step's summary has no diverged fields at all
+  for rec in members + pairs:
+    rec.pop('diverged', None)
+  (healthy,) = instability.summarize_step(30, ['dense'], pairs, members)
+  assert healthy['num_pairs'] == 2
+  assert not {'diverged_pairs', 'diverged_copies'} & set(healthy)
+  assert '(diverged pairs left out: 1)' in lmc_report.table(
+      {'model': 'm', 'dataset': 'd', 'num_seeds': 2, 'copies': 2,
+       'alphas': [0, 1], 'train_steps': 60, 'networks': {'dense': 1.0},
+       'steps': [entry]})
 
 
 def test_kill_mid_step_and_resume_gives_identical_records(straight,

@@ -6,7 +6,12 @@ copies per rewind step, pairwise barriers, resume), `report` its table and
 plots.
 """
 from ticketjax.methods.lmc.job import check
+from ticketjax.methods.lmc.job import NON_SEMANTIC
+from ticketjax.methods.lmc.job import PLOTS
 from ticketjax.methods.lmc.job import run
+from ticketjax.methods.lmc.job import SEEDS
+from ticketjax.methods.lmc.report import plots
+from ticketjax.methods.lmc.report import table
 
 
 def series(summary: dict) -> list[dict]:
@@ -15,4 +20,5 @@ def series(summary: dict) -> list[dict]:
   return []
 
 
-__all__ = ['check', 'run', 'series']
+__all__ = ['NON_SEMANTIC', 'PLOTS', 'SEEDS', 'check', 'plots', 'run',
+           'series', 'table']

@@ -11,7 +11,7 @@ seeds; a network is *stable* at k when the mean barrier is under 2%.
 
 Member layout of one rewind step, everywhere (states, records, pairs):
 member index = (n * S + s) * C + c, i.e. network-major, then seed, then
-copy. This module is pure (no I/O); `ticketjax.lmc_run` drives it.
+copy. This module is pure (no I/O); `job.py` drives it.
 """
 import dataclasses
 import itertools
@@ -145,21 +145,29 @@ def summarize_step(k: int, networks: Sequence[str], pair_records: list,
 
   `pair_records` have network, split, barrier and error/loss curves;
   `member_records` have network and the final test accuracy of each copy.
+  Records flagged `diverged` (a copy whose loss blew up, and every pair it
+  is in) are left out of the means and counted in `diverged_pairs` and
+  `diverged_copies`, which appear only when non-zero.
   """
   out = []
   for net in networks:
-    accs = [r['test_accuracy'] for r in member_records
-            if r['network'] == net]
+    copies = [r for r in member_records if r['network'] == net]
+    accs = [r['test_accuracy'] for r in copies if not r.get('diverged')]
     for split in sorted({r['split'] for r in pair_records}):
       mine = [r for r in pair_records
               if r['network'] == net and r['split'] == split]
-      barrier = stats.mean_std([r['barrier'] for r in mine])
-      out.append({
+      healthy = [r for r in mine if not r.get('diverged')]
+      barrier = stats.mean_std([r['barrier'] for r in healthy])
+      entry = {
           'rewind_step': k, 'network': net, 'split': split,
           'barrier': barrier, 'stable': barrier['mean'] < lmc.STABLE_BARRIER,
-          'num_pairs': len(mine),
+          'num_pairs': len(healthy),
           'final_test_accuracy': stats.mean_std(accs),
-          'mean_error_curve': np.mean([r['error'] for r in mine],
-                                      axis=0).tolist(),
-      })
+          'mean_error_curve': (np.mean([r['error'] for r in healthy],
+                                       axis=0).tolist() if healthy else []),
+      }
+      if len(healthy) < len(mine):
+        entry['diverged_pairs'] = len(mine) - len(healthy)
+        entry['diverged_copies'] = len(copies) - len(accs)
+      out.append(entry)
   return out

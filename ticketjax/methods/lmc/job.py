@@ -1,28 +1,33 @@
 """The `lmc` job: instability analysis over rewind steps, resumable.
 
-Order of work in `run_dir` (WORKSPACE.md has the layout):
+Order of work in the run folder (WORKSPACE.md has the layout), around the
+shared lifecycle (`run/lifecycle.Run`: validation and the IMP run are read
+before any write, then the lock and `config.json`):
   1. The dense *parent* trajectory of every seed is trained once from init
-     and its state at every rewind step k is saved as
-     `checkpoints/rewind_kKKKKKK` (orbax; weights, optimizer state, step).
-     With the IMP run's config, seed and keys it is exactly that run's
-     level-0 trajectory, so W_k of an IMP rewind step is its ticket's start.
+     (`loop.train_chunks`, one chunk per rewind step) and its state at every
+     rewind step k is saved as `checkpoints/rewind_kKKKKKK` (weights,
+     optimizer state, step; k = 0 is the init itself). With the IMP run's
+     config, seed and keys it is exactly that run's level-0 trajectory, so
+     W_k of an IMP rewind step is its ticket's start.
   2. For each k in order: the N networks x S seeds x C copies
-     (`instability.copy_states`) train from W_k to the end in one compiled
-     program per chunk; after every chunk the evaluation records go to
+     (`core.copy_states`) train from W_k to the end in one compiled program
+     per chunk; after every chunk the evaluation records go to
      `records/k_KKKKKK.partial.json` and the copies' state to
-     `checkpoints/copies_kKKKKKK`, so a killed run resumes mid-step k.
-     Then every pair of copies is interpolated (one program,
-     `lmc.pair_path_metrics`) on each split and `records/k_KKKKKK.json` is
+     `checkpoints/copies_kKKKKKK`, so a killed run resumes mid-step k. Then
+     every pair of copies is interpolated (one program,
+     `path.pair_path_metrics`) on each split and `records/k_KKKKKK.json` is
      written: that file marks k done. The final copies stay on disk as
      probe endpoints (`python -m launch.probe`).
   3. `metrics.jsonl`, `summary.json`, `report.md`, `barrier.png` and
-     `paths.png` are regenerated from the records after every k.
-Training is deterministic, so a killed and resumed run ends with the same
-records as one that was never killed.
+     `paths.png` are regenerated from the records after every k this
+     attempt computed, so every restore that can fail comes before them.
+A copy whose training loss diverges is flagged in its records
+(`lifecycle.flag_diverged`), and the pairs it belongs to are left out of
+the barrier means (`core.summarize_step`). Training is deterministic, so a
+killed and resumed run ends with the same records as one never killed.
 """
 import json
 import os
-import sys
 from typing import Any
 
 import jax
@@ -33,12 +38,16 @@ from ticketjax.core import masks as masks_lib
 from ticketjax.core import train as train_lib
 from ticketjax.methods.lmc import core as instability
 from ticketjax.methods.lmc import path as lmc
-from ticketjax.methods.lmc import report as lmc_report
+from ticketjax.methods.lmc import report
+from ticketjax.run import lifecycle
 from ticketjax.run import loop
 from ticketjax.run import records as records_lib
 from ticketjax.run import setup as setup_lib
 from ticketjax.run import store
-from ticketjax.run import workdir as workdir_lib
+
+SEEDS = 'refuse'  # copies of other seeds would need their own parents
+NON_SEMANTIC = ()
+PLOTS = report.PLOTS
 
 # Config fields an IMP run must share with the analysis for its masks to
 # belong to this run's dense trajectory (data_dir and eval chunking aside).
@@ -64,12 +73,17 @@ def _step_name(k: int) -> str:
   return f'k_{k:06d}'
 
 
+def _member_key(rec: dict) -> tuple:
+  """Who an evaluation record belongs to: one copy of one rewind step."""
+  return rec['rewind_step'], rec['network'], rec['seed'], rec['copy']
+
+
 class LmcRun:
   """Drives one instability analysis in its run folder (module docstring)."""
 
   def __init__(self, config: Any, workdir: str):
-    self.config = config
-    self.pieces = setup_lib.build(config)
+    self.folder = lifecycle.Run(config, workdir, non_semantic=NON_SEMANTIC)
+    self.pieces = self.folder.setup
     self.cfg = lmc_config(config)
     self.cfg.validate(self.pieces.train.steps)
     self.S, self.C = self.pieces.num_seeds, int(self.cfg.copies)
@@ -80,10 +94,7 @@ class LmcRun:
                                                     self.noise_keys)
     self.check_imp_run()
     self.masks_NS = self._masks()  # reads the IMP run: fails before writes
-    self.run_dir = workdir_lib.run_dir(workdir, config)
-    self.ckpt = store.Checkpoints(self.run_dir)
     self.data = train_lib.to_device(self.pieces.dataset)
-    self.show = config.get('progress', True)
 
   # -- inputs --------------------------------------------------------------
 
@@ -114,8 +125,7 @@ class LmcRun:
     if not os.path.exists(path):
       raise ValueError(f'lmc.imp_run {run!r} is not an IMP run folder (no '
                        'config.json); give <workdir>/imp-<hash>')
-    with open(path, encoding='utf-8') as f:
-      imp_cfg = json.load(f)
+    imp_cfg = records_lib.read_json(path)
     if imp_cfg.get('job') != 'imp':
       raise ValueError(f'lmc.imp_run {run!r} holds a {imp_cfg.get("job")!r} '
                        'run, not an IMP run')
@@ -123,7 +133,7 @@ class LmcRun:
       raise ValueError(f'lmc.imp_run {run!r} is a hyperparameter grid; the '
                        'analysis takes the masks of an IMP run of one '
                        'setting (run that setting without a grid)')
-    mine = json.loads(json.dumps(self.config.to_dict(), default=list))
+    mine = json.loads(json.dumps(self.folder.config.to_dict(), default=list))
     for tree in (imp_cfg, mine):
       tree.setdefault('first_seed', 0)  # runs from before the field
     diff = [f for f in _SHARED_FIELDS if _get(imp_cfg, f) != _get(mine, f)]
@@ -140,52 +150,55 @@ class LmcRun:
     if missing:
       raise ValueError(f'IMP levels {missing} are not finished in {run!r}')
 
-  def _check_seeds(self):
-    path = os.path.join(self.run_dir, 'config.json')
-    if os.path.exists(path):
-      with open(path, encoding='utf-8') as f:
-        old = json.load(f).get('num_seeds')
-      if old != self.S and os.path.isdir(self.ckpt.root):
-        raise ValueError(
-            f'{self.run_dir} holds an analysis with {old} seeds and this '
-            f'config asks for {self.S}; use a new workdir or num_seeds={old}')
-
   # -- work ----------------------------------------------------------------
 
   def parent(self) -> None:
-    """Saves the dense parent's state at every rewind step (resumable)."""
-    steps = self.cfg.rewind_steps
-    names = [f'rewind_k{k:06d}' for k in steps]
-    done = [i for i, name in enumerate(names) if self.ckpt.exists(name)]
-    if done:
-      first = done[-1] + 1
-      state_S = self.ckpt.restore(names[done[-1]], self.template)
-    else:
-      first, state_S = 0, self.template
-    for i in range(first, len(steps)):
-      gap = steps[i] - int(np.asarray(state_S.step)[0])
-      if gap:
-        state_S, _ = self.pieces.trainer.train(state_S, self.data, gap)
-      self.ckpt.save(names[i], state_S)
+    """Saves the dense parent's state at every rewind step (resumable).
 
-  def analyse(self, k: int) -> dict:
-    """Trains the copies from W_k, probes every pair; returns the records."""
-    final_path = self._records_path(k)
-    if os.path.exists(final_path):
-      with open(final_path, encoding='utf-8') as f:
-        return json.load(f)
-    trainer = self.pieces.trainer
-    rewind_S = self.ckpt.restore(f'rewind_k{k:06d}', self.template)
+    One `train_chunks` chunk per rewind step, no evaluation: the chunk
+    lengths are the gaps between rewind steps, so a resumed parent trains
+    the same programs on the same steps as one never killed.
+    """
+    ckpt, steps = self.folder.store, self.cfg.rewind_steps
+    name = lambda k: f'rewind_k{int(k):06d}'
+    done = [k for k in steps if ckpt.exists(name(k))]
+    if done:
+      state_S = ckpt.restore(name(done[-1]), self.template)
+    else:
+      state_S = self.template
+      if steps[0] == 0:
+        ckpt.save(name(0), state_S)  # k = 0 is the init itself
+    loop.train_chunks(  # `stops` end the chunks, not eval_every
+        self.pieces.trainer, state_S, self.data, steps[-1], steps[-1],
+        stops=steps, evaluate=False,
+        on_chunk=lambda k, state: ckpt.save(name(k), state),
+        desc=f'parent ({self.S} seeds)',
+        show_progress=self.folder.show_progress)
+
+  def analyse(self, k: int) -> tuple[dict, bool]:
+    """Trains the copies from W_k, probes every pair.
+
+    Returns the records of step k and whether this call computed them
+    (False: they were on disk already).
+    """
+    name = _step_name(k)
+    if self.folder.has_records(name):
+      return self.folder.read_records(name), False
+    ckpt = self.folder.store
+    rewind_S = ckpt.restore(f'rewind_k{k:06d}', self.template)
     state_M = instability.copy_states(rewind_S, self.masks_NS,
                                       self.noise_keys, self.C)
-    name, partial = f'copies_k{k:06d}', final_path + '.partial'
+    copies, partial = f'copies_k{k:06d}', name + '.partial'
+    legacy = self.folder.records_path(name) + '.partial'  # before 2026-11
+    if os.path.exists(legacy):
+      os.replace(legacy, self.folder.records_path(partial))
     evals = []
-    if self.ckpt.exists(name):
-      state_M = self.ckpt.restore(name, state_M)
+    if ckpt.exists(copies):
+      state_M = ckpt.restore(copies, state_M)
       step = int(np.asarray(state_M.step)[0])
-      if os.path.exists(partial):
-        with open(partial, encoding='utf-8') as f:
-          evals = [r for r in json.load(f) if r['step'] <= step]
+      if self.folder.has_records(partial):
+        evals = [r for r in self.folder.read_records(partial)
+                 if r['step'] <= step]
 
     def on_eval(step, per_member):
       for i, (n, s, c) in enumerate(self._layout()):
@@ -196,30 +209,41 @@ class LmcRun:
 
     def on_chunk(step, state):
       del step
-      records_lib.write_json(partial, evals)
-      self.ckpt.save(name, state)
+      lifecycle.flag_diverged(evals, key=_member_key)
+      self.folder.write_records(partial, evals)
+      ckpt.save(copies, state)
 
     final_M = loop.train_chunks(
-        trainer, state_M, self.data, self.pieces.train.steps,
+        self.pieces.trainer, state_M, self.data, self.pieces.train.steps,
         self.pieces.train.eval_every, on_eval=on_eval, on_chunk=on_chunk,
         desc=f'k={k} ({len(self.networks)}x{self.S}x{self.C})',
-        show_progress=self.show)
+        show_progress=self.folder.show_progress)
+    diverged = lifecycle.flag_diverged(evals, key=_member_key)
+    records = {'evals': evals, 'pairs': self.pair_records(k, final_M,
+                                                          diverged),
+               'members': evals[-len(self._layout()):]}
+    self.folder.write_records(name, records)
+    if self.folder.has_records(partial):
+      os.remove(self.folder.records_path(partial))
+    return records, True
+
+  def pair_records(self, k: int, final_M, diverged: set) -> list[dict]:
+    """One record per pair and split: its barrier and path curves; a pair
+    with a diverged copy is flagged `diverged`."""
     pairs, path = self.probe_pairs(final_M)
-    pair_records = []
+    out = []
     for split, metrics in path.items():
       barrier = np.asarray(lmc.error_barrier(metrics['error']))
       for p, (n, s, a, b) in enumerate(pairs):
-        pair_records.append({
-            'rewind_step': k, 'network': self.networks[n], 'seed': s,
-            'copies': [a, b], 'split': split, 'barrier': float(barrier[p]),
-            'error': np.asarray(metrics['error'][p]).tolist(),
-            'loss': np.asarray(metrics['loss'][p]).tolist()})
-    last = evals[-len(self._layout()):]
-    records = {'evals': evals, 'pairs': pair_records, 'members': last}
-    records_lib.write_json(final_path, records)
-    if os.path.exists(partial):
-      os.remove(partial)
-    return records
+        net = self.networks[n]
+        rec = {'rewind_step': k, 'network': net, 'seed': s, 'copies': [a, b],
+               'split': split, 'barrier': float(barrier[p]),
+               'error': np.asarray(metrics['error'][p]).tolist(),
+               'loss': np.asarray(metrics['loss'][p]).tolist()}
+        if {(k, net, s, a), (k, net, s, b)} & diverged:
+          rec['diverged'] = True
+        out.append(rec)
+    return out
 
   def probe_pairs(self, final_M):
     """Error and loss along the path of every pair, per split: [P, A]."""
@@ -243,47 +267,45 @@ class LmcRun:
     return [(n, s, c) for n in self.networks for s in range(self.S)
             for c in range(self.C)]
 
-  def _records_path(self, k):
-    return os.path.join(self.run_dir, 'records', _step_name(k) + '.json')
+  # -- the run -------------------------------------------------------------
 
   def run(self) -> dict:
-    self._check_seeds()
-    os.makedirs(os.path.join(self.run_dir, 'records'), exist_ok=True)
-    records_lib.write_json(os.path.join(self.run_dir, 'config.json'),
-                           self.config.to_dict())
-    summary_path = os.path.join(self.run_dir, 'summary.json')
-    if os.path.exists(summary_path):
-      with open(summary_path, encoding='utf-8') as f:
-        summary = json.load(f)
-      if summary.get('finished'):
-        print(f'already done: {self.run_dir}', file=sys.stderr)
-        print(lmc_report.table(summary))
-        return summary
+    folder = self.folder
+    folder.check_seeds(SEEDS, 'run of this analysis')
+    summary = folder.read_summary()
+    if summary is not None and summary.get('finished'):
+      return self.done_before(summary)
+    folder.begin()
     self.parent()
-    done = []
-    for k in self.cfg.rewind_steps:
-      done.append((k, self.analyse(k)))
-      summary = self.write_outputs(done)
-    print(lmc_report.table(summary))
-    print(f'results: {self.run_dir}', file=sys.stderr)
+    done, steps = [], self.cfg.rewind_steps
+    for k in steps:
+      records, fresh = self.analyse(k)
+      done.append((k, records))
+      if fresh or k == steps[-1]:  # outputs of earlier steps are on disk
+        summary = self.write_outputs(done)
+    return summary
+
+  def done_before(self, summary: dict) -> dict:
+    """A finished run: heals a missing or empty report or plot, prints."""
+    if self.folder.outputs_missing(PLOTS):
+      self.folder.lock()
+      lines = records_lib.read_jsonl(self.folder.path('metrics.jsonl'))
+      self.folder.write_report(report.table(summary), report.title(summary),
+                               report.plots(summary, lines))
+    self.folder.announce(report.table(summary), done_before=True)
     return summary
 
   def write_outputs(self, done) -> dict:
-    lines = []
-    steps = []
+    """metrics.jsonl, summary.json, report.md and plots of the steps done."""
+    lines, steps = [], []
     for k, rec in done:
       lines += [dict(r, kind='eval') for r in rec['evals']]
       lines += [dict(r, kind='pair') for r in rec['pairs']]
       steps += instability.summarize_step(k, self.networks, rec['pairs'],
                                           rec['members'])
-    path = os.path.join(self.run_dir, 'metrics.jsonl')
-    with open(path + '.tmp', 'w', encoding='utf-8') as f:
-      for rec in lines:
-        f.write(json.dumps(rec, sort_keys=True) + '\n')
-    os.replace(path + '.tmp', path)
     density = jax.vmap(jax.vmap(masks_lib.summary))(self.masks_NS)
     summary = {
-        'job': 'lmc', 'run_dir': self.run_dir,
+        'job': 'lmc', 'run_dir': self.folder.dir,
         'finished': len(done) == len(self.cfg.rewind_steps),
         'model': self.pieces.model.name, 'dataset': self.pieces.dataset.name,
         'num_seeds': self.S, 'copies': self.C,
@@ -294,10 +316,10 @@ class LmcRun:
         'imp_run': self.cfg.imp_run,
         'steps': steps,
     }
-    records_lib.write_json(os.path.join(self.run_dir, 'summary.json'),
-                           summary)
-    lmc_report.write_report(self.run_dir, summary)
-    return summary
+    self.folder.write_metrics(lines)
+    return self.folder.finish(
+        summary, table=report.table(summary), title=report.title(summary),
+        plots=report.plots(summary, lines), final=summary['finished'])
 
 
 def check(config) -> None:

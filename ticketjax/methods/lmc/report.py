@@ -1,22 +1,59 @@
-"""Tables and plots of an instability analysis (`summary.json` -> files).
+"""Tables and plots of an instability analysis (summary and records -> files).
 
 `table` is one row per (rewind step, network, split): kernel density, error
 barrier mean ± std over pairs and seeds, whether that is stable (< 2%),
-and the copies' final test accuracy. `write_report` writes `report.md`,
-`barrier.png` (barrier against rewind step, one line per network and split,
-a band of ± one std, the 2% stability line) and `paths.png` (mean error
-along the path against alpha, one panel per network, one curve per k).
+and the copies' final test accuracy. `plots` draws `barrier.png` (barrier
+against rewind step, one line per network and split, a band of ± one std,
+the 2% stability line) and `paths.png` (mean error along the path against
+alpha, one panel per network on a shared y axis, one curve per k, each with
+its band over pairs). Diverged pairs are left out of every line and band.
 """
-import os
-
 import numpy as np
 
 from ticketjax.core import stats
 from ticketjax.methods.lmc import path as lmc
+from ticketjax.reports import plots as plots_lib
+
+PLOTS = ('barrier.png', 'paths.png')
+pyplot = plots_lib.pyplot  # the cross-run report draws LMC axes with it
+
+
+def _networks(summary: dict) -> str:
+  return ', '.join(f'{net} ({100 * density:.3g}% kept)'
+                   for net, density in summary['networks'].items())
+
+
+def title(summary: dict) -> str:
+  """What was analysed: method, model, data and networks."""
+  return (f"Instability (LMC) of {summary['model']} on {summary['dataset']}: "
+          f"{_networks(summary)}")
+
+
+def band(summary: dict) -> str:
+  """What the bands are: std over seeds, and over each seed's pairs of
+  copies when there are more than two copies."""
+  if summary['copies'] > 2:
+    return f'{plots_lib.BAND} and pairs of copies'
+  return plots_lib.BAND
+
+
+def _cell(stat: dict) -> str:
+  """'mean ± std' in percent; 'diverged' when no healthy value is left."""
+  return stats.format_mean_std(stat, digits=2) if stat['n'] else 'diverged'
+
+
+def _barrier_cell(entry: dict) -> str:
+  """'mean ± std', with the diverged pairs left out of it counted."""
+  if not entry['barrier']['n']:
+    return f"all {entry['diverged_pairs']} pairs diverged"
+  cell = _cell(entry['barrier'])
+  if entry.get('diverged_pairs'):
+    cell += f" (diverged pairs left out: {entry['diverged_pairs']})"
+  return cell
 
 
 def table(summary: dict) -> str:
-  """Markdown table of every (rewind step, network, split)."""
+  """Markdown table of every (rewind step, network, split), with a title."""
   header = ['rewind step k', 'network', 'density (%)', 'split',
             'error barrier (%)', 'stable (< 2%)', 'copies test acc (%)']
   rows = []
@@ -24,22 +61,25 @@ def table(summary: dict) -> str:
     rows.append([
         e['rewind_step'], e['network'],
         f"{100 * summary['networks'][e['network']]:.2f}", e['split'],
-        stats.format_mean_std(e['barrier'], digits=2),
-        'yes' if e['stable'] else 'no',
-        stats.format_mean_std(e['final_test_accuracy'], digits=2)])
-  title = (f"Instability of {summary['model']} on {summary['dataset']}: "
-           f"{summary['num_seeds']} seeds x {summary['copies']} copies, "
-           f"{len(summary['alphas'])} alphas, {summary['train_steps']} steps "
-           '(barrier mean ± std over pairs and seeds)')
-  return title + '\n\n' + stats.markdown_table(header, rows)
+        _barrier_cell(e), 'yes' if e['stable'] else 'no',
+        _cell(e['final_test_accuracy'])])
+  heading = (f"Instability of {summary['model']} on {summary['dataset']}: "
+             f"{summary['num_seeds']} seeds x {summary['copies']} copies, "
+             f"{len(summary['alphas'])} alphas, {summary['train_steps']} "
+             'steps (barrier mean ± std over pairs and seeds)')
+  return heading + '\n\n' + stats.markdown_table(header, rows)
 
 
-def pyplot():
-  """matplotlib.pyplot on the Agg backend unless one is already chosen."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg', force=False)
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  return plt
+def plots(summary: dict, lines: list[dict]) -> dict:
+  """{'barrier.png': draw, 'paths.png': draw} for `Run.finish`; `lines`
+  are the metrics.jsonl records (the pairs' curves give the path bands)."""
+  return {'barrier.png': lambda path: plot_barriers(summary, path),
+          'paths.png': lambda path: plot_paths(summary, lines, path)}
+
+
+def _percent(stat) -> float:
+  """100 x a mean or std that JSON may hold as null (all pairs diverged)."""
+  return np.nan if stat is None else 100 * stat
 
 
 def draw_barriers(ax, summary: dict, prefix: str = '') -> list[int]:
@@ -49,13 +89,11 @@ def draw_barriers(ax, summary: dict, prefix: str = '') -> list[int]:
   for net, split in keys:
     pts = [e for e in summary['steps']
            if e['network'] == net and e['split'] == split]
-    x = np.array([e['rewind_step'] for e in pts])
-    mean = np.array([100 * e['barrier']['mean'] for e in pts])
-    std = np.array([100 * e['barrier']['std'] for e in pts])
     label = f"{prefix}{net} ({100 * summary['networks'][net]:.3g}%), {split}"
-    line, = ax.plot(x, mean, marker='o', ms=3, label=label)
-    ax.fill_between(x, mean - std, mean + std, alpha=0.2,
-                    color=line.get_color())
+    plots_lib.band(ax, [e['rewind_step'] for e in pts],
+                   [_percent(e['barrier']['mean']) for e in pts],
+                   [_percent(e['barrier']['std']) for e in pts],
+                   label, marker='o', ms=3)
   return [e['rewind_step'] for e in summary['steps']]
 
 
@@ -76,47 +114,55 @@ def finish_barrier_axes(ax, steps) -> None:
 def plot_barriers(summary: dict, path: str) -> None:
   """Error barrier (%) against the rewind step, one line per network."""
   plt = pyplot()
-  fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+  fig, ax = plt.subplots(figsize=(6, 4.4), dpi=120)
   finish_barrier_axes(ax, draw_barriers(ax, summary))
-  ax.set_title(f"{summary['model']} on {summary['dataset']}: instability")
+  ax.set_title(f'{title(summary)}\nerror barrier against rewind step '
+               f'({band(summary)})', fontsize='small')
   fig.tight_layout()
   fig.savefig(path)
   plt.close(fig)
 
 
-def plot_paths(summary: dict, path: str) -> None:
+def _error_std(lines: list[dict], entry: dict) -> np.ndarray:
+  """Std over the healthy pairs of the error along the path of `entry`'s
+  (rewind step, network, split); zeros when the records are not there."""
+  curves = [r['error'] for r in lines
+            if r.get('kind') == 'pair' and not r.get('diverged')
+            and (r['rewind_step'], r['network'], r['split']) ==
+            (entry['rewind_step'], entry['network'], entry['split'])]
+  if not curves:
+    return np.zeros(len(entry['mean_error_curve']))
+  return np.std(np.asarray(curves, float), axis=0)
+
+
+def plot_paths(summary: dict, lines: list[dict], path: str) -> None:
   """Mean error (%) along the path against alpha, per network and k."""
   plt = pyplot()
   nets = list(summary['networks'])
-  fig, axes = plt.subplots(1, len(nets), figsize=(4.5 * len(nets), 3.6),
-                           dpi=120, squeeze=False)
+  width = max(6, 4.5 * len(nets))
+  fig, axes = plt.subplots(1, len(nets), figsize=(width, 4.2), dpi=120,
+                           squeeze=False, sharey=True)
   alphas = np.asarray(summary['alphas'])
   steps = sorted({e['rewind_step'] for e in summary['steps']})
   colors = plt.get_cmap('viridis')(np.linspace(0, 0.9, max(len(steps), 1)))
   for ax, net in zip(axes[0], nets):
     for e in summary['steps']:
-      if e['network'] != net:
+      if e['network'] != net or not e['mean_error_curve']:
         continue
-      color = colors[steps.index(e['rewind_step'])]
-      ax.plot(alphas, 100 * np.asarray(e['mean_error_curve']), color=color,
-              ls='-' if e['split'] == 'test' else ':',
-              label=f"k={e['rewind_step']} ({e['split']})")
+      plots_lib.band(ax, alphas, 100 * np.asarray(e['mean_error_curve']),
+                     100 * _error_std(lines, e),
+                     f"k={e['rewind_step']} ({e['split']})",
+                     color=colors[steps.index(e['rewind_step'])],
+                     ls='-' if e['split'] == 'test' else ':')
     ax.set_xlabel('alpha')
-    ax.set_ylabel('error (%)')
-    ax.set_title(f"{net} ({100 * summary['networks'][net]:.3g}% kept)")
+    ax.set_title(f"{net} ({100 * summary['networks'][net]:.3g}% kept)",
+                 fontsize='small')
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:  # none when all pairs diverged
+      ax.legend(fontsize=7)
+  axes[0][0].set_ylabel('error (%)')
+  fig.suptitle(f'{title(summary)}\nerror along the path between copies\n'
+               f'({band(summary)})', fontsize='small')
   fig.tight_layout()
   fig.savefig(path)
   plt.close(fig)
-
-
-def write_report(run_dir: str, summary: dict) -> None:
-  """`report.md`, `barrier.png` and `paths.png` in `run_dir`."""
-  path = os.path.join(run_dir, 'report.md')
-  with open(path + '.tmp', 'w', encoding='utf-8') as f:
-    f.write(table(summary) + '\n\n![barrier](barrier.png)\n\n'
-            '![paths](paths.png)\n')
-  os.replace(path + '.tmp', path)
-  plot_barriers(summary, os.path.join(run_dir, 'barrier.png'))
-  plot_paths(summary, os.path.join(run_dir, 'paths.png'))
