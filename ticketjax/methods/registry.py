@@ -11,7 +11,8 @@ The launcher, the sweep and the cross-run report find a method here by its
   series(summary) -> list[dict]   its points for the cross-run report:
                                   [{'label', 'points': {key: [member]}}],
                                   each member with 'density' and
-                                  'final_test_accuracy'
+                                  'final_test_accuracy'; 'reference': True
+                                  draws a group as a horizontal line
 
 Modules are imported when first asked for, so a launch pays only for the
 method it runs. Adding a method is one line here.

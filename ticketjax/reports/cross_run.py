@@ -27,6 +27,7 @@ from ticketjax.core import masks as masks_lib
 from ticketjax.core import stats
 from ticketjax.methods import registry
 from ticketjax.methods.lmc import report as lmc_report
+from ticketjax.reports import plots as plots_lib
 from ticketjax.run import store
 
 
@@ -50,7 +51,19 @@ def find_runs(paths) -> list[dict]:
 
 
 def _name(run) -> str:
-  return f"{run['job']} {os.path.basename(run['run_dir']).partition('-')[2][:6]}"
+  """'imp mnist1d_mlp', and ' #2', ' #3', ... for a later run of the same
+  job and model (`name_runs` numbers them in folder order)."""
+  return run.get('_name') or f"{run['job']} {run.get('model', '')}"
+
+
+def name_runs(runs) -> None:
+  """Gives each run a readable name: job and model, numbered when several
+  runs share them (no hash fragments)."""
+  seen = collections.Counter()
+  for run in runs:
+    base = f"{run['job']} {run.get('model', '')}".strip()
+    seen[base] += 1
+    run['_name'] = base if seen[base] == 1 else f'{base} #{seen[base]}'
 
 
 def _stats(members, key):
@@ -62,10 +75,11 @@ def accuracy_series(run) -> list[dict]:
   """[{'label', 'model', 'points': [{density, mean, std, n, layers}]}].
 
   The method's `series` (from the registry) groups its members into
-  points; each point is aggregated here the same way for every method.
+  points; each point is aggregated here the same way for every method. A
+  group marked 'reference' (a dense network) is drawn as a horizontal line.
   """
   series = []
-  for group in registry.get(run['job']).series(run):
+  for group in registry.get(run['job']).series(run):  # the method's points
     out = []
     for _, ms in sorted(group['points'].items()):
       density = float(np.mean([m['density'] for m in ms]))
@@ -77,7 +91,8 @@ def accuracy_series(run) -> list[dict]:
       out.append({'density': density, 'mean': mean, 'std': std, 'n': n,
                   'layers': {k: float(np.mean(v)) for k, v in layers.items()}})
     series.append({'label': f"{_name(run)} {group['label']}",
-                   'model': run['model'],
+                   'model': run['model'], 'dataset': run.get('dataset', ''),
+                   'reference': bool(group.get('reference')),
                    'points': sorted(out, key=lambda p: -p['density'])})
   return series
 
@@ -139,20 +154,29 @@ def overlaps(runs) -> list[list]:
   return rows
 
 
-def plot_accuracy(series, path) -> None:
-  plt = lmc_report.pyplot()
-  fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+def plot_accuracy(series, path, dense=()) -> None:
+  """Test accuracy against weights remaining (log x, 100% at the left);
+  each sparse series a line with its ± std band, each dense run a dashed
+  horizontal line at its accuracy."""
+  plt = plots_lib.pyplot()
+  fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
+  low = 100.0
   for s in series:
-    x = np.array([100 * p['density'] for p in s['points']])
-    mean = np.array([100 * p['mean'] for p in s['points']])
-    std = np.array([100 * p['std'] for p in s['points']])
-    line, = ax.plot(x, mean, marker='o', ms=3, label=s['label'])
-    ax.fill_between(x, mean - std, mean + std, alpha=0.15,
-                    color=line.get_color())
-  ax.set_xscale('log')
-  ax.invert_xaxis()
-  ax.set_xlabel('percent of weights remaining')
+    x = [100 * p['density'] for p in s['points']]
+    low = min([low] + x)
+    plots_lib.band(ax, x, [100 * p['mean'] for p in s['points']],
+                   [100 * p['std'] for p in s['points']], s['label'],
+                   marker='o', ms=3)
+  for d, ls in zip(dense, ('--', ':', '-.') * len(dense)):
+    ax.axhline(100 * d['mean'], color='gray', ls=ls, lw=1.2, label=d['label'])
+    ax.axhspan(100 * (d['mean'] - d['std']), 100 * (d['mean'] + d['std']),
+               color='gray', alpha=0.1, lw=0)
+  plots_lib.density_axis(ax, low)
   ax.set_ylabel('test accuracy (%)')
+  data = sorted({s['dataset'] for s in series} | {d['dataset'] for d in dense})
+  ax.set_title(plots_lib.title(
+      f"Final test accuracy against weights remaining, {', '.join(data)}"),
+               fontsize='small')
   ax.grid(alpha=0.3, which='both')
   ax.legend(fontsize=7)
   fig.tight_layout()
@@ -161,12 +185,14 @@ def plot_accuracy(series, path) -> None:
 
 
 def plot_lmc(runs, path) -> None:
-  plt = lmc_report.pyplot()
+  plt = plots_lib.pyplot()
   fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
   steps = []
   for run in runs:
     steps += lmc_report.draw_barriers(ax, run, f"{_name(run)} {run['model']} ")
   lmc_report.finish_barrier_axes(ax, steps)
+  ax.set_title(plots_lib.title('Error barrier against rewind step, every '
+                               'LMC run'), fontsize='small')
   fig.tight_layout()
   fig.savefig(path)
   plt.close(fig)
@@ -175,6 +201,7 @@ def plot_lmc(runs, path) -> None:
 def write(paths, out_dir: str) -> str:
   """Writes the cross-run report into `out_dir`; returns its markdown."""
   runs = find_runs(paths)
+  name_runs(runs)
   os.makedirs(out_dir, exist_ok=True)
   series = [s for r in runs for s in accuracy_series(r)]
   parts = ['# ticketjax runs\n', stats.markdown_table(
@@ -182,7 +209,10 @@ def write(paths, out_dir: str) -> str:
       [[os.path.basename(r['run_dir']), r['job'], r.get('model', ''),
         r.get('dataset', ''), r.get('num_seeds', '')] for r in runs])]
   if series:
-    plot_accuracy(series, os.path.join(out_dir, 'accuracy.png'))
+    dense = [{'label': s['label'], 'dataset': s['dataset'], **s['points'][0]}
+             for s in series if s['reference']]
+    plot_accuracy([s for s in series if not s['reference']],
+                  os.path.join(out_dir, 'accuracy.png'), dense)
     rows, layer_rows = [], []
     for s in series:
       for p in s['points']:

@@ -34,6 +34,25 @@ def band(ax, x, mean, std, label, **line_kwargs):
   return line
 
 
+def density_axis(ax, lowest: float) -> None:
+  """A log x axis of percent of weights remaining, 100 at the left, with
+  readable ticks down to `lowest` (percent): IMP's 20% steps (100, 80, 64,
+  ...) while they are far enough apart, then halvings."""
+  ax.set_xscale('log')
+  ticks = [100.0]
+  t = 100.0
+  while t >= lowest * 0.99 and len(ticks) < 60:
+    t = t * 0.8 if t > 20 else t / 2
+    if t >= lowest * 0.99:
+      ticks.append(t)
+  if len(ticks) > 9:  # wide range: halvings only
+    ticks = [100 / 2 ** i for i in range(40) if 100 / 2 ** i >= lowest * 0.99]
+  ax.set_xticks(ticks, [f'{t:.3g}' for t in ticks])
+  ax.set_xticks([], minor=True)
+  ax.set_xlim(105, lowest * 0.9)
+  ax.set_xlabel('percent of weights remaining')
+
+
 def learning_curves(groups: dict, path: str, title_text: str) -> None:
   """Test accuracy (%) and loss against step, one line per group.
 

@@ -149,7 +149,6 @@ def _cell(agg: dict) -> str:
 def plot(summary: dict, path: str, described: str = '') -> None:
   """Test accuracy vs percent of weights remaining, log x, seed bands."""
   plt = plots_lib.pyplot()
-  import matplotlib.ticker  # pylint: disable=g-import-not-at-top
   fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
   if 'points' in summary:  # a grid: the tickets of every point
     for entry in summary['points']:
@@ -160,13 +159,8 @@ def plot(summary: dict, path: str, described: str = '') -> None:
   else:
     _plot_branches(ax, summary)
     levels = summary['levels']
-  ax.set_xscale('log')
-  low = min(100 * e['ticket']['density'] for e in levels)
-  ticks = [100 / 2 ** i for i in range(30) if 100 / 2 ** i >= low * 0.99]
-  ax.set_xticks(ticks, [f'{t:.3g}' for t in ticks])
-  ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-  ax.invert_xaxis()
-  ax.set_xlabel('percent of weights remaining')
+  plots_lib.density_axis(ax, min(100 * e['ticket']['density']
+                                    for e in levels))
   ax.set_ylabel('test accuracy (%)')
   ax.set_title(plots_lib.title(title(summary, described), width=80),
                fontsize='small')
