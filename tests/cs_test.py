@@ -133,7 +133,7 @@ def test_cs_smoke_end_to_end_and_idempotent(tmp_path, capsys):
   assert again['members'] == summary['members']
   assert os.path.getmtime(os.path.join(run_dir, 'checkpoints/ticket')) == mtime
   config.num_seeds = 3  # same run folder, other member count: refused
-  with pytest.raises(ValueError, match='extending a search to more seeds'):
+  with pytest.raises(ValueError, match='cannot grow to more seeds'):
     jobs.run(config, str(tmp_path))
   assert json.load(open(os.path.join(run_dir, 'summary.json')))[
       'members'] == summary['members']
