@@ -15,7 +15,9 @@ program per stage. `lifecycle.Run` owns the run folder, its lock,
   2. the ticket (hard mask s > 0 of the last round, weights rewound to the
      rewind point) is retrained with the plain trainer to `train.steps`
      (`records/ticket.json`, `checkpoints/ticket`), evaluated like an IMP
-     level;
+     level; a member whose training loss turns non-finite or explodes is
+     flagged 'diverged' in its records and member summary
+     (`lifecycle.flag_diverged`) and left out of its lambda's means;
   3. `metrics.jsonl`, `summary.json`, `report.md` and `accuracy.png`
      (`report.py`).
 A killed run resumes at the first stage whose checkpoint is missing and
@@ -63,6 +65,10 @@ def cs_config(config) -> cs_lib.CsConfig:
 
 def _round_name(r: int) -> str:
   return f'round_{r:02d}'
+
+
+def _member_key(rec: dict) -> tuple:
+  return rec['lambda'], rec['seed']
 
 
 class _KeepsLoss:
@@ -211,13 +217,14 @@ class CsRun:
         self.pieces.train.eval_every, on_eval=on_eval,
         desc=f'cs ticket ({self.L}x{self.S})',
         show_progress=self.run_.show_progress)
+    diverged = lifecycle.flag_diverged(evals, key=_member_key)
     dens = jax.tree.map(np.asarray, jax.vmap(
         lambda m: masks_lib.summary(m, cfg.prunable))(final_M.mask))
     members = []
     for i in range(self.M):
-      mine = [r for r in evals if r['lambda'] == self._member(i)['lambda']
-              and r['seed'] == i % self.S]
-      rec = {**self._member(i),
+      me = self._member(i)
+      mine = [r for r in evals if _member_key(r) == _member_key(me)]
+      rec = {**me,
              'final_test_accuracy': mine[-1]['test_accuracy'],
              'final_test_loss': mine[-1]['test_loss'],
              'best_test_accuracy': max(r['test_accuracy'] for r in mine),
@@ -229,6 +236,8 @@ class CsRun:
         best = min(mine, key=lambda r: r['val_loss'])
         rec['early_stop_step'] = best['step']
         rec['early_stop_test_accuracy'] = best['test_accuracy']
+      if _member_key(me) in diverged:
+        rec['diverged'] = True
       members.append(rec)
     self.run_.write_records('ticket', {'evals': evals, 'members': members})
     self.run_.store.save('ticket', final_M)

@@ -14,17 +14,21 @@ from ticketjax.run import records as records_lib
 
 
 def summarize(members: list[dict], lambdas) -> list[dict]:
-  """Mean ± std over seeds of each lambda's ticket."""
+  """Mean ± std over seeds of each lambda's tickets, diverged ones left out.
+
+  An entry gets 'diverged': the count of its diverged members, only when
+  there are any (a healthy run's summary is as it always was).
+  """
   out = []
   for lam in lambdas:
     recs = [r for r in members if r['lambda'] == lam]
-    out.append({
-        'lambda': lam,
-        'density': stats.mean_std([r['density'] for r in recs]),
-        'final_test_accuracy': stats.mean_std(
-            [r['final_test_accuracy'] for r in recs]),
-        'best_test_accuracy': stats.mean_std(
-            [r['best_test_accuracy'] for r in recs])})
+    healthy = [r for r in recs if not r.get('diverged')]
+    entry = {'lambda': lam}
+    for name in ('density', 'final_test_accuracy', 'best_test_accuracy'):
+      entry[name] = stats.mean_std([r[name] for r in healthy])
+    if len(healthy) < len(recs):
+      entry['diverged'] = len(recs) - len(healthy)
+    out.append(entry)
   return out
 
 
@@ -38,17 +42,30 @@ def title(summary: dict) -> str:
 
 
 def table(summary: dict) -> str:
-  """The title line, then one row per lambda (markdown)."""
-  rows = [[f"{e['lambda']:g}",
-           stats.format_mean_std(e['density']),
-           stats.format_mean_std(e['final_test_accuracy'])]
-          for e in summary['by_lambda']]
+  """The title line, then one row per lambda (markdown).
+
+  When a member diverged, a last column says how many of each lambda's
+  seeds did ('diverged k/n'); a lambda with no healthy seed shows no means.
+  """
+  entries, n = summary['by_lambda'], summary['num_seeds']
+  health = any(e.get('diverged') for e in entries)
+  rows = []
+  for e in entries:
+    cells = ([stats.format_mean_std(e['density']),
+              stats.format_mean_std(e['final_test_accuracy'])]
+             if e['density']['n'] else ['-', '-'])
+    if health:
+      k = e.get('diverged', 0)
+      cells.append(f'diverged {k}/{n}' if k else 'ok')
+    rows.append([f"{e['lambda']:g}", *cells])
+  header = ['lambda', 'weights remaining (%)', 'ticket test acc (%)']
+  if health:
+    header.append('health')
   steps = (f"\n\nsequential training steps: {summary['sequential_steps']}; "
            f"over all {len(summary['members'])} members: "
            f"{summary['member_steps']}")
   return title(summary) + '\n' + stats.markdown_table(
-      ['lambda', 'weights remaining (%)', 'ticket test acc (%)'],
-      rows) + steps
+      header, rows) + steps
 
 
 def plots(summary: dict, compare_imp: str = '') -> dict:
@@ -79,7 +96,7 @@ def plot(summary: dict, imp: dict | None, path: str) -> None:
   """Ticket test accuracy against weights remaining, CS next to IMP."""
   plt = plots_lib.pyplot()
   fig, ax = plt.subplots(figsize=(6, 4))
-  e = summary['by_lambda']
+  e = [x for x in summary['by_lambda'] if x['density']['n']]  # healthy
   ax.errorbar([100 * x['density']['mean'] for x in e],
               [100 * x['final_test_accuracy']['mean'] for x in e],
               xerr=[100 * x['density']['std'] for x in e],
@@ -109,8 +126,9 @@ def plot(summary: dict, imp: dict | None, path: str) -> None:
 
 
 def series(summary: dict) -> list[dict]:
-  """One series for the cross-run report: lambda -> its tickets."""
+  """One series for the cross-run report: lambda -> its healthy tickets."""
   points = {}
   for m in summary.get('members', []):
-    points.setdefault(m['lambda'], []).append(m)
+    if not m.get('diverged'):
+      points.setdefault(m['lambda'], []).append(m)
   return [{'label': 'CS', 'points': points}]
