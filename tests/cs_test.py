@@ -1,4 +1,4 @@
-"""Continuous Sparsification: soft/hard masks, beta, optimizer, sweeps, resume."""
+"""Continuous Sparsification: masks, beta, optimizer, sweeps, health, resume."""
 import glob
 import json
 import os
@@ -13,6 +13,7 @@ import pytest
 from configs import cs_mnist1d
 from ticketjax.core import optim
 from ticketjax.methods.cs import core as cs
+from ticketjax.methods.cs import report as cs_report
 from ticketjax.run import jobs
 from testlib import kill_when, launch_env, tiny_mlp
 
@@ -128,15 +129,89 @@ def test_cs_smoke_end_to_end_and_idempotent(tmp_path, capsys):
   d = [e['density']['mean'] for e in summary['by_lambda']]
   assert d[0] > d[-1]
   assert summary['sequential_steps'] == 2 * 2 * 35 + 40
-  mtime = os.path.getmtime(os.path.join(run_dir, 'checkpoints/ticket'))
+  out = capsys.readouterr().out  # (TFDS may print before the table)
+  assert ('CS lambda sweep: mnist1d_mlp on mnist1d, lambdas 1e-05, 0.001, 2 '
+          'seeds; ± is ±1 std over 2 seeds (ddof 0)\n| lambda |') in out
+  assert 'health' not in out  # no member diverged
+  stamps = {name: os.path.getmtime(os.path.join(run_dir, name))
+            for name in ('checkpoints/ticket', 'metrics.jsonl')}
   again = jobs.run(config, str(tmp_path))
   assert again['members'] == summary['members']
-  assert os.path.getmtime(os.path.join(run_dir, 'checkpoints/ticket')) == mtime
+  assert 'already done' in capsys.readouterr().err
+  # a lost report and an emptied plot come back; nothing else is redone
+  os.remove(os.path.join(run_dir, 'report.md'))
+  open(os.path.join(run_dir, 'accuracy.png'), 'w').close()
+  jobs.run(config, str(tmp_path))
+  out, err = capsys.readouterr()
+  assert 'already done' in err and 'CS lambda sweep' in out
+  assert os.path.getsize(os.path.join(run_dir, 'accuracy.png')) > 0
+  report_md = open(os.path.join(run_dir, 'report.md')).read()
+  assert report_md.startswith('# CS lambda sweep') and '| 0.001 |' in report_md
+  assert stamps == {name: os.path.getmtime(os.path.join(run_dir, name))
+                    for name in stamps}
   config.num_seeds = 3  # same run folder, other member count: refused
-  with pytest.raises(ValueError, match='extending a search to more seeds'):
+  with pytest.raises(ValueError, match='cannot grow to more seeds'):
     jobs.run(config, str(tmp_path))
   assert json.load(open(os.path.join(run_dir, 'summary.json')))[
       'members'] == summary['members']
+
+
+@pytest.mark.filterwarnings('ignore:overflow encountered in cast')
+def test_a_diverged_lambda_is_flagged_and_the_others_are_untouched(tmp_path):
+  """lambda 1e39 overflows float32: the penalty is inf, the search's logits
+  and then its weights turn NaN, and the ticket, rewound to after epoch 0,
+  inherits NaN biases. The other lambda must come out exactly as in a run
+  without the overflowing one (same member layout: lambda 1e-3 instead)."""
+  def sweep(lambdas, name):
+    config = _smoke(lambdas=lambdas)
+    config.cs.rewind_epoch = 1  # the rewind point lies after the overflow
+    summary = jobs.run(config, str(tmp_path / name))
+    run_dir = summary['run_dir']
+    records = [json.loads(line) for line in open(
+        os.path.join(run_dir, 'metrics.jsonl'))]
+    return summary, records, open(os.path.join(run_dir, 'report.md')).read()
+
+  sick, sick_records, sick_report = sweep((1e-5, 1e39), 'sick')
+  well, well_records, well_report = sweep((1e-5, 1e-3), 'well')
+  assert [m.get('diverged', False) for m in sick['members']] == [
+      False, False, True, True]
+  bad = [r for r in sick_records if r['lambda'] == 1e39]
+  assert all(r['diverged'] for r in bad if r['stage'] == 'ticket')
+  assert sick['by_lambda'][1]['diverged'] == 2
+  assert sick['by_lambda'][1]['final_test_accuracy']['n'] == 0
+  assert '| 1e+39 | - | - | diverged 2/2 |' in sick_report
+  assert '| 1e-05 |' in sick_report and '| ok |' in sick_report
+  # the healthy lambda: records, members and means bitwise as without it
+  def healthy(records):
+    return [r for r in records if r['lambda'] == 1e-5]
+  assert healthy(sick_records) == healthy(well_records)
+  assert healthy(sick['members']) == healthy(well['members'])
+  assert sick['by_lambda'][0] == well['by_lambda'][0]
+  # a healthy run carries no trace of the health check
+  for rec in well_records + well['members'] + well['by_lambda']:
+    assert 'diverged' not in rec
+  assert 'health' not in well_report
+
+
+def test_summary_and_table_leave_a_diverged_seed_out():
+  def member(seed, acc, **flag):
+    return {'lambda': 0.1, 'seed': seed, 'density': 0.5,
+            'final_test_accuracy': acc, 'best_test_accuracy': acc, **flag}
+  members = [member(0, 0.6), member(1, 0.1, diverged=True)]
+  summary = {'model': 'mlp', 'dataset': 'data', 'num_seeds': 2,
+             'lambdas': [0.1], 'sequential_steps': 10, 'member_steps': 20,
+             'members': members,
+             'by_lambda': cs_report.summarize(members, (0.1,))}
+  (entry,) = summary['by_lambda']
+  assert entry['diverged'] == 1
+  assert entry['final_test_accuracy']['values'] == [0.6]
+  assert '| 0.1 | 50.0 ± 0.0 | 60.0 ± 0.0 | diverged 1/2 |' in (
+      cs_report.table(summary))
+  assert cs_report.series(summary)[0]['points'] == {0.1: [members[0]]}
+  members[1].pop('diverged')  # healthy: no count, no health column
+  (entry,) = cs_report.summarize(members, (0.1,))
+  assert 'diverged' not in entry and entry['final_test_accuracy']['n'] == 2
+  assert 'health' not in cs_report.table(dict(summary, by_lambda=[entry]))
 
 
 def test_vmapped_lambda_sweep_equals_single_lambda_runs(tmp_path):

@@ -3,23 +3,28 @@
 Members are (lambda, seed) pairs, lambda-major on the member axis: member
 i has lambda = cs.lambdas[i // S] and seed i % S, and every lambda of a seed
 starts from the same init and data order. All members run in one compiled
-program per stage. Order of work in `run_dir`:
-  1. round 0 saves `checkpoints/rewind` (the search state after
-     `rewind_epoch` epochs); every round R ends by writing
-     `records/round_RR.json` and then `checkpoints/round_RR`; a round starts
-     from the rewind weights, the previous round's logits reset to
-     min(beta * s, s_init), beta = 1 and a fresh optimizer;
+program per stage. `lifecycle.Run` owns the run folder, its lock,
+`config.json` and every write; the stages are:
+  1. search rounds: each epoch is one chunk of `loop.train_chunks`, whose
+     `before_chunk` sets that epoch's beta (and, in round 0, saves
+     `checkpoints/rewind`, the search state after `rewind_epoch` epochs);
+     every round R ends by writing `records/round_RR.json` and then
+     `checkpoints/round_RR`; a round starts from the rewind weights, the
+     previous round's logits reset to min(beta * s, s_init), beta = 1 and a
+     fresh optimizer;
   2. the ticket (hard mask s > 0 of the last round, weights rewound to the
      rewind point) is retrained with the plain trainer to `train.steps`
      (`records/ticket.json`, `checkpoints/ticket`), evaluated like an IMP
-     level;
-  3. `metrics.jsonl`, `summary.json`, `report.md` and `accuracy.png`.
+     level; a member whose training loss turns non-finite or explodes is
+     flagged 'diverged' in its records and member summary
+     (`lifecycle.flag_diverged`) and left out of its lambda's means;
+  3. `metrics.jsonl`, `summary.json`, `report.md` and `accuracy.png`
+     (`report.py`).
 A killed run resumes at the first stage whose checkpoint is missing and
-ends with the same records as an uninterrupted run.
+ends with the same records as an uninterrupted run. A finished run, run
+again, prints its table as already done and redraws only a missing report
+or plot (or the plot, when `cs.compare_imp` changed).
 """
-import json
-import os
-import sys
 from typing import Any
 
 import jax
@@ -27,15 +32,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from ticketjax.core import masks as masks_lib
-from ticketjax.core import stats
 from ticketjax.core import train as train_lib
 from ticketjax.methods.cs import core as cs_lib
+from ticketjax.methods.cs import report
+from ticketjax.run import lifecycle
 from ticketjax.run import loop
-from ticketjax.run import progress as progress_lib
-from ticketjax.run import records as records_lib
-from ticketjax.run import setup as setup_lib
-from ticketjax.run import store
-from ticketjax.run import workdir as workdir_lib
+
+# More seeds are refused: members are lambda-major, so new seeds would need
+# a search of their own merged member by member (not implemented).
+SEEDS = 'refuse'
+NON_SEMANTIC = ('cs.compare_imp',)  # only the plot reads it
+PLOTS = ('accuracy.png',)
 
 
 def cs_config(config) -> cs_lib.CsConfig:
@@ -60,13 +67,36 @@ def _round_name(r: int) -> str:
   return f'round_{r:02d}'
 
 
+def _member_key(rec: dict) -> tuple:
+  return rec['lambda'], rec['seed']
+
+
+class _KeepsLoss:
+  """The search trainer, keeping the last chunk's mean loss per member.
+
+  The round records hold XLA's mean over the epoch's steps (`jnp.mean`),
+  as they always have. `loop.train_means` takes numpy's mean, which
+  differs in the last bit (XLA sums in its own order and multiplies by
+  1/T), so the records take their loss from here instead.
+  """
+
+  def __init__(self, trainer):
+    self.trainer = trainer
+    self.loss = None
+
+  def train(self, state, data, num_steps):
+    state, metrics = self.trainer.train(state, data, num_steps)
+    self.loss = metrics['loss'].mean(0)
+    return state, metrics
+
+
 class CsRun:
   """Drives one CS lambda sweep in its run folder (module docstring)."""
 
   def __init__(self, config: Any, workdir: str):
-    self.config = config
-    self.cfg = cs_config(config)
-    self.pieces = p = setup_lib.build(config)
+    self.cfg = cs_config(config)  # cheap checks before the data loads
+    self.run_ = lifecycle.Run(config, workdir, non_semantic=NON_SEMANTIC)
+    self.pieces = p = self.run_.setup
     self.S, self.L = p.num_seeds, len(self.cfg.lambdas)
     self.M = self.S * self.L
     self.spe = p.dataset.x_train.shape[0] // p.train.batch_size
@@ -86,23 +116,16 @@ class CsRun:
         member_group=p.train.member_group,
         penalty=cs_lib.make_penalty(self.cfg),
         augment=p.trainer.augment)
-    self.run_dir = workdir_lib.run_dir(
-        workdir, config, extra_non_semantic=('cs.compare_imp',))
-    self.ckpt = store.Checkpoints(self.run_dir)
-    seed_keys = p.seed_keys()
-    init_keys, noise_keys = jax.vmap(train_lib.split_seed_key)(seed_keys)
+    init_keys, noise_keys = jax.vmap(train_lib.split_seed_key)(
+        p.seed_keys())
     self.init_keys = jnp.tile(init_keys, (self.L, 1))
     self.noise_keys = jnp.tile(noise_keys, (self.L, 1))
     self.lams = jnp.repeat(jnp.asarray(self.cfg.lambdas, jnp.float32),
                            self.S)
     self.data = train_lib.to_device(p.dataset)
-    self.show = config.get('progress', True)
 
   def _member(self, i: int) -> dict:
     return {'lambda': self.cfg.lambdas[i // self.S], 'seed': i % self.S}
-
-  def _path(self, name: str) -> str:
-    return os.path.join(self.run_dir, 'records', name + '.json')
 
   def _template(self):
     return self.search.init_states(self.init_keys, self.noise_keys)
@@ -123,8 +146,8 @@ class CsRun:
     if r == 0:
       ms = dict(template.model_state, lam=self.lams)
       return template._replace(model_state=ms)
-    prev = self.ckpt.restore(_round_name(r - 1), template)
-    rewind = self.ckpt.restore('rewind', template)
+    prev = self.run_.store.restore(_round_name(r - 1), template)
+    rewind = self.run_.store.restore('rewind', template)
     logits = jax.vmap(lambda s, b: cs_lib.next_round_logits(
         s, b, self.cfg.s_init))(prev.params['logits'],
                                 prev.model_state['beta'])
@@ -135,20 +158,23 @@ class CsRun:
         params, ms, self.noise_keys)
 
   def run_round(self, r: int) -> None:
-    cfg = self.cfg
-    state_M = self._round_start(r)
-    bar = progress_lib.Progress(cfg.epochs_per_round,
-                                f'cs round {r} ({self.L}x{self.S})',
-                                enabled=self.show)
-    train_loss = None
-    for epoch in range(cfg.epochs_per_round):
-      if r == 0 and epoch == cfg.rewind_epoch:
-        self.ckpt.save('rewind', state_M)
-      beta = cs_lib.beta_at(epoch, cfg.epochs_per_round, cfg.beta_max)
-      state_M, m = self.search.train(self._with_beta(state_M, beta),
-                                     self.data, self.spe)
-      train_loss = np.asarray(m['loss'].mean(0))
-      bar.update(epoch + 1, beta=beta, loss=float(train_loss.mean()))
+    """Search round r: one chunk per epoch, each at its own beta."""
+    cfg, first = self.cfg, r * self.round_steps
+    search = _KeepsLoss(self.search)
+
+    def before_chunk(step, state_M):
+      if r == 0 and step == self.rewind_step:
+        self.run_.store.save('rewind', state_M)
+      epoch = (step - first) // self.spe
+      return self._with_beta(state_M, cs_lib.beta_at(
+          epoch, cfg.epochs_per_round, cfg.beta_max))
+
+    state_M = loop.train_chunks(
+        search, self._round_start(r), self.data, first + self.round_steps,
+        self.spe, before_chunk=before_chunk, evaluate=False,
+        desc=f'cs round {r} ({self.L}x{self.S})',
+        show_progress=self.run_.show_progress)
+    train_loss = np.asarray(search.loss)
     ev = loop.evaluate_splits(self.search, state_M, self.data)
     dens = jax.vmap(lambda m: masks_lib.summary(m, cfg.prunable))(
         self._hard_masks(state_M))
@@ -160,15 +186,14 @@ class CsRun:
              'density': float(dens['density/total'][i])}
       rec.update({f'soft_{k}': float(v[i]) for k, v in ev.items()})
       records.append(rec)
-    os.makedirs(os.path.dirname(self._path('x')), exist_ok=True)
-    records_lib.write_json(self._path(_round_name(r)), {'evals': records})
-    self.ckpt.save(_round_name(r), state_M)
+    self.run_.write_records(_round_name(r), {'evals': records})
+    self.run_.store.save(_round_name(r), state_M)
 
   def run_ticket(self) -> None:
     cfg, trainer = self.cfg, self.pieces.trainer
     template = self._template()
-    last = self.ckpt.restore(_round_name(cfg.rounds - 1), template)
-    rewind = self.ckpt.restore('rewind', template)
+    last = self.run_.store.restore(_round_name(cfg.rounds - 1), template)
+    rewind = self.run_.store.restore('rewind', template)
     mask_M = self._hard_masks(last)
     weights = rewind.params['weights']
     if cfg.hard_mask_scale:
@@ -190,14 +215,16 @@ class CsRun:
     final_M = loop.train_chunks(
         trainer, state_M, self.data, self.pieces.train.steps,
         self.pieces.train.eval_every, on_eval=on_eval,
-        desc=f'cs ticket ({self.L}x{self.S})', show_progress=self.show)
+        desc=f'cs ticket ({self.L}x{self.S})',
+        show_progress=self.run_.show_progress)
+    diverged = lifecycle.flag_diverged(evals, key=_member_key)
     dens = jax.tree.map(np.asarray, jax.vmap(
         lambda m: masks_lib.summary(m, cfg.prunable))(final_M.mask))
     members = []
     for i in range(self.M):
-      mine = [r for r in evals if r['lambda'] == self._member(i)['lambda']
-              and r['seed'] == i % self.S]
-      rec = {**self._member(i),
+      me = self._member(i)
+      mine = [r for r in evals if _member_key(r) == _member_key(me)]
+      rec = {**me,
              'final_test_accuracy': mine[-1]['test_accuracy'],
              'final_test_loss': mine[-1]['test_loss'],
              'best_test_accuracy': max(r['test_accuracy'] for r in mine),
@@ -209,36 +236,38 @@ class CsRun:
         best = min(mine, key=lambda r: r['val_loss'])
         rec['early_stop_step'] = best['step']
         rec['early_stop_test_accuracy'] = best['test_accuracy']
+      if _member_key(me) in diverged:
+        rec['diverged'] = True
       members.append(rec)
-    records_lib.write_json(self._path('ticket'),
-                           {'evals': evals, 'members': members})
-    self.ckpt.save('ticket', final_M)
+    self.run_.write_records('ticket', {'evals': evals, 'members': members})
+    self.run_.store.save('ticket', final_M)
 
   # -- driver ----------------------------------------------------------
 
-  def _check_seeds(self) -> None:
-    path = os.path.join(self.run_dir, 'config.json')
-    if not (os.path.exists(path) and self.ckpt.exists('rewind')):
-      return
-    with open(path, encoding='utf-8') as f:
-      old = json.load(f).get('num_seeds')
-    if old != self.S:
-      raise ValueError(
-          f'{self.run_dir} holds a CS search with {old} seeds and this '
-          f'config asks for {self.S}; extending a search to more seeds is '
-          'not supported: use a new workdir or the same num_seeds')
-
   def run(self) -> dict:
-    self._check_seeds()
-    os.makedirs(self.run_dir, exist_ok=True)
-    records_lib.write_json(os.path.join(self.run_dir, 'config.json'),
-                           self.config.to_dict())
+    self.run_.check_seeds(SEEDS, 'CS search')
+    done = self.run_.read_summary()
+    if done is not None and done.get('num_seeds') == self.S:
+      return self._already_done(done)
+    self.run_.begin()
     for r in range(self.cfg.rounds):
-      if not self.ckpt.exists(_round_name(r)):
+      if not self.run_.store.exists(_round_name(r)):
         self.run_round(r)
-    if not self.ckpt.exists('ticket'):
+    if not self.run_.store.exists('ticket'):
       self.run_ticket()
     return self.write_outputs()
+
+  def _already_done(self, summary: dict) -> dict:
+    """Redraws a missing report or plot (or a changed IMP comparison)."""
+    stored = (self.run_.stored_config() or {}).get('cs', {})
+    imp_changed = stored.get('compare_imp', '') != self.cfg.compare_imp
+    if imp_changed or self.run_.outputs_missing(PLOTS):
+      self.run_.begin()  # the lock, and config.json with this compare_imp
+      self.run_.write_report(
+          report.table(summary), report.title(summary),
+          report.plots(summary, self.cfg.compare_imp))
+    self.run_.announce(report.table(summary), done_before=True)
+    return summary
 
   def step_counts(self) -> dict:
     """Sequential steps (the longest chain) and steps over all members."""
@@ -247,116 +276,23 @@ class CsRun:
     return {'sequential_steps': seq, 'member_steps': seq * self.M}
 
   def write_outputs(self) -> dict:
+    """metrics.jsonl, summary.json, report.md and the plot, from records."""
     evals = []
     for r in range(self.cfg.rounds):
-      with open(self._path(_round_name(r)), encoding='utf-8') as f:
-        evals += json.load(f)['evals']
-    with open(self._path('ticket'), encoding='utf-8') as f:
-      ticket = json.load(f)
-    evals += ticket['evals']
-    with open(os.path.join(self.run_dir, 'metrics.jsonl'), 'w',
-              encoding='utf-8') as f:
-      for rec in evals:
-        f.write(json.dumps(rec, sort_keys=True) + '\n')
-    summary = {'job': 'cs', 'run_dir': self.run_dir, 'num_seeds': self.S,
+      evals += self.run_.read_records(_round_name(r))['evals']
+    ticket = self.run_.read_records('ticket')
+    self.run_.write_metrics(evals + ticket['evals'])
+    summary = {'job': 'cs', 'run_dir': self.run_.dir, 'num_seeds': self.S,
                'lambdas': list(self.cfg.lambdas),
                'model': self.pieces.model.name,
                'dataset': self.pieces.dataset.name,
                **self.step_counts(),
-               'by_lambda': summarize(ticket['members'], self.cfg.lambdas),
+               'by_lambda': report.summarize(ticket['members'],
+                                             self.cfg.lambdas),
                'members': ticket['members']}
-    imp = load_imp_summary(self.cfg.compare_imp)
-    records_lib.write_json(os.path.join(self.run_dir, 'summary.json'),
-                           summary)
-    text = table(summary)
-    with open(os.path.join(self.run_dir, 'report.md'), 'w',
-              encoding='utf-8') as f:
-      f.write(f"# CS lambda sweep: {summary['model']} on "
-              f"{summary['dataset']}\n\n{text}\n\n![accuracy](accuracy.png)\n")
-    plot(summary, imp, os.path.join(self.run_dir, 'accuracy.png'))
-    print(text)
-    print(f'results: {self.run_dir}', file=sys.stderr)
-    return summary
-
-
-def summarize(members: list[dict], lambdas) -> list[dict]:
-  """Mean ± std over seeds of each lambda's ticket."""
-  out = []
-  for lam in lambdas:
-    recs = [r for r in members if r['lambda'] == lam]
-    out.append({
-        'lambda': lam,
-        'density': stats.mean_std([r['density'] for r in recs]),
-        'final_test_accuracy': stats.mean_std(
-            [r['final_test_accuracy'] for r in recs]),
-        'best_test_accuracy': stats.mean_std(
-            [r['best_test_accuracy'] for r in recs])})
-  return out
-
-
-def table(summary: dict) -> str:
-  rows = [[f"{e['lambda']:g}",
-           stats.format_mean_std(e['density']),
-           stats.format_mean_std(e['final_test_accuracy'])]
-          for e in summary['by_lambda']]
-  steps = (f"\n\nsequential training steps: {summary['sequential_steps']}; "
-           f"over all {len(summary['members'])} members: "
-           f"{summary['member_steps']}")
-  return stats.markdown_table(
-      ['lambda', 'weights remaining (%)', 'ticket test acc (%)'],
-      rows) + steps
-
-
-def load_imp_summary(path: str) -> dict | None:
-  """An IMP run's summary.json (path of the file or its run folder)."""
-  if not path:
-    return None
-  if os.path.isdir(path):
-    path = os.path.join(path, 'summary.json')
-  if not os.path.exists(path):
-    print(f'warning: cs.compare_imp {path} not found; plotting CS alone',
-          file=sys.stderr)
-    return None
-  with open(path, encoding='utf-8') as f:
-    summary = json.load(f)
-  if 'points' in summary:
-    print(f'warning: cs.compare_imp {path} is a hyperparameter grid; '
-          'plotting CS alone', file=sys.stderr)
-    return None
-  return summary
-
-
-def plot(summary: dict, imp: dict | None, path: str) -> None:
-  """Ticket test accuracy against weights remaining, CS next to IMP."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  fig, ax = plt.subplots(figsize=(6, 4))
-  e = summary['by_lambda']
-  ax.errorbar([100 * x['density']['mean'] for x in e],
-              [100 * x['final_test_accuracy']['mean'] for x in e],
-              xerr=[100 * x['density']['std'] for x in e],
-              yerr=[100 * x['final_test_accuracy']['std'] for x in e],
-              fmt='o', capsize=3, label='CS tickets (one per lambda)')
-  if imp is not None:
-    levels = [lv for lv in imp['levels'] if 'ticket' in lv]
-    d = np.array([100 * lv['ticket']['density'] for lv in levels])
-    m = np.array([100 * lv['ticket']['final_test_accuracy']['mean']
-                  for lv in levels])
-    s = np.array([100 * lv['ticket']['final_test_accuracy']['std']
-                  for lv in levels])
-    ax.plot(d, m, '-s', ms=3, label='IMP tickets')
-    ax.fill_between(d, m - s, m + s, alpha=0.2)
-    ax.axhline(m[0], color='gray', ls='--', lw=1, label='dense (IMP level 0)')
-  ax.set_xscale('log')
-  ax.invert_xaxis()
-  ax.set_xlabel('weights remaining (%)')
-  ax.set_ylabel('test accuracy (%)')
-  ax.set_title(f"{summary['model']} on {summary['dataset']}")
-  ax.legend()
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+    return self.run_.finish(
+        summary, table=report.table(summary), title=report.title(summary),
+        plots=report.plots(summary, self.cfg.compare_imp))
 
 
 def check(config) -> None:
@@ -366,4 +302,8 @@ def check(config) -> None:
 
 def run(config: Any, workdir: str) -> dict:
   """The `cs` job: see the module docstring."""
-  return CsRun(config, workdir).run()
+  job = CsRun(config, workdir)
+  try:
+    return job.run()
+  finally:  # a failed run in a notebook must not keep its folder locked
+    job.run_.release()

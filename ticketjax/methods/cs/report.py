@@ -1,0 +1,134 @@
+"""The CS report: per-lambda means, the printed table, the accuracy plot.
+
+Every ± is one standard deviation over seeds (population, ddof 0: the
+`std` of `core/stats.mean_std`), and the titles say so.
+"""
+import os
+import sys
+
+import numpy as np
+
+from ticketjax.core import stats
+from ticketjax.reports import plots as plots_lib
+from ticketjax.run import records as records_lib
+
+
+def summarize(members: list[dict], lambdas) -> list[dict]:
+  """Mean ± std over seeds of each lambda's tickets, diverged ones left out.
+
+  An entry gets 'diverged': the count of its diverged members, only when
+  there are any (a healthy run's summary is as it always was).
+  """
+  out = []
+  for lam in lambdas:
+    recs = [r for r in members if r['lambda'] == lam]
+    healthy = [r for r in recs if not r.get('diverged')]
+    entry = {'lambda': lam}
+    for name in ('density', 'final_test_accuracy', 'best_test_accuracy'):
+      entry[name] = stats.mean_std([r[name] for r in healthy])
+    if len(healthy) < len(recs):
+      entry['diverged'] = len(recs) - len(healthy)
+    out.append(entry)
+  return out
+
+
+def title(summary: dict) -> str:
+  """What the run is and what its ± means, in one line."""
+  lambdas = ', '.join(f'{lam:g}' for lam in summary['lambdas'])
+  n = summary['num_seeds']
+  return (f"CS lambda sweep: {summary['model']} on {summary['dataset']}, "
+          f'lambdas {lambdas}, {n} seeds; ± is ±1 std over {n} seeds '
+          '(ddof 0)')
+
+
+def table(summary: dict) -> str:
+  """The title line, then one row per lambda (markdown).
+
+  When a member diverged, a last column says how many of each lambda's
+  seeds did ('diverged k/n'); a lambda with no healthy seed shows no means.
+  """
+  entries, n = summary['by_lambda'], summary['num_seeds']
+  health = any(e.get('diverged') for e in entries)
+  rows = []
+  for e in entries:
+    cells = ([stats.format_mean_std(e['density']),
+              stats.format_mean_std(e['final_test_accuracy'])]
+             if e['density']['n'] else ['-', '-'])
+    if health:
+      k = e.get('diverged', 0)
+      cells.append(f'diverged {k}/{n}' if k else 'ok')
+    rows.append([f"{e['lambda']:g}", *cells])
+  header = ['lambda', 'weights remaining (%)', 'ticket test acc (%)']
+  if health:
+    header.append('health')
+  steps = (f"\n\nsequential training steps: {summary['sequential_steps']}; "
+           f"over all {len(summary['members'])} members: "
+           f"{summary['member_steps']}")
+  return title(summary) + '\n' + stats.markdown_table(
+      header, rows) + steps
+
+
+def plots(summary: dict, compare_imp: str = '') -> dict:
+  """{'accuracy.png': draw}; `compare_imp` as `load_imp_summary` takes it."""
+  return {'accuracy.png': lambda path: plot(
+      summary, load_imp_summary(compare_imp), path)}
+
+
+def load_imp_summary(path: str) -> dict | None:
+  """An IMP run's summary.json (path of the file or its run folder)."""
+  if not path:
+    return None
+  if os.path.isdir(path):
+    path = os.path.join(path, 'summary.json')
+  if not os.path.exists(path):
+    print(f'warning: cs.compare_imp {path} not found; plotting CS alone',
+          file=sys.stderr)
+    return None
+  summary = records_lib.read_json(path)
+  if 'points' in summary:
+    print(f'warning: cs.compare_imp {path} is a hyperparameter grid; '
+          'plotting CS alone', file=sys.stderr)
+    return None
+  return summary
+
+
+def plot(summary: dict, imp: dict | None, path: str) -> None:
+  """Ticket test accuracy against weights remaining, CS next to IMP."""
+  plt = plots_lib.pyplot()
+  fig, ax = plt.subplots(figsize=(6, 4))
+  e = [x for x in summary['by_lambda'] if x['density']['n']]  # healthy
+  ax.errorbar([100 * x['density']['mean'] for x in e],
+              [100 * x['final_test_accuracy']['mean'] for x in e],
+              xerr=[100 * x['density']['std'] for x in e],
+              yerr=[100 * x['final_test_accuracy']['std'] for x in e],
+              fmt='o', capsize=3, label='CS tickets (one per lambda)')
+  spread = 'error bars: ±1 std over seeds'
+  if imp is not None:
+    levels = [lv for lv in imp['levels'] if 'ticket' in lv]
+    d = [100 * lv['ticket']['density'] for lv in levels]
+    m = np.array([100 * lv['ticket']['final_test_accuracy']['mean']
+                  for lv in levels])
+    s = [100 * lv['ticket']['final_test_accuracy']['std'] for lv in levels]
+    plots_lib.band(ax, d, m, s, 'IMP tickets', marker='s', ms=3)
+    ax.axhline(m[0], color='gray', ls='--', lw=1, label='dense (IMP level 0)')
+    spread = f'error bars and IMP {plots_lib.BAND}'
+  ax.set_xscale('log')
+  ax.invert_xaxis()
+  ax.set_xlabel('weights remaining (%)')
+  ax.set_ylabel('test accuracy (%)')
+  ax.set_title(f"CS tickets: {summary['model']} on {summary['dataset']}, "
+               f"{summary['num_seeds']} seeds\n({spread})",
+               fontsize='medium')
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def series(summary: dict) -> list[dict]:
+  """One series for the cross-run report: lambda -> its healthy tickets."""
+  points = {}
+  for m in summary.get('members', []):
+    if not m.get('diverged'):
+      points.setdefault(m['lambda'], []).append(m)
+  return [{'label': 'CS', 'points': points}]
