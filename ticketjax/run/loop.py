@@ -82,8 +82,9 @@ def train_chunks(trainer, state_S, data, total_steps, eval_every, *,
   steps each member trained in the chunk (0: it is still waiting, and its
   train means are NaN); the train means cover the steps it trained.
   """
-  bar = progress_lib.Progress(total_steps, desc, enabled=show_progress)
   step = int(np.asarray(state_S.step).min())
+  bar = progress_lib.Progress(total_steps, desc, enabled=show_progress,
+                              start=step)
   for end in chunk_ends(step, total_steps, eval_every, stops):
     if before_chunk is not None:
       state_S = before_chunk(step, state_S)

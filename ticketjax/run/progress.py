@@ -23,17 +23,17 @@ class Progress:
   """Progress of `total` steps; `update(done, **scalars)` after each chunk."""
 
   def __init__(self, total: int, desc: str = '', stream=None,
-               max_lines: int = 10, enabled: bool = True):
+               max_lines: int = 10, enabled: bool = True, start: int = 0):
     self.total = max(int(total), 1)
     self.desc = desc
     self.stream = stream or sys.stderr
     self.enabled = enabled
     self.tty = hasattr(self.stream, 'isatty') and self.stream.isatty()
     self.every = self.total / max(max_lines, 1)
-    self.start = time.perf_counter()
+    self.t0 = time.perf_counter()
     self.warm = None  # (time, done) after the first chunk
     self.next_print = 0.0
-    self.done = 0
+    self.done = self.start = int(start)  # a resumed or late-starting run
     self.rate = 0.0
 
   def update(self, done: int, **scalars) -> None:
@@ -41,7 +41,7 @@ class Progress:
     self.done = done
     if self.warm is None:
       self.warm = (now, done)
-      self.rate = done / max(now - self.start, 1e-9)
+      self.rate = (done - self.start) / max(now - self.t0, 1e-9)
     elif done > self.warm[1]:
       self.rate = (done - self.warm[1]) / max(now - self.warm[0], 1e-9)
     if not self.enabled:
@@ -57,7 +57,7 @@ class Progress:
     parts = [f'{self.desc} {self.done}/{self.total} ({pct:3.0f}%)'.strip(),
              f'{self.rate:,.0f} steps/s',
              f'ETA {_fmt_time(eta)}' if self.done < self.total else
-             f'took {_fmt_time(time.perf_counter() - self.start)}']
+             f'took {_fmt_time(time.perf_counter() - self.t0)}']
     parts += [f'{k} {v:.4g}' for k, v in scalars.items()]
     return ' | '.join(parts)
 
