@@ -34,8 +34,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from ticketjax.core import masks as masks_lib
+from ticketjax.core import scores as scores_lib
 from ticketjax.core import selection
 from ticketjax.core.masks import LeafFilter, is_kernel
+from ticketjax.core.scores import ScoreContext
 from ticketjax.core.types import Mask, PyTree
 
 RATE_KINDS = ('output', 'conv', 'dense', 'default')
@@ -172,37 +174,40 @@ def global_(scores: PyTree, mask: Mask, rate,
   return jax.tree.unflatten(jax.tree.structure(mask), out)
 
 
-def magnitude_scores(params: PyTree) -> PyTree:
-  return jax.tree.map(jnp.abs, params)
+SCOPES = ('layerwise', 'global')
 
 
-def normalized_magnitude_scores(params: PyTree, mask: Mask) -> PyTree:
-  """|w| divided by the L2 norm of the leaf's surviving weights."""
-  def norm(w, m):
-    w = jnp.where(m, w, 0.0)
-    return jnp.abs(w) / (jnp.sqrt(jnp.sum(w * w)) + 1e-12)
-  return jax.tree.map(norm, params, mask)
+def check_scope(scope: str) -> None:
+  if scope not in SCOPES:
+    raise ValueError(f'unknown pruning scope {scope!r}; valid scopes are '
+                     f'{list(SCOPES)}')
 
 
-def random_scores(key: jax.Array, params: PyTree) -> PyTree:
-  """Uniform scores, an independent stream per leaf."""
-  leaves = jax.tree.leaves(params)
-  out = [jax.random.uniform(jax.random.fold_in(key, i), jnp.shape(x))
-         for i, x in enumerate(leaves)]
-  return jax.tree.unflatten(jax.tree.structure(params), out)
+def by_score(name: str, scope: str, ctx: ScoreContext, rates,
+             prunable: LeafFilter = is_kernel) -> Mask:
+  """Removes `rates` of `ctx.mask`'s survivors, lowest `scores.SCORES[name]`
+  first, each layer on its own (`layerwise`: a rate spec) or all prunable
+  layers pooled (`global`: one rate)."""
+  check_scope(scope)
+  values = scores_lib.get(name)(ctx)
+  if scope == 'global':
+    return global_(values, ctx.mask, rates, prunable)
+  return layerwise(values, ctx.mask, rates, prunable)
 
 
 # Rules of the registry share one signature so configs can name them.
 def layerwise_magnitude(params, mask, rates, *, key=None, prunable=is_kernel):
   """Layerwise magnitude pruning (Frankle & Carbin)."""
   del key
-  return layerwise(magnitude_scores(params), mask, rates, prunable)
+  return by_score('magnitude', 'layerwise', ScoreContext(params, mask),
+                  rates, prunable)
 
 
 def global_magnitude(params, mask, rates, *, key=None, prunable=is_kernel):
   """Global magnitude pruning on raw |w| (as open_lth)."""
   del key
-  return global_(magnitude_scores(params), mask, rates, prunable)
+  return by_score('magnitude', 'global', ScoreContext(params, mask), rates,
+                  prunable)
 
 
 def global_magnitude_normalized(params, mask, rates, *, key=None,
@@ -210,15 +215,16 @@ def global_magnitude_normalized(params, mask, rates, *, key=None,
   """Global magnitude on |w| / ||w_leaf|| (as jaxpruner's default)."""
   del key
   masks_lib.validate(mask, params)
-  return global_(normalized_magnitude_scores(params, mask), mask, rates,
-                 prunable)
+  return by_score('magnitude_normalized', 'global',
+                  ScoreContext(params, mask), rates, prunable)
 
 
 def random_pruning(params, mask, rates, *, key=None, prunable=is_kernel):
   """Random pruning with the per-leaf counts of layerwise pruning."""
   if key is None:
     raise ValueError('random pruning needs a PRNG key (key=...)')
-  return layerwise(random_scores(key, params), mask, rates, prunable)
+  return by_score('random', 'layerwise', ScoreContext(params, mask, key),
+                  rates, prunable)
 
 
 PRUNERS: dict[str, Callable[..., Mask]] = {

@@ -1,0 +1,107 @@
+"""Pruning scores as a registry: what a weight is worth, and who may ask.
+
+A pruning decision is a *score* (one number per weight) and a *scope* (which
+weights compete: each layer on its own, `layerwise`, or all prunable layers
+pooled, `global`); `pruning.layerwise` and `pruning.global_` turn scores
+into a mask with the counts `pruning` documents. Scores get one argument, a
+`ScoreContext`, which always holds the params and the current mask and may
+hold a PRNG key, the model, its state and a batch: so a score that needs
+gradients (SNIP, GraSP) or a forward pass of its own (SynFlow) is one
+registry entry like magnitude, not a job of its own. `pruning.by_score`
+applies a score within a scope.
+
+Registered here: `magnitude` (|w|), `magnitude_normalized` (|w| over the
+layer's surviving L2 norm, jaxpruner's global default), `random` (uniform,
+an independent stream per leaf; needs `key`), `snip` (|g ⊙ w| of the loss
+on `batch`, Lee et al. 2019; needs `model` and `batch`). Add one with
+`register`.
+"""
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from ticketjax.core.types import Mask, Model, PyTree
+
+@dataclasses.dataclass(frozen=True)
+class ScoreContext:
+  """What a score may use. Only `params` and `mask` are always there.
+
+  Attributes:
+    params: the weights to score (one member's; scores run under vmap).
+    mask: the current mask; pruned weights are zero in `params`.
+    key: a PRNG key for random scores.
+    model: the pure model (`init`/`apply`) for scores that run it.
+    model_state: its state (BatchNorm statistics), as `apply` takes it.
+    batch: (x, y) for data-dependent scores.
+  """
+  params: PyTree
+  mask: Mask
+  key: jax.Array | None = None
+  model: Model | None = None
+  model_state: Any = None
+  batch: tuple | None = None
+
+  def require(self, score: str, *names: str) -> None:
+    missing = [n for n in names if getattr(self, n) is None]
+    if missing:
+      raise ValueError(f'score {score!r} needs {missing} in its '
+                       'ScoreContext')
+
+  def loss(self, params) -> jax.Array:
+    """Mean cross-entropy of the model with `params` on `batch` (eval mode)."""
+    x, y = self.batch
+    logits, _ = self.model.apply(params, self.model_state, x, train=False)
+    logp = jax.nn.log_softmax(logits)
+    return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+
+
+def magnitude(ctx: ScoreContext) -> PyTree:
+  return jax.tree.map(jnp.abs, ctx.params)
+
+
+def magnitude_normalized(ctx: ScoreContext) -> PyTree:
+  """|w| divided by the L2 norm of the leaf's surviving weights."""
+  def norm(w, m):
+    w = jnp.where(m, w, 0.0)
+    return jnp.abs(w) / (jnp.sqrt(jnp.sum(w * w)) + 1e-12)
+  return jax.tree.map(norm, ctx.params, ctx.mask)
+
+
+def random(ctx: ScoreContext) -> PyTree:
+  """Uniform scores, an independent stream per leaf."""
+  ctx.require('random', 'key')
+  leaves = jax.tree.leaves(ctx.params)
+  out = [jax.random.uniform(jax.random.fold_in(ctx.key, i), jnp.shape(x))
+         for i, x in enumerate(leaves)]
+  return jax.tree.unflatten(jax.tree.structure(ctx.params), out)
+
+
+def snip(ctx: ScoreContext) -> PyTree:
+  """|∂L/∂w ⊙ w| on one batch (connection sensitivity, Lee et al. 2019)."""
+  ctx.require('snip', 'model', 'batch')
+  grads = jax.grad(ctx.loss)(ctx.params)
+  return jax.tree.map(lambda g, w: jnp.abs(g * w), grads, ctx.params)
+
+
+SCORES: dict[str, Callable[[ScoreContext], PyTree]] = {
+    'magnitude': magnitude,
+    'magnitude_normalized': magnitude_normalized,
+    'random': random,
+    'snip': snip,
+}
+
+
+def register(name: str, score: Callable[[ScoreContext], PyTree]) -> None:
+  """Adds `score(ctx) -> pytree of scores shaped like ctx.params`."""
+  if name in SCORES:
+    raise ValueError(f'score {name!r} is already registered')
+  SCORES[name] = score
+
+
+def get(name: str) -> Callable[[ScoreContext], PyTree]:
+  if name not in SCORES:
+    raise ValueError(f'unknown score {name!r}; valid scores are '
+                     f'{sorted(SCORES)}')
+  return SCORES[name]
