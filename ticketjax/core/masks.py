@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ticketjax.core.types import Mask, PyTree
 
@@ -138,6 +139,19 @@ def summary(mask: Mask, prunable: LeafFilter = is_kernel) -> dict:
       'total/total': jnp.int32(c['total/total']),
   })
   return out
+
+
+def member_densities(mask_M: Mask, prunable: LeafFilter = is_kernel
+                     ) -> list[dict]:
+  """Per member of a stacked mask [M, ...]: {'density': overall,
+  'density_per_layer': {path: density}} as Python floats (for records)."""
+  dens = jax.tree.map(np.asarray, jax.vmap(lambda m: summary(m, prunable))(
+      mask_M))
+  layers = {k[len('density/'):]: v for k, v in dens.items()
+            if k.startswith('density/') and k != 'density/total'}
+  return [{'density': float(dens['density/total'][i]),
+           'density_per_layer': {k: float(v[i]) for k, v in layers.items()}}
+          for i in range(len(dens['density/total']))]
 
 
 def _pair_counts(mask_a, mask_b, prunable):

@@ -44,6 +44,7 @@ import socket
 import sys
 from typing import Any, Callable, Mapping, Sequence
 
+from ticketjax.core import stats
 from ticketjax.run import records as records_lib
 from ticketjax.run import setup as setup_lib
 from ticketjax.run import store
@@ -229,6 +230,38 @@ class Run:
     print(table)
     print(f'results: {self.dir}', file=sys.stderr)
 
+
+
+def member_stats(recs: list[dict]) -> dict:
+  """One member's summary from its evaluation records, in step order:
+  final and best test accuracy, final test loss and train accuracy, and,
+  with a validation split, F&C's early-stopping point (the step of minimum
+  validation loss and the test accuracy there); 'diverged' when flagged."""
+  last = recs[-1]
+  out = {'final_test_accuracy': last['test_accuracy'],
+         'final_test_loss': last['test_loss'],
+         'best_test_accuracy': max(r['test_accuracy'] for r in recs),
+         'final_train_accuracy': last['train_accuracy']}
+  if 'val_loss' in last:
+    best = min(recs, key=lambda r: r['val_loss'])
+    out['early_stop_step'] = best['step']
+    out['early_stop_test_accuracy'] = best['test_accuracy']
+  if any(r.get('diverged') for r in recs):
+    out['diverged'] = True
+  return out
+
+
+def aggregate(members: list[dict], names: Sequence[str]) -> dict:
+  """Mean ± std over the healthy members of each stat in `names` (those
+  all healthy members have); 'diverged' and 'members' counts when any
+  member diverged."""
+  healthy = [m for m in members if not m.get('diverged')]
+  out = {name: stats.mean_std([m[name] for m in healthy]) for name in names
+         if healthy and all(name in m for m in healthy)}
+  diverged = len(members) - len(healthy)
+  if diverged:
+    out.update(diverged=diverged, members=len(members))
+  return out
 
 
 def release_all() -> None:

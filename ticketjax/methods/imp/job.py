@@ -72,31 +72,14 @@ def _member_summaries(level, branches, who, evals, masks_BN, prunable):
   `who` lists {'seed': s, grid values...} of the N lineages; member i is
   lineage i % N of branch i // N.
   """
-  dens = jax.vmap(lambda m: masks_lib.summary(m, prunable))(masks_BN)
-  dens = jax.tree.map(np.asarray, dens)
+  dens = masks_lib.member_densities(masks_BN, prunable)
   out = []
   for b, branch in enumerate(branches):
     for l, lineage in enumerate(who):
       i = b * len(who) + l
       mine = [r for r in evals if r['member'] == i]
-      last = mine[-1]
-      rec = {'level': level, 'branch': branch, **lineage,
-             **({'diverged': True} if any(r.get('diverged') for r in mine)
-                else {}),
-             'final_test_accuracy': last['test_accuracy'],
-             'final_test_loss': last['test_loss'],
-             'best_test_accuracy': max(r['test_accuracy'] for r in mine),
-             'final_train_accuracy': last['train_accuracy'],
-             'density': float(dens['density/total'][i]),
-             'density_per_layer': {k[len('density/'):]: float(v[i])
-                                   for k, v in dens.items()
-                                   if k.startswith('density/')
-                                   and k != 'density/total'}}
-      if 'val_loss' in last:
-        best = min(mine, key=lambda r: r['val_loss'])
-        rec['early_stop_step'] = best['step']
-        rec['early_stop_test_accuracy'] = best['test_accuracy']
-      out.append(rec)
+      out.append({'level': level, 'branch': branch, **lineage,
+                  **lifecycle.member_stats(mine), **dens[i]})
   return out
 
 
