@@ -26,6 +26,7 @@ METHODS = {
     'cs': 'ticketjax.methods.cs',
     'edgepopup': 'ticketjax.methods.edgepopup',
     'lmc': 'ticketjax.methods.lmc',
+    'pai': 'ticketjax.methods.pai',
 }
 
 

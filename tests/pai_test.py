@@ -1,0 +1,104 @@
+"""Pruning at initialization (`methods/pai`): the first method added as a
+plug-in (one folder, one config, this test and one registry line)."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from configs import pai_mnist1d
+from ticketjax.reports import cross_run
+from ticketjax.run import jobs
+from ticketjax.run import store
+
+
+def _smoke(**pai):
+  config = pai_mnist1d.get_config('smoke')
+  config.progress = False
+  for name, value in pai.items():
+    setattr(config.pai, name, value)
+  return config
+
+
+def _kept(params_mask, density):
+  """Per-layer kept counts pruning by `density` must give."""
+  return {path: m.size - int(np.floor(np.float32(1 - density) * m.size + 0.5))
+          for path, m in params_mask.items()}
+
+
+@pytest.mark.parametrize('score', ['magnitude', 'random', 'snip'])
+def test_pai_smoke_prunes_exactly_trains_and_reports(tmp_path, score):
+  summary = jobs.run(_smoke(score=score), str(tmp_path))
+  run_dir = summary['run_dir']
+  assert summary['score'] == score and len(summary['members']) == 2 * 2
+  final = store.Checkpoints(run_dir).restore_raw('final')
+  masks = final['mask']
+  for i, m in enumerate(summary['members']):  # density-major, seed-minor
+    assert (m['density_target'], m['seed']) == ((0.5, 0.1)[i // 2], i % 2)
+    kernels = {f'{layer}/kernel': np.asarray(masks[layer]['kernel'][i])
+               for layer in masks}
+    want = _kept(kernels, m['density_target'])
+    assert {k: int(v.sum()) for k, v in kernels.items()} == want
+    assert m['density_per_layer'] == pytest.approx(
+        {k: want[k] / kernels[k].size for k in want})
+  # pruned weights stay exactly zero through training
+  for layer in masks:
+    w, msk = final['params'][layer]['kernel'], masks[layer]['kernel']
+    assert not np.any(np.asarray(w)[~np.asarray(msk)])
+  for name in ('report.md', 'accuracy.png', 'curves.png', 'metrics.jsonl'):
+    assert os.path.getsize(os.path.join(run_dir, name)) > 0, name
+  assert 'Pruning at init by' in open(os.path.join(run_dir, 'report.md')).read()
+
+
+def test_a_finished_run_is_found_and_heals_its_plots(tmp_path, capsys):
+  first = jobs.run(_smoke(), str(tmp_path))
+  run_dir = first['run_dir']
+  ckpt = os.path.join(run_dir, 'checkpoints', 'final')
+  stamp = os.path.getmtime(ckpt)
+  open(os.path.join(run_dir, 'accuracy.png'), 'w').close()  # emptied
+  os.remove(os.path.join(run_dir, 'report.md'))
+  capsys.readouterr()
+  again = jobs.run(_smoke(), str(tmp_path))
+  assert again == json.load(open(os.path.join(run_dir, 'summary.json')))
+  assert again == first and os.path.getmtime(ckpt) == stamp
+  assert os.path.getsize(os.path.join(run_dir, 'accuracy.png')) > 0
+  assert os.path.exists(os.path.join(run_dir, 'report.md'))
+  assert 'already done' in capsys.readouterr().err
+  # the cross-run report finds the method through the registry
+  text = cross_run.write([str(tmp_path)], str(tmp_path / 'report'))
+  assert 'pai mnist1d_mlp PaI magnitude (layerwise)' in text
+
+
+def test_vmapped_density_sweep_equals_separate_runs(tmp_path):
+  """With members in compiled groups (not semantic), density 10% of a
+  two-density sweep has exactly the records of a run of 10% alone."""
+  both, alone = _smoke(), _smoke(densities=(0.1,))
+  for config in (both, alone):
+    config.train.member_group = 2
+  jobs.run(both, str(tmp_path / 'both'))
+  jobs.run(alone, str(tmp_path / 'alone'))
+  read = lambda name: [json.loads(line) for line in open(
+      next((tmp_path / name).glob('pai-*/metrics.jsonl')))]
+  assert [r for r in read('both') if r['density_target'] == 0.1] == read(
+      'alone')
+
+
+@pytest.mark.parametrize('field,value,match', [
+    ('score', 'grasp2', "unknown score 'grasp2'"),
+    ('scope', 'rows', "unknown pruning scope 'rows'"),
+    ('densities', (0.5, 1.5), r'lie outside \(0, 1\]'),
+    ('densities', (), 'empty'),
+])
+def test_bad_pai_config_fails_before_any_work(tmp_path, field, value, match):
+  with pytest.raises(ValueError, match=match):
+    jobs.run(_smoke(**{field: value}), str(tmp_path / 'w'))
+  assert not (tmp_path / 'w').exists()
+
+
+def test_more_seeds_are_refused_with_the_valid_count(tmp_path):
+  jobs.run(_smoke(), str(tmp_path))
+  config = _smoke()
+  config.num_seeds = 3
+  with pytest.raises(ValueError, match='num_seeds=2'):
+    jobs.run(config, str(tmp_path))
+
