@@ -136,7 +136,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.eval_batch_size = 1000
   c.train.member_group = 0  # > 0: bitwise the same on any device count
 
-  # A vmapped hyperparameter grid (ticketjax.grid): values per name, the
+  # A vmapped hyperparameter grid (ticketjax.core.grid): values per name, the
   # cartesian product runs in one program; an empty list is no grid.
   c.grid = ml_collections.ConfigDict()
   c.grid.learning_rate = ()

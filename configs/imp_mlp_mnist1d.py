@@ -13,7 +13,7 @@ Variants (comma-separated after ':'):
   levels=N   pruning levels after the dense level (default 10, about 11%
              of the hidden kernels left);
   width=N    hidden width of the 40-N-N-10 residual MLP (default 100);
-  lr=A/B/..  a grid over the learning rate (one program, ticketjax.grid);
+  lr=A/B/..  a grid over the learning rate (one program, ticketjax.core.grid);
   rate=A/..  a grid over the pruning rate, one rate for every layer
              (replaces the 20%/10% rates);
   k=A/B/..   rewind to step k instead of init (imp.rewind='step'), a grid

@@ -2,7 +2,7 @@
 
   --num_processes=N [--coordinator_address=HOST:PORT --process_id=I]
 
-With N > 1 every host runs the same command and `ticketjax.hosts` takes
+With N > 1 every host runs the same command and `ticketjax.run.hosts` takes
 over (one search across all processes' devices; process 0 writes the run
 folders). On TPU VMs JAX finds the address and the process id itself.
 """
@@ -14,7 +14,7 @@ from ticketjax.run import hosts
 
 _NUM_PROCESSES = flags.DEFINE_integer(
     'num_processes', None, 'Multi-host: the number of JAX processes (one per '
-    'host); each runs this same command. See ticketjax/hosts.py.')
+    'host); each runs this same command. See ticketjax/run/hosts.py.')
 _COORDINATOR = flags.DEFINE_string(
     'coordinator_address', None, 'Multi-host: host:port of process 0 (found '
     'by JAX on TPU VMs).')

@@ -5,7 +5,7 @@
 
 On several hosts, the same command on each with `--num_processes=N` (and
 off TPU `--coordinator_address=HOST:PORT --process_id=I`); process 0
-writes the run folder (`ticketjax/hosts.py`).
+writes the run folder (`ticketjax/run/hosts.py`).
 
 Kept thin on purpose: it parses flags and calls `ticketjax.run.jobs.run`,
 the same function Colab and the tests call. Any config field can be

@@ -14,7 +14,7 @@ Adam is optax's with the bias corrections applied as multiplications by
 their reciprocals (`scale_by_adam`, same state), so a program partitioned
 over several devices computes the numbers of the one-device program.
 
-A vmapped hyperparameter grid (`ticketjax.grid`) gives each member its own
+A vmapped hyperparameter grid (`ticketjax.core.grid`) gives each member its own
 learning rate or weight decay: `make_optimizer(..., per_member=names)`
 keeps those values in the optimizer state (`HparamState`, set per member
 with `set_hparams`) and builds the optax optimizer from them inside the

@@ -6,7 +6,7 @@ member axis is sharded over a 1-D mesh of all devices (`MESH_AXIS`; with
 several processes, the devices of every process), and the data are
 replicated, so each device runs its share of the members and XLA's SPMD
 partitioner needs no communication inside the training step. With several
-processes (`ticketjax.hosts`) the inputs are built from the host values
+processes (`ticketjax.run.hosts`) the inputs are built from the host values
 every process holds, and `gather` brings the results back to every
 process.
 

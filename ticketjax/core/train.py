@@ -284,7 +284,7 @@ class Trainer:
     'active' [T, S] saying which seed trained at which step. One compiled
     program per distinct `num_steps` (drive long runs in equal chunks).
     With several devices the seed axis is sharded over them
-    (`ticketjax.sharding`).
+    (`ticketjax.core.sharding`).
     """
     if data.x_train.shape[0] < self.batch_size:
       raise ValueError(

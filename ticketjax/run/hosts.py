@@ -6,7 +6,7 @@ and `--process_id`); `initialize` calls `jax.distributed.initialize`. Every
 process then runs the same driver:
 
   * the compiled training and evaluation programs span the devices of all
-    processes (`ticketjax.sharding`: the member axis over a mesh of
+    processes (`ticketjax.core.sharding`: the member axis over a mesh of
     `jax.devices()`), and their results are gathered to every process, so
     every process holds every member's numbers and makes the same
     decisions (levels done, densities, resume);

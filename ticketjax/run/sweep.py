@@ -8,7 +8,7 @@ starts, runs them in order through `jobs.run` (each in its own
 content-addressed folder, so a killed sweep rerun skips the finished jobs
 and resumes the unfinished one), and writes one cross-run report
 (`cross_run.write`) over the workdir. With several JAX processes
-(`ticketjax.hosts`) every job spans them all, and each process writes
+(`ticketjax.run.hosts`) every job spans them all, and each process writes
 the report from its own copy of the runs (process 0 into the workdir).
 """
 import os

@@ -18,7 +18,7 @@ checkpoint is written beside the old one and swapped in by two renames
 records; a rerun finishes a swap cut between the renames and skips a
 checkpoint that already holds S_new members.
 
-With several processes (`ticketjax.hosts`) every process merges its own
+With several processes (`ticketjax.run.hosts`) every process merges its own
 copy of the records, all save the merged checkpoints together, and
 process 0 alone renames and deletes in the shared checkpoint folders while
 the others wait (`hosts.barrier`).

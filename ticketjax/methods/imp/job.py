@@ -16,7 +16,7 @@ The numbers of levels and seeds stay out of the run's hash: asking for
 more levels extends the same run, and asking for more seeds runs only the
 new seeds as a sub-search and merges them in (`ticketjax.imp_extend`).
 
-With a hyperparameter grid (`ticketjax.grid`) the search has N = G x S
+With a hyperparameter grid (`ticketjax.core.grid`) the search has N = G x S
 *lineages*, lineage g * S + s being seed s at grid point g: each is a
 search of its own (own masks, own learning rate or pruning rate) and all
 of them run in the one program of each level. Records carry the point's
