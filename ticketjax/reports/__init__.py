@@ -1,0 +1,1 @@
+"""Reports across runs and tools over saved networks, and shared plot pieces."""
