@@ -302,8 +302,4 @@ def check(config) -> None:
 
 def run(config: Any, workdir: str) -> dict:
   """The `cs` job: see the module docstring."""
-  job = CsRun(config, workdir)
-  try:
-    return job.run()
-  finally:  # a failed run in a notebook must not keep its folder locked
-    job.run_.release()
+  return CsRun(config, workdir).run()  # jobs.run releases the lock
