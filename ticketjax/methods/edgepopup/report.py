@@ -1,0 +1,173 @@
+"""Edge-Popup's summary, table and plots: pure functions of its records.
+
+A member is one (method, k, seed): an Edge-Popup subnetwork at fraction
+kept k, or (method 'dense', no k) the dense-trained baseline of a seed.
+"""
+import numpy as np
+
+from ticketjax.core import stats
+from ticketjax.reports import plots as plots_lib
+
+STATS = ('final_test_accuracy', 'final_test_loss', 'final_train_accuracy',
+         'best_test_accuracy')
+
+
+def member_key(record: dict) -> tuple:
+  """(method, k, seed): who a record or member summary belongs to."""
+  return record['method'], record.get('k'), record['seed']
+
+
+def _member_stats(recs: list[dict]) -> dict:
+  last = max(recs, key=lambda r: r['step'])
+  return {'final_test_accuracy': last['test_accuracy'],
+          'final_test_loss': last['test_loss'],
+          'final_train_accuracy': last['train_accuracy'],
+          'best_test_accuracy': max(r['test_accuracy'] for r in recs)}
+
+
+def _aggregate(group: list[dict]) -> dict:
+  """Mean ± std over the healthy members; 'diverged': count, if any."""
+  healthy = [m for m in group if not m.get('diverged')]
+  out = {name: stats.mean_std([m[name] for m in healthy]) for name in STATS}
+  if len(healthy) < len(group):
+    out['diverged'] = len(group) - len(healthy)
+  return out
+
+
+def summarize(records: dict, densities: list[dict], ks, num_seeds: int,
+              diverged=frozenset()) -> dict:
+  """Per k (and dense): mean ± std over seeds of the final metrics.
+
+  `records` maps a phase to its records, `densities` holds the kept
+  fractions of each Edge-Popup member (k-major), `diverged` the keys
+  (`member_key`) of diverged members: they are marked, left out of the
+  means and counted. A k's density is the mean over all its members: the
+  kept count is exact whatever the scores. Returns {'k': [{'k', 'density',
+  'density_per_layer', stats...}], 'dense': {stats...} or None, 'members':
+  [per-member summaries]}.
+  """
+  by_member = {}
+  for rec in records.get('edgepopup', []) + records.get('dense', []):
+    by_member.setdefault(member_key(rec), []).append(rec)
+  members = []
+  for i, k in enumerate(x for x in ks for _ in range(num_seeds)):
+    who = {'method': 'edgepopup', 'k': k, 'seed': i % num_seeds}
+    members.append({**who, **densities[i],
+                    **_member_stats(by_member[member_key(who)])})
+  for s in range(num_seeds):
+    mine = by_member.get(('dense', None, s))
+    if mine:
+      members.append({'method': 'dense', 'seed': s, 'density': 1.0,
+                      **_member_stats(mine)})
+  for m in members:
+    if member_key(m) in diverged:
+      m['diverged'] = True
+  per_k = []
+  for k in ks:
+    group = [m for m in members if m.get('k') == k]
+    layers = group[0]['density_per_layer']
+    per_k.append({
+        'k': k,
+        'density': float(np.mean([m['density'] for m in group])),
+        'density_per_layer': {
+            path: float(np.mean([m['density_per_layer'][path]
+                                 for m in group])) for path in layers},
+        **_aggregate(group)})
+  dense = [m for m in members if m['method'] == 'dense']
+  return {'k': per_k, 'dense': _aggregate(dense) if dense else None,
+          'members': members}
+
+
+def _model_name(summary: dict) -> str:
+  """'mnist1d_mlp(width=500)': the model and its config kwargs."""
+  kwargs = summary.get('model_kwargs') or {}
+  args = ', '.join(f'{k}={v}' for k, v in sorted(kwargs.items()))
+  return f"{summary.get('model', '')}({args})" if args else summary.get(
+      'model', '')
+
+
+def _heading(summary: dict) -> tuple[str, str]:
+  """(method, model and data; frozen-weight init, steps and seeds)."""
+  what = (f'Edge-Popup {_model_name(summary)} on '
+          f"{summary.get('dataset', '')}")
+  how = (f"{summary.get('init', '')} frozen weights"
+         f"{', scaled fan' if summary.get('scale_fan') else ''}, "
+         f"{summary.get('steps', '?')} steps, "
+         f"{summary.get('num_seeds', '?')} seeds")
+  return what, how
+
+
+def title(summary: dict) -> str:
+  """Method, model, data, frozen-weight init, steps and seeds."""
+  return ', '.join(_heading(summary))
+
+
+def _cell(mean_std: dict) -> str:
+  """'52.3 ± 1.0' (%), or '-' when every member of the row diverged."""
+  return stats.format_mean_std(mean_std) if mean_std['n'] else '-'
+
+
+def _row(label: str, density: str, entry: dict, members: int) -> list:
+  if entry.get('diverged'):
+    label += f", diverged {entry['diverged']}/{members}"
+  return [label, density] + [_cell(entry[name]) for name in (
+      'final_test_accuracy', 'best_test_accuracy', 'final_train_accuracy')]
+
+
+def table(summary: dict) -> str:
+  """Markdown table: one row per k, then the dense-trained network."""
+  seeds = summary.get('num_seeds', 0)
+  rows = [_row(f"{e['k']:g}", f"{100 * e['density']:.2f}", e, seeds)
+          for e in summary['k']]
+  if summary.get('dense'):
+    rows.append(_row('dense (trained)', '100.00', summary['dense'], seeds))
+  header = ['k (fraction kept)', 'weights kept (%)', 'test acc (%)',
+            'best test acc (%)', 'train acc (%)']
+  return (title(summary) + ' (final-step accuracy, mean ± std over seeds; '
+          'the k rows train no weight)\n\n' +
+          stats.markdown_table(header, rows))
+
+
+def plots(summary: dict, lines: list[dict]) -> dict:
+  """{'accuracy.png': draw, 'curves.png': draw} for `Run.write_report`."""
+  curves = {f"Edge-Popup k={k:g}": [
+      r for r in lines if r['method'] == 'edgepopup' and r['k'] == k]
+            for k in (e['k'] for e in summary['k'])}
+  dense = [r for r in lines if r['method'] == 'dense']
+  if dense:
+    curves['dense (trained)'] = dense
+  return {
+      'accuracy.png': lambda path: plot_accuracy(summary, path),
+      'curves.png': lambda path: plots_lib.learning_curves(
+          curves, path, title(summary)),
+  }
+
+
+def plot_accuracy(summary: dict, path: str) -> None:
+  """Final test accuracy against k; the dense-trained network as a band."""
+  plt = plots_lib.pyplot()
+  fig, ax = plt.subplots(figsize=(6, 4.4), dpi=120)
+  entries = sorted((e for e in summary['k']
+                    if e['final_test_accuracy']['n']), key=lambda e: e['k'])
+  if entries:
+    acc = [e['final_test_accuracy'] for e in entries]
+    plots_lib.band(ax, [e['k'] for e in entries],
+                   [100 * a['mean'] for a in acc],
+                   [100 * a['std'] for a in acc],
+                   'Edge-Popup (untrained weights)', marker='o', ms=4)
+  dense = summary.get('dense')
+  if dense and dense['final_test_accuracy']['n']:
+    d = dense['final_test_accuracy']
+    plots_lib.band(ax, [0, 1.02], [100 * d['mean']] * 2,
+                   [100 * d['std']] * 2, 'dense, trained', color='gray',
+                   ls='--', lw=1)
+  ax.set_xlabel('k (fraction of weights kept per layer)')
+  ax.set_ylabel('final test accuracy (%)')
+  ax.set_xlim(0, 1.02)
+  what, how = _heading(summary)
+  ax.set_title(f'{what}\n{how} ({plots_lib.BAND})', fontsize='small')
+  ax.grid(alpha=0.3)
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
