@@ -15,9 +15,14 @@ from ticketjax.methods.edgepopup.report import table
 
 
 def series(summary: dict) -> list[dict]:
-  """Edge-Popup (k -> members) and its dense-trained baseline."""
+  """Edge-Popup (k -> members) and its dense-trained baseline.
+
+  Diverged members are left out, as in the summary's means.
+  """
   groups = {}
   for m in summary.get('members', []):
+    if m.get('diverged'):
+      continue
     label = ('Edge-Popup' if m.get('method', 'edgepopup') == 'edgepopup'
              else 'dense-trained')
     groups.setdefault(label, {}).setdefault(m.get('k', 1.0), []).append(m)
