@@ -301,12 +301,15 @@ def test_diverged_member_is_flagged_counted_and_left_out(tmp_path):
   flagged = [m for m in summary['members'] if m.get('diverged')]
   assert [report.member_key(m) for m in flagged] == [('edgepopup', 0.7, 1)]
   text = report.table(summary)
-  assert '| 0.7, diverged 1/2 | 70.00 | 62.0 ± 0.0 |' in text
-  assert 'diverged' not in report.table(healthy)
+  assert '| 0.3 | 30.00 | 60.5 ± 0.5 |' in text and '| ok |' in text
+  assert ('| 0.7 | 70.00 | 62.0 ± 0.0 | 62.0 ± 0.0 | 50.0 ± 0.0 | '
+          'diverged 1/2 |') in text
+  assert text.count('diverged') == 1
+  assert 'health' not in report.table(healthy)  # no column when all are
   # every member of a row diverged: no numbers, and the plots still draw
   lines = _records((0.5,), 1, bad=('edgepopup', 0.5, 0))
   summary = _summary(lines, (0.5,), 1)
-  assert '| 0.5, diverged 1/1 | 50.00 | - | - | - |' in report.table(summary)
+  assert '| 0.5 | 50.00 | - | - | - | diverged 1/1 |' in report.table(summary)
   for name, draw in report.plots(summary, lines).items():
     draw(str(tmp_path / name))
     assert (tmp_path / name).stat().st_size > 0

@@ -232,7 +232,6 @@ class EdgePopupRun:
         lines = records_lib.read_jsonl(run_.path('metrics.jsonl'))
         run_.write_report(report.table(done), report.title(done),
                           report.plots(done, lines))
-        run_.release()
       run_.announce(report.table(done), done_before=True)
       return done
     run_.begin()
@@ -242,10 +241,9 @@ class EdgePopupRun:
         records[phase] = self.phase(phase)
         summary = self.write_outputs(records,
                                      final=phase == self.phases[-1])
-    finally:
+    finally:  # the run folder's lock is released by `jobs.run`
       for ckpt in self.checkpoints.values():
         ckpt.close()
-      run_.release()
     return summary
 
   def write_outputs(self, records: dict, final: bool = False) -> dict:

@@ -86,20 +86,13 @@ def _model_name(summary: dict) -> str:
       'model', '')
 
 
-def _heading(summary: dict) -> tuple[str, str]:
-  """(method, model and data; frozen-weight init, steps and seeds)."""
-  what = (f'Edge-Popup {_model_name(summary)} on '
-          f"{summary.get('dataset', '')}")
-  how = (f"{summary.get('init', '')} frozen weights"
-         f"{', scaled fan' if summary.get('scale_fan') else ''}, "
-         f"{summary.get('steps', '?')} steps, "
-         f"{summary.get('num_seeds', '?')} seeds")
-  return what, how
-
-
 def title(summary: dict) -> str:
   """Method, model, data, frozen-weight init, steps and seeds."""
-  return ', '.join(_heading(summary))
+  return (f'Edge-Popup {_model_name(summary)} on '
+          f"{summary.get('dataset', '')}, {summary.get('init', '')} "
+          f"frozen weights{', scaled fan' if summary.get('scale_fan') else ''}"
+          f", {summary.get('steps', '?')} steps, "
+          f"{summary.get('num_seeds', '?')} seeds")
 
 
 def _cell(mean_std: dict) -> str:
@@ -107,22 +100,28 @@ def _cell(mean_std: dict) -> str:
   return stats.format_mean_std(mean_std) if mean_std['n'] else '-'
 
 
-def _row(label: str, density: str, entry: dict, members: int) -> list:
-  if entry.get('diverged'):
-    label += f", diverged {entry['diverged']}/{members}"
-  return [label, density] + [_cell(entry[name]) for name in (
-      'final_test_accuracy', 'best_test_accuracy', 'final_train_accuracy')]
-
-
 def table(summary: dict) -> str:
-  """Markdown table: one row per k, then the dense-trained network."""
+  """Markdown table: one row per k, then the dense-trained network.
+
+  When a member diverged, a last column says how many of each row's seeds
+  did ('diverged k/n'); a row with no healthy seed shows no means.
+  """
   seeds = summary.get('num_seeds', 0)
-  rows = [_row(f"{e['k']:g}", f"{100 * e['density']:.2f}", e, seeds)
-          for e in summary['k']]
+  entries = [(f"{e['k']:g}", f"{100 * e['density']:.2f}", e)
+             for e in summary['k']]
   if summary.get('dense'):
-    rows.append(_row('dense (trained)', '100.00', summary['dense'], seeds))
+    entries.append(('dense (trained)', '100.00', summary['dense']))
+  health = any(e.get('diverged') for _, _, e in entries)
+  rows = []
+  for label, density, e in entries:
+    row = [label, density] + [_cell(e[name]) for name in (
+        'final_test_accuracy', 'best_test_accuracy', 'final_train_accuracy')]
+    if health:
+      row.append(f"diverged {e['diverged']}/{seeds}" if e.get('diverged')
+                 else 'ok')
+    rows.append(row)
   header = ['k (fraction kept)', 'weights kept (%)', 'test acc (%)',
-            'best test acc (%)', 'train acc (%)']
+            'best test acc (%)', 'train acc (%)'] + (['health'] * health)
   return (title(summary) + ' (final-step accuracy, mean ± std over seeds; '
           'the k rows train no weight)\n\n' +
           stats.markdown_table(header, rows))
@@ -146,7 +145,7 @@ def plots(summary: dict, lines: list[dict]) -> dict:
 def plot_accuracy(summary: dict, path: str) -> None:
   """Final test accuracy against k; the dense-trained network as a band."""
   plt = plots_lib.pyplot()
-  fig, ax = plt.subplots(figsize=(6, 4.4), dpi=120)
+  fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
   entries = sorted((e for e in summary['k']
                     if e['final_test_accuracy']['n']), key=lambda e: e['k'])
   if entries:
@@ -164,8 +163,7 @@ def plot_accuracy(summary: dict, path: str) -> None:
   ax.set_xlabel('k (fraction of weights kept per layer)')
   ax.set_ylabel('final test accuracy (%)')
   ax.set_xlim(0, 1.02)
-  what, how = _heading(summary)
-  ax.set_title(f'{what}\n{how} ({plots_lib.BAND})', fontsize='small')
+  ax.set_title(plots_lib.title(title(summary), width=80), fontsize='small')
   ax.grid(alpha=0.3)
   ax.legend()
   fig.tight_layout()
