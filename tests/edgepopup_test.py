@@ -275,12 +275,12 @@ def _records(ks, seeds, bad=None):
 
 
 def _summary(lines, ks, seeds):
-  diverged = lifecycle.flag_diverged(lines, key=report.member_key)
+  lifecycle.flag_diverged(lines, key=report.member_key)
   records = {p: [r for r in lines if r['method'] == p]
              for p in ('edgepopup', 'dense')}
   densities = [{'density': k, 'density_per_layer': {'w': k}}
                for k in ks for _ in range(seeds)]
-  summary = report.summarize(records, densities, ks, seeds, diverged)
+  summary = report.summarize(records, densities, ks, seeds)
   summary.update({'model': 'mlp', 'dataset': 'mnist1d', 'steps': 20,
                   'num_seeds': seeds, 'init': 'signed_constant'})
   return summary
@@ -295,7 +295,7 @@ def test_diverged_member_is_flagged_counted_and_left_out(tmp_path):
   assert summary['k'][0] == healthy['k'][0]  # k = 0.3 is untouched
   assert summary['dense'] == healthy['dense']
   k07 = summary['k'][1]
-  assert k07['diverged'] == 1 and k07['density'] == 0.7
+  assert (k07['diverged'], k07['members'], k07['density']) == (1, 2, 0.7)
   assert k07['final_test_accuracy']['values'] == [healthy['k'][1][
       'final_test_accuracy']['values'][0]]
   flagged = [m for m in summary['members'] if m.get('diverged')]

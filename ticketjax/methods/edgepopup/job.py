@@ -253,10 +253,10 @@ class EdgePopupRun:
     summary (`lifecycle.flag_diverged`); the others' numbers are unchanged.
     """
     lines = [r for phase in PHASES for r in records.get(phase, [])]
-    diverged = lifecycle.flag_diverged(lines, key=report.member_key)
+    lifecycle.flag_diverged(lines, key=report.member_key)
     self.run_.write_metrics(lines)
     summary = report.summarize(records, self.final_densities, self.cfg.k,
-                               self.S, diverged)
+                               self.S)
     summary.update({
         'job': 'edgepopup', 'run_dir': self.run_.dir, 'finished': final,
         'model': self.pieces.model.name, 'dataset': self.pieces.dataset.name,

@@ -7,6 +7,7 @@ import numpy as np
 
 from ticketjax.core import stats
 from ticketjax.reports import plots as plots_lib
+from ticketjax.run import lifecycle
 
 STATS = ('final_test_accuracy', 'final_test_loss', 'final_train_accuracy',
          'best_test_accuracy')
@@ -17,34 +18,17 @@ def member_key(record: dict) -> tuple:
   return record['method'], record.get('k'), record['seed']
 
 
-def _member_stats(recs: list[dict]) -> dict:
-  last = max(recs, key=lambda r: r['step'])
-  return {'final_test_accuracy': last['test_accuracy'],
-          'final_test_loss': last['test_loss'],
-          'final_train_accuracy': last['train_accuracy'],
-          'best_test_accuracy': max(r['test_accuracy'] for r in recs)}
-
-
-def _aggregate(group: list[dict]) -> dict:
-  """Mean ± std over the healthy members; 'diverged': count, if any."""
-  healthy = [m for m in group if not m.get('diverged')]
-  out = {name: stats.mean_std([m[name] for m in healthy]) for name in STATS}
-  if len(healthy) < len(group):
-    out['diverged'] = len(group) - len(healthy)
-  return out
-
-
-def summarize(records: dict, densities: list[dict], ks, num_seeds: int,
-              diverged=frozenset()) -> dict:
+def summarize(records: dict, densities: list[dict], ks,
+              num_seeds: int) -> dict:
   """Per k (and dense): mean ± std over seeds of the final metrics.
 
-  `records` maps a phase to its records, `densities` holds the kept
-  fractions of each Edge-Popup member (k-major), `diverged` the keys
-  (`member_key`) of diverged members: they are marked, left out of the
-  means and counted. A k's density is the mean over all its members: the
-  kept count is exact whatever the scores. Returns {'k': [{'k', 'density',
-  'density_per_layer', stats...}], 'dense': {stats...} or None, 'members':
-  [per-member summaries]}.
+  `records` maps a phase to its records (diverged members already flagged,
+  `lifecycle.flag_diverged`), `densities` holds the kept fractions of each
+  Edge-Popup member (k-major). Diverged members are marked, left out of the
+  means and counted (`lifecycle.aggregate`). A k's density is the mean over
+  all its members: the kept count is exact whatever the scores. Returns
+  {'k': [{'k', 'density', 'density_per_layer', stats...}], 'dense':
+  {stats...} or None, 'members': [per-member summaries]}.
   """
   by_member = {}
   for rec in records.get('edgepopup', []) + records.get('dense', []):
@@ -52,16 +36,13 @@ def summarize(records: dict, densities: list[dict], ks, num_seeds: int,
   members = []
   for i, k in enumerate(x for x in ks for _ in range(num_seeds)):
     who = {'method': 'edgepopup', 'k': k, 'seed': i % num_seeds}
-    members.append({**who, **densities[i],
-                    **_member_stats(by_member[member_key(who)])})
+    members.append({**who, **densities[i], **lifecycle.member_stats(
+        by_member[member_key(who)])})
   for s in range(num_seeds):
     mine = by_member.get(('dense', None, s))
     if mine:
       members.append({'method': 'dense', 'seed': s, 'density': 1.0,
-                      **_member_stats(mine)})
-  for m in members:
-    if member_key(m) in diverged:
-      m['diverged'] = True
+                      **lifecycle.member_stats(mine)})
   per_k = []
   for k in ks:
     group = [m for m in members if m.get('k') == k]
@@ -72,9 +53,10 @@ def summarize(records: dict, densities: list[dict], ks, num_seeds: int,
         'density_per_layer': {
             path: float(np.mean([m['density_per_layer'][path]
                                  for m in group])) for path in layers},
-        **_aggregate(group)})
+        **lifecycle.aggregate(group, STATS)})
   dense = [m for m in members if m['method'] == 'dense']
-  return {'k': per_k, 'dense': _aggregate(dense) if dense else None,
+  return {'k': per_k,
+          'dense': lifecycle.aggregate(dense, STATS) if dense else None,
           'members': members}
 
 
@@ -95,9 +77,9 @@ def title(summary: dict) -> str:
           f"{summary.get('num_seeds', '?')} seeds")
 
 
-def _cell(mean_std: dict) -> str:
+def _cell(mean_std: dict | None) -> str:
   """'52.3 ± 1.0' (%), or '-' when every member of the row diverged."""
-  return stats.format_mean_std(mean_std) if mean_std['n'] else '-'
+  return stats.format_mean_std(mean_std) if mean_std else '-'
 
 
 def table(summary: dict) -> str:
@@ -114,7 +96,7 @@ def table(summary: dict) -> str:
   health = any(e.get('diverged') for _, _, e in entries)
   rows = []
   for label, density, e in entries:
-    row = [label, density] + [_cell(e[name]) for name in (
+    row = [label, density] + [_cell(e.get(name)) for name in (
         'final_test_accuracy', 'best_test_accuracy', 'final_train_accuracy')]
     if health:
       row.append(f"diverged {e['diverged']}/{seeds}" if e.get('diverged')
@@ -146,8 +128,8 @@ def plot_accuracy(summary: dict, path: str) -> None:
   """Final test accuracy against k; the dense-trained network as a band."""
   plt = plots_lib.pyplot()
   fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-  entries = sorted((e for e in summary['k']
-                    if e['final_test_accuracy']['n']), key=lambda e: e['k'])
+  entries = sorted((e for e in summary['k'] if 'final_test_accuracy' in e),
+                   key=lambda e: e['k'])
   if entries:
     acc = [e['final_test_accuracy'] for e in entries]
     plots_lib.band(ax, [e['k'] for e in entries],
@@ -155,7 +137,7 @@ def plot_accuracy(summary: dict, path: str) -> None:
                    [100 * a['std'] for a in acc],
                    'Edge-Popup (untrained weights)', marker='o', ms=4)
   dense = summary.get('dense')
-  if dense and dense['final_test_accuracy']['n']:
+  if dense and 'final_test_accuracy' in dense:
     d = dense['final_test_accuracy']
     plots_lib.band(ax, [0, 1.02], [100 * d['mean']] * 2,
                    [100 * d['std']] * 2, 'dense, trained', color='gray',
