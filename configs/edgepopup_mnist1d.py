@@ -17,6 +17,9 @@ Variants (comma-separated after ':'):
   seeds=N      seeds (default 3);
   steps=N      training steps (default 3000, 75 epochs);
   smoke        2 seeds, k 0.3/0.7, 40 steps: the tests' run (~20 s).
+A run folder keeps its seed count (it is out of the hash): another count in
+the same workdir is refused. report.md shows the table, accuracy.png (test
+accuracy against k) and curves.png (test accuracy and loss against step).
 
 Measured on 2 CPU cores shared with other jobs (load 2-6; wall time of the
 whole command): final-step test accuracy in %, mean ± std over seeds for

@@ -18,9 +18,12 @@ from configs import edgepopup_mnist
 from configs import edgepopup_mnist1d
 from ticketjax.core import optim
 from ticketjax.core import train as train_lib
+from ticketjax.methods import edgepopup
 from ticketjax.methods.edgepopup import core as ep
 from ticketjax.methods.edgepopup import job as edgepopup_run
+from ticketjax.methods.edgepopup import report
 from ticketjax.run import jobs
+from ticketjax.run import lifecycle
 from ticketjax.run import setup as setup_lib
 from testlib import kill_when, launch_env, synthetic_dataset, tiny_mlp
 
@@ -181,12 +184,14 @@ def test_smoke_end_to_end_and_idempotent(straight, capsys):
     summary = json.load(f)
   assert summary['finished'] and summary['num_seeds'] == 2
   for name in ('config.json', 'metrics.jsonl', 'summary.json', 'report.md',
-               'accuracy.png', 'checkpoints/edgepopup_step_000040',
-               'checkpoints/dense_step_000040'):
+               'accuracy.png', 'curves.png', 'records/edgepopup.json',
+               'records/dense.json'):
     assert os.path.exists(os.path.join(run_dir, name)), name
-  assert not glob.glob(os.path.join(run_dir, '*/*_step_000030*'))
+  for phase in ('edgepopup', 'dense'):  # only the newest checkpoint is kept
+    assert os.listdir(os.path.join(run_dir, 'checkpoints', phase)) == ['40']
   assert [e['k'] for e in summary['k']] == [0.3, 0.7]
   for entry in summary['k']:
+    assert 'diverged' not in entry
     for path, density in entry['density_per_layer'].items():
       n = {'dense_0/kernel': 4000, 'dense_1/kernel': 10000,
            'output/kernel': 1000}[path]
@@ -195,36 +200,119 @@ def test_smoke_end_to_end_and_idempotent(straight, capsys):
   with open(os.path.join(run_dir, 'metrics.jsonl')) as f:
     records = [json.loads(line) for line in f]
   assert len(records) == 4 * (2 * 2 + 2)  # chunks x (k x seeds + dense)
+  assert not any('diverged' in r for r in records)
   assert [(r['method'], r.get('k'), r['seed']) for r in records[:5]] == [
       ('edgepopup', 0.3, 0), ('edgepopup', 0.3, 1), ('edgepopup', 0.7, 0),
       ('edgepopup', 0.7, 1), ('edgepopup', 0.3, 0)]
-  assert '| dense (trained) | 100.00 |' in open(
-      os.path.join(run_dir, 'report.md')).read()
+  report = open(os.path.join(run_dir, 'report.md')).read()
+  assert '| dense (trained) | 100.00 |' in report
+  assert '![curves](curves.png)' in report
   # jobs.run finds the finished run: no work, same summary, table
   stamp = os.path.getmtime(os.path.join(run_dir, 'metrics.jsonl'))
   again = jobs.run(_smoke(), str(workdir))
   assert again == summary
   assert os.path.getmtime(os.path.join(run_dir, 'metrics.jsonl')) == stamp
-  assert '| 0.3 | 30.00 |' in capsys.readouterr().out
+  out, err = capsys.readouterr()
+  assert '| 0.3 | 30.00 |' in out and 'already done' in err
+  # a missing report and an empty plot are written again, nothing else
+  os.remove(os.path.join(run_dir, 'report.md'))
+  open(os.path.join(run_dir, 'accuracy.png'), 'w').close()
+  assert jobs.run(_smoke(), str(workdir)) == summary
+  assert open(os.path.join(run_dir, 'report.md')).read() == report
+  assert os.path.getsize(os.path.join(run_dir, 'accuracy.png')) > 0
+  assert os.path.getmtime(os.path.join(run_dir, 'metrics.jsonl')) == stamp
+  assert 'already done' in capsys.readouterr().err
+  # fewer seeds than the run holds: refused, like more
+  fewer = _smoke()
+  fewer.num_seeds = 1
+  with pytest.raises(ValueError, match='holds a search with 2 seeds'):
+    jobs.run(fewer, str(workdir))
 
 
 def test_kill_and_resume_gives_identical_records(straight, tmp_path):
+  """Killed once its step-20 checkpoint is complete, and given a record
+  past its newest checkpoint (a kill between records and checkpoint): the
+  resumed run drops that record and ends as the uninterrupted one."""
   straight_dir, cache = straight
   proc = _launch(tmp_path, cache)
-  kill_when(proc, str(tmp_path / '*/checkpoints/edgepopup_step_*'))
-  assert not glob.glob(str(tmp_path / '*/checkpoints/dense_step_*'))
+  kill_when(proc, str(tmp_path / '*/checkpoints/edgepopup/20'))
+  assert not glob.glob(str(tmp_path / '*/checkpoints/dense'))
+  (b,) = glob.glob(str(tmp_path / '*'))
+  latest = max(int(n) for n in os.listdir(os.path.join(b, 'checkpoints',
+                                                       'edgepopup'))
+               if n.isdigit())
+  path = os.path.join(b, 'records', 'edgepopup.json')
+  cut = json.load(open(path))
+  cut.append({**cut[-1], 'step': latest + 1, 'test_accuracy': -1.0})
+  with open(path, 'w') as f:
+    json.dump(cut, f)
   resumed = _launch(tmp_path, cache)
   _, err = resumed.communicate(timeout=600)
   assert resumed.returncode == 0, err[-2000:]
   (a,) = glob.glob(str(straight_dir / '*'))
-  (b,) = glob.glob(str(tmp_path / '*'))
   assert os.path.basename(a) == os.path.basename(b)
-  for name in ('metrics.jsonl', 'records/edgepopup_step_000040.json',
-               'records/dense_step_000040.json'):
+  for name in ('metrics.jsonl', 'records/edgepopup.json',
+               'records/dense.json'):
     assert open(os.path.join(a, name)).read() == open(
         os.path.join(b, name)).read(), name
   sa, sb = (json.load(open(os.path.join(d, 'summary.json'))) for d in (a, b))
   assert sa['members'] == sb['members'] and sa['k'] == sb['k']
+
+
+def _records(ks, seeds, bad=None):
+  """Records of 2 evaluations per member; member `bad`'s loss goes NaN."""
+  out = []
+  for step in (10, 20):
+    whos = [{'method': 'edgepopup', 'k': k, 'seed': s} for k in ks
+            for s in range(seeds)] + [{'method': 'dense', 'seed': s}
+                                      for s in range(seeds)]
+    for i, who in enumerate(whos):
+      loss = math.nan if step == 20 and bad == report.member_key(who) else 1.0
+      out.append({**who, 'step': step, 'train_loss': loss,
+                  'train_accuracy': 0.5, 'test_loss': 1.0,
+                  'test_accuracy': 0.5 + 0.01 * i + 0.1 * (step == 20)})
+  return out
+
+
+def _summary(lines, ks, seeds):
+  lifecycle.flag_diverged(lines, key=report.member_key)
+  records = {p: [r for r in lines if r['method'] == p]
+             for p in ('edgepopup', 'dense')}
+  densities = [{'density': k, 'density_per_layer': {'w': k}}
+               for k in ks for _ in range(seeds)]
+  summary = report.summarize(records, densities, ks, seeds)
+  summary.update({'model': 'mlp', 'dataset': 'mnist1d', 'steps': 20,
+                  'num_seeds': seeds, 'init': 'signed_constant'})
+  return summary
+
+
+def test_diverged_member_is_flagged_counted_and_left_out(tmp_path):
+  ks, seeds = (0.3, 0.7), 2
+  healthy = _summary(_records(ks, seeds), ks, seeds)
+  lines = _records(ks, seeds, bad=('edgepopup', 0.7, 1))
+  summary = _summary(lines, ks, seeds)
+  assert [r['seed'] for r in lines if r.get('diverged')] == [1]
+  assert summary['k'][0] == healthy['k'][0]  # k = 0.3 is untouched
+  assert summary['dense'] == healthy['dense']
+  k07 = summary['k'][1]
+  assert (k07['diverged'], k07['members'], k07['density']) == (1, 2, 0.7)
+  assert k07['final_test_accuracy']['values'] == [healthy['k'][1][
+      'final_test_accuracy']['values'][0]]
+  flagged = [m for m in summary['members'] if m.get('diverged')]
+  assert [report.member_key(m) for m in flagged] == [('edgepopup', 0.7, 1)]
+  text = report.table(summary)
+  assert '| 0.3 | 30.00 | 60.5 ± 0.5 |' in text and '| ok |' in text
+  assert ('| 0.7 | 70.00 | 62.0 ± 0.0 | 62.0 ± 0.0 | 50.0 ± 0.0 | '
+          'diverged 1/2 |') in text
+  assert text.count('diverged') == 1
+  assert 'health' not in report.table(healthy)  # no column when all are
+  # every member of a row diverged: no numbers, and the plots still draw
+  lines = _records((0.5,), 1, bad=('edgepopup', 0.5, 0))
+  summary = _summary(lines, (0.5,), 1)
+  assert '| 0.5 | 50.00 | - | - | - | diverged 1/1 |' in report.table(summary)
+  for name, draw in report.plots(summary, lines).items():
+    draw(str(tmp_path / name))
+    assert (tmp_path / name).stat().st_size > 0
 
 
 @pytest.mark.parametrize('field,value,match', [
@@ -248,3 +336,12 @@ def test_tfds_configs_validate_on_mock_data(module):
   with tfds.testing.mock_data(num_examples=64):
     built = setup_lib.build(config)
   assert built.model.name == config.model.name
+
+
+def test_series_leaves_out_diverged_members():
+  ks, seeds = (0.3,), 2
+  summary = _summary(_records(ks, seeds, bad=('dense', None, 0)), ks, seeds)
+  series = edgepopup.series(summary)
+  assert [(s['label'], {k: len(v) for k, v in s['points'].items()})
+          for s in series] == [('Edge-Popup', {0.3: 2}),
+                               ('dense-trained', {1.0: 1})]

@@ -10,24 +10,22 @@ Two phases, each one compiled program over its members:
 Seed s uses `pieces.seed_keys()[s]` in both phases, so all k values
 of a seed search the same random network and see the same data order.
 
-Files in `run_dir` (see WORKSPACE.md):
-  after every evaluation chunk of a phase, `records/<phase>_step_NNNNNN.json`
-  (the phase's evaluation records so far) and then
-  `checkpoints/<phase>_step_NNNNNN` (the whole TrainState of every member);
-  the previous chunk's pair is deleted afterwards. A killed run resumes from
-  the newest checkpoint whose records exist and, training being
-  deterministic, ends with the same records as a run never killed.
-  `metrics.jsonl`, `summary.json`, `report.md` and `accuracy.png` are
-  regenerated after each phase; `summary.json` with `finished: true` marks
-  the run done, and a rerun then only prints the table.
+The run folder and its lifecycle are `lifecycle.Run`'s. Files of the job:
+  after every evaluation chunk of a phase, `records/<phase>.json` (the
+  phase's evaluation records so far) and then the phase's checkpoint
+  `checkpoints/<phase>/<step>/` (the whole TrainState of every member; only
+  the newest is kept, `steps.StepCheckpoints`). A killed run resumes from
+  the newest checkpoint with the records up to its step (later records are
+  of steps it trains again) and, training being deterministic, ends with
+  the same records as a run never killed.
+  `metrics.jsonl`, `summary.json`, `report.md`, `accuracy.png` and
+  `curves.png` are written after each phase; `summary.json` with
+  `finished: true` marks the run done, and a rerun then only prints the
+  table (rewriting a missing report or plot first).
 """
 import dataclasses
 import functools
-import json
 import os
-import re
-import shutil
-import sys
 from typing import Any
 
 import jax
@@ -35,16 +33,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from ticketjax.core import masks as masks_lib
-from ticketjax.core import stats
 from ticketjax.core import train as train_lib
 from ticketjax.methods.edgepopup import core as ep
-from ticketjax.run import hosts
+from ticketjax.methods.edgepopup import report
+from ticketjax.methods.edgepopup import steps as steps_lib
+from ticketjax.run import lifecycle
 from ticketjax.run import loop
 from ticketjax.run import records as records_lib
-from ticketjax.run import setup as setup_lib
-from ticketjax.run import store
-from ticketjax.run import workdir as workdir_lib
 
+# more seeds would be a new K x S program over every k: a new workdir
+SEEDS = 'refuse'
+NON_SEMANTIC = ()
+PLOTS = ('accuracy.png', 'curves.png')
 PHASES = ('edgepopup', 'dense')
 
 
@@ -68,17 +68,13 @@ def edgepopup_config(config) -> ep.EdgePopupConfig:
                              dense_baseline=bool(cfg.dense_baseline))
 
 
-def _step_name(phase: str, step: int) -> str:
-  return f'{phase}_step_{step:06d}'
-
-
 class EdgePopupRun:
   """Drives one Edge-Popup search in its run folder (module docstring)."""
 
   def __init__(self, config: Any, workdir: str):
-    self.config = config
     self.cfg = edgepopup_config(config)  # cheap checks first
-    self.pieces = setup_lib.build(config)
+    self.run_ = lifecycle.Run(config, workdir, non_semantic=NON_SEMANTIC)
+    self.pieces = self.run_.setup
     self.model = ep.supermask(self.pieces.model, init=self.cfg.init,
                               scale_fan=self.cfg.scale_fan,
                               default_k=self.cfg.k[0])
@@ -94,12 +90,10 @@ class EdgePopupRun:
         'dense': base,
     }
     self.phases = PHASES if self.cfg.dense_baseline else PHASES[:1]
-    self.run_dir = workdir_lib.run_dir(workdir, config)
-    self.ckpt = store.Checkpoints(self.run_dir)
+    self.checkpoints = {}  # phase -> StepCheckpoints, opened after begin()
     self.S, self.K = self.pieces.num_seeds, len(self.cfg.k)
     self.init_keys, self.noise_keys = jax.vmap(train_lib.split_seed_key)(
         self.pieces.seed_keys())
-    self.show = config.get('progress', True)
 
   # -- members -------------------------------------------------------------
 
@@ -150,122 +144,69 @@ class EdgePopupRun:
         lambda m: jnp.sum(m, dtype=jnp.int32),
         ep.subnetwork_masks(scores, state))))
 
-  # -- files ---------------------------------------------------------------
-
-  def _records_path(self, name: str) -> str:
-    return os.path.join(self.run_dir, 'records', name + '.json')
-
-  def _saved_steps(self, phase: str) -> list[int]:
-    """Steps of `phase` with a complete checkpoint and its records."""
-    pattern = re.compile(rf'^{phase}_step_(\d+)$')
-    if not os.path.isdir(self.ckpt.root):
-      return []
-    steps = []
-    for entry in os.listdir(self.ckpt.root):
-      match = pattern.match(entry)
-      if match and os.path.exists(self._records_path(entry)):
-        steps.append(int(match.group(1)))
-    return sorted(steps)
-
-  def _save(self, phase: str, step: int, state, records: list) -> None:
-    """Records, then checkpoint, of `phase` at `step`; drops older saves."""
-    name = _step_name(phase, step)
-    records_lib.write_json(self._records_path(name), records)
-    # the checkpoints are shared by all processes: process 0 changes them
-    if hosts.is_main() and os.path.isdir(self.ckpt.root):
-      for entry in os.listdir(self.ckpt.root):  # a save cut by a kill
-        if entry.startswith(name + '.orbax-checkpoint-tmp'):
-          shutil.rmtree(os.path.join(self.ckpt.root, entry))
-    hosts.barrier(f'edgepopup: before saving {name}')
-    self.ckpt.save(name, state)
-    self._drop_older(phase, step)
-    hosts.barrier(f'edgepopup: saved {name}')
-
-  def _drop_older(self, phase: str, step: int) -> None:
-    """Deletes every save of `phase` older than `step`.
-
-    Also what a kill can leave behind: a records file without its
-    checkpoint, an orbax temporary folder of an unfinished save. Each
-    process deletes its own records; process 0 the shared checkpoints.
-    """
-    pattern = re.compile(rf'^{phase}_step_(\d+)')
-    folders = [os.path.join(self.run_dir, 'records')]
-    if hosts.is_main():
-      folders.append(self.ckpt.root)
-    for folder in folders:
-      for entry in os.listdir(folder) if os.path.isdir(folder) else ():
-        match = pattern.match(entry)
-        if not match or int(match.group(1)) >= step:
-          continue
-        path = os.path.join(folder, entry)
-        if os.path.isdir(path):
-          shutil.rmtree(path, ignore_errors=True)
-        else:
-          os.remove(path)
-
-  def _load(self, phase: str):
-    """(state, records) of the newest save of `phase`, or (None, [])."""
-    steps = self._saved_steps(phase)
-    if not steps:
-      return None, []
-    name = _step_name(phase, steps[-1])
-    like = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype),
-                        self._abstract_state(phase))
-    state = self.ckpt.restore(name, like)
-    with open(self._records_path(name), encoding='utf-8') as f:
-      return state, json.load(f)
+  # -- phases --------------------------------------------------------------
 
   def _abstract_state(self, phase: str):
     return jax.eval_shape(functools.partial(self._states, phase),
                           self.init_keys, self.noise_keys)
 
-  def _check_seeds(self) -> None:
-    meta_path = os.path.join(self.run_dir, 'config.json')
-    if not os.path.exists(meta_path):
-      return
-    with open(meta_path, encoding='utf-8') as f:
-      old = json.load(f).get('num_seeds')
-    if old != self.S and any(self._saved_steps(p) for p in PHASES):
-      raise ValueError(
-          f'{self.run_dir} holds a search with {old} seeds and this config '
-          f'asks for {self.S}; extending a search to more seeds is not '
-          'supported: use a new workdir or the same num_seeds')
+  def _open(self, phase: str) -> steps_lib.StepCheckpoints:
+    if phase not in self.checkpoints:
+      self.checkpoints[phase] = steps_lib.StepCheckpoints(
+          os.path.join(self.run_.store.root, phase))
+    return self.checkpoints[phase]
 
-  # -- phases --------------------------------------------------------------
+  def _restore(self, phase: str, step: int):
+    return self._open(phase).restore(step, self._abstract_state(phase))
 
   def phase(self, phase: str) -> list[dict]:
-    """Trains `phase` to the end (resuming); returns its records."""
+    """Trains `phase` to the end (resuming); returns its records.
+
+    The records are written before their checkpoint, so those of steps
+    after the newest checkpoint (a kill between the two) are dropped.
+    """
     total = self.pieces.train.steps
-    state, records = self._load(phase)
-    if state is not None and int(np.asarray(state.step)[0]) >= total:
-      return records
-    if state is None:
-      state = self.init_states(phase)
+    ckpt = self._open(phase)
+    step = ckpt.latest_step()
+    if step is None:
+      state, records = self.init_states(phase), []
+    else:
+      records = [r for r in self.run_.read_records(phase)
+                 if r['step'] <= step]
+      if step >= total:
+        return records
+      state = self._restore(phase, step)
     members = self.members(phase)
-    os.makedirs(os.path.join(self.run_dir, 'records'), exist_ok=True)
 
     def on_eval(step, per_member):
       for i, who in enumerate(members):
         records.append({**who, 'step': step,
                         **{k: float(v[i]) for k, v in per_member.items()}})
 
+    def on_chunk(step, state):  # records, then the checkpoint (resume)
+      self.run_.write_records(phase, records)
+      ckpt.save(step, state)
+
     loop.train_chunks(
         self.trainers[phase], state, self.data, total,
-        self.pieces.train.eval_every, on_eval=on_eval,
-        on_chunk=lambda step, s: self._save(phase, step, s, records),
-        desc=f'{phase} ({len(members)} members)', show_progress=self.show)
+        self.pieces.train.eval_every, on_eval=on_eval, on_chunk=on_chunk,
+        desc=f'{phase} ({len(members)} members)',
+        show_progress=self.run_.show_progress)
+    ckpt.wait()
     return records
 
   @functools.cached_property
   def data(self) -> train_lib.DeviceData:
     return train_lib.to_device(self.pieces.dataset)
 
+  @functools.cached_property
   def final_densities(self) -> list[dict]:
     """Per edgepopup member: weights kept overall and per layer (fractions).
 
     Counted from the masks the final scores select, not from the formula.
     """
-    state, _ = self._load('edgepopup')
+    state = self._restore('edgepopup',
+                          self._open('edgepopup').latest_step())
     kept = jax.tree.map(np.asarray, self._kept_counts(state.params,
                                                       state.model_state))
     paths = masks_lib.leaf_paths(state.params)
@@ -281,182 +222,51 @@ class EdgePopupRun:
 
   # -- the run -------------------------------------------------------------
 
-  def _finished_summary(self):
-    path = os.path.join(self.run_dir, 'summary.json')
-    if not os.path.exists(path):
-      return None
-    with open(path, encoding='utf-8') as f:
-      summary = json.load(f)
-    if summary.get('finished') and summary.get('num_seeds', 0) >= self.S:
-      return summary
-    return None
-
   def run(self) -> dict:
-    done = self._finished_summary()
-    if done is not None:
-      print(f'already done: {self.run_dir}', file=sys.stderr)
-      print(table(done))
+    run_ = self.run_
+    run_.check_seeds(SEEDS, 'search')
+    done = run_.read_summary()
+    if done is not None and done.get('finished'):
+      if run_.outputs_missing(PLOTS):  # derived outputs heal on a rerun
+        run_.lock()
+        lines = records_lib.read_jsonl(run_.path('metrics.jsonl'))
+        run_.write_report(report.table(done), report.title(done),
+                          report.plots(done, lines))
+      run_.announce(report.table(done), done_before=True)
       return done
-    self._check_seeds()
-    os.makedirs(self.run_dir, exist_ok=True)
-    records_lib.write_json(os.path.join(self.run_dir, 'config.json'),
-                           self.config.to_dict())
-    records = {}
-    for phase in self.phases:
-      records[phase] = self.phase(phase)
-      last = phase == self.phases[-1]
-      summary = self.write_outputs(records, final=last, show=last)
+    run_.begin()
+    try:
+      records = {}
+      for phase in self.phases:
+        records[phase] = self.phase(phase)
+        summary = self.write_outputs(records,
+                                     final=phase == self.phases[-1])
+    finally:  # the run folder's lock is released by `jobs.run`
+      for ckpt in self.checkpoints.values():
+        ckpt.close()
     return summary
 
-  def write_outputs(self, records: dict, final: bool = False,
-                    show: bool = False) -> dict:
-    """metrics.jsonl, summary.json, report.md and accuracy.png from records."""
-    path = os.path.join(self.run_dir, 'metrics.jsonl')
-    with open(path + '.tmp', 'w', encoding='utf-8') as f:
-      for phase in PHASES:
-        for rec in records.get(phase, []):
-          f.write(json.dumps(rec, sort_keys=True) + '\n')
-    os.replace(path + '.tmp', path)
-    summary = summarize(records, self.final_densities(), self.cfg, self.S)
+  def write_outputs(self, records: dict, final: bool = False) -> dict:
+    """metrics.jsonl, summary.json, report.md and plots from records.
+
+    Members whose loss diverged are flagged in their records and the
+    summary (`lifecycle.flag_diverged`); the others' numbers are unchanged.
+    """
+    lines = [r for phase in PHASES for r in records.get(phase, [])]
+    lifecycle.flag_diverged(lines, key=report.member_key)
+    self.run_.write_metrics(lines)
+    summary = report.summarize(records, self.final_densities, self.cfg.k,
+                               self.S)
     summary.update({
-        'job': 'edgepopup', 'run_dir': self.run_dir, 'finished': final,
+        'job': 'edgepopup', 'run_dir': self.run_.dir, 'finished': final,
         'model': self.pieces.model.name, 'dataset': self.pieces.dataset.name,
         'model_kwargs': records_lib.to_python(
-            dict(self.config.model.get('kwargs', {}))),
+            dict(self.run_.config.model.get('kwargs', {}))),
         'steps': self.pieces.train.steps, 'num_seeds': self.S,
         'init': self.cfg.init, 'scale_fan': self.cfg.scale_fan})
-    records_lib.write_json(os.path.join(self.run_dir, 'summary.json'),
-                           summary)
-    text = table(summary)
-    with open(os.path.join(self.run_dir, 'report.md.tmp'), 'w',
-              encoding='utf-8') as f:
-      f.write(text + '\n\n![accuracy](accuracy.png)\n')
-    os.replace(os.path.join(self.run_dir, 'report.md.tmp'),
-               os.path.join(self.run_dir, 'report.md'))
-    plot(summary, os.path.join(self.run_dir, 'accuracy.png'))
-    if show:
-      print(text)
-      print(f'results: {self.run_dir}', file=sys.stderr)
-    return summary
-
-
-# -- summaries, table, plot (pure functions of records) ------------------------
-
-
-def _member_stats(recs: list[dict]) -> dict:
-  last = max(recs, key=lambda r: r['step'])
-  return {'final_test_accuracy': last['test_accuracy'],
-          'final_test_loss': last['test_loss'],
-          'final_train_accuracy': last['train_accuracy'],
-          'best_test_accuracy': max(r['test_accuracy'] for r in recs)}
-
-
-def summarize(records: dict, densities: list[dict], cfg: ep.EdgePopupConfig,
-              num_seeds: int) -> dict:
-  """Per k (and dense): mean ± std over seeds of the final metrics.
-
-  Returns {'k': [{'k', 'density', 'density_per_layer', stats...}],
-  'dense': {stats...} or None, 'members': [per-member summaries]}.
-  """
-  members = []
-  for i, k in enumerate(x for x in cfg.k for _ in range(num_seeds)):
-    s = i % num_seeds
-    mine = [r for r in records.get('edgepopup', [])
-            if r['k'] == k and r['seed'] == s]
-    members.append({'method': 'edgepopup', 'k': k, 'seed': s,
-                    **densities[i], **_member_stats(mine)})
-  for s in range(num_seeds):
-    mine = [r for r in records.get('dense', []) if r['seed'] == s]
-    if mine:
-      members.append({'method': 'dense', 'seed': s, 'density': 1.0,
-                      **_member_stats(mine)})
-  stat_names = ('final_test_accuracy', 'final_test_loss',
-                'final_train_accuracy', 'best_test_accuracy')
-
-  def aggregate(group):
-    return {name: stats.mean_std([m[name] for m in group])
-            for name in stat_names}
-
-  per_k = []
-  for k in cfg.k:
-    group = [m for m in members if m.get('k') == k]
-    layers = group[0]['density_per_layer']
-    per_k.append({
-        'k': k,
-        'density': float(np.mean([m['density'] for m in group])),
-        'density_per_layer': {
-            path: float(np.mean([m['density_per_layer'][path]
-                                 for m in group])) for path in layers},
-        **aggregate(group)})
-  dense = [m for m in members if m['method'] == 'dense']
-  return {'k': per_k, 'dense': aggregate(dense) if dense else None,
-          'members': members}
-
-
-def _model_name(summary: dict) -> str:
-  """'mnist1d_mlp(width=500)': the model and its config kwargs."""
-  kwargs = summary.get('model_kwargs') or {}
-  args = ', '.join(f'{k}={v}' for k, v in sorted(kwargs.items()))
-  return f"{summary.get('model', '')}({args})" if args else summary.get(
-      'model', '')
-
-
-def table(summary: dict) -> str:
-  """Markdown table: one row per k, then the dense-trained network."""
-  fmt = stats.format_mean_std
-  rows = []
-  for entry in summary['k']:
-    rows.append([f"{entry['k']:g}", f"{100 * entry['density']:.2f}",
-                 fmt(entry['final_test_accuracy']),
-                 fmt(entry['best_test_accuracy']),
-                 fmt(entry['final_train_accuracy'])])
-  dense = summary.get('dense')
-  if dense:
-    rows.append(['dense (trained)', '100.00',
-                 fmt(dense['final_test_accuracy']),
-                 fmt(dense['best_test_accuracy']),
-                 fmt(dense['final_train_accuracy'])])
-  title = (f'Edge-Popup {_model_name(summary)} on '
-           f"{summary.get('dataset', '')}, {summary.get('init', '')} "
-           f"frozen weights{', scaled fan' if summary.get('scale_fan') else ''}"
-           f", {summary.get('steps', '?')} steps, "
-           f"{summary.get('num_seeds', '?')} seeds (final-step accuracy, "
-           'mean ± std over seeds; the k rows train no weight)')
-  header = ['k (fraction kept)', 'weights kept (%)', 'test acc (%)',
-            'best test acc (%)', 'train acc (%)']
-  return title + '\n\n' + stats.markdown_table(header, rows)
-
-
-def plot(summary: dict, path: str) -> None:
-  """Test accuracy against k, seed std as error bars; dense as a band."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg', force=False)
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-  ks = np.array([e['k'] for e in summary['k']])
-  mean = np.array([100 * e['final_test_accuracy']['mean']
-                   for e in summary['k']])
-  std = np.array([100 * e['final_test_accuracy']['std']
-                  for e in summary['k']])
-  order = np.argsort(ks)
-  ax.errorbar(ks[order], mean[order], yerr=std[order], marker='o', ms=4,
-              capsize=3, label='Edge-Popup (untrained weights)')
-  dense = summary.get('dense')
-  if dense:
-    d = dense['final_test_accuracy']
-    ax.axhline(100 * d['mean'], color='gray', ls='--', lw=1,
-               label='dense, trained')
-    ax.axhspan(100 * (d['mean'] - d['std']), 100 * (d['mean'] + d['std']),
-               color='gray', alpha=0.2)
-  ax.set_xlabel('k (fraction of weights kept per layer)')
-  ax.set_ylabel('test accuracy (%)')
-  ax.set_xlim(0, 1.02)
-  ax.set_title(f"{_model_name(summary)} on {summary.get('dataset', '')}")
-  ax.grid(alpha=0.3)
-  ax.legend()
-  fig.tight_layout()
-  fig.savefig(path)
-  plt.close(fig)
+    return self.run_.finish(
+        summary, table=report.table(summary), title=report.title(summary),
+        plots=report.plots(summary, lines), final=final, show=final)
 
 
 def check(config) -> None:

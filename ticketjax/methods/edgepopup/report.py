@@ -1,0 +1,153 @@
+"""Edge-Popup's summary, table and plots: pure functions of its records.
+
+A member is one (method, k, seed): an Edge-Popup subnetwork at fraction
+kept k, or (method 'dense', no k) the dense-trained baseline of a seed.
+"""
+import numpy as np
+
+from ticketjax.core import stats
+from ticketjax.reports import plots as plots_lib
+from ticketjax.run import lifecycle
+
+STATS = ('final_test_accuracy', 'final_test_loss', 'final_train_accuracy',
+         'best_test_accuracy')
+
+
+def member_key(record: dict) -> tuple:
+  """(method, k, seed): who a record or member summary belongs to."""
+  return record['method'], record.get('k'), record['seed']
+
+
+def summarize(records: dict, densities: list[dict], ks,
+              num_seeds: int) -> dict:
+  """Per k (and dense): mean ± std over seeds of the final metrics.
+
+  `records` maps a phase to its records (diverged members already flagged,
+  `lifecycle.flag_diverged`), `densities` holds the kept fractions of each
+  Edge-Popup member (k-major). Diverged members are marked, left out of the
+  means and counted (`lifecycle.aggregate`). A k's density is the mean over
+  all its members: the kept count is exact whatever the scores. Returns
+  {'k': [{'k', 'density', 'density_per_layer', stats...}], 'dense':
+  {stats...} or None, 'members': [per-member summaries]}.
+  """
+  by_member = {}
+  for rec in records.get('edgepopup', []) + records.get('dense', []):
+    by_member.setdefault(member_key(rec), []).append(rec)
+  members = []
+  for i, k in enumerate(x for x in ks for _ in range(num_seeds)):
+    who = {'method': 'edgepopup', 'k': k, 'seed': i % num_seeds}
+    members.append({**who, **densities[i], **lifecycle.member_stats(
+        by_member[member_key(who)])})
+  for s in range(num_seeds):
+    mine = by_member.get(('dense', None, s))
+    if mine:
+      members.append({'method': 'dense', 'seed': s, 'density': 1.0,
+                      **lifecycle.member_stats(mine)})
+  per_k = []
+  for k in ks:
+    group = [m for m in members if m.get('k') == k]
+    layers = group[0]['density_per_layer']
+    per_k.append({
+        'k': k,
+        'density': float(np.mean([m['density'] for m in group])),
+        'density_per_layer': {
+            path: float(np.mean([m['density_per_layer'][path]
+                                 for m in group])) for path in layers},
+        **lifecycle.aggregate(group, STATS)})
+  dense = [m for m in members if m['method'] == 'dense']
+  return {'k': per_k,
+          'dense': lifecycle.aggregate(dense, STATS) if dense else None,
+          'members': members}
+
+
+def _model_name(summary: dict) -> str:
+  """'mnist1d_mlp(width=500)': the model and its config kwargs."""
+  kwargs = summary.get('model_kwargs') or {}
+  args = ', '.join(f'{k}={v}' for k, v in sorted(kwargs.items()))
+  return f"{summary.get('model', '')}({args})" if args else summary.get(
+      'model', '')
+
+
+def title(summary: dict) -> str:
+  """Method, model, data, frozen-weight init, steps and seeds."""
+  return (f'Edge-Popup {_model_name(summary)} on '
+          f"{summary.get('dataset', '')}, {summary.get('init', '')} "
+          f"frozen weights{', scaled fan' if summary.get('scale_fan') else ''}"
+          f", {summary.get('steps', '?')} steps, "
+          f"{summary.get('num_seeds', '?')} seeds")
+
+
+def _cell(mean_std: dict | None) -> str:
+  """'52.3 ± 1.0' (%), or '-' when every member of the row diverged."""
+  return stats.format_mean_std(mean_std) if mean_std else '-'
+
+
+def table(summary: dict) -> str:
+  """Markdown table: one row per k, then the dense-trained network.
+
+  When a member diverged, a last column says how many of each row's seeds
+  did ('diverged k/n'); a row with no healthy seed shows no means.
+  """
+  seeds = summary.get('num_seeds', 0)
+  entries = [(f"{e['k']:g}", f"{100 * e['density']:.2f}", e)
+             for e in summary['k']]
+  if summary.get('dense'):
+    entries.append(('dense (trained)', '100.00', summary['dense']))
+  health = any(e.get('diverged') for _, _, e in entries)
+  rows = []
+  for label, density, e in entries:
+    row = [label, density] + [_cell(e.get(name)) for name in (
+        'final_test_accuracy', 'best_test_accuracy', 'final_train_accuracy')]
+    if health:
+      row.append(f"diverged {e['diverged']}/{seeds}" if e.get('diverged')
+                 else 'ok')
+    rows.append(row)
+  header = ['k (fraction kept)', 'weights kept (%)', 'test acc (%)',
+            'best test acc (%)', 'train acc (%)'] + (['health'] * health)
+  return (title(summary) + ' (final-step accuracy, mean ± std over seeds; '
+          'the k rows train no weight)\n\n' +
+          stats.markdown_table(header, rows))
+
+
+def plots(summary: dict, lines: list[dict]) -> dict:
+  """{'accuracy.png': draw, 'curves.png': draw} for `Run.write_report`."""
+  curves = {f"Edge-Popup k={k:g}": [
+      r for r in lines if r['method'] == 'edgepopup' and r['k'] == k]
+            for k in (e['k'] for e in summary['k'])}
+  dense = [r for r in lines if r['method'] == 'dense']
+  if dense:
+    curves['dense (trained)'] = dense
+  return {
+      'accuracy.png': lambda path: plot_accuracy(summary, path),
+      'curves.png': lambda path: plots_lib.learning_curves(
+          curves, path, title(summary)),
+  }
+
+
+def plot_accuracy(summary: dict, path: str) -> None:
+  """Final test accuracy against k; the dense-trained network as a band."""
+  plt = plots_lib.pyplot()
+  fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+  entries = sorted((e for e in summary['k'] if 'final_test_accuracy' in e),
+                   key=lambda e: e['k'])
+  if entries:
+    acc = [e['final_test_accuracy'] for e in entries]
+    plots_lib.band(ax, [e['k'] for e in entries],
+                   [100 * a['mean'] for a in acc],
+                   [100 * a['std'] for a in acc],
+                   'Edge-Popup (untrained weights)', marker='o', ms=4)
+  dense = summary.get('dense')
+  if dense and 'final_test_accuracy' in dense:
+    d = dense['final_test_accuracy']
+    plots_lib.band(ax, [0, 1.02], [100 * d['mean']] * 2,
+                   [100 * d['std']] * 2, 'dense, trained', color='gray',
+                   ls='--', lw=1)
+  ax.set_xlabel('k (fraction of weights kept per layer)')
+  ax.set_ylabel('final test accuracy (%)')
+  ax.set_xlim(0, 1.02)
+  ax.set_title(plots_lib.title(title(summary), width=80), fontsize='small')
+  ax.grid(alpha=0.3)
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
