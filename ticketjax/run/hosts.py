@@ -18,9 +18,10 @@ process then runs the same driver:
     every host mounts (NFS; the run files are written with plain `open`,
     so not `gs://`). Read process 0's folder.
 
-Edge-Popup runs delete their older checkpoints and growing an IMP run to
-more seeds swaps checkpoints by renames: process 0 changes the shared
-folder and all processes wait for it (`barrier`). The IMP search, its
+Growing an IMP run to more seeds swaps checkpoints by renames: process 0
+changes the shared folder and all processes wait for it (`barrier`).
+Edge-Popup's step checkpoints go through orbax's CheckpointManager, which
+coordinates the processes itself. The IMP search, its
 growth to more seeds and an Edge-Popup run are tested on two processes
 (`tests/sharding_test.py`).
 
