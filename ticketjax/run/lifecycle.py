@@ -70,9 +70,9 @@ class Run:
   """
 
   def __init__(self, config: Any, workdir: str, *,
-               non_semantic: Sequence[str] = (), build: bool = True):
+               non_semantic: Sequence[str] = ()):
     self.config = config
-    self.setup = setup_lib.build(config) if build else None
+    self.setup = setup_lib.build(config)
     self.dir = workdir_lib.run_dir(workdir, config, tuple(non_semantic))
     self.store = store.Checkpoints(self.dir)
     self.num_seeds = int(config.num_seeds)
