@@ -23,17 +23,18 @@ PLOTS = ('curves.png',)
 
 def run(config: Any, workdir: str) -> dict:
   """Dense training of `num_seeds` seeds; returns the summary dict."""
-  run_ = lifecycle.Run(config, workdir, non_semantic=NON_SEMANTIC)
-  pieces = run_.setup
-  run_.check_seeds(SEEDS, 'dense run')
-  done = run_.read_summary()
-  if done is not None and done.get('num_seeds') == run_.num_seeds:
-    if run_.outputs_missing(PLOTS):  # derived outputs heal on a rerun
-      run_.lock()
-      _report(run_, done, records_lib.read_jsonl(run_.path('metrics.jsonl')))
-    run_.announce(table(done), done_before=True)
+  folder = lifecycle.Run(config, workdir, non_semantic=NON_SEMANTIC)
+  pieces = folder.setup
+  folder.check_seeds(SEEDS, 'dense run')
+  done = folder.read_summary()
+  if done is not None and done.get('num_seeds') == folder.num_seeds:
+    if folder.outputs_missing(PLOTS):  # derived outputs heal on a rerun
+      folder.lock()
+      lines = records_lib.read_jsonl(folder.path('metrics.jsonl'))
+      _report(folder, done, lines)
+    folder.announce(table(done), done_before=True)
     return done
-  run_.begin()
+  folder.begin()
   trainer = pieces.trainer
   data = train_lib.to_device(pieces.dataset)
   init_keys, noise_keys = jax.vmap(train_lib.split_seed_key)(
@@ -48,12 +49,12 @@ def run(config: Any, workdir: str) -> dict:
   loop.train_chunks(trainer, state_S, data, pieces.train.steps,
                     pieces.train.eval_every, on_eval=on_eval,
                     desc=f'dense {pieces.model.name}',
-                    show_progress=run_.show_progress)
+                    show_progress=folder.show_progress)
   diverged = lifecycle.flag_diverged(lines, key=lambda r: r['seed'])
-  run_.write_metrics(lines)
+  folder.write_metrics(lines)
   summary = {
       'job': 'dense',
-      'run_dir': run_.dir,
+      'run_dir': folder.dir,
       'model': pieces.model.name,
       'dataset': pieces.dataset.name,
       'steps': pieces.train.steps,
@@ -66,14 +67,14 @@ def run(config: Any, workdir: str) -> dict:
       summary[name] = stats.mean_std([r[name] for r in healthy])
   if diverged:
     summary['diverged_seeds'] = sorted(diverged)
-  records_lib.write_json(run_.path('summary.json'), summary)
-  _report(run_, summary, lines)
-  run_.announce(table(summary))
+  records_lib.write_json(folder.path('summary.json'), summary)
+  _report(folder, summary, lines)
+  folder.announce(table(summary))
   return summary
 
 
-def _report(run_, summary: dict, lines: list[dict]) -> None:
-  run_.write_report(table(summary), title(summary), plots(summary, lines))
+def _report(folder, summary: dict, lines: list[dict]) -> None:
+  folder.write_report(table(summary), title(summary), plots(summary, lines))
 
 
 def title(summary: dict) -> str:

@@ -168,7 +168,8 @@ class Run:
     if self.dir in _HELD:
       return
     path = self.path('.lock')
-    f = open(path, 'a+', encoding='utf-8')  # pylint: disable=consider-using-with
+    # stays open while the run holds the lock (closed by release_all)
+    f = open(path, 'a+', encoding='utf-8')
     try:
       fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

@@ -95,8 +95,8 @@ class CsRun:
 
   def __init__(self, config: Any, workdir: str):
     self.cfg = cs_config(config)  # cheap checks before the data loads
-    self.run_ = lifecycle.Run(config, workdir, non_semantic=NON_SEMANTIC)
-    self.pieces = p = self.run_.setup
+    self.folder = lifecycle.Run(config, workdir, non_semantic=NON_SEMANTIC)
+    self.pieces = p = self.folder.setup
     self.S, self.L = p.num_seeds, len(self.cfg.lambdas)
     self.M = self.S * self.L
     self.spe = p.dataset.x_train.shape[0] // p.train.batch_size
@@ -146,8 +146,8 @@ class CsRun:
     if r == 0:
       ms = dict(template.model_state, lam=self.lams)
       return template._replace(model_state=ms)
-    prev = self.run_.store.restore(_round_name(r - 1), template)
-    rewind = self.run_.store.restore('rewind', template)
+    prev = self.folder.store.restore(_round_name(r - 1), template)
+    rewind = self.folder.store.restore('rewind', template)
     logits = jax.vmap(lambda s, b: cs_lib.next_round_logits(
         s, b, self.cfg.s_init))(prev.params['logits'],
                                 prev.model_state['beta'])
@@ -164,7 +164,7 @@ class CsRun:
 
     def before_chunk(step, state_M):
       if r == 0 and step == self.rewind_step:
-        self.run_.store.save('rewind', state_M)
+        self.folder.store.save('rewind', state_M)
       epoch = (step - first) // self.spe
       return self._with_beta(state_M, cs_lib.beta_at(
           epoch, cfg.epochs_per_round, cfg.beta_max))
@@ -173,7 +173,7 @@ class CsRun:
         search, self._round_start(r), self.data, first + self.round_steps,
         self.spe, before_chunk=before_chunk, evaluate=False,
         desc=f'cs round {r} ({self.L}x{self.S})',
-        show_progress=self.run_.show_progress)
+        show_progress=self.folder.show_progress)
     train_loss = np.asarray(search.loss)
     ev = loop.evaluate_splits(self.search, state_M, self.data)
     dens = jax.vmap(lambda m: masks_lib.summary(m, cfg.prunable))(
@@ -186,14 +186,14 @@ class CsRun:
              'density': float(dens['density/total'][i])}
       rec.update({f'soft_{k}': float(v[i]) for k, v in ev.items()})
       records.append(rec)
-    self.run_.write_records(_round_name(r), {'evals': records})
-    self.run_.store.save(_round_name(r), state_M)
+    self.folder.write_records(_round_name(r), {'evals': records})
+    self.folder.store.save(_round_name(r), state_M)
 
   def run_ticket(self) -> None:
     cfg, trainer = self.cfg, self.pieces.trainer
     template = self._template()
-    last = self.run_.store.restore(_round_name(cfg.rounds - 1), template)
-    rewind = self.run_.store.restore('rewind', template)
+    last = self.folder.store.restore(_round_name(cfg.rounds - 1), template)
+    rewind = self.folder.store.restore('rewind', template)
     mask_M = self._hard_masks(last)
     weights = rewind.params['weights']
     if cfg.hard_mask_scale:
@@ -216,7 +216,7 @@ class CsRun:
         trainer, state_M, self.data, self.pieces.train.steps,
         self.pieces.train.eval_every, on_eval=on_eval,
         desc=f'cs ticket ({self.L}x{self.S})',
-        show_progress=self.run_.show_progress)
+        show_progress=self.folder.show_progress)
     diverged = lifecycle.flag_diverged(evals, key=_member_key)
     dens = jax.tree.map(np.asarray, jax.vmap(
         lambda m: masks_lib.summary(m, cfg.prunable))(final_M.mask))
@@ -239,34 +239,34 @@ class CsRun:
       if _member_key(me) in diverged:
         rec['diverged'] = True
       members.append(rec)
-    self.run_.write_records('ticket', {'evals': evals, 'members': members})
-    self.run_.store.save('ticket', final_M)
+    self.folder.write_records('ticket', {'evals': evals, 'members': members})
+    self.folder.store.save('ticket', final_M)
 
   # -- driver ----------------------------------------------------------
 
   def run(self) -> dict:
-    self.run_.check_seeds(SEEDS, 'CS search')
-    done = self.run_.read_summary()
+    self.folder.check_seeds(SEEDS, 'CS search')
+    done = self.folder.read_summary()
     if done is not None and done.get('num_seeds') == self.S:
       return self._already_done(done)
-    self.run_.begin()
+    self.folder.begin()
     for r in range(self.cfg.rounds):
-      if not self.run_.store.exists(_round_name(r)):
+      if not self.folder.store.exists(_round_name(r)):
         self.run_round(r)
-    if not self.run_.store.exists('ticket'):
+    if not self.folder.store.exists('ticket'):
       self.run_ticket()
     return self.write_outputs()
 
   def _already_done(self, summary: dict) -> dict:
     """Redraws a missing report or plot (or a changed IMP comparison)."""
-    stored = (self.run_.stored_config() or {}).get('cs', {})
+    stored = (self.folder.stored_config() or {}).get('cs', {})
     imp_changed = stored.get('compare_imp', '') != self.cfg.compare_imp
-    if imp_changed or self.run_.outputs_missing(PLOTS):
-      self.run_.begin()  # the lock, and config.json with this compare_imp
-      self.run_.write_report(
+    if imp_changed or self.folder.outputs_missing(PLOTS):
+      self.folder.begin()  # the lock, and config.json with this compare_imp
+      self.folder.write_report(
           report.table(summary), report.title(summary),
           report.plots(summary, self.cfg.compare_imp))
-    self.run_.announce(report.table(summary), done_before=True)
+    self.folder.announce(report.table(summary), done_before=True)
     return summary
 
   def step_counts(self) -> dict:
@@ -279,10 +279,10 @@ class CsRun:
     """metrics.jsonl, summary.json, report.md and the plot, from records."""
     evals = []
     for r in range(self.cfg.rounds):
-      evals += self.run_.read_records(_round_name(r))['evals']
-    ticket = self.run_.read_records('ticket')
-    self.run_.write_metrics(evals + ticket['evals'])
-    summary = {'job': 'cs', 'run_dir': self.run_.dir, 'num_seeds': self.S,
+      evals += self.folder.read_records(_round_name(r))['evals']
+    ticket = self.folder.read_records('ticket')
+    self.folder.write_metrics(evals + ticket['evals'])
+    summary = {'job': 'cs', 'run_dir': self.folder.dir, 'num_seeds': self.S,
                'lambdas': list(self.cfg.lambdas),
                'model': self.pieces.model.name,
                'dataset': self.pieces.dataset.name,
@@ -290,7 +290,7 @@ class CsRun:
                'by_lambda': report.summarize(ticket['members'],
                                              self.cfg.lambdas),
                'members': ticket['members']}
-    return self.run_.finish(
+    return self.folder.finish(
         summary, table=report.table(summary), title=report.title(summary),
         plots=report.plots(summary, self.cfg.compare_imp))
 

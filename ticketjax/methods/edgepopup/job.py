@@ -73,8 +73,8 @@ class EdgePopupRun:
 
   def __init__(self, config: Any, workdir: str):
     self.cfg = edgepopup_config(config)  # cheap checks first
-    self.run_ = lifecycle.Run(config, workdir, non_semantic=NON_SEMANTIC)
-    self.pieces = self.run_.setup
+    self.folder = lifecycle.Run(config, workdir, non_semantic=NON_SEMANTIC)
+    self.pieces = self.folder.setup
     self.model = ep.supermask(self.pieces.model, init=self.cfg.init,
                               scale_fan=self.cfg.scale_fan,
                               default_k=self.cfg.k[0])
@@ -153,7 +153,7 @@ class EdgePopupRun:
   def _open(self, phase: str) -> steps_lib.StepCheckpoints:
     if phase not in self.checkpoints:
       self.checkpoints[phase] = steps_lib.StepCheckpoints(
-          os.path.join(self.run_.store.root, phase))
+          os.path.join(self.folder.store.root, phase))
     return self.checkpoints[phase]
 
   def _restore(self, phase: str, step: int):
@@ -171,7 +171,7 @@ class EdgePopupRun:
     if step is None:
       state, records = self.init_states(phase), []
     else:
-      records = [r for r in self.run_.read_records(phase)
+      records = [r for r in self.folder.read_records(phase)
                  if r['step'] <= step]
       if step >= total:
         return records
@@ -184,14 +184,14 @@ class EdgePopupRun:
                         **{k: float(v[i]) for k, v in per_member.items()}})
 
     def on_chunk(step, state):  # records, then the checkpoint (resume)
-      self.run_.write_records(phase, records)
+      self.folder.write_records(phase, records)
       ckpt.save(step, state)
 
     loop.train_chunks(
         self.trainers[phase], state, self.data, total,
         self.pieces.train.eval_every, on_eval=on_eval, on_chunk=on_chunk,
         desc=f'{phase} ({len(members)} members)',
-        show_progress=self.run_.show_progress)
+        show_progress=self.folder.show_progress)
     ckpt.wait()
     return records
 
@@ -223,18 +223,18 @@ class EdgePopupRun:
   # -- the run -------------------------------------------------------------
 
   def run(self) -> dict:
-    run_ = self.run_
-    run_.check_seeds(SEEDS, 'search')
-    done = run_.read_summary()
+    folder = self.folder
+    folder.check_seeds(SEEDS, 'search')
+    done = folder.read_summary()
     if done is not None and done.get('finished'):
-      if run_.outputs_missing(PLOTS):  # derived outputs heal on a rerun
-        run_.lock()
-        lines = records_lib.read_jsonl(run_.path('metrics.jsonl'))
-        run_.write_report(report.table(done), report.title(done),
+      if folder.outputs_missing(PLOTS):  # derived outputs heal on a rerun
+        folder.lock()
+        lines = records_lib.read_jsonl(folder.path('metrics.jsonl'))
+        folder.write_report(report.table(done), report.title(done),
                           report.plots(done, lines))
-      run_.announce(report.table(done), done_before=True)
+      folder.announce(report.table(done), done_before=True)
       return done
-    run_.begin()
+    folder.begin()
     try:
       records = {}
       for phase in self.phases:
@@ -254,17 +254,17 @@ class EdgePopupRun:
     """
     lines = [r for phase in PHASES for r in records.get(phase, [])]
     lifecycle.flag_diverged(lines, key=report.member_key)
-    self.run_.write_metrics(lines)
+    self.folder.write_metrics(lines)
     summary = report.summarize(records, self.final_densities, self.cfg.k,
                                self.S)
     summary.update({
-        'job': 'edgepopup', 'run_dir': self.run_.dir, 'finished': final,
+        'job': 'edgepopup', 'run_dir': self.folder.dir, 'finished': final,
         'model': self.pieces.model.name, 'dataset': self.pieces.dataset.name,
         'model_kwargs': records_lib.to_python(
-            dict(self.run_.config.model.get('kwargs', {}))),
+            dict(self.folder.config.model.get('kwargs', {}))),
         'steps': self.pieces.train.steps, 'num_seeds': self.S,
         'init': self.cfg.init, 'scale_fan': self.cfg.scale_fan})
-    return self.run_.finish(
+    return self.folder.finish(
         summary, table=report.table(summary), title=report.title(summary),
         plots=report.plots(summary, lines), final=final, show=final)
 

@@ -86,7 +86,7 @@ def extend(run, old: int, levels_done: int) -> None:
     config.imp.levels = levels_done - 1
     config.imp.target_density = 0.0  # exactly the levels the run has
   sub = type(run)(config, os.path.dirname(run.run_dir))
-  sub.run.dir, sub.run.store, sub.quiet = sub_dir, sub_ckpt, True
+  sub.folder.dir, sub.folder.store, sub.quiet = sub_dir, sub_ckpt, True
   sub.search()
 
   trainer = run.pieces.trainer

@@ -89,8 +89,8 @@ class ImpRun:
   def __init__(self, config: Any, workdir: str):
     self.config = config
     self.cfg = imp_config(config)  # cheap checks first
-    self.run = lifecycle.Run(config, workdir, non_semantic=NON_SEMANTIC)
-    self.pieces = self.run.setup
+    self.folder = lifecycle.Run(config, workdir, non_semantic=NON_SEMANTIC)
+    self.pieces = self.folder.setup
     trainer = self.pieces.trainer
     abstract_params = jax.eval_shape(trainer.model.init,
                                      jax.random.PRNGKey(0))[0]
@@ -107,18 +107,18 @@ class ImpRun:
     self.init_keys, self.noise_keys = jax.vmap(train_lib.split_seed_key)(
         self.seed_keys)
     self.data = train_lib.to_device(self.pieces.dataset)
-    self.show = self.run.show_progress
+    self.show = self.folder.show_progress
     self.quiet = False  # True: no final table (a seed extension's sub-run)
 
   # -- files ---------------------------------------------------------------
 
   @property
   def run_dir(self) -> str:
-    return self.run.dir
+    return self.folder.dir
 
   @property
   def ckpt(self):
-    return self.run.store
+    return self.folder.store
 
   def records_path(self, level):
     return os.path.join(self.run_dir, 'records', _level_name(level) + '.json')
@@ -283,14 +283,14 @@ class ImpRun:
                          if r['branch'] == 'ticket']))
 
   def search(self) -> dict:
-    old = self.run.check_seeds(SEEDS, 'grid search' if self.grid.names
+    old = self.folder.check_seeds(SEEDS, 'grid search' if self.grid.names
                                else 'search',
                                extendable=not self.grid.names)
     levels_done = self.levels_done()
     if old is not None and levels_done:
-      self.run.lock()
+      self.folder.lock()
       imp_extend.extend(self, old, levels_done)
-    self.run.begin()
+    self.folder.begin()
     done = 0
     for level in range(self.cfg.levels + 1):
       if level and self.cfg.target_density and (
@@ -308,23 +308,23 @@ class ImpRun:
     """metrics.jsonl, summary.json, report.md and plots from the records."""
     evals, summaries = [], []
     for level in range(levels_done):
-      rec = self.run.read_records(_level_name(level))
+      rec = self.folder.read_records(_level_name(level))
       evals += rec['evals']
       summaries += rec['summaries']
-    self.run.write_metrics(evals)
+    self.folder.write_metrics(evals)
     summary = report_lib.summarize(summaries, self.grid)
     summary.update({'job': 'imp', 'run_dir': self.run_dir,
                     'num_seeds': self.S, 'levels_done': levels_done,
                     'model': self.pieces.model.name,
                     'dataset': self.pieces.dataset.name,
                     'members': summaries})
-    records_lib.write_json(self.run.path('summary.json'), summary)
+    records_lib.write_json(self.folder.path('summary.json'), summary)
     described = report_lib.describe(self.config)
     table = report_lib.table(summary, described)
-    self.run.write_report(table, report_lib.title(summary, described),
+    self.folder.write_report(table, report_lib.title(summary, described),
                           report_lib.plots(summary, evals, described))
     if final and not self.quiet:
-      self.run.announce(table)
+      self.folder.announce(table)
     return summary
 
 
