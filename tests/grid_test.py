@@ -189,3 +189,34 @@ def test_rewind_step_grid_equals_separate_runs(tmp_path):
                  for r in grid_records if r['rewind_step'] == 5), key=key)
   assert mine == sorted(_records(alone['run_dir']), key=key)
   assert summary['points'][1]['levels'] == alone['levels']
+
+
+def test_a_diverged_point_is_flagged_and_the_other_is_untouched(tmp_path):
+  """lr=1e30 diverges: its members are flagged in the records, the summary
+  and the table, the run ends normally, every file is strict JSON, and the
+  healthy point's records equal a separate run's."""
+  summary = jobs.run(_imp_config(seeds=2, lr=(1e-2, 1e30)),
+                     str(tmp_path / 'grid'))
+  records = _records(summary['run_dir'])
+  bad = [r for r in records if r['learning_rate'] == 1e30]
+  assert bad and all(r.get('diverged') for r in bad)
+  good = [r for r in records if r['learning_rate'] == 1e-2]
+  assert not any('diverged' in r for r in good)
+  diverged, healthy = summary['points'][1], summary['points'][0]
+  for entry in diverged['levels']:
+    assert entry['ticket']['diverged'] == entry['ticket']['members'] == 2
+  assert all('diverged' not in e['ticket'] for e in healthy['levels'])
+  text = open(os.path.join(summary['run_dir'], 'report.md'),
+              encoding='utf-8').read()
+  assert 'diverged 2/2' in text
+  def no_constants(name):
+    raise ValueError(f'not strict JSON: {name}')
+  with open(os.path.join(summary['run_dir'], 'summary.json')) as f:
+    json.load(f, parse_constant=no_constants)
+  config = _imp_config(seeds=2)
+  config.optimizer.learning_rate = 1e-2
+  alone = jobs.run(config, str(tmp_path / 'alone'))
+  key = lambda r: (r['level'], r['branch'], r['seed'], r['step'])
+  assert sorted(({k: v for k, v in r.items() if k != 'learning_rate'}
+                 for r in good), key=key) == sorted(
+                     _records(alone['run_dir']), key=key)
