@@ -14,6 +14,7 @@ from configs import cs_mnist1d
 from configs import dense_mnist1d
 from configs import imp_mlp_mnist1d
 from ticketjax import experiment, metrics, progress, workdir
+import golden_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_FILES = sorted(
@@ -64,6 +65,7 @@ def test_mnist1d_config_smoke_variants_run(path, tmp_path):
   config = _load(path, 'smoke')
   config.progress = False
   summary = experiment.run(config, str(tmp_path))
+  golden_lib.check(os.path.basename(path)[:-3] + '.smoke', summary['run_dir'])
   if config.job == 'dense':
     assert summary['test_accuracy']['n'] == config.num_seeds
   elif config.job == 'cs':
@@ -108,6 +110,7 @@ def test_lenet_mnist_imp_smoke_trains_on_mock_data(tmp_path):
   config.progress = False
   with tfds.testing.mock_data(num_examples=64):
     summary = experiment.run(config, str(tmp_path))
+  golden_lib.check('imp_lenet300_mnist.smoke', summary['run_dir'])
   assert summary['levels_done'] == 2
   ticket = [m for m in summary['members']
             if m['level'] == 1 and m['branch'] == 'ticket']
@@ -135,6 +138,7 @@ def test_cifar10_imp_smoke_variants_train_on_mock_data(name, tmp_path):
   config.progress = False
   with tfds.testing.mock_data(num_examples=16):
     summary = experiment.run(config, str(tmp_path))
+  golden_lib.check(name[:-3] + '.smoke', summary['run_dir'])
   assert summary['levels_done'] == 2 and summary['dataset'] == 'cifar10'
   level1 = [m for m in summary['members'] if m['level'] == 1]
   assert sorted({m['branch'] for m in level1}) == [

@@ -15,6 +15,7 @@ from ticketjax import checkpoint, experiment, instability, lmc, masks, optim
 from ticketjax import probe
 from ticketjax import train as train_lib
 from testlib import kill_when, launch_env, synthetic_dataset, tiny_mlp
+import golden_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -101,6 +102,7 @@ def test_smoke_end_to_end_and_idempotent(straight, capsys):
   workdir, _ = straight
   (run_dir,) = glob.glob(str(workdir / '*'))
   summary = json.load(open(os.path.join(run_dir, 'summary.json')))
+  golden_lib.check('lmc_mnist1d.smoke,mlp', run_dir)
   assert summary['finished'] and summary['copies'] == 2
   for name in ('metrics.jsonl', 'report.md', 'barrier.png', 'paths.png',
                'checkpoints/rewind_k000030', 'checkpoints/copies_k000030',
