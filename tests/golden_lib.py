@@ -129,6 +129,9 @@ def check(name, run_dir):
       json.dump(dict(run, bitwise=digest), f, indent=1, sort_keys=True)
       f.write('\n')
     return
+  assert os.path.exists(file), (
+      f'{file}: no golden file; write it with TICKETJAX_UPDATE_GOLDEN=1 '
+      '(tests/golden/README.md)')
   with open(file) as f:
     golden = json.load(f)
   want = golden.pop('bitwise')

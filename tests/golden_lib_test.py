@@ -49,3 +49,11 @@ def test_check(tmp_path, monkeypatch, change, bitwise, error):
     with pytest.raises(AssertionError, match=error) as info:
       golden_lib.check('dense_mnist1d.smoke', run_dir)
     assert 'dense_mnist1d.smoke.json' in str(info.value)
+
+
+def test_a_run_without_golden_file_says_how_to_write_one(tmp_path,
+                                                         monkeypatch):
+  monkeypatch.delenv('TICKETJAX_UPDATE_GOLDEN', raising=False)
+  run_dir = _run_dir(tmp_path, lambda run: None)
+  with pytest.raises(AssertionError, match='TICKETJAX_UPDATE_GOLDEN=1'):
+    golden_lib.check('new_config.smoke', run_dir)
