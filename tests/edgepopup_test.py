@@ -26,6 +26,7 @@ from ticketjax.run import jobs
 from ticketjax.run import lifecycle
 from ticketjax.run import setup as setup_lib
 from testlib import kill_when, launch_env, synthetic_dataset, tiny_mlp
+import golden_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHAPES = {'a': (3, 7), 'b': (40, 100), 'c': (5, 1, 13), 'd': (1, 1)}
@@ -182,6 +183,7 @@ def test_smoke_end_to_end_and_idempotent(straight, capsys):
   (run_dir,) = glob.glob(str(workdir / '*'))
   with open(os.path.join(run_dir, 'summary.json')) as f:
     summary = json.load(f)
+  golden_lib.check('edgepopup_mnist1d.smoke', run_dir)
   assert summary['finished'] and summary['num_seeds'] == 2
   for name in ('config.json', 'metrics.jsonl', 'summary.json', 'report.md',
                'accuracy.png', 'curves.png', 'records/edgepopup.json',

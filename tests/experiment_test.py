@@ -10,6 +10,8 @@ import jax
 import pytest
 import tensorflow_datasets as tfds
 
+import golden_lib
+
 from configs import cs_mnist1d
 from configs import dense_mnist1d
 from configs import imp_mlp_mnist1d
@@ -78,6 +80,7 @@ def test_mnist1d_config_smoke_variants_run(path, tmp_path):
     assert summary['levels_done'] == config.imp.levels + 1
     assert len(summary['members']) == config.num_seeds * (
         1 + config.imp.levels * (1 + len(config.imp.controls)))
+  golden_lib.check(os.path.basename(path)[:-3] + '.smoke', summary['run_dir'])
 
 
 @pytest.mark.parametrize('path', OTHER_CONFIGS, ids=os.path.basename)
@@ -119,6 +122,7 @@ def test_lenet_mnist_imp_smoke_trains_on_mock_data(tmp_path):
   # F&C's rates: 20% of the hidden kernels, 10% of the output layer
   assert ticket[0]['density_per_layer']['output/kernel'] == pytest.approx(
       0.9, abs=1e-3)
+  golden_lib.check('imp_lenet300_mnist.smoke', summary['run_dir'])
 
 
 # config: densities of some layers after one level (50-80 s each, 2 cores)
@@ -161,6 +165,7 @@ def test_cifar10_imp_smoke_variants_train_on_mock_data(name, tmp_path):
                                        'rewind_step'))
   else:  # F&C: conv 10-15%, dense 20%, output 10%
     assert layers['output/kernel'] == pytest.approx(0.9, abs=1e-3)
+  golden_lib.check(name[:-3] + '.smoke', summary['run_dir'])
 
 
 def test_cnn_variant_smoke(tmp_path):

@@ -22,6 +22,7 @@ from ticketjax.reports import path_probe
 from ticketjax.run import jobs
 from ticketjax.run import store as checkpoint
 from testlib import kill_when, launch_env, synthetic_dataset, tiny_mlp
+import golden_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -108,6 +109,7 @@ def test_smoke_end_to_end_and_idempotent(straight, capsys):
   workdir, _ = straight
   (run_dir,) = glob.glob(str(workdir / '*'))
   summary = json.load(open(os.path.join(run_dir, 'summary.json')))
+  golden_lib.check('lmc_mnist1d.smoke,mlp', run_dir)
   assert summary['finished'] and summary['copies'] == 2
   for name in ('metrics.jsonl', 'report.md', 'barrier.png', 'paths.png',
                'checkpoints/rewind_k000030', 'checkpoints/copies_k000030',
