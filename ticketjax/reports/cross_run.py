@@ -172,16 +172,9 @@ def plot_accuracy(series, path, dense=()) -> None:
     ax.axhspan(100 * (d['mean'] - d['std']), 100 * (d['mean'] + d['std']),
                color='gray', alpha=0.1, lw=0)
   plots_lib.density_axis(ax, low)
-  ax.set_ylabel('test accuracy (%)')
   data = sorted({s['dataset'] for s in series} | {d['dataset'] for d in dense})
-  ax.set_title(plots_lib.title(
-      f"Final test accuracy against weights remaining, {', '.join(data)}"),
-               fontsize='small')
-  ax.grid(alpha=0.3, which='both')
-  ax.legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(path)
-  plt.close(fig)
+  plots_lib.save(fig, ax, path, 'Final test accuracy against weights '
+                 f"remaining, {', '.join(data)}", 'test accuracy (%)')
 
 
 def plot_lmc(runs, path) -> None:

@@ -34,6 +34,19 @@ def band(ax, x, mean, std, label, **line_kwargs):
   return line
 
 
+def save(fig, ax, path: str, title_text: str, ylabel: str,
+         note: str = BAND) -> None:
+  """The finish every accuracy plot shares: y label, wrapped title with
+  the band `note`, grid, legend; writes `path` and closes the figure."""
+  ax.set_ylabel(ylabel)
+  ax.set_title(title(title_text, note, width=80), fontsize='small')
+  ax.grid(alpha=0.3, which='both')
+  ax.legend(fontsize='small')
+  fig.tight_layout()
+  fig.savefig(path)
+  pyplot().close(fig)
+
+
 def density_axis(ax, lowest: float) -> None:
   """A log x axis of percent of weights remaining, 100 at the left, with
   readable ticks down to `lowest` (percent): IMP's 20% steps (100, 80, 64,

@@ -97,7 +97,8 @@ def plot(summary: dict, imp: dict | None, path: str) -> None:
   plt = plots_lib.pyplot()
   fig, ax = plt.subplots(figsize=(6, 4))
   e = [x for x in summary['by_lambda'] if x['density']['n']]  # healthy
-  ax.errorbar([100 * x['density']['mean'] for x in e],
+  xs = [100 * x['density']['mean'] for x in e]
+  ax.errorbar(xs,
               [100 * x['final_test_accuracy']['mean'] for x in e],
               xerr=[100 * x['density']['std'] for x in e],
               yerr=[100 * x['final_test_accuracy']['std'] for x in e],
@@ -110,19 +111,13 @@ def plot(summary: dict, imp: dict | None, path: str) -> None:
                   for lv in levels])
     s = [100 * lv['ticket']['final_test_accuracy']['std'] for lv in levels]
     plots_lib.band(ax, d, m, s, 'IMP tickets', marker='s', ms=3)
+    xs += d
     ax.axhline(m[0], color='gray', ls='--', lw=1, label='dense (IMP level 0)')
     spread = f'error bars and IMP {plots_lib.BAND}'
-  ax.set_xscale('log')
-  ax.invert_xaxis()
-  ax.set_xlabel('weights remaining (%)')
-  ax.set_ylabel('test accuracy (%)')
-  ax.set_title(f"CS tickets: {summary['model']} on {summary['dataset']}, "
-               f"{summary['num_seeds']} seeds\n({spread})",
-               fontsize='medium')
-  ax.legend()
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  plots_lib.density_axis(ax, min(xs + [100.0]))
+  plots_lib.save(fig, ax, path, f"CS tickets: {summary['model']} on "
+                 f"{summary['dataset']}, {summary['num_seeds']} seeds",
+                 'test accuracy (%)', note=spread)
 
 
 def series(summary: dict) -> list[dict]:

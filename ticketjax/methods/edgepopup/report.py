@@ -143,11 +143,5 @@ def plot_accuracy(summary: dict, path: str) -> None:
                    [100 * d['std']] * 2, 'dense, trained', color='gray',
                    ls='--', lw=1)
   ax.set_xlabel('k (fraction of weights kept per layer)')
-  ax.set_ylabel('final test accuracy (%)')
   ax.set_xlim(0, 1.02)
-  ax.set_title(plots_lib.title(title(summary), width=80), fontsize='small')
-  ax.grid(alpha=0.3)
-  ax.legend()
-  fig.tight_layout()
-  fig.savefig(path)
-  plt.close(fig)
+  plots_lib.save(fig, ax, path, title(summary), 'final test accuracy (%)')

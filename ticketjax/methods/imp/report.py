@@ -161,14 +161,8 @@ def plot(summary: dict, path: str, described: str = '') -> None:
     levels = summary['levels']
   plots_lib.density_axis(ax, min(100 * e['ticket']['density']
                                     for e in levels))
-  ax.set_ylabel('test accuracy (%)')
-  ax.set_title(plots_lib.title(title(summary, described), width=80),
-               fontsize='small')
-  ax.grid(alpha=0.3, which='both')
-  ax.legend(fontsize='small')
-  fig.tight_layout()
-  fig.savefig(path)
-  plt.close(fig)
+  plots_lib.save(fig, ax, path, title(summary, described),
+                 'test accuracy (%)')
 
 
 def _band(ax, pts, label):

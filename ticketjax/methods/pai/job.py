@@ -182,14 +182,7 @@ def plots(summary: dict, evals: list[dict]) -> dict:
                    ms=3)
     plots_lib.density_axis(ax, min(100 * e['density']['mean']
                                    for e in summary['by_density']))
-    ax.set_ylabel('final test accuracy (%)')
-    ax.set_title(plots_lib.title(title(summary), width=80),
-                 fontsize='small')
-    ax.grid(alpha=0.3, which='both')
-    ax.legend(fontsize='small')
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    plots_lib.save(fig, ax, path, title(summary), 'final test accuracy (%)')
 
   groups = {}
   for r in evals:
