@@ -107,9 +107,11 @@ class Run:
     return records_lib.read_json(path) if os.path.exists(path) else None
 
   def has_work(self) -> bool:
-    """Whether an earlier attempt left a checkpoint, a record or results."""
-    return any(os.path.isdir(p) and os.listdir(p)
-               for p in (self.store.root, self.path('records'))) or any(
+    """Whether an earlier attempt left a checkpoint, a record or results
+    (a file anywhere under checkpoints/ or records/; empty folders don't
+    count)."""
+    return any(files for root in (self.store.root, self.path('records'))
+               for _, _, files in os.walk(root)) or any(
                    os.path.exists(self.path(name))
                    for name in ('metrics.jsonl', 'summary.json'))
 

@@ -166,9 +166,12 @@ def plot(summary: dict, path: str, described: str = '') -> None:
 
 
 def _band(ax, pts, label):
-  """A mean line with a ± std band from [(x, {'mean', 'std'})]."""
-  plots_lib.band(ax, [p[0] for p in pts], [100 * p[1]['mean'] for p in pts],
-                 [100 * p[1]['std'] for p in pts], label, marker='o', ms=3)
+  """A mean line with a ± std band from [(x, {'mean', 'std', 'n'})];
+  points where every member diverged (n = 0) are left out."""
+  pts = [p for p in pts if p[1]['n']]
+  if pts:
+    plots_lib.band(ax, [p[0] for p in pts], [100 * p[1]['mean'] for p in pts],
+                   [100 * p[1]['std'] for p in pts], label, marker='o', ms=3)
 
 
 def _plot_branches(ax, summary):
@@ -180,8 +183,10 @@ def _plot_branches(ax, summary):
       pts = [p for p in pts if p[0] < 100]
     if pts:
       _band(ax, pts, branch)
-  dense = summary['levels'][0]['ticket']['final_test_accuracy']['mean']
-  ax.axhline(100 * dense, color='gray', ls='--', lw=1, label='dense')
+  dense = summary['levels'][0]['ticket']['final_test_accuracy']
+  if dense['n']:
+    ax.axhline(100 * dense['mean'], color='gray', ls='--', lw=1,
+               label='dense')
 
 
 def plot_curves(summary: dict, evals: list[dict], path: str,
