@@ -1,0 +1,120 @@
+"""The run lifecycle every method shares (`run/lifecycle.py`)."""
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from configs import dense_mnist1d
+from ticketjax.run import jobs
+from ticketjax.run import lifecycle
+from ticketjax.run import records
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+HOLD = '''
+import sys, time
+from configs import dense_mnist1d
+from ticketjax.run import lifecycle
+config = dense_mnist1d.get_config('smoke')
+lifecycle.Run(config, sys.argv[1]).begin()
+print('locked', flush=True)
+time.sleep(600)
+'''
+
+
+def _smoke(seeds=2):
+  config = dense_mnist1d.get_config(f'smoke,seeds={seeds}')
+  config.progress = False
+  return config
+
+
+def test_a_second_process_is_refused_and_a_killed_holder_blocks_nothing(
+    tmp_path):
+  holder = subprocess.Popen([sys.executable, '-c', HOLD, str(tmp_path)],
+                            cwd=REPO, stdout=subprocess.PIPE, text=True)
+  try:
+    while holder.stdout.readline().strip() != 'locked':  # TFDS may print
+      assert holder.poll() is None, 'the lock holder died'
+    with pytest.raises(ValueError, match=rf'in use by process {holder.pid}'):
+      jobs.run(_smoke(), str(tmp_path))
+    assert not (tmp_path / os.listdir(tmp_path)[0] / 'summary.json').exists()
+  finally:
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+  # the kernel dropped the dead holder's lock: the run goes through
+  summary = jobs.run(_smoke(), str(tmp_path))
+  assert summary['num_seeds'] == 2
+  again = jobs.run(_smoke(), str(tmp_path))  # same process, lock released
+  assert again == summary
+
+
+def test_seed_policies(tmp_path):
+  config = _smoke()
+  run = lifecycle.Run(config, str(tmp_path))
+  assert run.check_seeds('refuse') is None  # a new folder takes any count
+  run.begin()
+  records.write_json(run.path('summary.json'), {})  # work was done
+  for policy in lifecycle.SEED_POLICIES:  # the same count resumes
+    assert run.check_seeds(policy) is None
+  more = lifecycle.Run(_smoke(seeds=3), str(tmp_path))
+  assert more.dir == run.dir
+  assert more.check_seeds('extend') == 2
+  with pytest.raises(ValueError, match='cannot grow to more seeds: ask for '
+                     'num_seeds=2'):
+    more.check_seeds('extend', 'grid search', extendable=False)
+  assert more.check_seeds('rerun') is None
+  with pytest.raises(ValueError, match='cannot grow'):
+    more.check_seeds('refuse')
+  fewer = lifecycle.Run(_smoke(seeds=1), str(tmp_path))
+  for policy in lifecycle.SEED_POLICIES:
+    with pytest.raises(ValueError, match='holds a run with 2 seeds.*'
+                       'num_seeds=2'):
+      fewer.check_seeds(policy)
+  with pytest.raises(ValueError, match="unknown seed policy 'grow'"):
+    fewer.check_seeds('grow')
+  lifecycle.release_all()
+
+
+def test_flag_diverged_marks_a_member_from_its_first_bad_record():
+  recs = [{'m': 0, 'train_loss': 2.0}, {'m': 1, 'train_loss': 2.0},
+          {'m': 0, 'train_loss': 1.0}, {'m': 1, 'train_loss': 3e3},
+          {'m': 0, 'train_loss': 0.5}, {'m': 1, 'train_loss': 1.0}]
+  assert lifecycle.flag_diverged(recs, key=lambda r: r['m']) == {1}
+  assert [r.get('diverged', False) for r in recs] == [
+      False, False, False, True, False, True]
+  nan = [{'m': 0, 'train_loss': math.nan}]
+  assert lifecycle.flag_diverged(nan, key=lambda r: r['m']) == {0}
+
+
+def test_member_stats_and_aggregate():
+  recs = [{'step': 10, 'test_accuracy': 0.5, 'test_loss': 1.0,
+           'train_accuracy': 0.6, 'val_loss': 0.9},
+          {'step': 20, 'test_accuracy': 0.4, 'test_loss': 1.2,
+           'train_accuracy': 0.7, 'val_loss': 1.1}]
+  stats = lifecycle.member_stats(recs)
+  assert stats == {'final_test_accuracy': 0.4, 'final_test_loss': 1.2,
+                   'best_test_accuracy': 0.5, 'final_train_accuracy': 0.7,
+                   'early_stop_step': 10, 'early_stop_test_accuracy': 0.5}
+  members = [{'x': 1.0}, {'x': 3.0}, {'x': 100.0, 'diverged': True}]
+  agg = lifecycle.aggregate(members, ('x', 'absent'))
+  assert agg['x']['mean'] == 2.0 and agg['x']['n'] == 2
+  assert 'absent' not in agg and (agg['diverged'], agg['members']) == (1, 3)
+  assert 'diverged' not in lifecycle.aggregate(members[:2], ('x',))
+
+
+def test_json_is_strict_and_damage_is_named(tmp_path):
+  path = str(tmp_path / 'a.json')
+  records.write_json(path, {'bad': math.nan, 'inf': [math.inf, 1.0]})
+  def no_constants(name):
+    raise ValueError(name)
+  assert json.loads(open(path).read(), parse_constant=no_constants) == {
+      'bad': None, 'inf': [None, 1.0]}
+  with open(path, 'w') as f:
+    f.write('{"cut": [1, 2')
+  with pytest.raises(ValueError, match=r'a\.json is damaged \(not valid JSON'):
+    records.read_json(path)
+  assert open(path).read() == '{"cut": [1, 2'  # reading changed nothing
