@@ -5,8 +5,8 @@
 
 On several hosts, the same command on each with `--num_processes=N` (and
 off TPU `--coordinator_address=HOST:PORT --process_id=I`), as for
-`launch.main`: every job runs across all hosts, process 0 writes the run
-folders and the report, and the others their copies (`ticketjax/run/hosts.py`).
+`launch.main`: every job runs across all hosts and process 0 writes the
+run folders and the report (`ticketjax/run/hosts.py`).
 
 The sweep file's `get_sweep(ARG)` returns a list of configs. Every config
 is checked before the first job starts; each job is resumable on its own

@@ -144,12 +144,12 @@ def test_imp_search_records_are_identical_on_one_four_devices_and_two_hosts(
   forced CPU devices writes the records of the 1-device run, bit for bit,
   with members in compiled groups (`train.member_group`); so do two JAX
   processes of 2 devices each (`--num_processes=2`, gloo on localhost),
-  process 0 in the run folder and process 1 in its own copy. The two
+  process 0 alone writing the run folder (no per-process copies). The two
   processes run the search in a sweep (`launch.sweep`, whose multi-host
   flags are `launch.main`'s) with a report from each: first with 4 seeds,
   then grown in place to 8 (`imp_extend`, which swaps checkpoints), then
-  an Edge-Popup smoke run, which deletes its older checkpoints as it goes;
-  its records equal a one-device run's."""
+  an Edge-Popup smoke run, whose CheckpointManager drops its older
+  checkpoints; its records equal a one-device run's."""
   def launch(devices, workdir, *extra, sweep=False):
     env = dict(os.environ, PYTHONPATH=ROOT, XLA_FLAGS=(
         f'--xla_force_host_platform_device_count={devices}'))
@@ -207,38 +207,30 @@ def test_imp_search_records_are_identical_on_one_four_devices_and_two_hosts(
     assert proc.returncode == 0, out[-3000:]
   (one,) = list((tmp_path / 'd1').iterdir())
   run_dir = workdir / one.name
-  copy = workdir / '.hosts' / 'process-1' / run_dir.name
+  # one writer: no per-process copies anywhere in the workdir
+  assert not (workdir / '.hosts').exists()
   # grown from 4 seeds: the old seeds' records come first, so compare the
   # records as a set (and the summary whole)
   grown = lambda r: (sorted(r[0].splitlines()), r[1])
   assert grown(read(run_dir)) == grown(runs[1])
-  assert grown(read(copy)) == grown(runs[1])
   # the checkpoints are saved once, by both processes together
   assert checkpoint.Checkpoints(str(run_dir)).leading_size('level_001') == 8
-  assert not (copy / 'checkpoints').exists()
-  assert not (run_dir / 'extend').exists() and not (copy / 'extend').exists()
+  assert not (run_dir / 'extend').exists()
 
-  # Edge-Popup (it deletes older checkpoints: process 0 does, both wait):
-  # the records of a one-device run in this process
+  # Edge-Popup: the records of a one-device run in this process
   alone = jobs.run(sweep_launcher.load_sweep(str(sweep_file))[2],
                          str(tmp_path / 'ep1'))
   name = os.path.basename(alone['run_dir'])
   expected = read(tmp_path / 'ep1' / name)
   ep_dir = workdir / name
   assert read(ep_dir) == expected
-  assert read(workdir / '.hosts' / 'process-1' / name) == expected
   assert sorted(os.listdir(ep_dir / 'checkpoints')) == sorted(
       os.listdir(tmp_path / 'ep1' / name / 'checkpoints'))
-  # the sweep's report: process 0's in the workdir, process 1's in its copy
+  # the sweep's report, written once, by process 0
   assert (workdir / 'report' / 'report.md').exists()
-  assert (workdir / '.hosts' / 'process-1' / 'report' / 'report.md').exists()
 
 
-def test_one_process_writes_in_the_workdir_and_copies_map_to_process_0():
+def test_one_process_is_the_main_one():
   from ticketjax.run import hosts  # pylint: disable=g-import-not-at-top
-  assert hosts.process_workdir('/w') == '/w'  # one process: process 0
   assert hosts.is_main()
   hosts.barrier('one process: returns at once')
-  copy = os.path.join('/w', hosts.HOSTS_DIR, 'process-3', 'imp-abc')
-  assert hosts.shared_path(copy) == os.path.join('/w', 'imp-abc')
-  assert hosts.shared_path('/w/imp-abc') == '/w/imp-abc'

@@ -28,6 +28,7 @@ from ticketjax.core import stats
 from ticketjax.methods import registry
 from ticketjax.methods.lmc import report as lmc_report
 from ticketjax.reports import plots as plots_lib
+from ticketjax.run import records as records_lib
 from ticketjax.run import store
 
 
@@ -204,8 +205,9 @@ def write(paths, out_dir: str) -> str:
   if series:
     dense = [{'label': s['label'], 'dataset': s['dataset'], **s['points'][0]}
              for s in series if s['reference']]
-    plot_accuracy([s for s in series if not s['reference']],
-                  os.path.join(out_dir, 'accuracy.png'), dense)
+    records_lib.write_atomic(
+        os.path.join(out_dir, 'accuracy.png'), lambda path: plot_accuracy(
+            [s for s in series if not s['reference']], path, dense))
     rows, layer_rows = [], []
     for s in series:
       for p in s['points']:
@@ -231,7 +233,8 @@ def write(paths, out_dir: str) -> str:
                   overlap_rows)]
   lmc_runs = [r for r in runs if r['job'] == 'lmc']
   if lmc_runs:
-    plot_lmc(lmc_runs, os.path.join(out_dir, 'lmc.png'))
+    records_lib.write_atomic(os.path.join(out_dir, 'lmc.png'),
+                             lambda path: plot_lmc(lmc_runs, path))
     rows = [[_name(r), e['network'], e['split'], e['rewind_step'],
              stats.format_mean_std(e['barrier'], digits=2)]
             for r in lmc_runs for e in r['steps']]
@@ -240,6 +243,5 @@ def write(paths, out_dir: str) -> str:
                   ['run', 'network', 'split', 'rewind step', 'barrier (%)'],
                   rows), '\n![lmc](lmc.png)\n']
   text = '\n'.join(parts) + '\n'
-  with open(os.path.join(out_dir, 'report.md'), 'w', encoding='utf-8') as f:
-    f.write(text)
+  records_lib.write_text(os.path.join(out_dir, 'report.md'), text)
   return text

@@ -10,13 +10,14 @@ process then runs the same driver:
     `jax.devices()`), and their results are gathered to every process, so
     every process holds every member's numbers and makes the same
     decisions (levels done, densities, resume);
-  * process 0 writes the run folder under `workdir`; process i > 0 writes
-    its own identical copy under `workdir/.hosts/process-<i>/`, which is
-    what it resumes from. Orbax checkpoints are the exception: all
-    processes save and restore process 0's together (orbax's multi-host
-    mode; process 0 writes them), so the workdir must be a file system
-    every host mounts (NFS; the run files are written with plain `open`,
-    so not `gs://`). Read process 0's folder.
+  * process 0 alone writes the run files (`records.write_atomic` skips
+    the write elsewhere) and holds the folder's lock; every process waits
+    at a barrier after each write, then reads the same files, so all make
+    the same decisions (levels done, resume). Orbax checkpoints are saved
+    and restored by all processes together (orbax's multi-host mode;
+    process 0 writes them). The workdir must be a file system every host
+    mounts (NFS; the run files are written with plain `open`, so not
+    `gs://`).
 
 Growing an IMP run to more seeds swaps checkpoints by renames: process 0
 changes the shared folder and all processes wait for it (`barrier`).
@@ -28,13 +29,10 @@ growth to more seeds and an Edge-Popup run are tested on two processes
 On CPU (tests, or hosts without accelerators) the processes talk through
 gloo. With one process nothing here changes anything.
 """
-import os
 from typing import Optional
 
 import jax
 from jax.experimental import multihost_utils
-
-HOSTS_DIR = '.hosts'
 
 
 def initialize(coordinator_address: Optional[str] = None,
@@ -73,20 +71,3 @@ def on_main(name: str, fn, *args) -> None:
   if is_main():
     fn(*args)
   barrier(name)
-
-
-def process_workdir(workdir: str) -> str:
-  """Where this process writes: `workdir` on process 0, else its copy."""
-  index = jax.process_index()
-  if index == 0:
-    return workdir
-  return os.path.join(workdir, HOSTS_DIR, f'process-{index}')
-
-
-def shared_path(path: str) -> str:
-  """`path` inside this process's copy mapped to process 0's folder."""
-  parts = os.path.normpath(os.path.abspath(path)).split(os.sep)
-  for i in range(len(parts) - 1):
-    if parts[i] == HOSTS_DIR and parts[i + 1].startswith('process-'):
-      return os.sep.join(parts[:i] + parts[i + 2:])
-  return path

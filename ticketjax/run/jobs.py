@@ -7,7 +7,6 @@ It looks up the method named by `config.job` in the registry
 from typing import Any
 
 from ticketjax.methods import registry
-from ticketjax.run import hosts
 from ticketjax.run import lifecycle
 
 
@@ -15,6 +14,6 @@ def run(config: Any, workdir: str) -> dict:
   """Runs the job `config.job` in `workdir`; returns its summary."""
   method = registry.get(config.job)
   try:
-    return method.run(config, hosts.process_workdir(workdir))
+    return method.run(config, workdir)
   finally:
     lifecycle.release_all()  # the run folders' locks (`Run.lock`)

@@ -45,6 +45,7 @@ import sys
 from typing import Any, Callable, Mapping, Sequence
 
 from ticketjax.core import stats
+from ticketjax.run import hosts
 from ticketjax.run import records as records_lib
 from ticketjax.run import setup as setup_lib
 from ticketjax.run import store
@@ -167,7 +168,7 @@ class Run:
     Held until `release_all` (`jobs.run` calls it when the job returns or
     fails); taking it again in the same process is a no-op.
     """
-    if self.dir in _HELD:
+    if self.dir in _HELD or not hosts.is_main():  # process 0 holds it
       return
     path = self.path('.lock')
     # stays open while the run holds the lock (closed by release_all)

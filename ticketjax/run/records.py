@@ -11,6 +11,8 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from ticketjax.run import hosts
+
 
 def to_python(value):
   """numpy/jax scalars and arrays -> Python numbers and lists (for JSON).
@@ -64,11 +66,17 @@ def read_jsonl(path: str) -> list[dict]:
 
 def write_atomic(path: str, write) -> None:
   """`write(tmp_path)`, then a rename onto `path`: readers and a rerun after
-  a kill see the old file or the whole new one, never a part."""
-  root, ext = os.path.splitext(path)
-  tmp = f'{root}.tmp{ext}'  # keeps the extension (matplotlib reads it)
-  write(tmp)
-  os.replace(tmp, path)
+  a kill see the old file or the whole new one, never a part.
+
+  With several processes only process 0 writes, and every process waits
+  until it has (`hosts`): all then read the same file.
+  """
+  if hosts.is_main():
+    root, ext = os.path.splitext(path)
+    tmp = f'{root}.tmp{ext}'  # keeps the extension (matplotlib reads it)
+    write(tmp)
+    os.replace(tmp, path)
+  hosts.barrier(f'wrote {path}')
 
 
 def write_text(path: str, text: str) -> None:

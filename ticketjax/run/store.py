@@ -15,7 +15,6 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from ticketjax.core.types import PyTree
-from ticketjax.run import hosts
 
 _CHECKPOINTER = None
 
@@ -31,10 +30,9 @@ class Checkpoints:
   """Named checkpoints under `<run_dir>/checkpoints/`."""
 
   def __init__(self, run_dir: str):
-    # with several processes every one saves and restores process 0's
-    # checkpoints together (orbax's multi-host mode; shared storage)
-    self.root = os.path.join(os.path.abspath(hosts.shared_path(run_dir)),
-                             'checkpoints')
+    # with several processes all save and restore together (orbax's
+    # multi-host mode; shared storage)
+    self.root = os.path.join(os.path.abspath(run_dir), 'checkpoints')
 
   def path(self, name: str) -> str:
     return os.path.join(self.root, name)

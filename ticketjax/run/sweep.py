@@ -8,8 +8,8 @@ starts, runs them in order through `jobs.run` (each in its own
 content-addressed folder, so a killed sweep rerun skips the finished jobs
 and resumes the unfinished one), and writes one cross-run report
 (`cross_run.write`) over the workdir. With several JAX processes
-(`ticketjax.run.hosts`) every job spans them all, and each process writes
-the report from its own copy of the runs (process 0 into the workdir).
+(`ticketjax.run.hosts`) every job spans them all and process 0 writes the
+run folders and the report.
 """
 import os
 import sys
@@ -17,7 +17,6 @@ from typing import Any, Sequence
 
 from ticketjax.methods import registry
 from ticketjax.reports import cross_run
-from ticketjax.run import hosts
 from ticketjax.run import jobs
 from ticketjax.run import setup as setup_lib
 
@@ -43,11 +42,9 @@ def run_sweep(configs: Sequence[Any], workdir: str,
     print(f'sweep: job {i + 1}/{len(configs)} ({config.job})',
           file=sys.stderr)
     summaries.append(jobs.run(config, workdir))
-  # several processes: each reports from its copy of the runs into its own
-  # folder (process 0: the workdir), restoring checkpoints together
-  mine = hosts.process_workdir(workdir)
-  out = (hosts.process_workdir(report_dir) if report_dir
-         else os.path.join(mine, 'report'))
-  cross_run.write([mine], out)
+  # several processes: all restore the checkpoints the report reads
+  # together; process 0 writes it
+  out = report_dir or os.path.join(workdir, 'report')
+  cross_run.write([workdir], out)
   print(f'sweep report: {os.path.join(out, "report.md")}', file=sys.stderr)
   return summaries

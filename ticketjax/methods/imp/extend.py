@@ -18,10 +18,10 @@ checkpoint is written beside the old one and swapped in by two renames
 records; a rerun finishes a swap cut between the renames and skips a
 checkpoint that already holds S_new members.
 
-With several processes (`ticketjax.run.hosts`) every process merges its own
-copy of the records, all save the merged checkpoints together, and
-process 0 alone renames and deletes in the shared checkpoint folders while
-the others wait (`hosts.barrier`).
+With several processes (`ticketjax.run.hosts`) process 0 writes the merged
+records, all save the merged checkpoints together, and process 0 alone
+renames and deletes in the shared folders while the others wait
+(`hosts.barrier`).
 """
 import json
 import os
@@ -128,7 +128,8 @@ def extend(run, old: int, levels_done: int) -> None:
     records_lib.write_json(path, merged_records)  # marks the level merged
   config_path = os.path.join(run.run_dir, 'config.json')
   records_lib.write_json(config_path, run.config.to_dict())
-  # process 0's folder holds the sub-run's checkpoints: all are done with
-  # them before it deletes
+  # all processes are done with the sub-run's files before process 0
+  # deletes them
   hosts.barrier('imp_extend: merged')
-  shutil.rmtree(os.path.join(run.run_dir, 'extend'))
+  hosts.on_main('imp_extend: sub-run removed', shutil.rmtree,
+                os.path.join(run.run_dir, 'extend'))
