@@ -57,3 +57,23 @@ def test_a_run_without_golden_file_says_how_to_write_one(tmp_path,
   run_dir = _run_dir(tmp_path, lambda run: None)
   with pytest.raises(AssertionError, match='TICKETJAX_UPDATE_GOLDEN=1'):
     golden_lib.check('new_config.smoke', run_dir)
+
+
+def test_on_an_accelerator_only_what_training_does_not_compute_counts(
+    tmp_path, monkeypatch):
+  """A GPU's TF32 matmuls move accuracies and losses far past CPU rounding:
+  off the CPU those are skipped, while steps and structure still count."""
+  monkeypatch.delenv('TICKETJAX_UPDATE_GOLDEN', raising=False)
+  monkeypatch.setenv('TICKETJAX_GOLDEN_BITWISE', '1')
+  def trained_elsewhere(run):
+    for rec in run['records']:
+      rec.update(test_accuracy=0.9, test_loss=0.1, train_loss=0.2)
+    run['summary']['test_accuracy']['mean'] = 0.9
+  run_dir = _run_dir(tmp_path, trained_elsewhere)
+  golden_lib.check('dense_mnist1d.smoke', run_dir, backend='gpu')
+  with pytest.raises(AssertionError, match='test_accuracy'):
+    golden_lib.check('dense_mnist1d.smoke', run_dir, backend='cpu')
+  (tmp_path / 'b').mkdir()
+  moved = _run_dir(tmp_path / 'b', _set('step', 31))
+  with pytest.raises(AssertionError, match=r"\['step'\]: golden 30, got 31"):
+    golden_lib.check('dense_mnist1d.smoke', moved, backend='gpu')
