@@ -118,3 +118,40 @@ def test_json_is_strict_and_damage_is_named(tmp_path):
   with pytest.raises(ValueError, match=r'a\.json is damaged \(not valid JSON'):
     records.read_json(path)
   assert open(path).read() == '{"cut": [1, 2'  # reading changed nothing
+
+
+def test_bad_workdirs_fail_before_anything_is_written(tmp_path):
+  afile = tmp_path / 'a_file'
+  afile.write_text('x')
+  locked = tmp_path / 'locked'
+  locked.mkdir()
+  for workdir, match in ((afile, 'is a file'),
+                         (afile / 'below', 'lies below the file'),
+                         ('', 'the workdir is empty')):
+    with pytest.raises(ValueError, match=match):
+      jobs.run(_smoke(), str(workdir))
+  if os.geteuid() != 0:  # root writes anywhere
+    locked.chmod(0o500)
+    with pytest.raises(ValueError, match='not writable'):
+      jobs.run(_smoke(), str(locked / 'w'))
+  assert sorted(os.listdir(tmp_path)) == ['a_file', 'locked']
+  assert afile.read_text() == 'x' and not os.listdir(locked)
+
+
+def test_a_run_folder_is_never_reused_for_another_config(tmp_path):
+  summary = jobs.run(_smoke(), str(tmp_path))
+  run_dir = summary['run_dir']
+  config_path = os.path.join(run_dir, 'config.json')
+  stored = json.load(open(config_path))
+  stored['optimizer']['learning_rate'] = 0.5  # another config's folder
+  records.write_json(config_path, stored)
+  before = {n: open(os.path.join(run_dir, n), 'rb').read()
+            for n in os.listdir(run_dir) if n != '.lock'}
+  with pytest.raises(ValueError, match=r"config of another run \(it "
+                     r"differs in \['optimizer'\]\)"):
+    jobs.run(_smoke(), str(tmp_path))
+  assert {n: open(os.path.join(run_dir, n), 'rb').read()
+          for n in os.listdir(run_dir) if n != '.lock'} == before
+  # a workdir that is itself a run folder
+  with pytest.raises(ValueError, match='is a run folder'):
+    jobs.run(_smoke(), run_dir)

@@ -5,11 +5,13 @@ holds what is its own: its config section, its stages (what it trains and
 in which order) and its summary, table and plots. Everything around them is
 here, written once:
 
-  1. `Run(config, workdir, ...)` validates the whole config and loads the
-     data (`setup.build`), then finds the content-addressed run folder
-     (`workdir.run_dir`, with the method's non-semantic fields). Nothing is
-     written yet: a bad config fails with a ValueError and an untouched
-     workdir.
+  1. `Run(config, workdir, ...)` checks the workdir (a writable folder,
+     or one it can create), validates the whole config and loads the data
+     (`setup.build`), then finds the content-addressed run folder
+     (`workdir.run_dir`, with the method's non-semantic fields) and checks
+     that a `config.json` already there is this config's (never another's,
+     and never a run folder inside a run folder). Nothing is written yet: a
+     bad input fails with a ValueError and an untouched workdir.
   2. `check_seeds(...)` applies the one seed policy (below) against the
      folder's `config.json`.
   3. `begin()` creates the folder, takes its lock (`.lock`: one writer per
@@ -73,11 +75,14 @@ class Run:
   def __init__(self, config: Any, workdir: str, *,
                non_semantic: Sequence[str] = ()):
     self.config = config
+    check_workdir(workdir)
     self.setup = setup_lib.build(config)
-    self.dir = workdir_lib.run_dir(workdir, config, tuple(non_semantic))
+    self.non_semantic = tuple(non_semantic)
+    self.dir = workdir_lib.run_dir(workdir, config, self.non_semantic)
     self.store = store.Checkpoints(self.dir)
     self.num_seeds = int(config.num_seeds)
     self.show_progress = bool(config.get('progress', True))
+    self.check_folder()
 
   # -- paths and files -----------------------------------------------------
 
@@ -155,6 +160,28 @@ class Run:
         f'num_seeds={old} or use a new workdir')
 
   # -- the folder ----------------------------------------------------------
+
+  def check_folder(self) -> None:
+    """The folder holds this config's run (or none yet): ValueError if its
+    `config.json` belongs to another config, or the workdir is itself a
+    run folder."""
+    parent = os.path.dirname(self.dir)
+    if os.path.exists(os.path.join(parent, 'config.json')):
+      raise ValueError(
+          f'workdir {parent} is a run folder (it holds config.json); give '
+          'the folder that holds run folders, e.g. its parent')
+    stored = self.stored_config()
+    if stored is None:
+      return
+    mine = workdir_lib.semantic_config(self.config, self.non_semantic)
+    theirs = workdir_lib.semantic_config(stored, self.non_semantic)
+    if mine != theirs:
+      fields = sorted(k for k in set(mine) | set(theirs)
+                      if mine.get(k) != theirs.get(k))
+      raise ValueError(
+          f'{self.dir}/config.json is the config of another run (it differs '
+          f'in {fields}); this folder is not reused for another config: '
+          'move it away, or use a new workdir')
 
   def begin(self) -> None:
     """Creates the folder, takes its lock, writes `config.json`."""
@@ -234,6 +261,26 @@ class Run:
     print(table)
     print(f'results: {self.dir}', file=sys.stderr)
 
+
+
+def check_workdir(workdir: str) -> None:
+  """ValueError, before anything is written, for a workdir that is empty,
+  a file, below a file, or in a folder this process cannot write."""
+  if not workdir:
+    raise ValueError('the workdir is empty; give a folder (created if '
+                     'missing) for the run folders')
+  path = os.path.abspath(workdir)
+  if os.path.exists(path) and not os.path.isdir(path):
+    raise ValueError(f'workdir {workdir} is a file; give a folder')
+  existing = path
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    raise ValueError(f'workdir {workdir} lies below the file {existing}; '
+                     'give a folder')
+  if not os.access(existing, os.W_OK | os.X_OK):
+    raise ValueError(f'workdir {workdir}: {existing} is not writable by '
+                     'this process; give a folder it can write')
 
 
 def member_stats(recs: list[dict]) -> dict:
