@@ -14,7 +14,9 @@ Variants (comma-separated after ':'):
   seeds=N    N seeds (default 4);
   smoke      2 seeds, densities 50% and 10%, 40 steps: a test run.
 
-Runtime and result on this project's 2-core CPU are in docs/results.md
+About 25-70 s on 2 CPU cores. Expected final test accuracy (4 seeds,
+magnitude, layerwise): 61.4 ± 0.5% at 50% of the weights, 49.1 ± 1.3% at
+10%, 18.2 ± 1.6% at 2%; every score and scope in docs/results.md
 ("Pruning at initialization").
 """
 from configs import common
