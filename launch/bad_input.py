@@ -1,6 +1,62 @@
-"""The launchers' one way to report bad input."""
+"""The launchers' one way to report bad input: `error: ...`, exit 2.
+
+Bad input is refused before any work with one line on stderr naming the
+culprit and what is valid, and exit code 2; no traceback reaches the user
+(it goes to the log file, `launch/logs.py`). Three places catch it:
+  * `parse_flags`: the flags, the config file and its variant and
+    overrides (ml_collections loads the file while absl parses the flags);
+  * `launching(what)`: starting JAX (a platform or multi-host flag that
+    cannot be honoured);
+  * `exit_on_value_error()`: the library's own checks (ValueError).
+"""
 import contextlib
 import sys
+
+from absl import flags
+from absl import logging
+
+
+def _fail(message: str) -> None:
+  print(f'error: {message}', file=sys.stderr)
+  sys.exit(2)
+
+
+def _explain(e: BaseException) -> str:
+  """One line from an exception raised while loading a config: the
+  innermost message (ml_collections wraps the config file's own error, its
+  traceback included, in its own)."""
+  while e.args and isinstance(e.args[0], BaseException):
+    e = e.args[0]
+  text = e.args[0] if e.args and isinstance(e.args[0], str) else str(e)
+  if 'Traceback (most recent call last)' in text:
+    text = [line for line in text.splitlines() if line.strip()][-1]
+  return ' '.join(text.split()) or type(e).__name__
+
+
+def parse_flags(argv):
+  """absl's flag parsing, with every failure (a missing or broken config
+  file, a config without get_config, a bad variant, an unknown override, a
+  malformed flag) turned into one `error:` line and exit 2."""
+  try:
+    return flags.FLAGS(argv)
+  except (flags.Error, AttributeError, KeyError, TypeError, ValueError,
+          OSError, SyntaxError, ImportError) as e:
+    _fail(f'{_explain(e)} (flags: {" ".join(argv[1:])}); valid: '
+          '--config=FILE.py[:VARIANT] with a get_config(arg), overrides '
+          '--config.<existing field>=<value>, see --helpfull')
+
+
+@contextlib.contextmanager
+def launching(what: str):
+  """Any failure inside is bad input about `what`: `error:` and exit 2."""
+  try:
+    yield
+  except Exception as e:  # pylint: disable=broad-except
+    logging.info('launch failed: %s', what, exc_info=True)  # the log file
+    text = _explain(e)
+    if text == type(e).__name__:  # no message of its own
+      text += ' (the traceback is in the log file, launch/logs.py)'
+    _fail(f'{what}: {text}')
 
 
 @contextlib.contextmanager

@@ -35,11 +35,16 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   logs.to_file('ticketjax')
-  hosts_flags.initialize()
+  with bad_input.launching('the config'):
+    config = _CONFIG.value
+    config.get('job')  # a config file that failed to load raises here
+  with bad_input.launching('starting JAX (--jax_platforms, '
+                           '--num_processes, --coordinator_address)'):
+    hosts_flags.initialize()
   with bad_input.exit_on_value_error():
-    jobs.run(_CONFIG.value, _WORKDIR.value)
+    jobs.run(config, _WORKDIR.value)
 
 
 if __name__ == '__main__':
   jax.config.config_with_absl()  # JAX options become flags too
-  app.run(main)
+  app.run(main, flags_parser=bad_input.parse_flags)

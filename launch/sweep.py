@@ -50,11 +50,13 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   logs.to_file('ticketjax_sweep')
-  hosts_flags.initialize()
+  with bad_input.launching('starting JAX (--jax_platforms, '
+                           '--num_processes, --coordinator_address)'):
+    hosts_flags.initialize()
   with bad_input.exit_on_value_error():
     sweep.run_sweep(load_sweep(_SWEEP.value), _WORKDIR.value, _REPORT.value)
 
 
 if __name__ == '__main__':
   jax.config.config_with_absl()
-  app.run(main)
+  app.run(main, flags_parser=bad_input.parse_flags)

@@ -275,3 +275,26 @@ def test_progress_line_has_rate_and_eta():
   lines = out.getvalue().strip().splitlines()
   assert 'steps/s' in lines[0] and 'ETA' in lines[1]
   assert 'took' in lines[-1] and 'loss 0.5' in lines[-1]
+
+
+@pytest.mark.parametrize('args,culprit', [
+    (['--config=configs/nope.py'], 'configs/nope.py'),
+    (['--config=configs'], 'Is a directory'),
+    (['--config=configs/common.py'], 'get_config'),
+    (['--config=configs/dense_mnist1d.py:seeds=abc'], 'num_seeds'),
+    (['--config=configs/dense_mnist1d.py:smok'], "unknown config variant"),
+    (['--config=configs/dense_mnist1d.py:smoke', '--config.train.stepz=3'],
+     'stepz'),
+    (['--config=configs/dense_mnist1d.py:smoke', '--config.foo.bar=1'],
+     'foo'),
+    (['--config=configs/dense_mnist1d.py:smoke', '--num_processes=2'],
+     'coordinator_address'),
+])
+def test_bad_launches_give_one_error_line_exit_2_and_write_nothing(
+    tmp_path, args, culprit):
+  proc = _launch(*args, f'--workdir={tmp_path}/w')
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  lines = proc.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith('error: '), proc.stderr
+  assert culprit in lines[0] and 'Traceback' not in proc.stderr
+  assert not (tmp_path / 'w').exists()
