@@ -41,9 +41,16 @@ def load_sweep(spec: str):
     loader.loader.exec_module(module)
   except FileNotFoundError as e:
     raise ValueError(f'no sweep file {path!r}') from e
+  except Exception as e:  # pylint: disable=broad-except
+    raise ValueError(f'sweep file {path!r} does not load: '
+                     f'{type(e).__name__}: {e}') from e
   if not hasattr(module, 'get_sweep'):
     raise ValueError(f'{path!r} has no get_sweep(arg) function')
-  return module.get_sweep(arg or None)
+  try:
+    return list(module.get_sweep(arg or None))
+  except Exception as e:  # pylint: disable=broad-except
+    raise ValueError(f'get_sweep({arg or None!r}) of {path!r} failed: '
+                     f'{type(e).__name__}: {e}') from e
 
 
 def main(argv):

@@ -298,3 +298,32 @@ def test_bad_launches_give_one_error_line_exit_2_and_write_nothing(
   assert len(lines) == 1 and lines[0].startswith('error: '), proc.stderr
   assert culprit in lines[0] and 'Traceback' not in proc.stderr
   assert not (tmp_path / 'w').exists()
+
+
+@pytest.mark.parametrize('launcher,args,culprit', [
+    ('sweep', ['--sweep={d}/syntax.py'], "syntax.py' does not load: Syntax"),
+    ('sweep', ['--sweep={d}/missing_import.py'], 'No module named'),
+    ('sweep', ['--sweep={d}/not_configs.py'], 'sweep entry 0 is a int'),
+    ('report', ['--workdir={d}', '--out={d}/a_file/report'],
+     'lies below the file'),
+    ('main', ['--config=configs/dense_mnist1d.py:smoke',
+              '--config.data.data_dir={d}/a_file'], 'data.data_dir'),
+])
+def test_bad_sweep_report_and_data_inputs_give_one_error_line(
+    tmp_path, launcher, args, culprit):
+  (tmp_path / 'syntax.py').write_text('def get_sweep(arg):\n  return [1\n')
+  (tmp_path / 'missing_import.py').write_text(
+      'import no_such_module\ndef get_sweep(arg):\n  return []\n')
+  (tmp_path / 'not_configs.py').write_text(
+      'def get_sweep(arg):\n  return [1, 2]\n')
+  (tmp_path / 'a_file').write_text('x')
+  before = sorted(os.listdir(tmp_path))
+  proc = subprocess.run(
+      [sys.executable, '-m', f'launch.{launcher}',
+       *(a.format(d=tmp_path) for a in args), f'--workdir={tmp_path}/w'],
+      cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  lines = proc.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith('error: '), proc.stderr
+  assert culprit in lines[0] and 'Traceback' not in proc.stderr
+  assert sorted(os.listdir(tmp_path)) == before

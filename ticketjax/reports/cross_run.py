@@ -30,6 +30,7 @@ from ticketjax.methods.lmc import report as lmc_report
 from ticketjax.reports import plots as plots_lib
 from ticketjax.run import records as records_lib
 from ticketjax.run import store
+from ticketjax.run import workdir as workdir_lib
 
 
 def find_runs(paths) -> list[dict]:
@@ -194,6 +195,7 @@ def plot_lmc(runs, path) -> None:
 
 def write(paths, out_dir: str) -> str:
   """Writes the cross-run report into `out_dir`; returns its markdown."""
+  workdir_lib.check_folder(out_dir, 'report folder (--out)')
   runs = find_runs(paths)
   name_runs(runs)
   os.makedirs(out_dir, exist_ok=True)

@@ -266,21 +266,7 @@ class Run:
 def check_workdir(workdir: str) -> None:
   """ValueError, before anything is written, for a workdir that is empty,
   a file, below a file, or in a folder this process cannot write."""
-  if not workdir:
-    raise ValueError('the workdir is empty; give a folder (created if '
-                     'missing) for the run folders')
-  path = os.path.abspath(workdir)
-  if os.path.exists(path) and not os.path.isdir(path):
-    raise ValueError(f'workdir {workdir} is a file; give a folder')
-  existing = path
-  while not os.path.exists(existing):
-    existing = os.path.dirname(existing)
-  if not os.path.isdir(existing):
-    raise ValueError(f'workdir {workdir} lies below the file {existing}; '
-                     'give a folder')
-  if not os.access(existing, os.W_OK | os.X_OK):
-    raise ValueError(f'workdir {workdir}: {existing} is not writable by '
-                     'this process; give a folder it can write')
+  workdir_lib.check_folder(workdir, 'workdir')
 
 
 def member_stats(recs: list[dict]) -> dict:

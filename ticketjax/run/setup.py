@@ -18,6 +18,7 @@ from ticketjax.core import kernels
 from ticketjax.core import optim
 from ticketjax.core import train as train_lib
 from ticketjax.core.types import Dataset, Model
+from ticketjax.run import workdir as workdir_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,6 +137,8 @@ def build(config: Any) -> Pieces:
   if config.model.name not in models_lib.MODELS:
     raise ValueError(f'unknown model {config.model.name!r}; valid models '
                      f'are {sorted(models_lib.MODELS)}')
+  if config.data.get('data_dir'):
+    workdir_lib.check_folder(config.data.data_dir, 'data.data_dir')
   dataset = data_lib.load_dataset(
       config.data.name, data_dir=config.data.get('data_dir') or None,
       val_size=int(config.data.get('val_size', 0)))

@@ -25,6 +25,9 @@ def check(configs: Sequence[Any]) -> None:
   if not configs:
     raise ValueError('the sweep has no jobs')
   for i, config in enumerate(configs):
+    if not hasattr(config, 'to_dict') or 'job' not in config:
+      raise ValueError(f'sweep entry {i} is a {type(config).__name__}, not a '
+                       'config: get_sweep must return ConfigDicts with a job')
     try:
       method = registry.get(config.job)
       setup_lib.build(config)

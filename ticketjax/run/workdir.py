@@ -79,3 +79,24 @@ def run_dir(workdir: str, config: Any, extra_non_semantic=()) -> str:
   """`workdir/<job>-<hash>`: where this config's run lives."""
   return os.path.join(
       workdir, f'{config.job}-{config_hash(config, extra_non_semantic)}')
+
+
+def check_folder(path: str, what: str) -> None:
+  """ValueError naming `what` for a folder path that is empty, a file,
+  below a file, or where this process cannot write (checked before
+  anything is written; the folder need not exist yet)."""
+  if not path:
+    raise ValueError(f'the {what} is empty; give a folder (created if '
+                     'missing)')
+  full = os.path.abspath(path)
+  if os.path.exists(full) and not os.path.isdir(full):
+    raise ValueError(f'{what} {path} is a file; give a folder')
+  existing = full
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    raise ValueError(f'{what} {path} lies below the file {existing}; give '
+                     'a folder')
+  if not os.access(existing, os.W_OK | os.X_OK):
+    raise ValueError(f'{what} {path}: {existing} is not writable by this '
+                     'process; give a folder it can write')
