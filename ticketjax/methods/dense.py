@@ -67,10 +67,8 @@ def run(config: Any, workdir: str) -> dict:
       summary[name] = stats.mean_std([r[name] for r in healthy])
   if diverged:
     summary['diverged_seeds'] = sorted(diverged)
-  records_lib.write_json(folder.path('summary.json'), summary)
-  _report(folder, summary, lines)
-  folder.announce(table(summary))
-  return summary
+  return folder.finish(summary, table=table(summary), title=title(summary),
+                       plots=plots(summary, lines))
 
 
 def _report(folder, summary: dict, lines: list[dict]) -> None:

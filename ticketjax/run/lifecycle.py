@@ -75,7 +75,7 @@ class Run:
   def __init__(self, config: Any, workdir: str, *,
                non_semantic: Sequence[str] = ()):
     self.config = config
-    check_workdir(workdir)
+    workdir_lib.check_folder(workdir, 'workdir')
     self.setup = setup_lib.build(config)
     self.non_semantic = tuple(non_semantic)
     self.dir = workdir_lib.run_dir(workdir, config, self.non_semantic)
@@ -261,12 +261,6 @@ class Run:
     print(table)
     print(f'results: {self.dir}', file=sys.stderr)
 
-
-
-def check_workdir(workdir: str) -> None:
-  """ValueError, before anything is written, for a workdir that is empty,
-  a file, below a file, or in a folder this process cannot write."""
-  workdir_lib.check_folder(workdir, 'workdir')
 
 
 def member_stats(recs: list[dict]) -> dict:

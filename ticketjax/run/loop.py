@@ -97,12 +97,14 @@ def train_chunks(trainer, state_S, data, total_steps, eval_every, *,
     # the progress line averages the members that trained in this chunk
     trained = (per_seed['trained_steps'] > 0 if 'trained_steps' in per_seed
                else slice(None))
-    scalars = {k: float(np.mean(per_seed[k][trained]))
-               for k in ('train_loss', 'test_accuracy') if k in per_seed}
+    # (taken before the callbacks, which may change per_seed)
+    scalars = {short: float(np.mean(per_seed[k][trained]))
+               for k, short in (('train_loss', 'loss'),
+                                ('test_accuracy', 'test_acc'))
+               if k in per_seed}
     if on_eval is not None:
       on_eval(step, per_seed)
     if on_chunk is not None:
       on_chunk(step, state_S)
-    bar.update(step, **{'loss' if k == 'train_loss' else 'test_acc': v
-                        for k, v in scalars.items()})
+    bar.update(step, **scalars)
   return state_S

@@ -23,8 +23,6 @@ of them run in the one program of each level. Records carry the point's
 values next to the seed. A grid run cannot grow to more seeds.
 """
 import functools
-import json
-import os
 from typing import Any
 
 import jax
@@ -39,7 +37,6 @@ from ticketjax.methods.imp import extend as imp_extend
 from ticketjax.methods.imp import report as report_lib
 from ticketjax.run import lifecycle
 from ticketjax.run import loop
-from ticketjax.run import records as records_lib
 
 
 def imp_config(config) -> imp_lib.ImpConfig:
@@ -107,7 +104,6 @@ class ImpRun:
     self.init_keys, self.noise_keys = jax.vmap(train_lib.split_seed_key)(
         self.seed_keys)
     self.data = train_lib.to_device(self.pieces.dataset)
-    self.show = self.folder.show_progress
     self.quiet = False  # True: no final table (a seed extension's sub-run)
 
   # -- files ---------------------------------------------------------------
@@ -121,7 +117,7 @@ class ImpRun:
     return self.folder.store
 
   def records_path(self, level):
-    return os.path.join(self.run_dir, 'records', _level_name(level) + '.json')
+    return self.folder.records_path(_level_name(level))
 
   def levels_done(self) -> int:
     """Levels with a complete checkpoint, counted from level 0."""
@@ -172,7 +168,7 @@ class ImpRun:
         self.pieces.trainer, state_BS, self.data, end_step,
         self.pieces.train.eval_every, on_eval=on_eval,
         desc=f'level {level} ({len(branches)}x{self.N})',
-        show_progress=self.show)
+        show_progress=self.folder.show_progress)
     return final_BS, evals
 
   def _finish_level(self, level, branches, final_BS, evals, random_mask_S):
@@ -181,9 +177,8 @@ class ImpRun:
                                   final_BS.mask, self.cfg.prunable)
     for rec in evals:
       del rec['member']
-    os.makedirs(os.path.dirname(self.records_path(level)), exist_ok=True)
-    records_lib.write_json(self.records_path(level),
-                           {'evals': evals, 'summaries': summaries})
+    self.folder.write_records(_level_name(level),
+                              {'evals': evals, 'summaries': summaries})
     ticket_S = jax.tree.map(lambda x: x[:self.N], final_BS)
     self.ckpt.save(_level_name(level),
                    {'ticket': ticket_S, 'random_mask': random_mask_S})
@@ -277,8 +272,7 @@ class ImpRun:
   def ticket_density(self, level) -> float:
     """The largest ticket density of `level` (the target stops a search
     once every lineage's ticket is at or below it)."""
-    with open(self.records_path(level), encoding='utf-8') as f:
-      sums = json.load(f)['summaries']
+    sums = self.folder.read_records(_level_name(level))['summaries']
     return float(np.max([r['density'] for r in sums
                          if r['branch'] == 'ticket']))
 
@@ -318,14 +312,12 @@ class ImpRun:
                     'model': self.pieces.model.name,
                     'dataset': self.pieces.dataset.name,
                     'members': summaries})
-    records_lib.write_json(self.folder.path('summary.json'), summary)
     described = report_lib.describe(self.config)
-    table = report_lib.table(summary, described)
-    self.folder.write_report(table, report_lib.title(summary, described),
-                          report_lib.plots(summary, evals, described))
-    if final and not self.quiet:
-      self.folder.announce(table)
-    return summary
+    return self.folder.finish(
+        summary, table=report_lib.table(summary, described),
+        title=report_lib.title(summary, described),
+        plots=report_lib.plots(summary, evals, described), final=final,
+        show=not self.quiet)
 
 
 SEEDS = 'extend'  # more seeds run as a sub-search and are merged in

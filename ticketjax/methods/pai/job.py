@@ -21,7 +21,6 @@ from ticketjax.methods.pai import core
 from ticketjax.reports import plots as plots_lib
 from ticketjax.run import lifecycle
 from ticketjax.run import loop
-from ticketjax.run import records as records_lib
 from ticketjax.run import setup as setup_lib
 
 SEEDS = 'refuse'
@@ -135,8 +134,8 @@ def summarize(folder, cfg: core.PaiConfig, members: list[dict]) -> dict:
 
 def write_outputs(folder, summary: dict, evals: list[dict]) -> None:
   folder.write_metrics(evals)
-  records_lib.write_json(folder.path('summary.json'), summary)
-  folder.write_report(table(summary), title(summary), plots(summary, evals))
+  folder.finish(summary, table=table(summary), title=title(summary),
+                plots=plots(summary, evals), show=False)
 
 
 def title(summary: dict) -> str:
