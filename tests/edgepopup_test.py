@@ -18,7 +18,6 @@ from configs import edgepopup_mnist
 from configs import edgepopup_mnist1d
 from ticketjax.core import optim
 from ticketjax.core import train as train_lib
-from ticketjax.methods import edgepopup
 from ticketjax.methods.edgepopup import core as ep
 from ticketjax.methods.edgepopup import job as edgepopup_run
 from ticketjax.methods.edgepopup import report
@@ -343,7 +342,7 @@ def test_tfds_configs_validate_on_mock_data(module):
 def test_series_leaves_out_diverged_members():
   ks, seeds = (0.3,), 2
   summary = _summary(_records(ks, seeds, bad=('dense', None, 0)), ks, seeds)
-  series = edgepopup.series(summary)
+  series = report.series(summary)
   assert [(s['label'], {k: len(v) for k, v in s['points'].items()})
           for s in series] == [('Edge-Popup', {0.3: 2}),
                                ('dense-trained', {1.0: 1})]

@@ -55,27 +55,27 @@ def test_a_second_process_is_refused_and_a_killed_holder_blocks_nothing(
 def test_seed_policies(tmp_path):
   config = _smoke()
   run = lifecycle.Run(config, str(tmp_path))
-  assert run.check_seeds('refuse') is None  # a new folder takes any count
+  assert run.check_seeds(policy='refuse') is None  # a new folder takes any count
   run.begin()
   records.write_json(run.path('summary.json'), {})  # work was done
   for policy in lifecycle.SEED_POLICIES:  # the same count resumes
-    assert run.check_seeds(policy) is None
+    assert run.check_seeds(policy=policy) is None
   more = lifecycle.Run(_smoke(seeds=3), str(tmp_path))
   assert more.dir == run.dir
-  assert more.check_seeds('extend') == 2
+  assert more.check_seeds(policy='extend') == 2
   with pytest.raises(ValueError, match='cannot grow to more seeds: ask for '
                      'num_seeds=2'):
-    more.check_seeds('extend', 'grid search', extendable=False)
-  assert more.check_seeds('rerun') is None
+    more.check_seeds('grid search', extendable=False, policy='extend')
+  assert more.check_seeds(policy='rerun') is None
   with pytest.raises(ValueError, match='cannot grow'):
-    more.check_seeds('refuse')
+    more.check_seeds(policy='refuse')
   fewer = lifecycle.Run(_smoke(seeds=1), str(tmp_path))
   for policy in lifecycle.SEED_POLICIES:
     with pytest.raises(ValueError, match='holds a run with 2 seeds.*'
                        'num_seeds=2'):
-      fewer.check_seeds(policy)
+      fewer.check_seeds(policy=policy)
   with pytest.raises(ValueError, match="unknown seed policy 'grow'"):
-    fewer.check_seeds('grow')
+    fewer.check_seeds(policy='grow')
   lifecycle.release_all()
 
 

@@ -23,16 +23,11 @@ PLOTS = ('curves.png',)
 
 def run(config: Any, workdir: str) -> dict:
   """Dense training of `num_seeds` seeds; returns the summary dict."""
-  folder = lifecycle.Run(config, workdir, non_semantic=NON_SEMANTIC)
+  folder = lifecycle.Run(config, workdir)
   pieces = folder.setup
-  folder.check_seeds(SEEDS, 'dense run')
-  done = folder.read_summary()
-  if done is not None and done.get('num_seeds') == folder.num_seeds:
-    if folder.outputs_missing(PLOTS):  # derived outputs heal on a rerun
-      folder.lock()
-      lines = records_lib.read_jsonl(folder.path('metrics.jsonl'))
-      _report(folder, done, lines)
-    folder.announce(table(done), done_before=True)
+  folder.check_seeds('dense run')
+  done = folder.done()
+  if done is not None:
     return done
   folder.begin()
   trainer = pieces.trainer
@@ -41,17 +36,15 @@ def run(config: Any, workdir: str) -> dict:
       pieces.seed_keys())
   state_S = trainer.init_states(init_keys, noise_keys)
   lines = []
-
-  def on_eval(step, per_seed):
-    lines.extend(records_lib.per_seed_records(
-        {'job': 'dense', 'step': step}, per_seed, pieces.num_seeds))
-
+  seeds = [{'seed': s} for s in range(pieces.num_seeds)]
   loop.train_chunks(trainer, state_S, data, pieces.train.steps,
-                    pieces.train.eval_every, on_eval=on_eval,
+                    pieces.train.eval_every,
+                    on_eval=lambda step, per_seed: lines.extend(
+                        records_lib.member_records(
+                            seeds, per_seed, job='dense', step=step)),
                     desc=f'dense {pieces.model.name}',
                     show_progress=folder.show_progress)
   diverged = lifecycle.flag_diverged(lines, key=lambda r: r['seed'])
-  folder.write_metrics(lines)
   summary = {
       'job': 'dense',
       'run_dir': folder.dir,
@@ -67,23 +60,21 @@ def run(config: Any, workdir: str) -> dict:
       summary[name] = stats.mean_std([r[name] for r in healthy])
   if diverged:
     summary['diverged_seeds'] = sorted(diverged)
-  return folder.finish(summary, table=table(summary), title=title(summary),
-                       plots=plots(summary, lines))
+  return folder.finish(summary, lines)
 
 
-def _report(folder, summary: dict, lines: list[dict]) -> None:
-  folder.write_report(table(summary), title(summary), plots(summary, lines))
+def report(summary: dict, lines: list[dict], config=None) -> lifecycle.Report:
+  """Title, per-seed table and `curves.png` (test accuracy and loss
+  against step)."""
+  del config
+  return lifecycle.Report(title(summary), table(summary), {
+      'curves.png': lambda path: plots_lib.learning_curves(
+          {'dense': lines}, path, title(summary))})
 
 
 def title(summary: dict) -> str:
   return (f"Dense {summary['model']} on {summary['dataset']}, "
           f"{summary['steps']} steps, {summary['num_seeds']} seeds")
-
-
-def plots(summary: dict, lines: list[dict]) -> dict:
-  """{'curves.png': draw}: test accuracy and loss against step."""
-  return {'curves.png': lambda path: plots_lib.learning_curves(
-      {'dense': lines}, path, title(summary))}
 
 
 def table(summary: dict) -> str:

@@ -1,8 +1,8 @@
 """The registry of methods: the one place that names them all.
 
 The launcher, the sweep and the cross-run report find a method here by its
-`config.job` name. A method is a module (a file or a package under
-`ticketjax/methods/`) that defines:
+`config.job` name. A method is a module (`methods/<name>.py`, or the
+`job` module of a package `methods/<name>/`) that defines:
 
   run(config, workdir) -> dict    the job: validate, compute, write; the
                                   summary (also written as summary.json)
@@ -13,6 +13,11 @@ The launcher, the sweep and the cross-run report find a method here by its
                                   each member with 'density' and
                                   'final_test_accuracy'; 'reference': True
                                   draws a group as a horizontal line
+  report(summary, lines, config)  a `lifecycle.Report`: title, table and
+                                  {file: draw(path)} of its plots
+  SEEDS, NON_SEMANTIC, PLOTS      its seed policy (`lifecycle`), the config
+                                  fields out of its run folder's hash, and
+                                  its plot files
 
 Modules are imported when first asked for, so a launch pays only for the
 method it runs. Adding a method is one line here.
@@ -22,11 +27,11 @@ import types
 
 METHODS = {
     'dense': 'ticketjax.methods.dense',
-    'imp': 'ticketjax.methods.imp',
-    'cs': 'ticketjax.methods.cs',
-    'edgepopup': 'ticketjax.methods.edgepopup',
-    'lmc': 'ticketjax.methods.lmc',
-    'pai': 'ticketjax.methods.pai',
+    'imp': 'ticketjax.methods.imp.job',
+    'cs': 'ticketjax.methods.cs.job',
+    'edgepopup': 'ticketjax.methods.edgepopup.job',
+    'lmc': 'ticketjax.methods.lmc.job',
+    'pai': 'ticketjax.methods.pai.job',
 }
 
 

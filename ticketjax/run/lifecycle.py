@@ -21,9 +21,12 @@ here, written once:
   4. The method runs its stages; each stage ends by writing its records
      (`write_records`, atomic) and then its checkpoint (`store`), so a
      killed run resumes at the first stage whose checkpoint is missing.
-  5. `finish(summary, ...)` writes `metrics.jsonl`, `summary.json`,
-     `report.md` and the method's plots, all atomically, and prints the
-     table and where the results went.
+  5. `finish(summary, lines)` writes `metrics.jsonl`, `summary.json`,
+     `report.md` and the method's plots (its `report(summary, lines,
+     config) -> Report`), all atomically, and prints the table and where
+     the results went. A rerun of a finished run (`done()`) prints the
+     table again, first redrawing a report or plot that is missing, empty,
+     or drawn under other non-semantic fields.
 
 Seed policy. `num_seeds` is out of the hash, so a folder may hold a run with
 another seed count. The same count resumes (or finds the run done). More
@@ -44,9 +47,10 @@ import math
 import os
 import socket
 import sys
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 from ticketjax.core import stats
+from ticketjax.methods import registry
 from ticketjax.run import hosts
 from ticketjax.run import records as records_lib
 from ticketjax.run import setup as setup_lib
@@ -60,11 +64,21 @@ DIVERGED_FACTOR = 1e3
 _HELD = {}
 
 
+class Report(NamedTuple):
+  """What a method's `report(summary, lines, config)` gives: the title,
+  the printed table (markdown) and {file name: draw(path)} of its plots."""
+  title: str
+  table: str
+  plots: Mapping[str, Callable[[str], None]]
+
+
 class Run:
   """One job's run folder and the lifecycle around the method's stages.
 
   Attributes:
     config: the ConfigDict as given.
+    method: the method's module (`methods/registry.py`, by `config.job`):
+      its SEEDS policy, NON_SEMANTIC fields, PLOTS and `report`.
     setup: the validated pieces (data, model, optimizer config, trainer).
     dir: the run folder, `<workdir>/<job>-<hash>`.
     store: the run's named checkpoints (`run/store.py`).
@@ -72,12 +86,12 @@ class Run:
     show_progress: whether progress lines are printed (`config.progress`).
   """
 
-  def __init__(self, config: Any, workdir: str, *,
-               non_semantic: Sequence[str] = ()):
+  def __init__(self, config: Any, workdir: str):
     self.config = config
+    self.method = registry.get(config.job)
     workdir_lib.check_folder(workdir, 'workdir')
     self.setup = setup_lib.build(config)
-    self.non_semantic = tuple(non_semantic)
+    self.non_semantic = tuple(self.method.NON_SEMANTIC)
     self.dir = workdir_lib.run_dir(workdir, config, self.non_semantic)
     self.store = store.Checkpoints(self.dir)
     self.num_seeds = int(config.num_seeds)
@@ -130,15 +144,17 @@ class Run:
       return None
     return int(stored.get('num_seeds', self.num_seeds))
 
-  def check_seeds(self, policy: str, what: str = 'run',
-                  extendable: bool = True) -> int | None:
-    """Applies the seed policy; returns the stored count to extend from.
+  def check_seeds(self, what: str = 'run', extendable: bool = True,
+                  policy: str | None = None) -> int | None:
+    """Applies the seed policy (by default the method's `SEEDS`); returns
+    the stored count to extend from.
 
     Returns None when there is nothing to extend (a new folder, the same
     count, or `'rerun'`). Raises ValueError for a count the policy refuses.
     `extendable=False` refuses growth for this run although the method
     could grow (a hyperparameter grid).
     """
+    policy = policy or self.method.SEEDS
     if policy not in SEED_POLICIES:
       raise ValueError(f'unknown seed policy {policy!r}; valid policies are '
                        f'{list(SEED_POLICIES)}')
@@ -217,43 +233,59 @@ class Run:
 
   # -- outputs -------------------------------------------------------------
 
-  def write_metrics(self, lines: Sequence[Mapping]) -> None:
-    """`metrics.jsonl`: one JSON object per line, atomically."""
-    records_lib.write_jsonl(self.path('metrics.jsonl'), lines)
-
-  def finish(self, summary: dict, *, table: str, title: str,
-             plots: Mapping[str, Callable[[str], None]] = (),
+  def finish(self, summary: dict, lines: Sequence[Mapping], *,
              final: bool = True, show: bool = True) -> dict:
-    """`summary.json`, `report.md` (title, table, plots) and the plots.
+    """`metrics.jsonl` (one JSON object per line), `summary.json`,
+    `report.md` and the plots, each atomically; returns `summary`.
 
-    `plots` maps a file name (`accuracy.png`) to a function writing it.
     With `final` and `show`, prints the table to stdout and where the
     results are to stderr.
     """
+    records_lib.write_jsonl(self.path('metrics.jsonl'), lines)
     records_lib.write_json(self.path('summary.json'), summary)
-    self.write_report(table, title, plots)
+    report = self.write_report(summary, lines)
     if final and show:
-      self.announce(table)
+      self.announce(report.table)
     return summary
 
-  def write_report(self, table: str, title: str,
-                   plots: Mapping[str, Callable[[str], None]] = ()) -> None:
-    """`report.md` and every plot, each written atomically."""
-    plots = dict(plots)
+  def write_report(self, summary: dict, lines: Sequence[Mapping]) -> Report:
+    """`report.md` (title, table, plots) and every plot, atomically."""
+    report = self.method.report(summary, lines, self.config)
     images = ''.join(f'\n\n![{os.path.splitext(name)[0]}]({name})'
-                     for name in plots)
+                     for name in report.plots)
     # a table that opens with the title makes that line the heading
-    text = f'# {table}' if table.startswith(title) else (
-        f'# {title}\n\n{table}')
+    text = (f'# {report.table}' if report.table.startswith(report.title)
+            else f'# {report.title}\n\n{report.table}')
     records_lib.write_text(self.path('report.md'), f'{text}{images}\n')
-    for name, draw in plots.items():
+    for name, draw in report.plots.items():
       records_lib.write_atomic(self.path(name), draw)
+    return report
 
-  def outputs_missing(self, plots: Sequence[str]) -> bool:
-    """Whether a derived output (report or plot) is missing or empty."""
-    return any(not os.path.exists(self.path(name))
-               or os.path.getsize(self.path(name)) == 0
-               for name in ('report.md', *plots))
+  def done(self) -> dict | None:
+    """The stored summary of a finished run of this seed count, else None.
+
+    A finished run is announced as done; a report or plot that is missing
+    or empty, or a non-semantic field (what only the report reads) changed
+    since, is redrawn first (and `config.json` takes the new field).
+    """
+    summary = self.read_summary()
+    if summary is None or not summary.get('finished', True) or (
+        summary.get('num_seeds') != self.num_seeds):
+      return None
+    changed = workdir_lib.semantic_config(  # the method's NON_SEMANTIC
+        self.stored_config() or {}) != workdir_lib.semantic_config(
+            self.config)
+    missing = any(not os.path.exists(self.path(name))
+                  or os.path.getsize(self.path(name)) == 0
+                  for name in ('report.md', *self.method.PLOTS))
+    if changed or missing:
+      self.begin()
+      lines = records_lib.read_jsonl(self.path('metrics.jsonl'))
+      table = self.write_report(summary, lines).table
+    else:
+      table = self.method.report(summary, [], self.config).table
+    self.announce(table, done_before=True)
+    return summary
 
   def announce(self, table: str, done_before: bool = False) -> None:
     if done_before:
@@ -263,16 +295,18 @@ class Run:
 
 
 
-def member_stats(recs: list[dict]) -> dict:
+def member_stats(recs: list[dict], train: bool = True) -> dict:
   """One member's summary from its evaluation records, in step order:
-  final and best test accuracy, final test loss and train accuracy, and,
-  with a validation split, F&C's early-stopping point (the step of minimum
-  validation loss and the test accuracy there); 'diverged' when flagged."""
+  final and best test accuracy, final test loss (and, with `train`, train
+  accuracy), and, with a validation split, F&C's early-stopping point (the
+  step of minimum validation loss and the test accuracy there);
+  'diverged' when flagged."""
   last = recs[-1]
   out = {'final_test_accuracy': last['test_accuracy'],
          'final_test_loss': last['test_loss'],
-         'best_test_accuracy': max(r['test_accuracy'] for r in recs),
-         'final_train_accuracy': last['train_accuracy']}
+         'best_test_accuracy': max(r['test_accuracy'] for r in recs)}
+  if train:
+    out['final_train_accuracy'] = last['train_accuracy']
   if 'val_loss' in last:
     best = min(recs, key=lambda r: r['val_loss'])
     out['early_stop_step'] = best['step']

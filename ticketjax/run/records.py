@@ -7,7 +7,7 @@ Python numbers, so any tool reads them without ticketjax.
 import json
 import math
 import os
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -31,30 +31,13 @@ def to_python(value):
   return value
 
 
-def per_seed_records(base: Mapping, per_seed: Mapping, num_seeds: int,
-                     first_seed: int = 0) -> list[dict]:
-  """Splits {name: [S]} arrays into one record per seed, merged with base."""
-  arrays = {k: np.asarray(v) for k, v in per_seed.items()}
-  records = []
-  for i in range(num_seeds):
-    rec = dict(base)
-    rec['seed'] = first_seed + i
-    rec.update({k: v[i].item() for k, v in arrays.items()})
-    records.append(rec)
-  return records
-
-
-class JsonlWriter:
-  """Appends records to a JSON-lines file, one flush per `write` call."""
-
-  def __init__(self, path: str):
-    self.path = path
-    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-
-  def write(self, records: Iterable[Mapping]) -> None:
-    with open(self.path, 'a', encoding='utf-8') as f:
-      for rec in records:
-        f.write(json.dumps(to_python(rec), sort_keys=True) + '\n')
+def member_records(who: Sequence[Mapping], per_member: Mapping,
+                   **base) -> list[dict]:
+  """One record per member: `base`, who member i is (`who[i]`) and its
+  values of the {name: [M]} arrays `per_member`, as Python floats."""
+  arrays = {k: np.asarray(v) for k, v in per_member.items()}
+  return [{**base, **w, **{k: float(v[i]) for k, v in arrays.items()}}
+          for i, w in enumerate(who)]
 
 
 def read_jsonl(path: str) -> list[dict]:

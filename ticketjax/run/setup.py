@@ -6,7 +6,7 @@ the registries (model, data set, optimizer, schedule), loads the data set
 functions below it never see a ConfigDict.
 """
 import dataclasses
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import jax
 
@@ -89,6 +89,25 @@ def typed_section(cls, section: Mapping, where: str):
   if 'boundaries' in values:
     values['boundaries'] = tuple(int(b) for b in values['boundaries'])
   return cls(**values)
+
+
+def method_section(config, name: str, cls, tuples: Sequence[str] = ()):
+  """The typed `config.<name>` section of a method (`cls`, a dataclass).
+
+  Fields in `tuples` become tuples (a scalar: a 1-tuple). ValueError if the
+  section is missing or has unknown fields, naming the valid ones.
+  """
+  if name not in config:
+    fields = sorted(f.name for f in dataclasses.fields(cls))
+    raise ValueError(f'job {config.job!r} needs a config.{name} section '
+                     f'with fields {fields}')
+  section = as_dict(config[name])
+  for field in tuples:
+    if field in section:
+      value = section[field]
+      section[field] = (tuple(value) if isinstance(value, (list, tuple))
+                        else (value,))
+  return typed_section(cls, section, name)
 
 
 def optimizer_config(config) -> optim.OptimizerConfig:

@@ -25,6 +25,7 @@ ends with the same records as an uninterrupted run. A finished run, run
 again, prints its table as already done and redraws only a missing report
 or plot (or the plot, when `cs.compare_imp` changed).
 """
+import dataclasses
 from typing import Any
 
 import jax
@@ -34,31 +35,25 @@ import numpy as np
 from ticketjax.core import masks as masks_lib
 from ticketjax.core import train as train_lib
 from ticketjax.methods.cs import core as cs_lib
-from ticketjax.methods.cs import report
+from ticketjax.methods.cs import report as report_lib
 from ticketjax.run import lifecycle
 from ticketjax.run import loop
+from ticketjax.run import records as records_lib
+from ticketjax.run import setup as setup_lib
 
 # More seeds are refused: members are lambda-major, so new seeds would need
 # a search of their own merged member by member (not implemented).
 SEEDS = 'refuse'
 NON_SEMANTIC = ('cs.compare_imp',)  # only the plot reads it
+report = report_lib.report  # the plug-in's report and its cross-run
+series = report_lib.series  # series (`methods/registry.py`)
 PLOTS = ('accuracy.png',)
 
 
 def cs_config(config) -> cs_lib.CsConfig:
-  section = config.cs.to_dict()
-  fields = {f.name for f in cs_lib.dataclasses.fields(cs_lib.CsConfig)}
-  unknown = sorted(set(section) - fields)
-  if unknown:
-    raise ValueError(f'unknown fields {unknown} in config.cs; valid fields '
-                     f'are {sorted(fields)}')
-  for name in ('lambdas', 'prune_exclude'):
-    if name in section:
-      value = section[name]
-      section[name] = tuple(value) if isinstance(value, (list, tuple)) else (
-          value,)
-  section['lambdas'] = tuple(float(v) for v in section.get('lambdas', ()))
-  cfg = cs_lib.CsConfig(**section)
+  cfg = setup_lib.method_section(config, 'cs', cs_lib.CsConfig,
+                                 tuples=('lambdas', 'prune_exclude'))
+  cfg = dataclasses.replace(cfg, lambdas=tuple(float(v) for v in cfg.lambdas))
   cfg.validate()
   return cfg
 
@@ -95,7 +90,7 @@ class CsRun:
 
   def __init__(self, config: Any, workdir: str):
     self.cfg = cs_config(config)  # cheap checks before the data loads
-    self.folder = lifecycle.Run(config, workdir, non_semantic=NON_SEMANTIC)
+    self.folder = lifecycle.Run(config, workdir)
     self.pieces = p = self.folder.setup
     self.S, self.L = p.num_seeds, len(self.cfg.lambdas)
     self.M = self.S * self.L
@@ -123,9 +118,9 @@ class CsRun:
     self.lams = jnp.repeat(jnp.asarray(self.cfg.lambdas, jnp.float32),
                            self.S)
     self.data = train_lib.to_device(p.dataset)
-
-  def _member(self, i: int) -> dict:
-    return {'lambda': self.cfg.lambdas[i // self.S], 'seed': i % self.S}
+    # lambda-major: member i is lambda i // S of seed i % S
+    self.who = [{'lambda': lam, 'seed': s} for lam in self.cfg.lambdas
+                for s in range(self.S)]
 
   def _template(self):
     return self.search.init_states(self.init_keys, self.noise_keys)
@@ -178,14 +173,12 @@ class CsRun:
     ev = loop.evaluate_splits(self.search, state_M, self.data)
     dens = jax.vmap(lambda m: masks_lib.summary(m, cfg.prunable))(
         self._hard_masks(state_M))
-    records = []
-    for i in range(self.M):
-      rec = {'stage': _round_name(r), 'round': r, **self._member(i),
-             'beta': float(state_M.model_state['beta'][i]),
-             'train_loss': float(train_loss[i]),
-             'density': float(dens['density/total'][i])}
-      rec.update({f'soft_{k}': float(v[i]) for k, v in ev.items()})
-      records.append(rec)
+    records = records_lib.member_records(
+        self.who, {'beta': state_M.model_state['beta'],
+                   'train_loss': train_loss,
+                   'density': dens['density/total'],
+                   **{f'soft_{k}': v for k, v in ev.items()}},
+        stage=_round_name(r), round=r)
     self.folder.write_records(_round_name(r), {'evals': records})
     self.folder.store.save(_round_name(r), state_M)
 
@@ -205,69 +198,36 @@ class CsRun:
         w, ms, m, k, self.rewind_step))(
             weights, rewind.model_state['inner'], mask_M, self.noise_keys)
     evals = []
-
-    def on_eval(step, per_member):
-      for i in range(self.M):
-        rec = {'stage': 'ticket', **self._member(i), 'step': step}
-        rec.update({k: float(v[i]) for k, v in per_member.items()})
-        evals.append(rec)
-
     final_M = loop.train_chunks(
         trainer, state_M, self.data, self.pieces.train.steps,
-        self.pieces.train.eval_every, on_eval=on_eval,
+        self.pieces.train.eval_every,
+        on_eval=lambda step, per_member: evals.extend(
+            records_lib.member_records(self.who, per_member, stage='ticket',
+                                       step=step)),
         desc=f'cs ticket ({self.L}x{self.S})',
         show_progress=self.folder.show_progress)
-    diverged = lifecycle.flag_diverged(evals, key=_member_key)
-    dens = jax.tree.map(np.asarray, jax.vmap(
-        lambda m: masks_lib.summary(m, cfg.prunable))(final_M.mask))
-    members = []
-    for i in range(self.M):
-      me = self._member(i)
-      mine = [r for r in evals if _member_key(r) == _member_key(me)]
-      rec = {**me,
-             'final_test_accuracy': mine[-1]['test_accuracy'],
-             'final_test_loss': mine[-1]['test_loss'],
-             'best_test_accuracy': max(r['test_accuracy'] for r in mine),
-             'density': float(dens['density/total'][i]),
-             'density_per_layer': {
-                 k[len('density/'):]: float(v[i]) for k, v in dens.items()
-                 if k.startswith('density/') and k != 'density/total'}}
-      if 'val_loss' in mine[-1]:
-        best = min(mine, key=lambda r: r['val_loss'])
-        rec['early_stop_step'] = best['step']
-        rec['early_stop_test_accuracy'] = best['test_accuracy']
-      if _member_key(me) in diverged:
-        rec['diverged'] = True
-      members.append(rec)
+    lifecycle.flag_diverged(evals, key=_member_key)
+    dens = masks_lib.member_densities(final_M.mask, cfg.prunable)
+    members = [{**me, **lifecycle.member_stats(
+        [r for r in evals if _member_key(r) == _member_key(me)],
+        train=False), **dens[i]} for i, me in enumerate(self.who)]
     self.folder.write_records('ticket', {'evals': evals, 'members': members})
     self.folder.store.save('ticket', final_M)
 
   # -- driver ----------------------------------------------------------
 
   def run(self) -> dict:
-    self.folder.check_seeds(SEEDS, 'CS search')
-    done = self.folder.read_summary()
-    if done is not None and done.get('num_seeds') == self.S:
-      return self._already_done(done)
+    self.folder.check_seeds('CS search')
+    done = self.folder.done()
+    if done is not None:
+      return done
     self.folder.begin()
     for r in range(self.cfg.rounds):
-      if not self.folder.store.exists(_round_name(r)):
+      if not self.folder.store.usable(_round_name(r)):
         self.run_round(r)
-    if not self.folder.store.exists('ticket'):
+    if not self.folder.store.usable('ticket'):
       self.run_ticket()
     return self.write_outputs()
-
-  def _already_done(self, summary: dict) -> dict:
-    """Redraws a missing report or plot (or a changed IMP comparison)."""
-    stored = (self.folder.stored_config() or {}).get('cs', {})
-    imp_changed = stored.get('compare_imp', '') != self.cfg.compare_imp
-    if imp_changed or self.folder.outputs_missing(PLOTS):
-      self.folder.begin()  # the lock, and config.json with this compare_imp
-      self.folder.write_report(
-          report.table(summary), report.title(summary),
-          report.plots(summary, self.cfg.compare_imp))
-    self.folder.announce(report.table(summary), done_before=True)
-    return summary
 
   def step_counts(self) -> dict:
     """Sequential steps (the longest chain) and steps over all members."""
@@ -281,18 +241,15 @@ class CsRun:
     for r in range(self.cfg.rounds):
       evals += self.folder.read_records(_round_name(r))['evals']
     ticket = self.folder.read_records('ticket')
-    self.folder.write_metrics(evals + ticket['evals'])
     summary = {'job': 'cs', 'run_dir': self.folder.dir, 'num_seeds': self.S,
                'lambdas': list(self.cfg.lambdas),
                'model': self.pieces.model.name,
                'dataset': self.pieces.dataset.name,
                **self.step_counts(),
-               'by_lambda': report.summarize(ticket['members'],
+               'by_lambda': report_lib.summarize(ticket['members'],
                                              self.cfg.lambdas),
                'members': ticket['members']}
-    return self.folder.finish(
-        summary, table=report.table(summary), title=report.title(summary),
-        plots=report.plots(summary, self.cfg.compare_imp))
+    return self.folder.finish(summary, evals + ticket['evals'])
 
 
 def check(config) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 
 from ticketjax.core import stats
 from ticketjax.reports import plots as plots_lib
+from ticketjax.run import lifecycle
 from ticketjax.run import records as records_lib
 
 
@@ -68,10 +69,14 @@ def table(summary: dict) -> str:
       header, rows) + steps
 
 
-def plots(summary: dict, compare_imp: str = '') -> dict:
-  """{'accuracy.png': draw}; `compare_imp` as `load_imp_summary` takes it."""
-  return {'accuracy.png': lambda path: plot(
-      summary, load_imp_summary(compare_imp), path)}
+def report(summary: dict, lines, config) -> lifecycle.Report:
+  """Title, table and `accuracy.png`, next to the IMP run of
+  `config.cs.compare_imp` (as `load_imp_summary` takes it) if any."""
+  del lines
+  compare_imp = config.cs.get('compare_imp', '')
+  return lifecycle.Report(title(summary), table(summary), {
+      'accuracy.png': lambda path: plot(
+          summary, load_imp_summary(compare_imp), path)})
 
 
 def load_imp_summary(path: str) -> dict | None:

@@ -35,33 +35,26 @@ import numpy as np
 from ticketjax.core import masks as masks_lib
 from ticketjax.core import train as train_lib
 from ticketjax.methods.edgepopup import core as ep
-from ticketjax.methods.edgepopup import report
+from ticketjax.methods.edgepopup import report as report_lib
 from ticketjax.methods.edgepopup import steps as steps_lib
 from ticketjax.run import lifecycle
 from ticketjax.run import loop
 from ticketjax.run import records as records_lib
+from ticketjax.run import setup as setup_lib
 
 # more seeds would be a new K x S program over every k: a new workdir
 SEEDS = 'refuse'
 NON_SEMANTIC = ()
+report = report_lib.report  # the plug-in's report and its cross-run
+series = report_lib.series  # series (`methods/registry.py`)
 PLOTS = ('accuracy.png', 'curves.png')
 PHASES = ('edgepopup', 'dense')
 
 
 def edgepopup_config(config) -> ep.EdgePopupConfig:
   """The typed, validated `config.edgepopup` section."""
-  fields = sorted(f.name for f in dataclasses.fields(ep.EdgePopupConfig))
-  if 'edgepopup' not in config:
-    raise ValueError("job 'edgepopup' needs a config.edgepopup section "
-                     f'with fields {fields}')
-  section = config.edgepopup.to_dict()
-  unknown = sorted(set(section) - set(fields))
-  if unknown:
-    raise ValueError(f'unknown fields {unknown} in config.edgepopup; valid '
-                     f'fields are {fields}')
-  k = section.get('k', ep.EdgePopupConfig.k)
-  section['k'] = tuple(k) if isinstance(k, (list, tuple)) else (k,)
-  cfg = ep.EdgePopupConfig(**section)
+  cfg = setup_lib.method_section(config, 'edgepopup', ep.EdgePopupConfig,
+                                 tuples=('k',))
   cfg.validate()
   return dataclasses.replace(cfg, k=tuple(float(v) for v in cfg.k),
                              scale_fan=bool(cfg.scale_fan),
@@ -73,7 +66,7 @@ class EdgePopupRun:
 
   def __init__(self, config: Any, workdir: str):
     self.cfg = edgepopup_config(config)  # cheap checks first
-    self.folder = lifecycle.Run(config, workdir, non_semantic=NON_SEMANTIC)
+    self.folder = lifecycle.Run(config, workdir)
     self.pieces = self.folder.setup
     self.model = ep.supermask(self.pieces.model, init=self.cfg.init,
                               scale_fan=self.cfg.scale_fan,
@@ -179,9 +172,8 @@ class EdgePopupRun:
     members = self.members(phase)
 
     def on_eval(step, per_member):
-      for i, who in enumerate(members):
-        records.append({**who, 'step': step,
-                        **{k: float(v[i]) for k, v in per_member.items()}})
+      records.extend(records_lib.member_records(members, per_member,
+                                                step=step))
 
     def on_chunk(step, state):  # records, then the checkpoint (resume)
       self.folder.write_records(phase, records)
@@ -224,15 +216,9 @@ class EdgePopupRun:
 
   def run(self) -> dict:
     folder = self.folder
-    folder.check_seeds(SEEDS, 'search')
-    done = folder.read_summary()
-    if done is not None and done.get('finished'):
-      if folder.outputs_missing(PLOTS):  # derived outputs heal on a rerun
-        folder.lock()
-        lines = records_lib.read_jsonl(folder.path('metrics.jsonl'))
-        folder.write_report(report.table(done), report.title(done),
-                          report.plots(done, lines))
-      folder.announce(report.table(done), done_before=True)
+    folder.check_seeds('search')
+    done = folder.done()
+    if done is not None:
       return done
     folder.begin()
     try:
@@ -253,10 +239,9 @@ class EdgePopupRun:
     summary (`lifecycle.flag_diverged`); the others' numbers are unchanged.
     """
     lines = [r for phase in PHASES for r in records.get(phase, [])]
-    lifecycle.flag_diverged(lines, key=report.member_key)
-    self.folder.write_metrics(lines)
-    summary = report.summarize(records, self.final_densities, self.cfg.k,
-                               self.S)
+    lifecycle.flag_diverged(lines, key=report_lib.member_key)
+    summary = report_lib.summarize(records, self.final_densities, self.cfg.k,
+                                   self.S)
     summary.update({
         'job': 'edgepopup', 'run_dir': self.folder.dir, 'finished': final,
         'model': self.pieces.model.name, 'dataset': self.pieces.dataset.name,
@@ -264,9 +249,7 @@ class EdgePopupRun:
             dict(self.folder.config.model.get('kwargs', {}))),
         'steps': self.pieces.train.steps, 'num_seeds': self.S,
         'init': self.cfg.init, 'scale_fan': self.cfg.scale_fan})
-    return self.folder.finish(
-        summary, table=report.table(summary), title=report.title(summary),
-        plots=report.plots(summary, lines), final=final, show=final)
+    return self.folder.finish(summary, lines, final=final)
 
 
 def check(config) -> None:

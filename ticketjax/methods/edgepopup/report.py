@@ -109,8 +109,15 @@ def table(summary: dict) -> str:
           stats.markdown_table(header, rows))
 
 
+def report(summary: dict, lines: list[dict], config=None) -> lifecycle.Report:
+  """Title, table, `accuracy.png` and `curves.png`."""
+  del config
+  return lifecycle.Report(title(summary), table(summary),
+                          plots(summary, lines))
+
+
 def plots(summary: dict, lines: list[dict]) -> dict:
-  """{'accuracy.png': draw, 'curves.png': draw} for `Run.write_report`."""
+  """{'accuracy.png': draw, 'curves.png': draw}."""
   curves = {f"Edge-Popup k={k:g}": [
       r for r in lines if r['method'] == 'edgepopup' and r['k'] == k]
             for k in (e['k'] for e in summary['k'])}
@@ -145,3 +152,19 @@ def plot_accuracy(summary: dict, path: str) -> None:
   ax.set_xlabel('k (fraction of weights kept per layer)')
   ax.set_xlim(0, 1.02)
   plots_lib.save(fig, ax, path, title(summary), 'final test accuracy (%)')
+
+
+def series(summary: dict) -> list[dict]:
+  """Edge-Popup (k -> members) and its dense-trained baseline.
+
+  Diverged members are left out, as in the summary's means.
+  """
+  groups = {}
+  for m in summary.get('members', []):
+    if m.get('diverged'):
+      continue
+    label = ('Edge-Popup' if m.get('method', 'edgepopup') == 'edgepopup'
+             else 'dense-trained')
+    groups.setdefault(label, {}).setdefault(m.get('k', 1.0), []).append(m)
+  return [{'label': label, 'points': points}
+          for label, points in groups.items()]

@@ -37,6 +37,7 @@ from ticketjax.methods.imp import extend as imp_extend
 from ticketjax.methods.imp import report as report_lib
 from ticketjax.run import lifecycle
 from ticketjax.run import loop
+from ticketjax.run import setup as setup_lib
 
 
 def imp_config(config) -> imp_lib.ImpConfig:
@@ -47,12 +48,7 @@ def imp_config(config) -> imp_lib.ImpConfig:
     section[name] = tuple(section.get(name, ()))
   section['control_levels'] = tuple(
       int(v) for v in section.get('control_levels', ()))
-  fields = {f.name for f in imp_lib.dataclasses.fields(imp_lib.ImpConfig)}
-  unknown = sorted(set(section) - fields)
-  if unknown:
-    raise ValueError(f'unknown fields {unknown} in config.imp; valid fields '
-                     f'are {sorted(fields)}')
-  return imp_lib.ImpConfig(**section)
+  return setup_lib.typed_section(imp_lib.ImpConfig, section, 'imp')
 
 
 def _level_name(level: int) -> str:
@@ -86,7 +82,7 @@ class ImpRun:
   def __init__(self, config: Any, workdir: str):
     self.config = config
     self.cfg = imp_config(config)  # cheap checks first
-    self.folder = lifecycle.Run(config, workdir, non_semantic=NON_SEMANTIC)
+    self.folder = lifecycle.Run(config, workdir)
     self.pieces = self.folder.setup
     trainer = self.pieces.trainer
     abstract_params = jax.eval_shape(trainer.model.init,
@@ -277,9 +273,9 @@ class ImpRun:
                          if r['branch'] == 'ticket']))
 
   def search(self) -> dict:
-    old = self.folder.check_seeds(SEEDS, 'grid search' if self.grid.names
-                               else 'search',
-                               extendable=not self.grid.names)
+    old = self.folder.check_seeds(
+        'grid search' if self.grid.names else 'search',
+        extendable=not self.grid.names)
     levels_done = self.levels_done()
     if old is not None and levels_done:
       self.folder.lock()
@@ -290,7 +286,7 @@ class ImpRun:
       if level and self.cfg.target_density and (
           self.ticket_density(level - 1) <= self.cfg.target_density):
         break
-      if self.ckpt.exists(_level_name(level)):
+      if self.ckpt.usable(_level_name(level)):
         done = level + 1
         continue
       self.level0() if level == 0 else self.level(level)
@@ -305,23 +301,21 @@ class ImpRun:
       rec = self.folder.read_records(_level_name(level))
       evals += rec['evals']
       summaries += rec['summaries']
-    self.folder.write_metrics(evals)
     summary = report_lib.summarize(summaries, self.grid)
     summary.update({'job': 'imp', 'run_dir': self.run_dir,
                     'num_seeds': self.S, 'levels_done': levels_done,
                     'model': self.pieces.model.name,
                     'dataset': self.pieces.dataset.name,
                     'members': summaries})
-    described = report_lib.describe(self.config)
-    return self.folder.finish(
-        summary, table=report_lib.table(summary, described),
-        title=report_lib.title(summary, described),
-        plots=report_lib.plots(summary, evals, described), final=final,
-        show=not self.quiet)
+    return self.folder.finish(summary, evals, final=final,
+                              show=not self.quiet)
 
 
 SEEDS = 'extend'  # more seeds run as a sub-search and are merged in
 NON_SEMANTIC = ('imp.levels',)  # more levels extend the same run
+PLOTS = report_lib.PLOTS
+report = report_lib.report  # the plug-in's report and its cross-run
+series = report_lib.series  # series (`methods/registry.py`)
 
 
 def check(config) -> None:

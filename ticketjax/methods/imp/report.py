@@ -5,8 +5,8 @@ per (level, branch), and per grid point for a hyperparameter grid
 (`{'points': [{'point', 'label', 'levels'}]}`), leaving diverged members
 out of the means and counting them; `table` renders Frankle & Carbin's view
 of it (percent of weights remaining, test accuracy of the ticket and each
-control, the early-stop iteration; one table per grid point); `plots` gives
-the run's figures:
+control, the early-stop iteration; one table per grid point); `report` gives
+the title, the table and the run's figures:
   accuracy.png  test accuracy against percent of weights remaining, log x,
                 a band of ± one seed std per branch, the dense network as a
                 line (for a grid, the ticket of every point);
@@ -20,8 +20,10 @@ import collections
 
 import numpy as np
 
+from ticketjax.core import grid as grid_lib
 from ticketjax.core import stats
 from ticketjax.reports import plots as plots_lib
+from ticketjax.run import lifecycle
 
 BRANCH_ORDER = ('ticket', 'reinit', 'shuffle', 'random')
 
@@ -244,10 +246,24 @@ def plot_layers(summary: dict, path: str, described: str = '') -> None:
 PLOTS = ('accuracy.png', 'curves.png', 'layers.png')
 
 
-def plots(summary: dict, evals: list[dict], described: str = '') -> dict:
-  """{file name: draw(path)} of the run's figures (module docstring)."""
-  return {
+def report(summary: dict, evals: list[dict], config) -> lifecycle.Report:
+  """Title, table and the run's figures (module docstring)."""
+  described = describe(config)
+  return lifecycle.Report(title(summary, described),
+                          table(summary, described), {
       'accuracy.png': lambda path: plot(summary, path, described),
       'curves.png': lambda path: plot_curves(summary, evals, path, described),
       'layers.png': lambda path: plot_layers(summary, path, described),
-  }
+  })
+
+
+def series(summary: dict) -> list[dict]:
+  """One series per branch (and grid point): level -> members."""
+  groups = {}
+  for m in summary.get('members', []):
+    point = ' '.join(f'{grid_lib.SHORT[n]}={m[n]:g}'
+                     for n in summary.get('grid', {}))
+    label = f"{m['branch']} {point}".strip()
+    groups.setdefault(label, {}).setdefault(m['level'], []).append(m)
+  return [{'label': label, 'points': points}
+          for label, points in groups.items()]

@@ -38,7 +38,7 @@ from ticketjax.core import masks as masks_lib
 from ticketjax.core import train as train_lib
 from ticketjax.methods.lmc import core as instability
 from ticketjax.methods.lmc import path as lmc
-from ticketjax.methods.lmc import report
+from ticketjax.methods.lmc import report as report_lib
 from ticketjax.run import lifecycle
 from ticketjax.run import loop
 from ticketjax.run import records as records_lib
@@ -47,7 +47,9 @@ from ticketjax.run import store
 
 SEEDS = 'refuse'  # copies of other seeds would need their own parents
 NON_SEMANTIC = ()
-PLOTS = report.PLOTS
+report = report_lib.report  # the plug-in's report and its cross-run
+series = report_lib.series  # series (`methods/registry.py`)
+PLOTS = report_lib.PLOTS
 
 # Config fields an IMP run must share with the analysis for its masks to
 # belong to this run's dense trajectory (data_dir and eval chunking aside).
@@ -82,7 +84,7 @@ class LmcRun:
   """Drives one instability analysis in its run folder (module docstring)."""
 
   def __init__(self, config: Any, workdir: str):
-    self.folder = lifecycle.Run(config, workdir, non_semantic=NON_SEMANTIC)
+    self.folder = lifecycle.Run(config, workdir)
     self.pieces = self.folder.setup
     self.cfg = lmc_config(config)
     self.cfg.validate(self.pieces.train.steps)
@@ -161,7 +163,11 @@ class LmcRun:
     """
     ckpt, steps = self.folder.store, self.cfg.rewind_steps
     name = lambda k: f'rewind_k{int(k):06d}'
-    done = [k for k in steps if ckpt.exists(name(k))]
+    done = []  # the saves up to the first one missing or damaged
+    for k in steps:
+      if not ckpt.usable(name(k)):
+        break
+      done.append(k)
     if done:
       state_S = ckpt.restore(name(done[-1]), self.template)
     else:
@@ -192,8 +198,9 @@ class LmcRun:
     legacy = self.folder.records_path(name) + '.partial'  # before 2026-11
     if os.path.exists(legacy):
       os.replace(legacy, self.folder.records_path(partial))
-    evals = []
-    if ckpt.exists(copies):
+    evals, who = [], [{'rewind_step': k, 'network': n, 'seed': s, 'copy': c}
+                      for n, s, c in self._layout()]
+    if ckpt.usable(copies):
       state_M = ckpt.restore(copies, state_M)
       step = int(np.asarray(state_M.step)[0])
       if self.folder.has_records(partial):
@@ -201,11 +208,7 @@ class LmcRun:
                  if r['step'] <= step]
 
     def on_eval(step, per_member):
-      for i, (n, s, c) in enumerate(self._layout()):
-        rec = {'rewind_step': k, 'network': n, 'seed': s, 'copy': c,
-               'step': step}
-        rec.update({key: float(v[i]) for key, v in per_member.items()})
-        evals.append(rec)
+      evals.extend(records_lib.member_records(who, per_member, step=step))
 
     def on_chunk(step, state):
       del step
@@ -271,10 +274,10 @@ class LmcRun:
 
   def run(self) -> dict:
     folder = self.folder
-    folder.check_seeds(SEEDS, 'run of this analysis')
-    summary = folder.read_summary()
-    if summary is not None and summary.get('finished'):
-      return self.done_before(summary)
+    folder.check_seeds('run of this analysis')
+    summary = folder.done()
+    if summary is not None:
+      return summary
     folder.begin()
     self.parent()
     done, steps = [], self.cfg.rewind_steps
@@ -283,16 +286,6 @@ class LmcRun:
       done.append((k, records))
       if fresh or k == steps[-1]:  # outputs of earlier steps are on disk
         summary = self.write_outputs(done)
-    return summary
-
-  def done_before(self, summary: dict) -> dict:
-    """A finished run: heals a missing or empty report or plot, prints."""
-    if self.folder.outputs_missing(PLOTS):
-      self.folder.lock()
-      lines = records_lib.read_jsonl(self.folder.path('metrics.jsonl'))
-      self.folder.write_report(report.table(summary), report.title(summary),
-                               report.plots(summary, lines))
-    self.folder.announce(report.table(summary), done_before=True)
     return summary
 
   def write_outputs(self, done) -> dict:
@@ -316,10 +309,7 @@ class LmcRun:
         'imp_run': self.cfg.imp_run,
         'steps': steps,
     }
-    self.folder.write_metrics(lines)
-    return self.folder.finish(
-        summary, table=report.table(summary), title=report.title(summary),
-        plots=report.plots(summary, lines), final=summary['finished'])
+    return self.folder.finish(summary, lines, final=summary['finished'])
 
 
 def check(config) -> None:

@@ -2,7 +2,7 @@
 
 `table` is one row per (rewind step, network, split): kernel density, error
 barrier mean ± std over pairs and seeds, whether that is stable (< 2%),
-and the copies' final test accuracy. `plots` draws `barrier.png` (barrier
+and the copies' final test accuracy. `report` draws `barrier.png` (barrier
 against rewind step, one line per network and split, a band of ± one std,
 the 2% stability line) and `paths.png` (mean error along the path against
 alpha, one panel per network on a shared y axis, one curve per k, each with
@@ -13,6 +13,7 @@ import numpy as np
 from ticketjax.core import stats
 from ticketjax.methods.lmc import path as lmc
 from ticketjax.reports import plots as plots_lib
+from ticketjax.run import lifecycle
 
 PLOTS = ('barrier.png', 'paths.png')
 pyplot = plots_lib.pyplot  # the cross-run report draws LMC axes with it
@@ -70,11 +71,19 @@ def table(summary: dict) -> str:
   return heading + '\n\n' + stats.markdown_table(header, rows)
 
 
-def plots(summary: dict, lines: list[dict]) -> dict:
-  """{'barrier.png': draw, 'paths.png': draw} for `Run.finish`; `lines`
-  are the metrics.jsonl records (the pairs' curves give the path bands)."""
-  return {'barrier.png': lambda path: plot_barriers(summary, path),
-          'paths.png': lambda path: plot_paths(summary, lines, path)}
+def report(summary: dict, lines: list[dict], config=None) -> lifecycle.Report:
+  """Title, table and the plots; `lines` are the metrics.jsonl records
+  (the pairs' curves give the path bands)."""
+  del config
+  return lifecycle.Report(title(summary), table(summary), {
+      'barrier.png': lambda path: plot_barriers(summary, path),
+      'paths.png': lambda path: plot_paths(summary, lines, path)})
+
+
+def series(summary: dict) -> list[dict]:
+  """No accuracy-vs-density points: the report plots its barriers."""
+  del summary
+  return []
 
 
 def _percent(stat) -> float:

@@ -8,6 +8,7 @@ summaries) and then `checkpoints/final` are written. The search is one
 stage: a run killed before its checkpoint trains again from the start,
 which, training being deterministic, gives the same records.
 """
+import dataclasses
 from typing import Any
 
 import jax
@@ -21,6 +22,7 @@ from ticketjax.methods.pai import core
 from ticketjax.reports import plots as plots_lib
 from ticketjax.run import lifecycle
 from ticketjax.run import loop
+from ticketjax.run import records as records_lib
 from ticketjax.run import setup as setup_lib
 
 SEEDS = 'refuse'
@@ -31,12 +33,10 @@ STATS = ('final_test_accuracy', 'best_test_accuracy', 'final_test_loss',
 
 
 def pai_config(config) -> core.PaiConfig:
-  section = setup_lib.as_dict(config.pai)
-  for name in ('densities', 'prune_exclude'):
-    if name in section:
-      section[name] = tuple(section[name])
-  section['densities'] = tuple(float(d) for d in section.get('densities', ()))
-  cfg = setup_lib.typed_section(core.PaiConfig, section, 'pai')
+  cfg = setup_lib.method_section(config, 'pai', core.PaiConfig,
+                                 tuples=('densities', 'prune_exclude'))
+  cfg = dataclasses.replace(cfg, densities=tuple(
+      float(d) for d in cfg.densities))
   cfg.validate()
   return cfg
 
@@ -49,22 +49,17 @@ def check(config) -> None:
 def run(config: Any, workdir: str) -> dict:
   """The `pai` job: see the module docstring."""
   cfg = pai_config(config)  # cheap checks first
-  folder = lifecycle.Run(config, workdir, non_semantic=NON_SEMANTIC)
-  folder.check_seeds(SEEDS, 'search')
-  if folder.store.exists('final'):  # done: heal what is derived
-    records = folder.read_records('train')
-    summary = summarize(folder, cfg, records['members'])
-    if folder.outputs_missing(PLOTS) or folder.read_summary() != summary:
-      folder.lock()
-      write_outputs(folder, summary, records['evals'])
-    folder.announce(table(summary), done_before=True)
-    return summary
+  folder = lifecycle.Run(config, workdir)
+  folder.check_seeds('search')
+  done = folder.done()
+  if done is not None:
+    return done
   folder.begin()
-  evals, members = train(folder, cfg)
-  summary = summarize(folder, cfg, members)
-  write_outputs(folder, summary, evals)
-  folder.announce(table(summary))
-  return summary
+  if not folder.store.usable('final'):
+    train(folder, cfg)
+  records = folder.read_records('train')
+  return folder.finish(summarize(folder, cfg, records['members']),
+                       records['evals'])
 
 
 def train(folder, cfg: core.PaiConfig):
@@ -91,29 +86,24 @@ def train(folder, cfg: core.PaiConfig):
   start_M = jax.jit(jax.vmap(start))(
       init_M, jnp.repeat(jnp.asarray(cfg.densities, jnp.float32), S),
       score_keys)
-  who = [{'density_target': d, 'seed': s} for d in cfg.densities
-         for s in range(S)]
+  who = [{'density_target': d, 'seed': s, 'member': d_i * S + s}
+         for d_i, d in enumerate(cfg.densities) for s in range(S)]
   evals = []
-
-  def on_eval(step, per_member):
-    for i, w in enumerate(who):
-      evals.append({**w, 'member': i, 'step': step,
-                    **{k: float(v[i]) for k, v in per_member.items()}})
-
   final_M = loop.train_chunks(
       trainer, start_M, train_lib.to_device(pieces.dataset),
-      pieces.train.steps, pieces.train.eval_every, on_eval=on_eval,
+      pieces.train.steps, pieces.train.eval_every,
+      on_eval=lambda step, per_member: evals.extend(
+          records_lib.member_records(who, per_member, step=step)),
       desc=f'pai {cfg.score} ({D}x{S})', show_progress=folder.show_progress)
   lifecycle.flag_diverged(evals, key=lambda r: r['member'])
   dens = masks_lib.member_densities(final_M.mask, cfg.prunable)
   members = [{**w, **lifecycle.member_stats(
       [r for r in evals if r['member'] == i]), **dens[i]}
              for i, w in enumerate(who)]
-  for r in evals:
+  for r in evals + members:
     del r['member']
   folder.write_records('train', {'evals': evals, 'members': members})
   folder.store.save('final', final_M)  # marks the search done
-  return evals, members
 
 
 def summarize(folder, cfg: core.PaiConfig, members: list[dict]) -> dict:
@@ -132,10 +122,10 @@ def summarize(folder, cfg: core.PaiConfig, members: list[dict]) -> dict:
           'scope': cfg.scope, 'by_density': by_density, 'members': members}
 
 
-def write_outputs(folder, summary: dict, evals: list[dict]) -> None:
-  folder.write_metrics(evals)
-  folder.finish(summary, table=table(summary), title=title(summary),
-                plots=plots(summary, evals), show=False)
+def report(summary: dict, evals: list[dict], config=None) -> lifecycle.Report:
+  del config
+  return lifecycle.Report(title(summary), table(summary),
+                          plots(summary, evals))
 
 
 def title(summary: dict) -> str:
@@ -189,3 +179,13 @@ def plots(summary: dict, evals: list[dict]) -> dict:
   return {'accuracy.png': accuracy,
           'curves.png': lambda path: plots_lib.learning_curves(
               groups, path, title(summary))}
+
+
+def series(summary: dict) -> list[dict]:
+  """One series: target density -> its members over seeds."""
+  points = {}
+  for m in summary.get('members', []):
+    if not m.get('diverged'):
+      points.setdefault(m['density_target'], []).append(m)
+  return [{'label': f"PaI {summary['score']} ({summary['scope']})",
+           'points': points}]

@@ -1,0 +1,174 @@
+"""Damaged checkpoints: found, named, and recomputed where they can be.
+
+`run/store.py` seals each complete checkpoint with the sha256 of its files;
+a stage checkpoint that is missing a file, emptied, truncated or bit-flipped
+is recomputed on the rerun (the same bytes as a run never damaged), and one
+that cannot be recomputed is refused with one error naming it, nothing
+else changed.
+"""
+import glob
+import hashlib
+import os
+import shutil
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+
+from configs import edgepopup_mnist1d
+from configs import imp_mlp_mnist1d
+from ticketjax.run import jobs
+from ticketjax.run import lifecycle
+from ticketjax.run import store
+
+
+def _tree():
+  return {'w': np.arange(12, dtype=np.float32).reshape(3, 4),
+          'step': np.array([5, 5, 5], np.int32)}
+
+
+def _largest_file(folder):
+  files = [f for f in glob.glob(os.path.join(folder, '**'), recursive=True)
+           if os.path.isfile(f) and not f.endswith(store.SUMS)]
+  return max(files, key=os.path.getsize)
+
+
+def _flip_a_bit(path):
+  with open(path, 'r+b') as f:
+    f.seek(os.path.getsize(path) // 2)
+    byte = f.read(1)
+    f.seek(-1, os.SEEK_CUR)
+    f.write(bytes([byte[0] ^ 1]))
+
+
+def _truncate(path):
+  with open(path, 'r+b') as f:
+    f.truncate(os.path.getsize(path) // 2)
+
+
+def _empty(path):
+  open(path, 'wb').close()
+
+
+def _damage_sums(path):
+  folder = os.path.dirname(path)
+  with open(os.path.join(folder, store.SUMS), 'w') as f:
+    f.write('{"cut')
+
+
+@pytest.mark.parametrize('damage,match', [
+    (_flip_a_bit, 'sha256 differs'), (_truncate, 'sha256 differs'),
+    (_empty, 'sha256 differs'), (os.remove, 'is missing'),
+    (_damage_sums, 'checksum list'),
+])
+def test_a_damaged_checkpoint_is_named_and_refused(tmp_path, capsys, damage,
+                                                    match):
+  ckpt = store.Checkpoints(str(tmp_path))
+  ckpt.save('a', _tree())
+  assert store.problem(ckpt.path('a')) is None and ckpt.usable('a')
+  damage(_largest_file(ckpt.path('a')))
+  assert match in store.problem(ckpt.path('a'))
+  with pytest.raises(ValueError, match=rf"checkpoint {ckpt.path('a')} "
+                     f'cannot be used: .*{match}'):
+    ckpt.restore('a', _tree())
+  assert not ckpt.usable('a')  # a stage checkpoint is recomputed instead
+  assert 'is damaged' in capsys.readouterr().err
+  ckpt.save('a', _tree())  # the recomputed save replaces it
+  np.testing.assert_array_equal(ckpt.restore('a', _tree())['w'], _tree()['w'])
+
+
+def test_a_checkpoint_of_other_shapes_is_refused(tmp_path):
+  ckpt = store.Checkpoints(str(tmp_path))
+  ckpt.save('a', _tree())
+  other = dict(_tree(), w=np.zeros((3, 5), np.float32))
+  # orbax alone would restore it padded or cut, without a word
+  with pytest.raises(ValueError, match=r'holds w as float32\[3, 4\], but '
+                     r'this run needs float32\[3, 5\]'):
+    ckpt.restore('a', other)
+  with pytest.raises(ValueError, match=r'holds step as int32\[3\]'):
+    ckpt.restore('a', dict(_tree(), step=np.zeros(3, np.float32)))
+
+
+def test_a_checkpoint_saved_before_checksums_is_restored(tmp_path):
+  ckpt = store.Checkpoints(str(tmp_path))
+  ckpt.save('a', _tree())
+  os.remove(os.path.join(ckpt.path('a'), store.SUMS))
+  assert ckpt.usable('a')
+  np.testing.assert_array_equal(ckpt.restore('a', _tree())['w'], _tree()['w'])
+
+
+def _files(run_dir):
+  """{relative path: sha256} of every file of a run folder but the lock."""
+  out = {}
+  for path in glob.glob(os.path.join(run_dir, '**'), recursive=True):
+    if os.path.isfile(path) and not path.endswith('.lock'):
+      with open(path, 'rb') as f:
+        out[os.path.relpath(path, run_dir)] = hashlib.sha256(
+            f.read()).hexdigest()
+  return out
+
+
+def _outputs(run_dir):
+  return {k: v for k, v in _files(run_dir).items()
+          if not k.startswith('checkpoints')}
+
+
+def test_imp_recomputes_a_damaged_level_to_the_same_bytes(tmp_path, capsys):
+  config = imp_mlp_mnist1d.get_config('smoke')
+  config.progress = False
+  summary = jobs.run(config, str(tmp_path))
+  run_dir = summary['run_dir']
+  before = _outputs(run_dir)
+  _flip_a_bit(_largest_file(os.path.join(run_dir, 'checkpoints/level_001')))
+  assert jobs.run(config, str(tmp_path)) == summary
+  err = capsys.readouterr().err
+  assert 'level_001 is damaged' in err and 'recomputing it' in err
+  assert _outputs(run_dir) == before  # records, metrics, summary, report
+  assert store.problem(os.path.join(run_dir, 'checkpoints/level_001')) is None
+  # level 1 starts from the init: with the init damaged too, nothing can
+  # recompute it: one error naming the init, and no file changes
+  _flip_a_bit(_largest_file(os.path.join(run_dir, 'checkpoints/level_001')))
+  _truncate(_largest_file(os.path.join(run_dir, 'checkpoints/rewind_init')))
+  damaged = _files(run_dir)
+  with pytest.raises(ValueError, match=r'checkpoints/rewind_init cannot be '
+                     'used: its file .* sha256 differs'):
+    jobs.run(config, str(tmp_path))
+  lifecycle.release_all()
+  assert _files(run_dir) == damaged
+
+
+def test_edgepopup_recomputes_a_damaged_step_checkpoint(tmp_path, capsys):
+  config = edgepopup_mnist1d.get_config('smoke')
+  config.progress = False
+  summary = jobs.run(config, str(tmp_path))
+  run_dir = summary['run_dir']
+  before = _outputs(run_dir)
+  # an attempt cut before the end (no summary yet) with its newest
+  # checkpoint of the first phase damaged
+  os.remove(os.path.join(run_dir, 'summary.json'))
+  step = os.path.join(run_dir, 'checkpoints/edgepopup/40')
+  _empty(_largest_file(step))
+  assert jobs.run(config, str(tmp_path)) == summary
+  assert f'{step} is damaged' in capsys.readouterr().err
+  assert _outputs(run_dir) == before
+  assert store.problem(step) is None
+  shutil.rmtree(run_dir)
+
+
+class _State(NamedTuple):
+  params: dict
+  step: np.ndarray
+
+
+def test_a_named_tuple_state_is_checked_field_by_field(tmp_path):
+  """A NamedTuple state (orbax's metadata holds it as a dict) is compared
+  leaf by leaf; a mismatch names the leaf."""
+  state = _State({'dense': {'kernel': np.zeros((2, 3, 4), np.float32)}},
+                 np.zeros(2, np.int32))
+  ckpt = store.Checkpoints(str(tmp_path))
+  ckpt.save('s', state)
+  bad = state._replace(params={'dense': {'kernel': np.zeros((2, 3, 5),
+                                                              np.float32)}})
+  with pytest.raises(ValueError, match='holds params/dense/kernel'):
+    ckpt.restore('s', bad)
+  assert ckpt.restore('s', state).step.shape == (2,)
