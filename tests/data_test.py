@@ -7,6 +7,7 @@ is downloaded and no prepared copy is needed.
 import json
 import os
 import random
+import shutil
 import sys
 import time
 
@@ -248,3 +249,26 @@ def test_mnist_prepared_as_tfrecord_raises(tmp_path):
   (version_dir / 'dataset_info.json').write_text(json.dumps(info))
   with pytest.raises(DataNotPreparedError, match='array_record'):
     load_dataset('mnist', data_dir=str(tmp_path))
+
+
+@pytest.mark.parametrize('damage', ['truncate', 'flip', 'info'])
+def test_damaged_prepared_data_is_named(prepared, tmp_path, damage):
+  data_dir = str(tmp_path / 'tfds')
+  shutil.copytree(prepared['data_dir'], data_dir)
+  version_dir = os.path.join(data_dir, 'mnist1d', '1.0.0')
+  (train,) = [f for f in os.listdir(version_dir) if '-train.array' in f]
+  path = os.path.join(version_dir, 'dataset_info.json' if damage == 'info'
+                      else train)
+  with open(path, 'r+b') as f:
+    size = os.path.getsize(path)
+    if damage == 'flip':
+      f.seek(size // 3)
+      byte = f.read(1)
+      f.seek(size // 3)
+      f.write(bytes([byte[0] ^ 0x10]))
+    else:
+      f.truncate(size // 2)
+  with pytest.raises(DataNotPreparedError, match=(
+      rf"data set 'mnist1d' in {os.path.join(data_dir, 'mnist1d')} is "
+      r'damaged .*; delete .*regenerated offline')):
+    load_dataset('mnist1d', data_dir=data_dir)

@@ -8,14 +8,13 @@ else changed.
 """
 import glob
 import hashlib
+import importlib
 import os
-import shutil
 from typing import NamedTuple
 
 import numpy as np
 import pytest
 
-from configs import edgepopup_mnist1d
 from configs import imp_mlp_mnist1d
 from ticketjax.run import jobs
 from ticketjax.run import lifecycle
@@ -137,24 +136,6 @@ def test_imp_recomputes_a_damaged_level_to_the_same_bytes(tmp_path, capsys):
   assert _files(run_dir) == damaged
 
 
-def test_edgepopup_recomputes_a_damaged_step_checkpoint(tmp_path, capsys):
-  config = edgepopup_mnist1d.get_config('smoke')
-  config.progress = False
-  summary = jobs.run(config, str(tmp_path))
-  run_dir = summary['run_dir']
-  before = _outputs(run_dir)
-  # an attempt cut before the end (no summary yet) with its newest
-  # checkpoint of the first phase damaged
-  os.remove(os.path.join(run_dir, 'summary.json'))
-  step = os.path.join(run_dir, 'checkpoints/edgepopup/40')
-  _empty(_largest_file(step))
-  assert jobs.run(config, str(tmp_path)) == summary
-  assert f'{step} is damaged' in capsys.readouterr().err
-  assert _outputs(run_dir) == before
-  assert store.problem(step) is None
-  shutil.rmtree(run_dir)
-
-
 class _State(NamedTuple):
   params: dict
   step: np.ndarray
@@ -172,3 +153,49 @@ def test_a_named_tuple_state_is_checked_field_by_field(tmp_path):
   with pytest.raises(ValueError, match='holds params/dense/kernel'):
     ckpt.restore('s', bad)
   assert ckpt.restore('s', state).step.shape == (2,)
+
+
+# (config module, a stage checkpoint, a stage's records) of every job
+JOBS = {
+    'dense': ('dense_mnist1d', None, None),
+    'imp': ('imp_mlp_mnist1d', 'level_001', 'level_001'),
+    'cs': ('cs_mnist1d', 'ticket', 'ticket'),
+    'pai': ('pai_mnist1d', 'final', 'train'),
+    'edgepopup': ('edgepopup_mnist1d', 'edgepopup/40', 'dense'),
+    'lmc': ('lmc_mnist1d', 'rewind_k000030', 'k_000030'),
+}
+
+
+def _cut(path):
+  _truncate(path)
+
+
+def _garble(path):
+  with open(path, 'a', encoding='utf-8') as f:
+    f.write('{"not json\n')
+
+
+@pytest.mark.parametrize('job', sorted(JOBS))
+def test_every_job_recomputes_damaged_files_to_the_same_bytes(
+    job, tmp_path, capsys):
+  module, checkpoint, records = JOBS[job]
+  config = importlib.import_module(f'configs.{module}').get_config('smoke')
+  config.progress = False
+  summary = jobs.run(config, str(tmp_path))
+  run_dir = summary['run_dir']
+  before = _outputs(run_dir)
+  damages = [(_cut, 'summary.json'), (_garble, 'metrics.jsonl')]
+  if records:  # an attempt cut before its summary, with a stage damaged
+    damages += [(_cut, f'records/{records}.json'),
+                (_flip_a_bit, f'checkpoints/{checkpoint}')]
+  for damage, name in damages:
+    path = os.path.join(run_dir, name)
+    damage(_largest_file(path) if os.path.isdir(path) else path)
+    if name.startswith(('records', 'checkpoints')):
+      os.remove(os.path.join(run_dir, 'summary.json'))
+    capsys.readouterr()
+    assert jobs.run(config, str(tmp_path)) == summary, name
+    lifecycle.release_all()
+    err = capsys.readouterr().err
+    assert 'is damaged' in err and 'recomputing it' in err, (name, err)
+    assert _outputs(run_dir) == before, name

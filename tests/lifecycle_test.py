@@ -1,4 +1,6 @@
 """The run lifecycle every method shares (`run/lifecycle.py`)."""
+import fcntl
+import importlib
 import json
 import math
 import os
@@ -155,3 +157,24 @@ def test_a_run_folder_is_never_reused_for_another_config(tmp_path):
   # a workdir that is itself a run folder
   with pytest.raises(ValueError, match='is a run folder'):
     jobs.run(_smoke(), run_dir)
+
+
+@pytest.mark.parametrize('job,module', [
+    ('dense', 'dense_mnist1d'), ('imp', 'imp_mlp_mnist1d'),
+    ('cs', 'cs_mnist1d'), ('pai', 'pai_mnist1d'),
+    ('edgepopup', 'edgepopup_mnist1d'), ('lmc', 'lmc_mnist1d')])
+def test_every_job_refuses_a_folder_another_process_writes(job, module,
+                                                           tmp_path):
+  config = importlib.import_module(f'configs.{module}').get_config('smoke')
+  assert config.job == job
+  run_dir = lifecycle.Run(config, str(tmp_path)).dir
+  os.makedirs(run_dir)
+  # flock treats two opens of one file as two holders, even in one process
+  with open(os.path.join(run_dir, '.lock'), 'a+', encoding='utf-8') as f:
+    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    f.write('process 4242 on elsewhere\n')
+    f.flush()
+    with pytest.raises(ValueError, match=f'{run_dir} is in use by process '
+                       '4242 on elsewhere; one process writes a run folder'):
+      jobs.run(config, str(tmp_path))
+  assert os.listdir(run_dir) == ['.lock']  # nothing else was written

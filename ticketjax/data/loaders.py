@@ -17,6 +17,7 @@ of any training seed, so every run that uses the same `split_seed` sees the
 same validation set.
 """
 import functools
+import json
 import operator
 import os
 from typing import Any, Callable, NamedTuple, Optional, Sequence
@@ -280,7 +281,21 @@ def load_dataset(name: str, *, data_dir: Optional[str] = None,
   spec = _spec(name)
   val_size = _check_val_size(val_size)
   data_dir = resolve_data_dir(data_dir)
-  x_train, y_train, x_test, y_test = spec.load(data_dir)
+  try:
+    x_train, y_train, x_test, y_test = spec.load(data_dir)
+  except Exception as e:  # pylint: disable=broad-exception-caught
+    # ArrayRecord/Riegeli checks every chunk's hash: a truncated or changed
+    # file fails here (RuntimeError), as does a cut dataset_info.json (a
+    # protobuf ParseError); our own checks' errors pass through
+    if isinstance(e, ValueError) and not isinstance(e, json.JSONDecodeError):
+      raise
+    folder = os.path.join(data_dir, name)
+    again = (' (MNIST-1D is regenerated offline on the next load)'
+             if name == 'mnist1d' else ' and prepare it again')
+    raise DataNotPreparedError(
+        f'data set {name!r} in {folder} is damaged (truncated or corrupt '
+        f'files: {type(e).__name__}: {str(e)[:200]}); delete {folder}'
+        f'{again}') from e
   _check_shape(name, x_train, spec.input_shape)
   _check_shape(name, x_test, spec.input_shape)
   val_size = _check_val_size(val_size, len(y_train))

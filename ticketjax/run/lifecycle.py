@@ -107,7 +107,15 @@ class Run:
     return self.path('records', name + '.json')
 
   def has_records(self, name: str) -> bool:
-    return os.path.exists(self.records_path(name))
+    """Whether `records/<name>.json` is there and intact (a damaged one is
+    reported, and recomputed by the caller)."""
+    return records_lib.intact(self.records_path(name))
+
+  def stage_done(self, name: str) -> bool:
+    """Whether stage `name` is complete: its records and its checkpoint
+    are on disk and intact. A damaged one is reported and the stage is
+    recomputed (the same bytes: training is deterministic)."""
+    return self.has_records(name) and self.store.usable(name)
 
   def write_records(self, name: str, obj) -> None:
     """`records/<name>.json`, atomically (temp file + rename)."""
@@ -268,8 +276,11 @@ class Run:
     or empty, or a non-semantic field (what only the report reads) changed
     since, is redrawn first (and `config.json` takes the new field).
     """
+    if not (records_lib.intact(self.path('summary.json'))
+            and records_lib.intact(self.path('metrics.jsonl'))):
+      return None  # not finished, or derived files to recompute
     summary = self.read_summary()
-    if summary is None or not summary.get('finished', True) or (
+    if not summary.get('finished', True) or (
         summary.get('num_seeds') != self.num_seeds):
       return None
     changed = workdir_lib.semantic_config(  # the method's NON_SEMANTIC

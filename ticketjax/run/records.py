@@ -7,6 +7,7 @@ Python numbers, so any tool reads them without ticketjax.
 import json
 import math
 import os
+import sys
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -41,10 +42,34 @@ def member_records(who: Sequence[Mapping], per_member: Mapping,
 
 
 def read_jsonl(path: str) -> list[dict]:
+  """The records of a JSON-lines file ([] if there is none); ValueError
+  naming the file if it is damaged."""
   if not os.path.exists(path):
     return []
   with open(path, encoding='utf-8') as f:
-    return [json.loads(line) for line in f if line.strip()]
+    text = f.read()
+  try:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+  except json.JSONDecodeError as e:
+    raise ValueError(f'{path} is damaged (not valid JSON lines: {e}); '
+                     'delete it to recompute it, or use a new workdir'
+                     ) from None
+
+
+def intact(path: str) -> bool:
+  """Whether `path` exists and reads as JSON (JSON lines for `.jsonl`).
+
+  A damaged file is reported on stderr as being recomputed: call this for
+  files the caller recomputes when they are not intact.
+  """
+  if not os.path.exists(path):
+    return False
+  try:
+    (read_jsonl if path.endswith('.jsonl') else read_json)(path)
+  except ValueError as e:
+    print(f'{str(e).split("; delete")[0]}: recomputing it', file=sys.stderr)
+    return False
+  return True
 
 
 def write_atomic(path: str, write) -> None:

@@ -72,6 +72,8 @@ def problem(folder: str) -> str | None:
     return 'it is missing'
   path = os.path.join(folder, SUMS)
   if not os.path.exists(path):
+    if not any(files for _, _, files in os.walk(folder)):
+      return 'it is empty'
     return None
   try:
     with open(path, encoding='utf-8') as f:

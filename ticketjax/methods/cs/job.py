@@ -223,9 +223,9 @@ class CsRun:
       return done
     self.folder.begin()
     for r in range(self.cfg.rounds):
-      if not self.folder.store.usable(_round_name(r)):
+      if not self.folder.stage_done(_round_name(r)):
         self.run_round(r)
-    if not self.folder.store.usable('ticket'):
+    if not self.folder.stage_done('ticket'):
       self.run_ticket()
     return self.write_outputs()
 

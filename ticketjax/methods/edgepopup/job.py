@@ -26,6 +26,7 @@ The run folder and its lifecycle are `lifecycle.Run`'s. Files of the job:
 import dataclasses
 import functools
 import os
+import shutil
 from typing import Any
 
 import jax
@@ -37,6 +38,7 @@ from ticketjax.core import train as train_lib
 from ticketjax.methods.edgepopup import core as ep
 from ticketjax.methods.edgepopup import report as report_lib
 from ticketjax.methods.edgepopup import steps as steps_lib
+from ticketjax.run import hosts
 from ticketjax.run import lifecycle
 from ticketjax.run import loop
 from ticketjax.run import records as records_lib
@@ -157,8 +159,13 @@ class EdgePopupRun:
 
     The records are written before their checkpoint, so those of steps
     after the newest checkpoint (a kill between the two) are dropped.
+    Damaged records (reported) retrain the phase from its start.
     """
     total = self.pieces.train.steps
+    if (os.path.exists(self.folder.records_path(phase))
+        and not self.folder.has_records(phase)):
+      hosts.on_main(f'dropped {phase} checkpoints', lambda: shutil.rmtree(
+          os.path.join(self.folder.store.root, phase), ignore_errors=True))
     ckpt = self._open(phase)
     step = ckpt.latest_step()
     if step is None:

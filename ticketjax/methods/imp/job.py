@@ -37,6 +37,7 @@ from ticketjax.methods.imp import extend as imp_extend
 from ticketjax.methods.imp import report as report_lib
 from ticketjax.run import lifecycle
 from ticketjax.run import loop
+from ticketjax.run import records as records_lib
 from ticketjax.run import setup as setup_lib
 
 
@@ -281,12 +282,14 @@ class ImpRun:
       self.folder.lock()
       imp_extend.extend(self, old, levels_done)
     self.folder.begin()
+    for name in ('summary.json', 'metrics.jsonl'):  # rewritten below: a
+      records_lib.intact(self.folder.path(name))  # damaged one is reported
     done = 0
     for level in range(self.cfg.levels + 1):
       if level and self.cfg.target_density and (
           self.ticket_density(level - 1) <= self.cfg.target_density):
         break
-      if self.ckpt.usable(_level_name(level)):
+      if self.folder.stage_done(_level_name(level)):
         done = level + 1
         continue
       self.level0() if level == 0 else self.level(level)

@@ -200,12 +200,13 @@ class LmcRun:
       os.replace(legacy, self.folder.records_path(partial))
     evals, who = [], [{'rewind_step': k, 'network': n, 'seed': s, 'copy': c}
                       for n, s, c in self._layout()]
-    if ckpt.usable(copies):
+    # resume from the copies' checkpoint with the records up to its step;
+    # either one damaged: from W_k
+    if self.folder.has_records(partial) and ckpt.usable(copies):
       state_M = ckpt.restore(copies, state_M)
       step = int(np.asarray(state_M.step)[0])
-      if self.folder.has_records(partial):
-        evals = [r for r in self.folder.read_records(partial)
-                 if r['step'] <= step]
+      evals = [r for r in self.folder.read_records(partial)
+               if r['step'] <= step]
 
     def on_eval(step, per_member):
       evals.extend(records_lib.member_records(who, per_member, step=step))
@@ -226,7 +227,7 @@ class LmcRun:
                                                           diverged),
                'members': evals[-len(self._layout()):]}
     self.folder.write_records(name, records)
-    if self.folder.has_records(partial):
+    if os.path.exists(self.folder.records_path(partial)):
       os.remove(self.folder.records_path(partial))
     return records, True
 

@@ -55,7 +55,7 @@ def run(config: Any, workdir: str) -> dict:
   if done is not None:
     return done
   folder.begin()
-  if not folder.store.usable('final'):
+  if not (folder.has_records('train') and folder.store.usable('final')):
     train(folder, cfg)
   records = folder.read_records('train')
   return folder.finish(summarize(folder, cfg, records['members']),
