@@ -29,5 +29,15 @@ def initialize() -> None:
   if _NUM_PROCESSES.value is not None and _NUM_PROCESSES.value > 1:
     hosts.initialize(_COORDINATOR.value, _NUM_PROCESSES.value,
                      _PROCESS_ID.value)
+  try:
+    devices = jax.devices()
+  except Exception as e:  # pylint: disable=broad-except
+    # JAX 0.10 raises a bare AssertionError for a platform it cannot start
+    why = str(e) or type(e).__name__
+    raise ValueError(
+        f'no JAX backend could start for --jax_platforms='
+        f'{jax.config.jax_platforms or "(default)"} ({why}); use a platform '
+        'this machine has (e.g. --jax_platforms=cpu), or install its JAX '
+        'plugin (e.g. jax[cuda12] for an NVIDIA GPU)') from e
   logging.info('JAX process %d/%d, devices: %s', jax.process_index(),
-               jax.process_count(), jax.devices())
+               jax.process_count(), devices)

@@ -17,7 +17,6 @@ Pure reading: no run folder is modified.
 """
 import collections
 import glob
-import json
 import os
 
 import jax
@@ -43,8 +42,7 @@ def find_runs(paths) -> list[dict]:
     if os.path.exists(os.path.join(path, 'summary.json')):
       files.insert(0, os.path.join(path, 'summary.json'))
     for f in files:
-      with open(f, encoding='utf-8') as fh:
-        summary = json.load(fh)
+      summary = records_lib.read_json(f)
       summary['run_dir'] = os.path.dirname(os.path.abspath(f))
       runs.append(summary)
   if not runs:

@@ -25,6 +25,7 @@ from ticketjax.methods.lmc import path as lmc
 from ticketjax.run import records as records_lib
 from ticketjax.run import setup as setup_lib
 from ticketjax.run import store
+from ticketjax.run import workdir as workdir_lib
 
 MASK_CHOICES = ('none', 'a', 'b')
 
@@ -175,6 +176,8 @@ def plot(result: dict, path: str) -> None:
 
 
 def main(a, b, **kwargs) -> dict:
+  if kwargs.get('out_dir'):
+    workdir_lib.check_folder(kwargs['out_dir'], 'probe folder (--out)')
   result = probe_checkpoints(a, b, **kwargs)
   print(format_result(result))
   if kwargs.get('out_dir'):

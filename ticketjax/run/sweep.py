@@ -19,6 +19,7 @@ from ticketjax.methods import registry
 from ticketjax.reports import cross_run
 from ticketjax.run import jobs
 from ticketjax.run import setup as setup_lib
+from ticketjax.run import workdir as workdir_lib
 
 def check(configs: Sequence[Any]) -> None:
   """Raises ValueError naming the first bad entry; runs nothing."""
@@ -40,6 +41,9 @@ def run_sweep(configs: Sequence[Any], workdir: str,
               report_dir: str | None = None) -> list[dict]:
   """Checks all configs, runs them in order, writes the aggregate report."""
   check(configs)
+  workdir_lib.check_folder(workdir, 'workdir')
+  if report_dir:
+    workdir_lib.check_folder(report_dir, 'report folder (--report)')
   summaries = []
   for i, config in enumerate(configs):
     print(f'sweep: job {i + 1}/{len(configs)} ({config.job})',

@@ -277,6 +277,9 @@ class ImpRun:
     old = self.folder.check_seeds(
         'grid search' if self.grid.names else 'search',
         extendable=not self.grid.names)
+    for name in ('rewind_init', 'rewind_step'):  # every level starts from
+      if self.ckpt.exists(name):  # them: damaged, nothing can be recomputed
+        self.ckpt.check(name)
     levels_done = self.levels_done()
     if old is not None and levels_done:
       self.folder.lock()

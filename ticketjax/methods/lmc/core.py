@@ -70,7 +70,9 @@ class LmcConfig:
     if int(self.copies) < 2:
       raise ValueError(f'lmc.copies must be >= 2 (a barrier needs a pair), '
                        f'got {self.copies}')
-    lmc.alphas(self.num_alphas)  # raises below 2
+    if int(self.num_alphas) < 2:
+      raise ValueError('lmc.num_alphas must be >= 2 (the path has both '
+                       f'endpoints), got {self.num_alphas}')
     bad = [s for s in self.splits if s not in SPLITS]
     if bad or not self.splits or len(set(self.splits)) != len(self.splits):
       raise ValueError(f'lmc.splits must be distinct names from {SPLITS}, '
