@@ -1,5 +1,6 @@
 """The run lifecycle every method shares (`run/lifecycle.py`)."""
 import fcntl
+import glob
 import importlib
 import json
 import math
@@ -9,6 +10,8 @@ import subprocess
 import sys
 
 import pytest
+
+import golden_lib
 
 from configs import dense_mnist1d
 from ticketjax.run import jobs
@@ -178,3 +181,28 @@ def test_every_job_refuses_a_folder_another_process_writes(job, module,
                        '4242 on elsewhere; one process writes a run folder'):
       jobs.run(config, str(tmp_path))
   assert os.listdir(run_dir) == ['.lock']  # nothing else was written
+
+
+@pytest.mark.parametrize('module', [
+    'dense_mnist1d', 'imp_mlp_mnist1d', 'cs_mnist1d', 'pai_mnist1d',
+    'edgepopup_mnist1d', 'lmc_mnist1d'])
+def test_two_processes_at_once_one_runs_and_the_other_is_refused(
+    module, tmp_path):
+  """Both launched on one workdir together: one runs, the other is refused
+  (or, if it got there after the end, finds the run done); the results are
+  a lone run's (the golden smoke outputs)."""
+  argv = [sys.executable, '-m', 'launch.main',
+          f'--config=configs/{module}.py:smoke', f'--workdir={tmp_path}']
+  procs = [subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+           for _ in range(2)]
+  outs = [p.communicate(timeout=600) for p in procs]
+  codes = sorted(p.returncode for p in procs)
+  errs = [err for _, err in outs]
+  assert codes in ([0, 2], [0, 0]), errs
+  loser = errs[[p.returncode for p in procs].index(codes[-1])] if (
+      codes == [0, 2]) else next(e for e in errs if 'already done' in e)
+  assert ('is in use by process' in loser
+          or 'already done' in loser), errs
+  (run_dir,) = glob.glob(str(tmp_path / '*'))
+  golden_lib.check(f'{module}.smoke', run_dir)

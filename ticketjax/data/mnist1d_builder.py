@@ -19,6 +19,7 @@ has no effect on other code that uses the global generators (a seeded run
 draws the same numbers whether or not the data set was already prepared).
 """
 import contextlib
+import fcntl
 import os
 import random
 import sys
@@ -149,11 +150,24 @@ class Mnist1d(tfds.core.GeneratorBasedBuilder):
 def prepare(data_dir: str) -> None:
   """Generates MNIST-1D into `data_dir` (ArrayRecord) unless already there.
 
+  Processes that prepare it at the same time take turns (a lock file
+  `data_dir/mnist1d.lock`): the first generates, the others find it there.
+
   Args:
     data_dir: TFDS data directory; the data lands in `data_dir/mnist1d/1.0.0`.
   """
   builder = Mnist1d(data_dir=data_dir, file_format='array_record')
   if builder.is_prepared():
     return
-  with _preserved_global_rng():
-    builder.download_and_prepare()
+  if '://' in data_dir:  # remote storage: no local lock file
+    with _preserved_global_rng():
+      builder.download_and_prepare()
+    return
+  os.makedirs(data_dir, exist_ok=True)
+  with open(os.path.join(data_dir, 'mnist1d.lock'), 'a', encoding='utf-8') as f:
+    fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes
+    builder = Mnist1d(data_dir=data_dir, file_format='array_record')
+    if builder.is_prepared():  # another process prepared it meanwhile
+      return
+    with _preserved_global_rng():
+      builder.download_and_prepare()
