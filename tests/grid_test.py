@@ -1,6 +1,8 @@
 """Hyperparameter grids: parsing, one program, equal to separate runs."""
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,6 +14,8 @@ from ticketjax.core import train as train_lib
 from ticketjax.reports import cross_run
 from ticketjax.run import jobs
 from ticketjax.run import workdir
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 LRS = (1e-2, 3e-3)
 RATES = (0.2, 0.4)
@@ -220,3 +224,20 @@ def test_a_diverged_point_is_flagged_and_the_other_is_untouched(tmp_path):
   assert sorted(({k: v for k, v in r.items() if k != 'learning_rate'}
                  for r in good), key=key) == sorted(
                      _records(alone['run_dir']), key=key)
+
+
+def test_a_point_that_explodes_before_its_first_record_is_flagged(tmp_path):
+  """`:smoke,lr=1e-2/1e3`: lr 1e3 is at a loss of ~1e11 by the first
+  evaluation; it is flagged all the same, and the run ends normally."""
+  proc = subprocess.run(
+      [sys.executable, '-m', 'launch.main',
+       '--config=configs/imp_mlp_mnist1d.py:smoke,lr=1e-2/1e3',
+       f'--workdir={tmp_path}'], cwd=REPO, capture_output=True, text=True,
+      timeout=600, check=False)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert proc.stdout.count('diverged 2/2') == 9  # 3 levels, 4 + 4 controls
+  (run_dir,) = [os.path.join(tmp_path, d) for d in os.listdir(tmp_path)]
+  with open(os.path.join(run_dir, 'summary.json')) as f:
+    healthy, exploded = json.load(f)['points']
+  assert all(e['ticket']['diverged'] == 2 for e in exploded['levels'])
+  assert not any('diverged' in e['ticket'] for e in healthy['levels'])

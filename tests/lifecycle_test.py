@@ -93,6 +93,10 @@ def test_flag_diverged_marks_a_member_from_its_first_bad_record():
       False, False, False, True, False, True]
   nan = [{'m': 0, 'train_loss': math.nan}]
   assert lifecycle.flag_diverged(nan, key=lambda r: r['m']) == {0}
+  # exploded before its first record (lr 1e3: 6e11 at the first evaluation)
+  early = [{'m': 0, 'train_loss': 6e11}, {'m': 0, 'train_loss': 1e9},
+           {'m': 1, 'train_loss': 2.3}, {'m': 1, 'train_loss': 1.1}]
+  assert lifecycle.flag_diverged(early, key=lambda r: r['m']) == {0}
 
 
 def test_member_stats_and_aggregate():

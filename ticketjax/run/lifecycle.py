@@ -38,8 +38,8 @@ refused. A folder whose earlier attempt did no work yet (no checkpoint, no
 record) takes any count.
 
 Health. `flag_diverged(records, ...)` marks a member whose loss is not
-finite, or exceeds `DIVERGED_FACTOR` times its first recorded loss, as
-diverged in its records; summaries leave diverged members out of their
+finite, exceeds `DIVERGED_FACTOR` times its first recorded loss, or
+exceeds `LOSS_LIMIT` (1e4 nats), as diverged in its records; summaries leave diverged members out of their
 means and count them.
 """
 import fcntl
@@ -59,6 +59,10 @@ from ticketjax.run import workdir as workdir_lib
 
 SEED_POLICIES = ('extend', 'rerun', 'refuse')
 DIVERGED_FACTOR = 1e3
+# A cross-entropy above this many nats (probabilities of e^-10000) has
+# diverged whatever the first recorded loss was: with a huge learning rate
+# the first evaluation may already be past any factor of a sane loss.
+LOSS_LIMIT = 1e4
 
 # run folder -> its open, locked `.lock` file, while this process runs it
 _HELD = {}
@@ -353,9 +357,10 @@ def flag_diverged(records: list[dict], key: Callable[[dict], Any],
   """Marks diverged members in `records` (in place); returns their keys.
 
   A member (grouped by `key(record)`) diverges at the first record whose
-  `loss` is not finite or exceeds `DIVERGED_FACTOR` times its first
-  recorded loss; that record and every later one of the member get
-  `'diverged': True`. Healthy records are left exactly as they were.
+  `loss` is not finite, exceeds `DIVERGED_FACTOR` times its first recorded
+  loss, or exceeds `LOSS_LIMIT`; that record and every later one of the
+  member get `'diverged': True`. Healthy records are left exactly as they
+  were.
   """
   first, bad = {}, set()
   for rec in records:
@@ -364,7 +369,7 @@ def flag_diverged(records: list[dict], key: Callable[[dict], Any],
     if value is None:
       continue
     start = first.setdefault(k, value)
-    if k in bad or not math.isfinite(value) or (
+    if k in bad or not math.isfinite(value) or abs(value) > LOSS_LIMIT or (
         math.isfinite(start) and abs(value) > DIVERGED_FACTOR * max(
             abs(start), 1e-12)):
       bad.add(k)

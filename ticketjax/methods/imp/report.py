@@ -154,9 +154,10 @@ def plot(summary: dict, path: str, described: str = '') -> None:
   fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
   if 'points' in summary:  # a grid: the tickets of every point
     for entry in summary['points']:
-      _band(ax, [(100 * e['ticket']['density'],
-                  e['ticket']['final_test_accuracy'])
-                 for e in entry['levels']], f"ticket {entry['label']}")
+      tickets = [e['ticket'] for e in entry['levels']]
+      _band(ax, [(100 * t['density'], t['final_test_accuracy'])
+                 for t in tickets], _health(f"ticket {entry['label']}",
+                                            tickets))
     levels = [e for p in summary['points'] for e in p['levels']]
   else:
     _plot_branches(ax, summary)
@@ -167,13 +168,23 @@ def plot(summary: dict, path: str, described: str = '') -> None:
                  'test accuracy (%)')
 
 
+def _health(label: str, aggs) -> str:
+  """`label`, with '(diverged k/n)' when members of these points diverged
+  (the most of any point)."""
+  k, n = max((a.get('diverged', 0), a.get('members', 0)) for a in aggs)
+  return f'{label} (diverged {k}/{n})' if k else label
+
+
 def _band(ax, pts, label):
   """A mean line with a ± std band from [(x, {'mean', 'std', 'n'})];
-  points where every member diverged (n = 0) are left out."""
+  points where every member diverged (n = 0) are left out, and a series
+  with none left is still named in the legend."""
   pts = [p for p in pts if p[1]['n']]
   if pts:
     plots_lib.band(ax, [p[0] for p in pts], [100 * p[1]['mean'] for p in pts],
                    [100 * p[1]['std'] for p in pts], label, marker='o', ms=3)
+  else:
+    ax.plot([], [], ' ', label=f'{label}: no healthy member')
 
 
 def _plot_branches(ax, summary):
@@ -184,7 +195,8 @@ def _plot_branches(ax, summary):
     if branch != 'ticket':
       pts = [p for p in pts if p[0] < 100]
     if pts:
-      _band(ax, pts, branch)
+      _band(ax, pts, _health(branch, [e[branch] for e in summary['levels']
+                                      if branch in e]))
   dense = summary['levels'][0]['ticket']['final_test_accuracy']
   if dense['n']:
     ax.axhline(100 * dense['mean'], color='gray', ls='--', lw=1,
