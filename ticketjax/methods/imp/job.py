@@ -231,7 +231,10 @@ class ImpRun:
 
       starts = []
       for branch in branches:
-        if branch == 'reinit':
+        if branch == 'finetune':  # the ticket's mask on theta_j
+          starts.append(start(new['ticket'], final_S.params,
+                              final_S.model_state))
+        elif branch == 'reinit':
           reinit_params, reinit_state = jax.vmap(trainer.model.init)(
               jax.vmap(lambda key: imp_lib.reinit_key(key, level))(
                   seed_keys))

@@ -25,7 +25,7 @@ from ticketjax.core import stats
 from ticketjax.reports import plots as plots_lib
 from ticketjax.run import lifecycle
 
-BRANCH_ORDER = ('ticket', 'reinit', 'shuffle', 'random')
+BRANCH_ORDER = ('ticket', 'finetune', 'reinit', 'shuffle', 'random')
 
 
 def summarize(members: list[dict], grid=None) -> dict:
@@ -118,7 +118,33 @@ def table(summary: dict, described: str = '') -> str:
     return head + ''.join(
         f"\n\n### {entry['label']}\n\n" + _level_table(entry)
         for entry in summary['points'])
-  return head + '\n\n' + _level_table(summary)
+  return head + '\n\n' + _level_table(summary) + _early_stop_table(summary)
+
+
+def _early_stop_table(summary: dict) -> str:
+  """With a validation split and controls: each branch's early-stopping
+  iteration (minimum validation loss) and its test accuracy there."""
+  branches = _branches(summary)
+  rows = []
+  for entry in summary['levels']:
+    if len(entry) > 2 and all('early_stop_step' in entry[b]
+                              for b in branches if b in entry):
+      rows.append([entry['level'], f"{100 * entry['ticket']['density']:.2f}"]
+                  + [_stop_cell(entry[b]) if b in entry else ''
+                     for b in branches])
+  if not rows:
+    return ''
+  return ('\n\nEarly-stopping iteration (step of minimum validation loss) '
+          'and the test accuracy (%) there, mean ± std over seeds\n\n'
+          + stats.markdown_table(['level', 'weights remaining (%)']
+                                 + [f'{b} step (acc)' for b in branches],
+                                 rows))
+
+
+def _stop_cell(agg: dict) -> str:
+  step, acc = agg['early_stop_step'], agg['early_stop_test_accuracy']
+  return (f"{step['mean']:.0f} ± {step['std']:.0f} "
+          f"({stats.format_mean_std(acc)})") if step['n'] else ''
 
 
 def _level_table(summary: dict) -> str:

@@ -1,0 +1,45 @@
+"""Frankle & Carbin's Conv-2 lottery experiment on Fashion-MNIST.
+
+Conv-2 (two 3x3 convolutions of 64, a max-pool, dense 256-256, output) on
+the 28x28x1 images: Adam 2e-4, batch 60, layerwise pruning (convolutions
+10%, dense 20%, output 10% per level), rewind to init, 5 seeds, 5,000
+validation images, the reinit, shuffle and random controls (ALGORITHMS.md
+1.2, F&C's CIFAR-10 Conv-2 protocol on this data set).
+
+  python -m launch.main --config=configs/imp_conv2_fashion_mnist.py \\
+      --workdir=/tmp/tj
+
+Changed from the paper, to fit about an hour on 2 CPU cores: STEPS
+iterations per level instead of 20,000 and LEVELS levels, the controls at
+CONTROL_LEVELS only. Runtime (measured throughput): docs/results.md.
+
+Variants: seeds=N, levels=N, steps=N, smoke (2 seeds, 1 level of 4 steps).
+"""
+from configs import common
+from configs import imp_common
+import ml_collections
+
+STEPS = 1000
+LEVELS = 8
+CONTROL_LEVELS = (4, 8)
+
+
+def get_config(arg=None):
+  opts = common.parse_arg(arg, seeds=5, levels=LEVELS, steps=STEPS,
+                          smoke=False)
+  c = imp_common.imp_config(seeds=opts['seeds'], levels=opts['levels'])
+  c.data.name = 'fashion_mnist'
+  c.data.val_size = 5000
+  c.model.name = 'conv2'
+  c.model.kwargs = ml_collections.ConfigDict({'input_shape': (28, 28, 1)})
+  c.optimizer.name = 'adam'
+  c.optimizer.learning_rate = 2e-4
+  c.train.steps = opts['steps']
+  c.train.batch_size = 60
+  c.train.eval_every = 250
+  c.imp.rates.conv = 0.1
+  c.imp.control_levels = CONTROL_LEVELS
+  if opts['smoke']:
+    c.imp.control_levels = ()
+    return imp_common.smoke(c, steps=4, levels=opts.or_smoke('levels', 1))
+  return c
