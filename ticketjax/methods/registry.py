@@ -32,6 +32,7 @@ METHODS = {
     'edgepopup': 'ticketjax.methods.edgepopup.job',
     'lmc': 'ticketjax.methods.lmc.job',
     'pai': 'ticketjax.methods.pai.job',
+    'transfer': 'ticketjax.methods.transfer.job',
 }
 
 

@@ -1,0 +1,193 @@
+"""The `transfer` job: source tickets trained on the target data, resumable.
+
+Reads, before any write, the tickets (`checkpoints/level_LLL`) and the
+initial weights (`checkpoints/rewind_init`) of the source IMP run and, if
+given, of the target IMP run; both must have this run's model, seed and
+first seed and at least its seed count, and have finished the levels.
+Then the L x B x S members (level-major, then branch, then seed: member i
+is level `levels[i // (B*S)]`, branch `branches[i // S % B]`, seed
+`i % S`) train on this run's data in one compiled program;
+`records/train.json` (evaluation records and per-member summaries) and
+then `checkpoints/final` are written. One stage: a run killed before its
+checkpoint trains again from the start, which gives the same records.
+"""
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from ticketjax.core import masks as masks_lib
+from ticketjax.core import stats
+from ticketjax.core import train as train_lib
+from ticketjax.methods.transfer import core
+from ticketjax.methods.transfer import report as report_lib
+from ticketjax.run import lifecycle
+from ticketjax.run import loop
+from ticketjax.run import records as records_lib
+from ticketjax.run import setup as setup_lib
+from ticketjax.run import store
+
+SEEDS = 'refuse'
+NON_SEMANTIC = ()
+PLOTS = report_lib.PLOTS
+report = report_lib.report  # the plug-in's report and its cross-run
+series = report_lib.series  # series (`methods/registry.py`)
+STATS = ('final_test_accuracy', 'best_test_accuracy', 'final_test_loss',
+         'early_stop_step', 'early_stop_test_accuracy')
+_SHARED = ('seed', 'first_seed', 'model')  # what fixes theta_0
+
+
+def transfer_config(config) -> core.TransferConfig:
+  cfg = setup_lib.method_section(config, 'transfer', core.TransferConfig,
+                                 tuples=('levels', 'controls'))
+  cfg.validate()
+  return cfg
+
+
+def check(config) -> None:
+  """Checks config.transfer (ValueError); `setup.build` checks the rest."""
+  transfer_config(config)
+
+
+def _imp_run(path: str, field: str, config, num_seeds: int, levels):
+  """The checkpoints of the IMP run at `path` (ValueError if it cannot
+  give this run its tickets)."""
+  if not os.path.exists(os.path.join(path, 'config.json')):
+    raise ValueError(f'{field} {path!r} is not an IMP run folder (no '
+                     'config.json); give <workdir>/imp-<hash>')
+  theirs = records_lib.read_json(os.path.join(path, 'config.json'))
+  if theirs.get('job') != 'imp':
+    raise ValueError(f"{field} {path!r} holds a {theirs.get('job')!r} run, "
+                     'not an IMP run')
+  if any((theirs.get('grid') or {}).values()):
+    raise ValueError(f'{field} {path!r} is a hyperparameter grid; give an '
+                     'IMP run of one setting')
+  mine = records_lib.to_python(config.to_dict())
+  diff = [f for f in _SHARED if records_lib.to_python(theirs.get(f, 0))
+          != records_lib.to_python(mine.get(f, 0))]
+  if diff:
+    raise ValueError(f'{field} {path!r} differs from this config in {diff}; '
+                     'its initial weights are only this run\'s when they agree')
+  if int(theirs.get('num_seeds', 0)) < num_seeds:
+    raise ValueError(f"{field} {path!r} has {theirs.get('num_seeds')} seeds "
+                     f'but this run asks for {num_seeds}')
+  ckpt = store.Checkpoints(path)
+  missing = [v for v in levels if not ckpt.exists(f'level_{v:03d}')]
+  if missing:
+    raise ValueError(f'IMP levels {missing} are not finished in {path!r}')
+  return ckpt
+
+
+def _tickets(ckpt, levels, template, num_seeds):
+  """(theta_0 params, model state, masks [L][S]) of an IMP run's seeds."""
+  take = lambda like, raw: jax.tree.map(
+      lambda t, r: jnp.asarray(r[:num_seeds], t.dtype), like, raw)
+  init = ckpt.restore_raw('rewind_init')
+  masks = [take(template.mask, ckpt.restore_raw(f'level_{v:03d}')['ticket'][
+      'mask']) for v in levels]
+  try:
+    return (take(template.params, init['params']),
+            take(template.model_state, init['model_state']), masks)
+  except ValueError as e:  # another tree: another model
+    raise ValueError(f'{ckpt.root}: its networks are not this model\'s '
+                     f'({e})') from None
+
+
+def run(config: Any, workdir: str) -> dict:
+  """The `transfer` job: see the module docstring."""
+  cfg = transfer_config(config)  # cheap checks first
+  folder = lifecycle.Run(config, workdir)
+  S = folder.num_seeds
+  runs = {'transferred': _imp_run(cfg.source_run, 'transfer.source_run',
+                                  config, S, cfg.levels)}
+  if cfg.target_run:
+    runs['target'] = _imp_run(cfg.target_run, 'transfer.target_run', config,
+                              S, cfg.levels)
+  folder.check_seeds('transfer run')
+  done = folder.done()
+  if done is not None:
+    return done
+  folder.begin()
+  if not (folder.has_records('train') and folder.store.usable('final')):
+    train(folder, cfg, runs)
+  records = folder.read_records('train')
+  return folder.finish(summarize(folder, cfg, records['members']),
+                       records['evals'])
+
+
+def train(folder, cfg: core.TransferConfig, runs: dict) -> None:
+  """Builds every member's start and trains them all on this data."""
+  pieces = folder.setup
+  trainer, S = pieces.trainer, pieces.num_seeds
+  seed_keys = pieces.seed_keys()
+  init_keys, noise_keys = jax.vmap(train_lib.split_seed_key)(seed_keys)
+  template = trainer.init_states(init_keys, noise_keys)
+  tickets = {name: _tickets(ckpt, cfg.levels, template, S)
+             for name, ckpt in runs.items()}
+  prunable = masks_lib.make_filter(exclude=tuple(records_lib.read_json(
+      os.path.join(cfg.source_run, 'config.json'))['imp'].get(
+          'prune_exclude', ())))
+
+  def starts(branch, level, weights, model_state, transferred, target):
+    """The S start states of `branch` at `level` (one trace per branch)."""
+    def one(w, ms, mask_t, mask_g, seed_key, noise_key):
+      mask = core.start_mask(branch, level, mask_t, mask_g, seed_key,
+                             prunable)
+      if branch == 'reinit':
+        w, ms = trainer.model.init(core.reinit_key(seed_key, level))
+      return trainer.reset(masks_lib.apply(w, mask), ms, mask, noise_key, 0)
+    return jax.vmap(one)(weights, model_state, transferred, target,
+                         seed_keys, noise_keys)
+
+  starts = jax.jit(starts, static_argnums=0)
+  groups, who = [], []
+  for l, level in enumerate(cfg.levels):
+    transferred = tickets['transferred'][2][l]
+    target = tickets['target'][2][l] if 'target' in tickets else transferred
+    for branch in cfg.branches():
+      params, model_state, _ = tickets[
+          'target' if branch == 'target' else 'transferred']
+      groups.append(starts(branch, jnp.int32(level), params, model_state,
+                           transferred, target))
+      who += [{'level': level, 'branch': branch, 'seed': s,
+               'member': len(who) + s} for s in range(S)]
+  start_M = jax.tree.map(lambda *xs: jnp.concatenate(xs), *groups)
+  evals = []
+  final_M = loop.train_chunks(
+      trainer, start_M, train_lib.to_device(pieces.dataset),
+      pieces.train.steps, pieces.train.eval_every,
+      on_eval=lambda step, per_member: evals.extend(
+          records_lib.member_records(who, per_member, step=step)),
+      desc=f'transfer ({len(groups)}x{S})',
+      show_progress=folder.show_progress)
+  lifecycle.flag_diverged(evals, key=lambda r: r['member'])
+  dens = masks_lib.member_densities(final_M.mask, prunable)
+  members = [{**w, **lifecycle.member_stats(
+      [r for r in evals if r['member'] == i]), **dens[i]}
+             for i, w in enumerate(who)]
+  for r in evals + members:
+    del r['member']
+  folder.write_records('train', {'evals': evals, 'members': members})
+  folder.store.save('final', final_M)  # marks the run done
+
+
+def summarize(folder, cfg: core.TransferConfig, members: list[dict]) -> dict:
+  """Per (level, branch): weights kept and mean ± std over healthy seeds."""
+  pieces = folder.setup
+  entries = []
+  for level in cfg.levels:
+    for branch in cfg.branches():
+      mine = [m for m in members
+              if m['level'] == level and m['branch'] == branch]
+      entries.append({'level': level, 'branch': branch,
+                      'density': stats.mean_std([m['density'] for m in mine]),
+                      **lifecycle.aggregate(mine, STATS)})
+  return {'job': 'transfer', 'run_dir': folder.dir,
+          'model': pieces.model.name, 'dataset': pieces.dataset.name,
+          'source_run': cfg.source_run, 'target_run': cfg.target_run,
+          'source_dataset': records_lib.read_json(os.path.join(
+              cfg.source_run, 'config.json'))['data']['name'],
+          'num_seeds': pieces.num_seeds, 'steps': pieces.train.steps,
+          'branches': list(cfg.branches()), 'entries': entries,
+          'members': members}

@@ -1,0 +1,89 @@
+"""The transfer report: one row per level, one column per branch.
+
+`accuracy.png` draws each branch's final test accuracy against percent of
+weights remaining (log x) with a band of ± one seed std; `curves.png` the
+test accuracy and loss against step of every branch at the sparsest level.
+"""
+from ticketjax.core import stats
+from ticketjax.reports import plots as plots_lib
+from ticketjax.run import lifecycle
+
+PLOTS = ('accuracy.png', 'curves.png')
+LABELS = {'transferred': 'transferred ticket', 'target': 'target ticket',
+          'reinit': 'transferred mask, reinit', 'random': 'random mask'}
+
+
+def title(summary: dict) -> str:
+  return (f"Ticket transfer {summary['source_dataset']} -> "
+          f"{summary['dataset']}: {summary['model']}, {summary['steps']} "
+          f"steps, {summary['num_seeds']} seeds")
+
+
+def _cell(entry: dict) -> str:
+  acc = entry.get('final_test_accuracy')
+  text = stats.format_mean_std(acc) if acc else 'n/a'
+  if entry.get('diverged'):
+    text += f" (diverged {entry['diverged']}/{entry['members']})"
+  return text
+
+
+def table(summary: dict) -> str:
+  """Final test accuracy (%) per level and branch, mean ± std over seeds,
+  and each branch's early-stopping step."""
+  branches = summary['branches']
+  rows = []
+  for level in sorted({e['level'] for e in summary['entries']}):
+    mine = {e['branch']: e for e in summary['entries']
+            if e['level'] == level}
+    first = mine[branches[0]]
+    rows.append([level, f"{100 * first['density']['mean']:.2f}"]
+                + [_cell(mine[b]) for b in branches]
+                + [stats.format_mean_std(mine[b]['early_stop_step'], scale=1,
+                                         digits=0)
+                   if 'early_stop_step' in mine[b] else ''
+                   for b in branches])
+  header = (['source level', 'weights remaining (%)']
+            + [f'{LABELS[b]} test acc (%)' for b in branches]
+            + [f'{b} early-stop step' for b in branches])
+  return (title(summary) + ' (final test accuracy, mean ± std over seeds)'
+          '\n\n' + stats.markdown_table(header, rows))
+
+
+def report(summary: dict, evals: list[dict], config=None) -> lifecycle.Report:
+  del config
+
+  def accuracy(path):
+    plt = plots_lib.pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    low = 100.0
+    for branch in summary['branches']:
+      pts = [e for e in summary['entries'] if e['branch'] == branch
+             and e.get('final_test_accuracy', {}).get('n')]
+      xs = [100 * e['density']['mean'] for e in pts]
+      low = min([low] + xs)
+      plots_lib.band(ax, xs, [100 * e['final_test_accuracy']['mean']
+                              for e in pts],
+                     [100 * e['final_test_accuracy']['std'] for e in pts],
+                     LABELS[branch], marker='o', ms=3)
+    plots_lib.density_axis(ax, low)
+    plots_lib.save(fig, ax, path, title(summary), 'final test accuracy (%)')
+
+  last = max(e['level'] for e in summary['entries'])
+  groups = {}
+  for r in evals:
+    if r['level'] == last:
+      groups.setdefault(f"{LABELS[r['branch']]} (level {last})", []).append(r)
+  return lifecycle.Report(title(summary), table(summary), {
+      'accuracy.png': accuracy,
+      'curves.png': lambda path: plots_lib.learning_curves(
+          groups, path, title(summary))})
+
+
+def series(summary: dict) -> list[dict]:
+  """One series per branch: level -> its healthy members."""
+  out = {}
+  for m in summary.get('members', []):
+    if not m.get('diverged'):
+      out.setdefault(m['branch'], {}).setdefault(m['level'], []).append(m)
+  return [{'label': f'transfer {LABELS[b]}', 'points': points}
+          for b, points in out.items()]
