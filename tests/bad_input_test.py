@@ -10,6 +10,7 @@ can recompute is tested in `integrity_test.py` (the same bytes as an
 undamaged run).
 """
 import glob
+import gzip
 import hashlib
 import json
 import os
@@ -17,6 +18,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from configs import dense_mnist1d
@@ -87,6 +89,36 @@ def _imp_levels_damaged(root):
 
 def _other_config(root):
   _edit_config(root, 'dense', lambda c: c['train'].update(eval_every=7))
+
+
+def _idx_gz(path, shape, count=None):
+  """A gzipped IDX file whose header says `shape` and holding `count`
+  items (all, if None)."""
+  count = shape[0] if count is None else count
+  body = np.zeros((count,) + tuple(shape[1:]), np.uint8).tobytes()
+  with gzip.open(path, 'wb', compresslevel=1) as f:
+    f.write(bytes([0, 0, 8, len(shape)]) + np.asarray(shape, '>u4').tobytes()
+            + body)
+
+
+def _fashion_files(images_count=None, labels=60000):
+  """A folder `fm` of the four Fashion-MNIST files, train images cut to
+  `images_count` and `labels` train labels."""
+  def write(root):
+    folder = os.path.join(root, 'fm')
+    os.makedirs(folder)
+    _idx_gz(os.path.join(folder, 'train-images-idx3-ubyte.gz'),
+            (60000, 28, 28), images_count)
+    _idx_gz(os.path.join(folder, 'train-labels-idx1-ubyte.gz'), (labels,))
+    _idx_gz(os.path.join(folder, 't10k-images-idx3-ubyte.gz'),
+            (10000, 28, 28))
+    _idx_gz(os.path.join(folder, 't10k-labels-idx1-ubyte.gz'), (10000,))
+  return write
+
+
+def _cut_csv(root):
+  with gzip.open(os.path.join(root, 'mnist_5k.csv.gz'), 'wt') as f:
+    f.write('0,' * 784 + '3\n' + '0,0,')
 
 
 def _sweep_file(text):
@@ -341,6 +373,34 @@ CASES = [
     ('report-out-below-file', 'report', ['--workdir={runs}',
                                          '--out={file}/r'],
      'lies below the file', None),
+    # the prepare launcher (real data)
+    ('prepare-no-package', 'prepare', ['--dataset=fashion_mnist',
+                                       '--source={root}/nope'],
+     'install the Debian package', None),
+    ('prepare-wrong-folder', 'prepare', ['--dataset=fashion_mnist',
+                                         '--source={root}'],
+     'no IDX file', None),
+    ('prepare-truncated-idx', 'prepare', ['--dataset=fashion_mnist',
+                                          '--source={root}/fm'],
+     'train-images-idx3-ubyte.gz is truncated', _fashion_files(
+         images_count=100)),
+    ('prepare-labels-do-not-match', 'prepare', ['--dataset=fashion_mnist',
+                                                '--source={root}/fm'],
+     'has 59000 labels but', _fashion_files(labels=59000)),
+    ('prepare-mnist5k-missing', 'prepare', ['--dataset=mnist_5k',
+                                            '--source={root}/nope.csv.gz'],
+     'no file', None),
+    ('prepare-mnist5k-damaged', 'prepare', ['--dataset=mnist_5k',
+                                            '--source={root}/mnist_5k.csv.gz'],
+     'mnist_5k.csv.gz is damaged', _cut_csv),
+    ('prepare-unknown-dataset', 'prepare', ['--dataset=cifar'], 'cifar',
+     None),
+    ('prepare-mnist1d-source', 'prepare', ['--dataset=mnist1d',
+                                           '--source={file}'],
+     'takes no --source', None),
+    ('prepare-data-dir-file', 'prepare', ['--dataset=mnist1d',
+                                          '--data_dir={file}'],
+     'data dir', None),
     ('report-damaged-summary', 'report', ['--workdir={runs}',
                                           '--out={root}/r'],
      'summary.json is damaged',
@@ -384,6 +444,9 @@ def test_bad_input_gives_one_error_line_exit_2_and_changes_nothing(
   if launcher in ('main', 'sweep') and not any(
       a.startswith('--workdir') for a in argv):
     argv.append(f"--workdir={names['w']}")
+  if launcher == 'prepare' and not any(a.startswith('--data_dir')
+                                       for a in argv):
+    argv.append(f"--data_dir={os.path.join(root, 'data')}")
   before = _tree(root)
   proc = subprocess.run([sys.executable, '-m', f'launch.{launcher}', *argv],
                         cwd=REPO, capture_output=True, text=True,

@@ -11,9 +11,11 @@ import os
 import numpy as np
 import pytest
 
+from configs import imp_lenet300_fashion_mnist
 from ticketjax.data import idx
 from ticketjax.data import image_builders
 from ticketjax.data import load_dataset
+from ticketjax.run import jobs
 
 needs_fashion = pytest.mark.skipif(
     not image_builders.source_available('fashion_mnist'),
@@ -38,10 +40,17 @@ def _raw(ds, x):
   return np.rint((x[..., 0] * std + mean) * 255).astype(np.uint8)
 
 
-@needs_fashion
-def test_fashion_mnist_is_prepared_from_the_debian_files(tmp_path):
-  data_dir = str(tmp_path / 'tfds')
+@pytest.fixture(scope='module')
+def fashion_dir(tmp_path_factory):
+  """A data dir with Fashion-MNIST prepared from the Debian files."""
+  data_dir = str(tmp_path_factory.mktemp('tfds'))
   assert image_builders.prepare('fashion_mnist', data_dir)
+  return data_dir
+
+
+@needs_fashion
+def test_fashion_mnist_is_prepared_from_the_debian_files(fashion_dir):
+  data_dir = fashion_dir
   assert not image_builders.prepare('fashion_mnist', data_dir)  # found
   assert os.path.isdir(os.path.join(data_dir, 'fashion_mnist', '3.0.1'))
   ds = load_dataset('fashion_mnist', data_dir=data_dir)
@@ -53,6 +62,21 @@ def test_fashion_mnist_is_prepared_from_the_debian_files(tmp_path):
         image_builders.FASHION_MNIST_DIR, split)
     assert np.bincount(y).tolist() == [len(y) // 10] * 10
     assert _digest(_raw(ds, x), y) == _digest(images, labels)
+
+
+@needs_fashion
+def test_the_fashion_mnist_lottery_config_runs_on_the_real_data(fashion_dir,
+                                                              tmp_path):
+  config = imp_lenet300_fashion_mnist.get_config('smoke')
+  config.data.data_dir = fashion_dir
+  config.progress = False
+  summary = jobs.run(config, str(tmp_path))
+  assert summary['dataset'] == 'fashion_mnist'
+  assert [e['level'] for e in summary['levels']] == [0, 1]
+  assert set(summary['levels'][1]) == {'level', 'ticket', 'finetune',
+                                       'reinit', 'shuffle', 'random'}
+  text = open(os.path.join(summary['run_dir'], 'report.md')).read()
+  assert 'Early-stopping iteration' in text and 'finetune step' in text
 
 
 @needs_mlxtend

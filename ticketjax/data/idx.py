@@ -36,7 +36,8 @@ def read(path: str) -> np.ndarray:
   shape = tuple(int(d) for d in np.frombuffer(data[4:header], '>u4'))
   size = int(np.prod(shape))
   if len(data) != header + size:
-    what = 'truncated' if len(data) < header + size else 'longer than its header says'
+    what = ('truncated' if len(data) < header + size
+            else 'longer than its header says')
     raise ValueError(f'{path} is {what}: the header says {shape} = {size} '
                      f'bytes, the file holds {len(data) - header}')
   return np.frombuffer(data, np.uint8, size, header).reshape(shape)

@@ -25,17 +25,21 @@ package registries:
 is its command); a missing source is one ValueError naming the package to
 install.
 """
+import contextlib
 import fcntl
 import gzip
 import importlib.util
 import io
 import os
+import sys
 from typing import Iterator
 
 from etils import epath
+from absl import logging
 import numpy as np
 import PIL.Image
 import tensorflow_datasets as tfds
+from tensorflow_datasets.core.utils import tqdm_utils as tfds_tqdm
 from tensorflow_datasets.image_classification import mnist as tfds_mnist
 
 from ticketjax.data import idx
@@ -83,7 +87,8 @@ def fashion_mnist_split(source_dir: str, split: str):
     raise ValueError(
         f'no Fashion-MNIST files in {source_dir} (not a folder): install the '
         'Debian package (apt-get install -y dataset-fashion-mnist) or give '
-        f'the folder that holds {sorted(sum(FASHION_MNIST_FILES.values(), ()))}')
+        'the folder that holds '
+        f'{sorted(sum(FASHION_MNIST_FILES.values(), ()))}')
   images, labels = idx.read_split(
       *(os.path.join(source_dir, f) for f in FASHION_MNIST_FILES[split]))
   if images.shape != (FASHION_MNIST_SIZES[split], 28, 28):
@@ -181,6 +186,23 @@ def mnist_5k_split(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
+@contextlib.contextmanager
+def preparing(name: str, data_dir: str):
+  """One line on stderr instead of TFDS's progress bars and its messages on
+  stdout (which would mix with a run's printed table); those go to the
+  log."""
+  print(f'preparing {name} in {data_dir} (once)', file=sys.stderr)
+  was = tfds_tqdm._active  # pylint: disable=protected-access
+  tfds.display_progress_bar(False)
+  said = io.StringIO()
+  try:
+    with contextlib.redirect_stdout(said):
+      yield
+  finally:
+    tfds.display_progress_bar(was)
+    logging.info('TFDS preparing %s: %s', name, said.getvalue())
+
+
 def _builder(name: str, data_dir: str, source: str | None):
   if name == 'fashion_mnist':
     return FashionMnistOffline(data_dir=data_dir, file_format='array_record',
@@ -217,7 +239,8 @@ def prepare(name: str, data_dir: str, source: str | None = None) -> bool:
     builder = _builder(name, data_dir, source)
     if builder.is_prepared():
       return False
-    builder.download_and_prepare()
+    with preparing(name, data_dir):
+      builder.download_and_prepare()
   return True
 
 

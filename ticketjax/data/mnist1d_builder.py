@@ -29,6 +29,8 @@ from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
+from ticketjax.data import image_builders
+
 SEQUENCE_LENGTH = 40
 NUM_CLASSES = 10
 
@@ -169,5 +171,6 @@ def prepare(data_dir: str) -> None:
     builder = Mnist1d(data_dir=data_dir, file_format='array_record')
     if builder.is_prepared():  # another process prepared it meanwhile
       return
-    with _preserved_global_rng():
+    with _preserved_global_rng(), image_builders.preparing('mnist1d',
+                                                           data_dir):
       builder.download_and_prepare()

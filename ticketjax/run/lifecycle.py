@@ -20,7 +20,9 @@ here, written once:
      never blocks a rerun) and writes `config.json`.
   4. The method runs its stages; each stage ends by writing its records
      (`write_records`, atomic) and then its checkpoint (`store`), so a
-     killed run resumes at the first stage whose checkpoint is missing.
+     killed run resumes at the first stage whose checkpoint is missing
+     (`stage_done`). `train_stage` is the common one: members trained
+     from their start states to the end, with per-member summaries.
   5. `finish(summary, lines)` writes `metrics.jsonl`, `summary.json`,
      `report.md` and the method's plots (its `report(summary, lines,
      config) -> Report`), all atomically, and prints the table and where
@@ -39,19 +41,23 @@ record) takes any count.
 
 Health. `flag_diverged(records, ...)` marks a member whose loss is not
 finite, exceeds `DIVERGED_FACTOR` times its first recorded loss, or
-exceeds `LOSS_LIMIT` (1e4 nats), as diverged in its records; summaries leave diverged members out of their
-means and count them.
+exceeds `LOSS_LIMIT` (1e4 nats), as diverged in its records; summaries
+leave diverged members out of their means and count them.
 """
 import fcntl
+import functools
 import math
 import os
 import socket
 import sys
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
+from ticketjax.core import masks as masks_lib
 from ticketjax.core import stats
+from ticketjax.core import train as train_lib
 from ticketjax.methods import registry
 from ticketjax.run import hosts
+from ticketjax.run import loop
 from ticketjax.run import records as records_lib
 from ticketjax.run import setup as setup_lib
 from ticketjax.run import store
@@ -120,6 +126,42 @@ class Run:
     are on disk and intact. A damaged one is reported and the stage is
     recomputed (the same bytes: training is deterministic)."""
     return self.has_records(name) and self.store.usable(name)
+
+  @functools.cached_property
+  def data(self) -> train_lib.DeviceData:
+    """The data set on the device(s), copied once."""
+    return train_lib.to_device(self.setup.dataset)
+
+  def train_stage(self, name: str, trainer, start_M, who: Sequence[Mapping],
+                  prunable, *, desc: str, checkpoint: str | None = None,
+                  train_accuracy: bool = True, **base):
+    """Trains members `start_M` (member i is `who[i]`) to `train.steps`
+    in one program; returns their final states.
+
+    Records every evaluation (`base`, who, step, metrics), flags diverged
+    members, and writes `records/<name>.json` ({'evals', 'members'}: per
+    member `member_stats` and densities over `prunable`), then the
+    checkpoint `checkpoint` (default `name`) of the final states.
+    """
+    indexed = [{**w, 'member': i} for i, w in enumerate(who)]
+    evals = []
+    final_M = loop.train_chunks(
+        trainer, start_M, self.data, self.setup.train.steps,
+        self.setup.train.eval_every,
+        on_eval=lambda step, per_member: evals.extend(
+            records_lib.member_records(indexed, per_member, step=step,
+                                       **base)),
+        desc=desc, show_progress=self.show_progress)
+    flag_diverged(evals, key=lambda r: r['member'])
+    dens = masks_lib.member_densities(final_M.mask, prunable)
+    members = [{**w, **member_stats([r for r in evals if r['member'] == i],
+                                    train=train_accuracy), **dens[i]}
+               for i, w in enumerate(who)]
+    for r in evals:
+      del r['member']
+    self.write_records(name, {'evals': evals, 'members': members})
+    self.store.save(checkpoint or name, final_M)
+    return final_M
 
   def write_records(self, name: str, obj) -> None:
     """`records/<name>.json`, atomically (temp file + rename)."""

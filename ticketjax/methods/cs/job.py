@@ -62,10 +62,6 @@ def _round_name(r: int) -> str:
   return f'round_{r:02d}'
 
 
-def _member_key(rec: dict) -> tuple:
-  return rec['lambda'], rec['seed']
-
-
 class _KeepsLoss:
   """The search trainer, keeping the last chunk's mean loss per member.
 
@@ -117,7 +113,7 @@ class CsRun:
     self.noise_keys = jnp.tile(noise_keys, (self.L, 1))
     self.lams = jnp.repeat(jnp.asarray(self.cfg.lambdas, jnp.float32),
                            self.S)
-    self.data = train_lib.to_device(p.dataset)
+    self.data = self.folder.data
     # lambda-major: member i is lambda i // S of seed i % S
     self.who = [{'lambda': lam, 'seed': s} for lam in self.cfg.lambdas
                 for s in range(self.S)]
@@ -197,22 +193,10 @@ class CsRun:
     state_M = jax.vmap(lambda w, ms, m, k: trainer.reset(
         w, ms, m, k, self.rewind_step))(
             weights, rewind.model_state['inner'], mask_M, self.noise_keys)
-    evals = []
-    final_M = loop.train_chunks(
-        trainer, state_M, self.data, self.pieces.train.steps,
-        self.pieces.train.eval_every,
-        on_eval=lambda step, per_member: evals.extend(
-            records_lib.member_records(self.who, per_member, stage='ticket',
-                                       step=step)),
-        desc=f'cs ticket ({self.L}x{self.S})',
-        show_progress=self.folder.show_progress)
-    lifecycle.flag_diverged(evals, key=_member_key)
-    dens = masks_lib.member_densities(final_M.mask, cfg.prunable)
-    members = [{**me, **lifecycle.member_stats(
-        [r for r in evals if _member_key(r) == _member_key(me)],
-        train=False), **dens[i]} for i, me in enumerate(self.who)]
-    self.folder.write_records('ticket', {'evals': evals, 'members': members})
-    self.folder.store.save('ticket', final_M)
+    self.folder.train_stage(
+        'ticket', trainer, state_M, self.who, cfg.prunable,
+        desc=f'cs ticket ({self.L}x{self.S})', train_accuracy=False,
+        stage='ticket')
 
   # -- driver ----------------------------------------------------------
 

@@ -14,15 +14,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ticketjax.core import masks as masks_lib
 from ticketjax.core import scores as scores_lib
 from ticketjax.core import stats
 from ticketjax.core import train as train_lib
 from ticketjax.methods.pai import core
 from ticketjax.reports import plots as plots_lib
 from ticketjax.run import lifecycle
-from ticketjax.run import loop
-from ticketjax.run import records as records_lib
 from ticketjax.run import setup as setup_lib
 
 SEEDS = 'refuse'
@@ -86,24 +83,10 @@ def train(folder, cfg: core.PaiConfig):
   start_M = jax.jit(jax.vmap(start))(
       init_M, jnp.repeat(jnp.asarray(cfg.densities, jnp.float32), S),
       score_keys)
-  who = [{'density_target': d, 'seed': s, 'member': d_i * S + s}
-         for d_i, d in enumerate(cfg.densities) for s in range(S)]
-  evals = []
-  final_M = loop.train_chunks(
-      trainer, start_M, train_lib.to_device(pieces.dataset),
-      pieces.train.steps, pieces.train.eval_every,
-      on_eval=lambda step, per_member: evals.extend(
-          records_lib.member_records(who, per_member, step=step)),
-      desc=f'pai {cfg.score} ({D}x{S})', show_progress=folder.show_progress)
-  lifecycle.flag_diverged(evals, key=lambda r: r['member'])
-  dens = masks_lib.member_densities(final_M.mask, cfg.prunable)
-  members = [{**w, **lifecycle.member_stats(
-      [r for r in evals if r['member'] == i]), **dens[i]}
-             for i, w in enumerate(who)]
-  for r in evals + members:
-    del r['member']
-  folder.write_records('train', {'evals': evals, 'members': members})
-  folder.store.save('final', final_M)  # marks the search done
+  who = [{'density_target': d, 'seed': s} for d in cfg.densities
+         for s in range(S)]
+  folder.train_stage('train', trainer, start_M, who, cfg.prunable,
+                     desc=f'pai {cfg.score} ({D}x{S})', checkpoint='final')
 
 
 def summarize(folder, cfg: core.PaiConfig, members: list[dict]) -> dict:

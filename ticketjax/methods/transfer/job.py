@@ -23,7 +23,6 @@ from ticketjax.core import train as train_lib
 from ticketjax.methods.transfer import core
 from ticketjax.methods.transfer import report as report_lib
 from ticketjax.run import lifecycle
-from ticketjax.run import loop
 from ticketjax.run import records as records_lib
 from ticketjax.run import setup as setup_lib
 from ticketjax.run import store
@@ -150,26 +149,12 @@ def train(folder, cfg: core.TransferConfig, runs: dict) -> None:
           'target' if branch == 'target' else 'transferred']
       groups.append(starts(branch, jnp.int32(level), params, model_state,
                            transferred, target))
-      who += [{'level': level, 'branch': branch, 'seed': s,
-               'member': len(who) + s} for s in range(S)]
+      who += [{'level': level, 'branch': branch, 'seed': s}
+              for s in range(S)]
   start_M = jax.tree.map(lambda *xs: jnp.concatenate(xs), *groups)
-  evals = []
-  final_M = loop.train_chunks(
-      trainer, start_M, train_lib.to_device(pieces.dataset),
-      pieces.train.steps, pieces.train.eval_every,
-      on_eval=lambda step, per_member: evals.extend(
-          records_lib.member_records(who, per_member, step=step)),
-      desc=f'transfer ({len(groups)}x{S})',
-      show_progress=folder.show_progress)
-  lifecycle.flag_diverged(evals, key=lambda r: r['member'])
-  dens = masks_lib.member_densities(final_M.mask, prunable)
-  members = [{**w, **lifecycle.member_stats(
-      [r for r in evals if r['member'] == i]), **dens[i]}
-             for i, w in enumerate(who)]
-  for r in evals + members:
-    del r['member']
-  folder.write_records('train', {'evals': evals, 'members': members})
-  folder.store.save('final', final_M)  # marks the run done
+  folder.train_stage('train', trainer, start_M, who, prunable,
+                     desc=f'transfer ({len(groups)}x{S})',
+                     checkpoint='final')
 
 
 def summarize(folder, cfg: core.TransferConfig, members: list[dict]) -> dict:
