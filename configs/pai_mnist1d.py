@@ -9,7 +9,8 @@ members in one compiled program.
   python -m launch.main --config=configs/pai_mnist1d.py --workdir=/tmp/tj_pai
 
 Variants (comma-separated after ':'):
-  score=S    magnitude (default), random or snip (core/scores.py);
+  score=S    magnitude (default), random, snip, grasp or synflow
+             (core/scores.py; synflow prunes in 100 rounds);
   scope=S    layerwise (default: every layer keeps the density) or global;
   seeds=N    N seeds (default 4);
   smoke      2 seeds, densities 50% and 10%, 40 steps: a test run.

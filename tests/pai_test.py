@@ -26,8 +26,10 @@ def _kept(params_mask, density):
           for path, m in params_mask.items()}
 
 
-@pytest.mark.parametrize('score', ['magnitude', 'random', 'snip'])
+@pytest.mark.parametrize('score', ['magnitude', 'random', 'snip', 'grasp',
+                                   'synflow'])
 def test_pai_smoke_prunes_exactly_trains_and_reports(tmp_path, score):
+  # synflow: 100 rounds by default, ending at exactly the one-round counts
   summary = jobs.run(_smoke(score=score), str(tmp_path))
   run_dir = summary['run_dir']
   assert summary['score'] == score and len(summary['members']) == 2 * 2

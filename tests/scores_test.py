@@ -1,4 +1,6 @@
 """Pruning scores (`core/scores.py`) and `pruning.by_score`."""
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -88,3 +90,88 @@ def test_registry_rules_are_scores_in_a_scope():
     want = pruning.by_score(score, scope, ctx, 0.3)
     assert jax.tree.all(jax.tree.map(lambda a, b: bool((a == b).all()),
                                      got, want))
+
+
+def test_grasp_is_the_weight_times_the_hessian_gradient_product():
+  model = _linear()
+  params, state = model.init(jax.random.PRNGKey(0))
+  x = jnp.array([[1.0, 2.0, -1.0], [0.5, -1.0, 3.0]])
+  y = jnp.array([0, 1])
+  ctx = scores.ScoreContext(params, masks.ones_like(params), model=model,
+                            model_state=state, batch=(x, y))
+  w = params['out']['kernel']
+
+  def loss(flat):  # at temperature 200, on the flattened kernel
+    logp = jax.nn.log_softmax(x @ flat.reshape(3, 2) / 200.0)
+    return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+
+  g = jax.grad(loss)(w.reshape(-1))
+  hg = (jax.hessian(loss)(w.reshape(-1)) @ g).reshape(3, 2)
+  got = scores.grasp(ctx)['out']['kernel']
+  np.testing.assert_allclose(got, w * hg, rtol=1e-4, atol=1e-12)
+  assert (np.asarray(got) < 0).any()  # signed: the sign is the method
+
+
+def _relu_mlp():
+  """A bias-free ReLU MLP: homogeneous of degree 1 in each layer."""
+  def init(key):
+    k1, k2, k3 = jax.random.split(key, 3)
+    return {'a': {'kernel': jax.random.normal(k1, (5, 8))},
+            'b': {'kernel': jax.random.normal(k2, (8, 6))},
+            'output': {'kernel': jax.random.normal(k3, (6, 3))}}, {}
+
+  def apply(params, state, x, *, train, key=None):
+    del train, key
+    h = jax.nn.relu(x @ params['a']['kernel'])
+    h = jax.nn.relu(h @ params['b']['kernel'])
+    return h @ params['output']['kernel'], state
+
+  return Model(init, apply, 'relu_mlp')
+
+
+def test_synflow_conserves_the_flow_in_every_layer():
+  """Tanaka et al.'s conservation law: for a bias-free ReLU network with
+  |w| on an all-ones input, every layer's scores sum to the same R."""
+  model = _relu_mlp()
+  params, state = model.init(jax.random.PRNGKey(3))
+  mask = masks.ones_like(params)
+  mask['b']['kernel'] = mask['b']['kernel'].at[:4].set(False)
+  params = masks.apply(params, mask)
+  ctx = scores.ScoreContext(params, mask, model=model, model_state=state,
+                            batch=(jnp.zeros((7, 5)), jnp.zeros(7, jnp.int32)))
+  got = scores.synflow(ctx)
+  sums = [float(jnp.sum(got[k]['kernel'])) for k in ('a', 'b', 'output')]
+  np.testing.assert_allclose(sums, [sums[0]] * 3, rtol=1e-5)
+  assert not np.any(np.asarray(got['b']['kernel'])[:4])  # pruned: no flow
+  # scaling a layer scales every score alike: the ranking does not move
+  big = dict(params, a={'kernel': params['a']['kernel'] * 1e6})
+  again = scores.synflow(dataclasses.replace(ctx, params=big))
+  for k in ('a', 'b', 'output'):
+    np.testing.assert_allclose(again[k]['kernel'], got[k]['kernel'],
+                               rtol=1e-5)
+
+
+@pytest.mark.parametrize('scope', ['layerwise', 'global'])
+def test_iterative_synflow_ends_at_the_one_round_counts(scope):
+  from ticketjax.methods.pai import core as pai  # pylint: disable=g-import-not-at-top
+  model = _relu_mlp()
+  params, state = model.init(jax.random.PRNGKey(4))
+  cfg = pai.PaiConfig(densities=(0.05,), score='synflow', scope=scope)
+  assert cfg.num_rounds == 100
+
+  @jax.jit
+  def prune(params, density):
+    ctx = scores.ScoreContext(
+        params, masks.ones_like(params), model=model, model_state=state,
+        batch=(jnp.zeros((2, 5)), jnp.zeros(2, jnp.int32)))
+    return pai.prune_at_init(cfg, ctx, density)
+
+  mask = prune(params, jnp.float32(0.05))
+  kept = {k: int(mask[k]['kernel'].sum()) for k in mask}
+  sizes = {k: params[k]['kernel'].size for k in params}
+  n = sum(sizes.values())
+  if scope == 'global':
+    assert sum(kept.values()) == n - int(np.floor(np.float32(0.95) * n + 0.5))
+  else:
+    assert kept == {k: s - int(np.floor(np.float32(0.95) * s + 0.5))
+                    for k, s in sizes.items()}

@@ -13,8 +13,12 @@ applies a score within a scope.
 Registered here: `magnitude` (|w|), `magnitude_normalized` (|w| over the
 layer's surviving L2 norm, jaxpruner's global default), `random` (uniform,
 an independent stream per leaf; needs `key`), `snip` (|g ⊙ w| of the loss
-on `batch`, Lee et al. 2019; needs `model` and `batch`). Add one with
-`register`.
+on `batch`, Lee et al. 2019; needs `model` and `batch`), `grasp` (w ⊙ Hg
+at temperature 200, Wang et al. 2020: signed, the largest kept; needs
+`model` and `batch`) and `synflow` (|w ⊙ ∂R/∂w| for R the summed output of
+the network with |w| on an all-ones input, Tanaka et al. 2020: data-free;
+needs `model` and `batch` for the input shape; iterate it, see
+`methods/pai`). Add one with `register`.
 """
 import dataclasses
 from typing import Any, Callable
@@ -85,11 +89,71 @@ def snip(ctx: ScoreContext) -> PyTree:
   return jax.tree.map(lambda g, w: jnp.abs(g * w), grads, ctx.params)
 
 
+GRASP_TEMPERATURE = 200.0
+
+
+def grasp(ctx: ScoreContext) -> PyTree:
+  """w ⊙ Hg (Wang et al. 2020): g the gradient of the loss with logits
+  divided by `GRASP_TEMPERATURE`, H its Hessian, Hg = ∇(g_stop · ∇L).
+
+  Signed: pruning removes the lowest first, so the weights with the
+  largest w ⊙ Hg stay (GraSP's repo removes the largest -w ⊙ Hg: the same
+  selection). Ranking |w ⊙ Hg| instead would drop the method's sign.
+  Reverse-over-reverse (no forward-mode AD), so it runs with the CPU
+  kernels too.
+  """
+  ctx.require('grasp', 'model', 'batch')
+  x, y = ctx.batch
+
+  def loss(params):
+    logits, _ = ctx.model.apply(params, ctx.model_state, x, train=False)
+    logp = jax.nn.log_softmax(logits / GRASP_TEMPERATURE)
+    return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+
+  g = jax.lax.stop_gradient(jax.grad(loss)(ctx.params))
+  hg = jax.grad(lambda p: _vdot(jax.grad(loss)(p), g))(ctx.params)
+  return jax.tree.map(jnp.multiply, ctx.params, hg)
+
+
+def synflow(ctx: ScoreContext) -> PyTree:
+  """|w ⊙ ∂R/∂w| (Tanaka et al. 2020), data-free.
+
+  R sums the outputs of the network whose every parameter (and state
+  entry, e.g. BatchNorm statistics) is replaced by its absolute value, on
+  one all-ones input of an example's shape (`batch[0][0]`), in eval mode.
+  Pruned weights are zero, so they neither score nor carry flow. R grows
+  as the product of the layers' norms: before scoring, each parameter leaf
+  is divided by its largest |w|; for a network homogeneous in each layer
+  (no biases) that multiplies every score by one constant, so the ranking
+  is unchanged and float32 does not overflow for deep nets.
+  """
+  ctx.require('synflow', 'model', 'batch')
+  ones = jnp.ones((1,) + tuple(jnp.shape(ctx.batch[0])[1:]), jnp.float32)
+  scale = jax.tree.map(lambda w: jnp.maximum(jnp.max(jnp.abs(w)), 1e-30),
+                       ctx.params)
+  linear = jax.tree.map(lambda w, s: jnp.abs(w) / s, ctx.params, scale)
+  state = jax.tree.map(jnp.abs, ctx.model_state)
+
+  def flow(params):
+    out, _ = ctx.model.apply(params, state, ones, train=False)
+    return jnp.sum(out)
+
+  grads = jax.grad(flow)(linear)
+  return jax.tree.map(lambda g, w: jnp.abs(g * w), grads, linear)
+
+
+def _vdot(a: PyTree, b: PyTree) -> jax.Array:
+  return sum(jnp.vdot(x, y) for x, y in zip(jax.tree.leaves(a),
+                                             jax.tree.leaves(b)))
+
+
 SCORES: dict[str, Callable[[ScoreContext], PyTree]] = {
     'magnitude': magnitude,
     'magnitude_normalized': magnitude_normalized,
     'random': random,
     'snip': snip,
+    'grasp': grasp,
+    'synflow': synflow,
 }
 
 

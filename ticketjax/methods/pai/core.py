@@ -9,12 +9,17 @@ equal footing.
 """
 import dataclasses
 
+import jax
+import jax.numpy as jnp
+
 from ticketjax.core import masks as masks_lib
 from ticketjax.core import pruning
 from ticketjax.core import scores as scores_lib
 
 # fold_in tag of a seed's scoring key (random scores), off its init key
 SCORE_TAG = 2_000_003
+# rounds of a score by default (Tanaka et al. 2020 iterate SynFlow 100 times)
+ROUNDS = {'synflow': 100}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,12 +35,16 @@ class PaiConfig:
     prune_exclude: path substrings of kernels never pruned.
     score_batch: training examples a data-dependent score sees (the first
       ones of the training split).
+    rounds: prune in this many rounds, each re-scoring the pruned network,
+      to the densities d^(r/rounds) (the exponential schedule); 0 = the
+      score's own (`ROUNDS`: 100 for SynFlow, else 1).
   """
   densities: tuple[float, ...] = (0.5, 0.2, 0.1)
   score: str = 'magnitude'
   scope: str = 'layerwise'
   prune_exclude: tuple[str, ...] = ()
   score_batch: int = 256
+  rounds: int = 0
 
   def validate(self) -> None:
     """Raises ValueError naming what is wrong and what is valid."""
@@ -52,6 +61,13 @@ class PaiConfig:
     pruning.check_scope(self.scope)
     if int(self.score_batch) < 1:
       raise ValueError(f'pai.score_batch must be >= 1, got {self.score_batch}')
+    if int(self.rounds) < 0:
+      raise ValueError(f'pai.rounds must be >= 0 (0: the score\'s own), got '
+                       f'{self.rounds}')
+
+  @property
+  def num_rounds(self) -> int:
+    return int(self.rounds) or ROUNDS.get(self.score, 1)
 
   @property
   def prunable(self) -> masks_lib.LeafFilter:
@@ -60,6 +76,39 @@ class PaiConfig:
 
 def prune_at_init(cfg: PaiConfig, ctx: scores_lib.ScoreContext, density):
   """The mask keeping `density` of `ctx.mask`'s prunable survivors by
-  `cfg.score` within `cfg.scope` (`density` may be traced: a vmapped sweep)."""
-  return pruning.by_score(cfg.score, cfg.scope, ctx, 1.0 - density,
-                          cfg.prunable)
+  `cfg.score` within `cfg.scope` (`density` may be traced: a vmapped sweep).
+
+  In one round it removes floor((1 - density) * n + 0.5) of the n
+  survivors (of each layer, or of the pool). In R rounds (`num_rounds`),
+  round r re-scores the network pruned so far and keeps
+  n - floor((1 - density^(r/R)) * n + 0.5) of the *initial* n, so the last
+  round ends with exactly the one-round count.
+  """
+  rounds = cfg.num_rounds
+  if rounds == 1:
+    return pruning.by_score(cfg.score, cfg.scope, ctx, 1.0 - density,
+                            cfg.prunable)
+  start = masks_lib.counts(ctx.mask, cfg.prunable)
+
+  def keep(n, r):  # survivors after round r of n at the start
+    n = jnp.asarray(n, jnp.float32)
+    return n - jnp.floor((1.0 - density ** (r / rounds)) * n + 0.5)
+
+  def rate(now, n, r):
+    now = jnp.asarray(now, jnp.float32)
+    return (now - keep(n, r)) / jnp.maximum(now, 1.0)
+
+  def one_round(r, mask):
+    now = masks_lib.counts(mask, cfg.prunable)
+    if cfg.scope == 'global':
+      rates = rate(now['kept/total'], start['kept/total'], r + 1)
+    else:
+      rates = {p: rate(now['kept'][p], start['kept'][p], r + 1)
+               for p in start['kept']}
+    key = None if ctx.key is None else jax.random.fold_in(ctx.key, r)
+    now_ctx = dataclasses.replace(
+        ctx, params=masks_lib.apply(ctx.params, mask), mask=mask, key=key)
+    return pruning.by_score(cfg.score, cfg.scope, now_ctx, rates,
+                            cfg.prunable)
+
+  return jax.lax.fori_loop(0, rounds, one_round, ctx.mask)
