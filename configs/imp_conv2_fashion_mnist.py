@@ -14,8 +14,8 @@ Cost: on the 2-core CPU, 500 steps of 5 members with two evaluations of
 member to evaluate): the defaults (5 seeds, 2,000 steps per level instead
 of F&C's 20,000, 8 levels, controls at levels 4 and 8) would take about 8
 hours here (estimated from that): use a GPU. `:cpu` is sized for well
-under an hour (estimated 20-30 minutes; not run yet): 2 seeds, 400 steps,
-4 levels, controls at level 4, 1,000 validation images.
+under an hour: 2 seeds, 300 steps, 3 levels, controls at level 3, 1,000
+validation images, evaluation every 150 steps (its run: docs/results.md).
 
 Variants: seeds=N, levels=N, steps=N, cpu, smoke (2 seeds, 1 level of 4
 steps).
@@ -47,9 +47,9 @@ def get_config(arg=None):
   if opts['cpu']:
     given = lambda name, cpu: opts[name] if name in opts.given else cpu
     c.num_seeds = given('seeds', 2)
-    c.imp.levels = given('levels', 4)
-    c.train.steps = given('steps', 400)
-    c.train.eval_every = 200
+    c.imp.levels = given('levels', 3)
+    c.train.steps = given('steps', 300)
+    c.train.eval_every = 150
     c.data.val_size = 1000
     c.imp.control_levels = (c.imp.levels,)
   if opts['smoke']:

@@ -67,7 +67,7 @@ def test_public_api():
       'load_dataset', 'DATASETS', 'resolve_data_dir', 'DataNotPreparedError',
       'Mnist1d'}
   assert set(ticketjax.data.DATASETS) == {
-      'mnist1d', 'mnist', 'fashion_mnist', 'cifar10'}
+      'mnist1d', 'mnist', 'fashion_mnist', 'mnist_5k', 'cifar10'}
   assert issubclass(DataNotPreparedError, ValueError)
   assert ticketjax.data.Mnist1d.name == 'mnist1d'
 

@@ -1,11 +1,12 @@
 """Data layer: small classification data sets as whole numpy arrays.
 
 `load_dataset(name, ...)` returns a `ticketjax.types.Dataset` for any name in
-`DATASETS` (`mnist1d`, `mnist`, `fashion_mnist`, `cifar10`). Everything is
-read through TFDS ArrayRecord data sources, so neither TensorFlow nor network
-access is needed: MNIST-1D is generated offline by the `Mnist1d` builder, and
-the image data sets must be prepared beforehand (`DataNotPreparedError` says
-how).
+`DATASETS` (`mnist1d`, `fashion_mnist`, `mnist_5k`, `mnist`, `cifar10`).
+Everything is read through TFDS ArrayRecord data sources, so neither
+TensorFlow nor network access is needed: MNIST-1D is generated offline by
+the `Mnist1d` builder, Fashion-MNIST and the 5k MNIST are prepared offline
+from package files (`image_builders`), and the others must be prepared
+beforehand (`DataNotPreparedError` says how).
 """
 from ticketjax.data.loaders import DataNotPreparedError
 from ticketjax.data.loaders import DATASETS
