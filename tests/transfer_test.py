@@ -2,6 +2,7 @@
 the Fashion-MNIST -> MNIST run is in docs/results.md)."""
 import json
 import os
+import shutil
 
 import pytest
 
@@ -87,5 +88,21 @@ def test_bad_transfer_inputs_fail_before_any_write(imp_runs, tmp_path, which,
     common.mnist1d_mlp_protocol(config, value)
   with pytest.raises(ValueError, match=match):
     jobs.run(config, str(tmp_path / 'w'))
+  lifecycle.release_all()
+  assert not (tmp_path / 'w').exists()
+
+
+def test_a_damaged_source_ticket_is_named_before_any_write(imp_runs,
+                                                           tmp_path):
+  source, target = imp_runs
+  copy = str(tmp_path / 'source')
+  shutil.copytree(source, copy)
+  level = os.path.join(copy, 'checkpoints', 'level_002')
+  files = [os.path.join(r, f) for r, _, fs in os.walk(level) for f in fs
+           if not f.endswith('.sha256')]
+  with open(max(files, key=os.path.getsize), 'r+b') as f:
+    f.truncate(10)
+  with pytest.raises(ValueError, match='level_002 cannot be used'):
+    jobs.run(_config(copy, target), str(tmp_path / 'w'))
   lifecycle.release_all()
   assert not (tmp_path / 'w').exists()

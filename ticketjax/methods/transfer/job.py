@@ -103,27 +103,31 @@ def run(config: Any, workdir: str) -> dict:
   if cfg.target_run:
     runs['target'] = _imp_run(cfg.target_run, 'transfer.target_run', config,
                               S, cfg.levels)
+  pieces = folder.setup
+  template = pieces.trainer.init_states(*jax.vmap(train_lib.split_seed_key)(
+      pieces.seed_keys()))
+  tickets = {name: _tickets(ckpt, cfg.levels, template, S)  # before writes
+             for name, ckpt in runs.items()}
   folder.check_seeds('transfer run')
   done = folder.done()
   if done is not None:
     return done
   folder.begin()
   if not (folder.has_records('train') and folder.store.usable('final')):
-    train(folder, cfg, runs)
+    train(folder, cfg, tickets)
   records = folder.read_records('train')
   return folder.finish(summarize(folder, cfg, records['members']),
                        records['evals'])
 
 
-def train(folder, cfg: core.TransferConfig, runs: dict) -> None:
-  """Builds every member's start and trains them all on this data."""
+def train(folder, cfg: core.TransferConfig, tickets: dict) -> None:
+  """Builds every member's start from the runs' `tickets` ({'transferred',
+  'target'?: (theta_0, model state, masks per level)}) and trains them all
+  on this data."""
   pieces = folder.setup
   trainer, S = pieces.trainer, pieces.num_seeds
   seed_keys = pieces.seed_keys()
-  init_keys, noise_keys = jax.vmap(train_lib.split_seed_key)(seed_keys)
-  template = trainer.init_states(init_keys, noise_keys)
-  tickets = {name: _tickets(ckpt, cfg.levels, template, S)
-             for name, ckpt in runs.items()}
+  _, noise_keys = jax.vmap(train_lib.split_seed_key)(seed_keys)
   prunable = masks_lib.make_filter(exclude=tuple(records_lib.read_json(
       os.path.join(cfg.source_run, 'config.json'))['imp'].get(
           'prune_exclude', ())))
