@@ -24,14 +24,19 @@ def _linear():
   return Model(init, apply, 'linear')
 
 
-def test_snip_is_the_hand_computed_gradient_times_weight():
+def _linear_ctx():
+  """(ctx, x, y, W) of the linear model on a batch of two."""
   model = _linear()
   params, state = model.init(jax.random.PRNGKey(0))
   x = jnp.array([[1.0, 2.0, -1.0], [0.5, -1.0, 3.0]])
   y = jnp.array([0, 1])
   ctx = scores.ScoreContext(params, masks.ones_like(params), model=model,
                             model_state=state, batch=(x, y))
-  w = params['out']['kernel']
+  return ctx, x, y, params['out']['kernel']
+
+
+def test_snip_is_the_hand_computed_gradient_times_weight():
+  ctx, x, y, w = _linear_ctx()
   # mean cross-entropy of softmax(x W): dL/dW = x^T (softmax(xW) - onehot)/N
   p = jax.nn.softmax(x @ w)
   grad = x.T @ (p - jax.nn.one_hot(y, 2)) / 2
@@ -93,13 +98,7 @@ def test_registry_rules_are_scores_in_a_scope():
 
 
 def test_grasp_is_the_weight_times_the_hessian_gradient_product():
-  model = _linear()
-  params, state = model.init(jax.random.PRNGKey(0))
-  x = jnp.array([[1.0, 2.0, -1.0], [0.5, -1.0, 3.0]])
-  y = jnp.array([0, 1])
-  ctx = scores.ScoreContext(params, masks.ones_like(params), model=model,
-                            model_state=state, batch=(x, y))
-  w = params['out']['kernel']
+  ctx, x, y, w = _linear_ctx()
 
   def loss(flat):  # at temperature 200, on the flattened kernel
     logp = jax.nn.log_softmax(x @ flat.reshape(3, 2) / 200.0)
