@@ -14,11 +14,10 @@ recomputes it (training is deterministic: the same bytes).
 
 Nothing here is particular to a method: it may move to `run/store.py`.
 """
-from typing import Any
-
 import os
 import shutil
 import sys
+from typing import Any
 
 import jax
 import numpy as np
