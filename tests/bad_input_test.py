@@ -11,7 +11,6 @@ undamaged run).
 """
 import glob
 import gzip
-import hashlib
 import json
 import os
 import shutil
@@ -26,6 +25,8 @@ from configs import imp_mlp_mnist1d
 from configs import pai_mnist1d
 from ticketjax.run import jobs
 from ticketjax.run import lifecycle
+
+import testlib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DENSE = 'configs/dense_mnist1d.py:smoke'
@@ -53,19 +54,9 @@ def _run(root, job):
   return path
 
 
-def _flip(path):
-  with open(path, 'r+b') as f:
-    f.seek(os.path.getsize(path) // 2)
-    byte = f.read(1)
-    f.seek(-1, os.SEEK_CUR)
-    f.write(bytes([byte[0] ^ 1]))
-
-
 def _damage_checkpoint(root, job, name):
   folder = os.path.join(_run(root, job), 'checkpoints', name)
-  files = [f for f in glob.glob(os.path.join(folder, '**'), recursive=True)
-           if os.path.isfile(f) and not f.endswith('.sha256')]
-  _flip(max(files, key=os.path.getsize))
+  testlib.flip_a_bit(testlib.largest_file(folder))
 
 
 def _edit_config(root, job, edit):
@@ -75,11 +66,6 @@ def _edit_config(root, job, edit):
   edit(config)
   with open(path, 'w') as f:
     json.dump(config, f)
-
-
-def _truncate(path):
-  with open(path, 'r+b') as f:
-    f.truncate(os.path.getsize(path) // 2)
 
 
 def _imp_levels_damaged(root):
@@ -306,7 +292,7 @@ CASES = [
      'is the config of another run', _other_config),
     ('config-json-damaged', 'main', [f'--config={DENSE}', '--workdir={runs}'],
      'config.json is damaged',
-     lambda root: _truncate(os.path.join(_run(root, 'dense'), 'config.json'))),
+     lambda root: testlib.truncate_half(os.path.join(_run(root, 'dense'), 'config.json'))),
     ('imp-rewind-point-damaged', 'main', [f'--config={IMP}',
                                           '--workdir={runs}'],
      'rewind_init cannot be used', _imp_levels_damaged),
@@ -404,19 +390,8 @@ CASES = [
     ('report-damaged-summary', 'report', ['--workdir={runs}',
                                           '--out={root}/r'],
      'summary.json is damaged',
-     lambda root: _truncate(os.path.join(_run(root, 'pai'), 'summary.json'))),
+     lambda root: testlib.truncate_half(os.path.join(_run(root, 'pai'), 'summary.json'))),
 ]
-
-
-def _tree(root):
-  """{relative path: sha256} of every file under `root` but `.lock`s."""
-  out = {}
-  for path in glob.glob(os.path.join(root, '**'), recursive=True):
-    if os.path.isfile(path) and os.path.basename(path) != '.lock':
-      with open(path, 'rb') as f:
-        out[os.path.relpath(path, root)] = hashlib.sha256(
-            f.read()).hexdigest()
-  return out
 
 
 def test_the_battery_has_80_distinct_cases():
@@ -447,7 +422,7 @@ def test_bad_input_gives_one_error_line_exit_2_and_changes_nothing(
   if launcher == 'prepare' and not any(a.startswith('--data_dir')
                                        for a in argv):
     argv.append(f"--data_dir={os.path.join(root, 'data')}")
-  before = _tree(root)
+  before = testlib.file_hashes(root)
   proc = subprocess.run([sys.executable, '-m', f'launch.{launcher}', *argv],
                         cwd=REPO, capture_output=True, text=True,
                         timeout=600, check=False)
@@ -456,4 +431,4 @@ def test_bad_input_gives_one_error_line_exit_2_and_changes_nothing(
   assert len(lines) == 1 and lines[0].startswith('error: '), proc.stderr
   assert culprit in lines[0], lines[0]
   assert 'Traceback' not in proc.stderr
-  assert _tree(root) == before
+  assert testlib.file_hashes(root) == before

@@ -6,8 +6,6 @@ is recomputed on the rerun (the same bytes as a run never damaged), and one
 that cannot be recomputed is refused with one error naming it, nothing
 else changed.
 """
-import glob
-import hashlib
 import importlib
 import os
 from typing import NamedTuple
@@ -20,29 +18,12 @@ from ticketjax.run import jobs
 from ticketjax.run import lifecycle
 from ticketjax.run import store
 
+import testlib
+
 
 def _tree():
   return {'w': np.arange(12, dtype=np.float32).reshape(3, 4),
           'step': np.array([5, 5, 5], np.int32)}
-
-
-def _largest_file(folder):
-  files = [f for f in glob.glob(os.path.join(folder, '**'), recursive=True)
-           if os.path.isfile(f) and not f.endswith(store.SUMS)]
-  return max(files, key=os.path.getsize)
-
-
-def _flip_a_bit(path):
-  with open(path, 'r+b') as f:
-    f.seek(os.path.getsize(path) // 2)
-    byte = f.read(1)
-    f.seek(-1, os.SEEK_CUR)
-    f.write(bytes([byte[0] ^ 1]))
-
-
-def _truncate(path):
-  with open(path, 'r+b') as f:
-    f.truncate(os.path.getsize(path) // 2)
 
 
 def _empty(path):
@@ -56,7 +37,7 @@ def _damage_sums(path):
 
 
 @pytest.mark.parametrize('damage,match', [
-    (_flip_a_bit, 'sha256 differs'), (_truncate, 'sha256 differs'),
+    (testlib.flip_a_bit, 'sha256 differs'), (testlib.truncate_half, 'sha256 differs'),
     (_empty, 'sha256 differs'), (os.remove, 'is missing'),
     (_damage_sums, 'checksum list'),
 ])
@@ -65,7 +46,7 @@ def test_a_damaged_checkpoint_is_named_and_refused(tmp_path, capsys, damage,
   ckpt = store.Checkpoints(str(tmp_path))
   ckpt.save('a', _tree())
   assert store.problem(ckpt.path('a')) is None and ckpt.usable('a')
-  damage(_largest_file(ckpt.path('a')))
+  damage(testlib.largest_file(ckpt.path('a')))
   assert match in store.problem(ckpt.path('a'))
   with pytest.raises(ValueError, match=rf"checkpoint {ckpt.path('a')} "
                      f'cannot be used: .*{match}'):
@@ -96,19 +77,8 @@ def test_a_checkpoint_saved_before_checksums_is_restored(tmp_path):
   np.testing.assert_array_equal(ckpt.restore('a', _tree())['w'], _tree()['w'])
 
 
-def _files(run_dir):
-  """{relative path: sha256} of every file of a run folder but the lock."""
-  out = {}
-  for path in glob.glob(os.path.join(run_dir, '**'), recursive=True):
-    if os.path.isfile(path) and not path.endswith('.lock'):
-      with open(path, 'rb') as f:
-        out[os.path.relpath(path, run_dir)] = hashlib.sha256(
-            f.read()).hexdigest()
-  return out
-
-
 def _outputs(run_dir):
-  return {k: v for k, v in _files(run_dir).items()
+  return {k: v for k, v in testlib.file_hashes(run_dir).items()
           if not k.startswith('checkpoints')}
 
 
@@ -118,7 +88,7 @@ def test_imp_recomputes_a_damaged_level_to_the_same_bytes(tmp_path, capsys):
   summary = jobs.run(config, str(tmp_path))
   run_dir = summary['run_dir']
   before = _outputs(run_dir)
-  _flip_a_bit(_largest_file(os.path.join(run_dir, 'checkpoints/level_001')))
+  testlib.flip_a_bit(testlib.largest_file(os.path.join(run_dir, 'checkpoints/level_001')))
   assert jobs.run(config, str(tmp_path)) == summary
   err = capsys.readouterr().err
   assert 'level_001 is damaged' in err and 'recomputing it' in err
@@ -126,14 +96,14 @@ def test_imp_recomputes_a_damaged_level_to_the_same_bytes(tmp_path, capsys):
   assert store.problem(os.path.join(run_dir, 'checkpoints/level_001')) is None
   # level 1 starts from the init: with the init damaged too, nothing can
   # recompute it: one error naming the init, and no file changes
-  _flip_a_bit(_largest_file(os.path.join(run_dir, 'checkpoints/level_001')))
-  _truncate(_largest_file(os.path.join(run_dir, 'checkpoints/rewind_init')))
-  damaged = _files(run_dir)
+  testlib.flip_a_bit(testlib.largest_file(os.path.join(run_dir, 'checkpoints/level_001')))
+  testlib.truncate_half(testlib.largest_file(os.path.join(run_dir, 'checkpoints/rewind_init')))
+  damaged = testlib.file_hashes(run_dir)
   with pytest.raises(ValueError, match=r'checkpoints/rewind_init cannot be '
                      'used: its file .* sha256 differs'):
     jobs.run(config, str(tmp_path))
   lifecycle.release_all()
-  assert _files(run_dir) == damaged
+  assert testlib.file_hashes(run_dir) == damaged
 
 
 class _State(NamedTuple):
@@ -167,7 +137,7 @@ JOBS = {
 
 
 def _cut(path):
-  _truncate(path)
+  testlib.truncate_half(path)
 
 
 def _garble(path):
@@ -187,10 +157,10 @@ def test_every_job_recomputes_damaged_files_to_the_same_bytes(
   damages = [(_cut, 'summary.json'), (_garble, 'metrics.jsonl')]
   if records:  # an attempt cut before its summary, with a stage damaged
     damages += [(_cut, f'records/{records}.json'),
-                (_flip_a_bit, f'checkpoints/{checkpoint}')]
+                (testlib.flip_a_bit, f'checkpoints/{checkpoint}')]
   for damage, name in damages:
     path = os.path.join(run_dir, name)
-    damage(_largest_file(path) if os.path.isdir(path) else path)
+    damage(testlib.largest_file(path) if os.path.isdir(path) else path)
     if name.startswith(('records', 'checkpoints')):
       os.remove(os.path.join(run_dir, 'summary.json'))
     capsys.readouterr()

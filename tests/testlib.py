@@ -4,6 +4,7 @@ Core tests use this model rather than the Flax zoo, so an NNX API change
 cannot break the tests of masks, pruning and the trainer.
 """
 import glob
+import hashlib
 import os
 import signal
 import time
@@ -80,3 +81,39 @@ def launch_env(cache_dir) -> dict:
   return dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(cache_dir),
               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0')
 
+
+
+# -- damaging files (bad-input and integrity tests) -------------------------
+
+
+def largest_file(folder: str) -> str:
+  """The largest file under `folder` but a checkpoint's checksum list."""
+  files = [f for f in glob.glob(os.path.join(folder, '**'), recursive=True)
+           if os.path.isfile(f) and not f.endswith('.sha256')]
+  return max(files, key=os.path.getsize)
+
+
+def flip_a_bit(path: str) -> None:
+  """Flips the lowest bit of the middle byte of `path`."""
+  with open(path, 'r+b') as f:
+    f.seek(os.path.getsize(path) // 2)
+    byte = f.read(1)
+    f.seek(-1, os.SEEK_CUR)
+    f.write(bytes([byte[0] ^ 1]))
+
+
+def truncate_half(path: str) -> None:
+  with open(path, 'r+b') as f:
+    f.truncate(os.path.getsize(path) // 2)
+
+
+def file_hashes(root: str) -> dict:
+  """{relative path: sha256} of every file under `root` but `.lock` files
+  (they hold the last holder's name)."""
+  out = {}
+  for path in glob.glob(os.path.join(root, '**'), recursive=True):
+    if os.path.isfile(path) and os.path.basename(path) != '.lock':
+      with open(path, 'rb') as f:
+        out[os.path.relpath(path, root)] = hashlib.sha256(
+            f.read()).hexdigest()
+  return out
