@@ -22,7 +22,7 @@ from ticketjax.methods.edgepopup import core as ep
 from ticketjax.methods.edgepopup import job as edgepopup_run
 from ticketjax.methods.edgepopup import report
 from ticketjax.run import jobs
-from ticketjax.run import lifecycle
+from ticketjax.run import health
 from ticketjax.run import setup as setup_lib
 from testlib import kill_when, launch_env, synthetic_dataset, tiny_mlp
 import golden_lib
@@ -276,7 +276,7 @@ def _records(ks, seeds, bad=None):
 
 
 def _summary(lines, ks, seeds):
-  lifecycle.flag_diverged(lines, key=report.member_key)
+  health.flag_diverged(lines, key=report.member_key)
   records = {p: [r for r in lines if r['method'] == p]
              for p in ('edgepopup', 'dense')}
   densities = [{'density': k, 'density_per_layer': {'w': k}}

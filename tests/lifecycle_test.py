@@ -15,6 +15,7 @@ import golden_lib
 
 from configs import dense_mnist1d
 from ticketjax.run import jobs
+from ticketjax.run import health
 from ticketjax.run import lifecycle
 from ticketjax.run import records
 
@@ -88,15 +89,15 @@ def test_flag_diverged_marks_a_member_from_its_first_bad_record():
   recs = [{'m': 0, 'train_loss': 2.0}, {'m': 1, 'train_loss': 2.0},
           {'m': 0, 'train_loss': 1.0}, {'m': 1, 'train_loss': 3e3},
           {'m': 0, 'train_loss': 0.5}, {'m': 1, 'train_loss': 1.0}]
-  assert lifecycle.flag_diverged(recs, key=lambda r: r['m']) == {1}
+  assert health.flag_diverged(recs, key=lambda r: r['m']) == {1}
   assert [r.get('diverged', False) for r in recs] == [
       False, False, False, True, False, True]
   nan = [{'m': 0, 'train_loss': math.nan}]
-  assert lifecycle.flag_diverged(nan, key=lambda r: r['m']) == {0}
+  assert health.flag_diverged(nan, key=lambda r: r['m']) == {0}
   # exploded before its first record (lr 1e3: 6e11 at the first evaluation)
   early = [{'m': 0, 'train_loss': 6e11}, {'m': 0, 'train_loss': 1e9},
            {'m': 1, 'train_loss': 2.3}, {'m': 1, 'train_loss': 1.1}]
-  assert lifecycle.flag_diverged(early, key=lambda r: r['m']) == {0}
+  assert health.flag_diverged(early, key=lambda r: r['m']) == {0}
 
 
 def test_member_stats_and_aggregate():
@@ -104,15 +105,15 @@ def test_member_stats_and_aggregate():
            'train_accuracy': 0.6, 'val_loss': 0.9},
           {'step': 20, 'test_accuracy': 0.4, 'test_loss': 1.2,
            'train_accuracy': 0.7, 'val_loss': 1.1}]
-  stats = lifecycle.member_stats(recs)
+  stats = health.member_stats(recs)
   assert stats == {'final_test_accuracy': 0.4, 'final_test_loss': 1.2,
                    'best_test_accuracy': 0.5, 'final_train_accuracy': 0.7,
                    'early_stop_step': 10, 'early_stop_test_accuracy': 0.5}
   members = [{'x': 1.0}, {'x': 3.0}, {'x': 100.0, 'diverged': True}]
-  agg = lifecycle.aggregate(members, ('x', 'absent'))
+  agg = health.aggregate(members, ('x', 'absent'))
   assert agg['x']['mean'] == 2.0 and agg['x']['n'] == 2
   assert 'absent' not in agg and (agg['diverged'], agg['members']) == (1, 3)
-  assert 'diverged' not in lifecycle.aggregate(members[:2], ('x',))
+  assert 'diverged' not in health.aggregate(members[:2], ('x',))
 
 
 def test_json_is_strict_and_damage_is_named(tmp_path):

@@ -11,6 +11,7 @@ import jax
 from ticketjax.core import stats
 from ticketjax.core import train as train_lib
 from ticketjax.reports import plots as plots_lib
+from ticketjax.run import health
 from ticketjax.run import lifecycle
 from ticketjax.run import loop
 from ticketjax.run import records as records_lib
@@ -44,7 +45,7 @@ def run(config: Any, workdir: str) -> dict:
                             seeds, per_seed, job='dense', step=step)),
                     desc=f'dense {pieces.model.name}',
                     show_progress=folder.show_progress)
-  diverged = lifecycle.flag_diverged(lines, key=lambda r: r['seed'])
+  diverged = health.flag_diverged(lines, key=lambda r: r['seed'])
   summary = {
       'job': 'dense',
       'run_dir': folder.dir,

@@ -39,23 +39,20 @@ where that is cheap (`'rerun'`, the dense job), and are refused otherwise
 refused. A folder whose earlier attempt did no work yet (no checkpoint, no
 record) takes any count.
 
-Health. `flag_diverged(records, ...)` marks a member whose loss is not
-finite, exceeds `DIVERGED_FACTOR` times its first recorded loss, or
-exceeds `LOSS_LIMIT` (1e4 nats), as diverged in its records; summaries
-leave diverged members out of their means and count them.
+Health: `run/health.py` flags diverged members in their records;
+summaries leave them out of their means and count them.
 """
 import fcntl
 import functools
-import math
 import os
 import socket
 import sys
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 from ticketjax.core import masks as masks_lib
-from ticketjax.core import stats
 from ticketjax.core import train as train_lib
 from ticketjax.methods import registry
+from ticketjax.run import health
 from ticketjax.run import hosts
 from ticketjax.run import loop
 from ticketjax.run import records as records_lib
@@ -64,11 +61,6 @@ from ticketjax.run import store
 from ticketjax.run import workdir as workdir_lib
 
 SEED_POLICIES = ('extend', 'rerun', 'refuse')
-DIVERGED_FACTOR = 1e3
-# A cross-entropy above this many nats (probabilities of e^-10000) has
-# diverged whatever the first recorded loss was: with a huge learning rate
-# the first evaluation may already be past any factor of a sane loss.
-LOSS_LIMIT = 1e4
 
 # run folder -> its open, locked `.lock` file, while this process runs it
 _HELD = {}
@@ -152,11 +144,11 @@ class Run:
             records_lib.member_records(indexed, per_member, step=step,
                                        **base)),
         desc=desc, show_progress=self.show_progress)
-    flag_diverged(evals, key=lambda r: r['member'])
+    health.flag_diverged(evals, key=lambda r: r['member'])
     dens = masks_lib.member_densities(final_M.mask, prunable)
-    members = [{**w, **member_stats([r for r in evals if r['member'] == i],
-                                    train=train_accuracy), **dens[i]}
-               for i, w in enumerate(who)]
+    members = [{**w, **health.member_stats(
+        [r for r in evals if r['member'] == i], train=train_accuracy),
+                **dens[i]} for i, w in enumerate(who)]
     for r in evals:
       del r['member']
     self.write_records(name, {'evals': evals, 'members': members})
@@ -352,68 +344,9 @@ class Run:
 
 
 
-def member_stats(recs: list[dict], train: bool = True) -> dict:
-  """One member's summary from its evaluation records, in step order:
-  final and best test accuracy, final test loss (and, with `train`, train
-  accuracy), and, with a validation split, F&C's early-stopping point (the
-  step of minimum validation loss and the test accuracy there);
-  'diverged' when flagged."""
-  last = recs[-1]
-  out = {'final_test_accuracy': last['test_accuracy'],
-         'final_test_loss': last['test_loss'],
-         'best_test_accuracy': max(r['test_accuracy'] for r in recs)}
-  if train:
-    out['final_train_accuracy'] = last['train_accuracy']
-  if 'val_loss' in last:
-    best = min(recs, key=lambda r: r['val_loss'])
-    out['early_stop_step'] = best['step']
-    out['early_stop_test_accuracy'] = best['test_accuracy']
-  if any(r.get('diverged') for r in recs):
-    out['diverged'] = True
-  return out
-
-
-def aggregate(members: list[dict], names: Sequence[str]) -> dict:
-  """Mean ± std over the healthy members of each stat in `names` (those
-  all healthy members have); 'diverged' and 'members' counts when any
-  member diverged."""
-  healthy = [m for m in members if not m.get('diverged')]
-  out = {name: stats.mean_std([m[name] for m in healthy]) for name in names
-         if healthy and all(name in m for m in healthy)}
-  diverged = len(members) - len(healthy)
-  if diverged:
-    out.update(diverged=diverged, members=len(members))
-  return out
-
-
 def release_all() -> None:
   """Releases every run-folder lock this process holds."""
   while _HELD:
     _, f = _HELD.popitem()
     fcntl.flock(f, fcntl.LOCK_UN)
     f.close()
-
-
-def flag_diverged(records: list[dict], key: Callable[[dict], Any],
-                  loss: str = 'train_loss') -> set:
-  """Marks diverged members in `records` (in place); returns their keys.
-
-  A member (grouped by `key(record)`) diverges at the first record whose
-  `loss` is not finite, exceeds `DIVERGED_FACTOR` times its first recorded
-  loss, or exceeds `LOSS_LIMIT`; that record and every later one of the
-  member get `'diverged': True`. Healthy records are left exactly as they
-  were.
-  """
-  first, bad = {}, set()
-  for rec in records:
-    k = key(rec)
-    value = rec.get(loss)
-    if value is None:
-      continue
-    start = first.setdefault(k, value)
-    if k in bad or not math.isfinite(value) or abs(value) > LOSS_LIMIT or (
-        math.isfinite(start) and abs(value) > DIVERGED_FACTOR * max(
-            abs(start), 1e-12)):
-      bad.add(k)
-      rec['diverged'] = True
-  return bad

@@ -17,7 +17,7 @@ program per stage. `lifecycle.Run` owns the run folder, its lock,
      (`records/ticket.json`, `checkpoints/ticket`), evaluated like an IMP
      level; a member whose training loss turns non-finite or explodes is
      flagged 'diverged' in its records and member summary
-     (`lifecycle.flag_diverged`) and left out of its lambda's means;
+     (`health.flag_diverged`) and left out of its lambda's means;
   3. `metrics.jsonl`, `summary.json`, `report.md` and `accuracy.png`
      (`report.py`).
 A killed run resumes at the first stage whose checkpoint is missing and

@@ -39,6 +39,7 @@ from ticketjax.methods.edgepopup import core as ep
 from ticketjax.methods.edgepopup import report as report_lib
 from ticketjax.methods.edgepopup import steps as steps_lib
 from ticketjax.run import hosts
+from ticketjax.run import health
 from ticketjax.run import lifecycle
 from ticketjax.run import loop
 from ticketjax.run import records as records_lib
@@ -243,10 +244,10 @@ class EdgePopupRun:
     """metrics.jsonl, summary.json, report.md and plots from records.
 
     Members whose loss diverged are flagged in their records and the
-    summary (`lifecycle.flag_diverged`); the others' numbers are unchanged.
+    summary (`health.flag_diverged`); the others' numbers are unchanged.
     """
     lines = [r for phase in PHASES for r in records.get(phase, [])]
-    lifecycle.flag_diverged(lines, key=report_lib.member_key)
+    health.flag_diverged(lines, key=report_lib.member_key)
     summary = report_lib.summarize(records, self.final_densities, self.cfg.k,
                                    self.S)
     summary.update({

@@ -7,6 +7,7 @@ import numpy as np
 
 from ticketjax.core import stats
 from ticketjax.reports import plots as plots_lib
+from ticketjax.run import health
 from ticketjax.run import lifecycle
 
 STATS = ('final_test_accuracy', 'final_test_loss', 'final_train_accuracy',
@@ -23,9 +24,9 @@ def summarize(records: dict, densities: list[dict], ks,
   """Per k (and dense): mean ± std over seeds of the final metrics.
 
   `records` maps a phase to its records (diverged members already flagged,
-  `lifecycle.flag_diverged`), `densities` holds the kept fractions of each
+  `health.flag_diverged`), `densities` holds the kept fractions of each
   Edge-Popup member (k-major). Diverged members are marked, left out of the
-  means and counted (`lifecycle.aggregate`). A k's density is the mean over
+  means and counted (`health.aggregate`). A k's density is the mean over
   all its members: the kept count is exact whatever the scores. Returns
   {'k': [{'k', 'density', 'density_per_layer', stats...}], 'dense':
   {stats...} or None, 'members': [per-member summaries]}.
@@ -36,13 +37,13 @@ def summarize(records: dict, densities: list[dict], ks,
   members = []
   for i, k in enumerate(x for x in ks for _ in range(num_seeds)):
     who = {'method': 'edgepopup', 'k': k, 'seed': i % num_seeds}
-    members.append({**who, **densities[i], **lifecycle.member_stats(
+    members.append({**who, **densities[i], **health.member_stats(
         by_member[member_key(who)])})
   for s in range(num_seeds):
     mine = by_member.get(('dense', None, s))
     if mine:
       members.append({'method': 'dense', 'seed': s, 'density': 1.0,
-                      **lifecycle.member_stats(mine)})
+                      **health.member_stats(mine)})
   per_k = []
   for k in ks:
     group = [m for m in members if m.get('k') == k]
@@ -53,10 +54,10 @@ def summarize(records: dict, densities: list[dict], ks,
         'density_per_layer': {
             path: float(np.mean([m['density_per_layer'][path]
                                  for m in group])) for path in layers},
-        **lifecycle.aggregate(group, STATS)})
+        **health.aggregate(group, STATS)})
   dense = [m for m in members if m['method'] == 'dense']
   return {'k': per_k,
-          'dense': lifecycle.aggregate(dense, STATS) if dense else None,
+          'dense': health.aggregate(dense, STATS) if dense else None,
           'members': members}
 
 

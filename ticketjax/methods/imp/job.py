@@ -35,6 +35,7 @@ from ticketjax.core import train as train_lib
 from ticketjax.methods.imp import core as imp_lib
 from ticketjax.methods.imp import extend as imp_extend
 from ticketjax.methods.imp import report as report_lib
+from ticketjax.run import health
 from ticketjax.run import lifecycle
 from ticketjax.run import loop
 from ticketjax.run import records as records_lib
@@ -73,7 +74,7 @@ def _member_summaries(level, branches, who, evals, masks_BN, prunable):
       i = b * len(who) + l
       mine = [r for r in evals if r['member'] == i]
       out.append({'level': level, 'branch': branch, **lineage,
-                  **lifecycle.member_stats(mine), **dens[i]})
+                  **health.member_stats(mine), **dens[i]})
   return out
 
 
@@ -169,7 +170,7 @@ class ImpRun:
     return final_BS, evals
 
   def _finish_level(self, level, branches, final_BS, evals, random_mask_S):
-    lifecycle.flag_diverged(evals, key=lambda r: r['member'])
+    health.flag_diverged(evals, key=lambda r: r['member'])
     summaries = _member_summaries(level, branches, self.who, evals,
                                   final_BS.mask, self.cfg.prunable)
     for rec in evals:

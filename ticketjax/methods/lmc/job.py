@@ -22,7 +22,7 @@ before any write, then the lock and `config.json`):
      `paths.png` are regenerated from the records after every k this
      attempt computed, so every restore that can fail comes before them.
 A copy whose training loss diverges is flagged in its records
-(`lifecycle.flag_diverged`), and the pairs it belongs to are left out of
+(`health.flag_diverged`), and the pairs it belongs to are left out of
 the barrier means (`core.summarize_step`). Training is deterministic, so a
 killed and resumed run ends with the same records as one never killed.
 """
@@ -39,6 +39,7 @@ from ticketjax.core import train as train_lib
 from ticketjax.methods.lmc import core as instability
 from ticketjax.methods.lmc import path as lmc
 from ticketjax.methods.lmc import report as report_lib
+from ticketjax.run import health
 from ticketjax.run import lifecycle
 from ticketjax.run import loop
 from ticketjax.run import records as records_lib
@@ -213,7 +214,7 @@ class LmcRun:
 
     def on_chunk(step, state):
       del step
-      lifecycle.flag_diverged(evals, key=_member_key)
+      health.flag_diverged(evals, key=_member_key)
       self.folder.write_records(partial, evals)
       ckpt.save(copies, state)
 
@@ -222,7 +223,7 @@ class LmcRun:
         self.pieces.train.eval_every, on_eval=on_eval, on_chunk=on_chunk,
         desc=f'k={k} ({len(self.networks)}x{self.S}x{self.C})',
         show_progress=self.folder.show_progress)
-    diverged = lifecycle.flag_diverged(evals, key=_member_key)
+    diverged = health.flag_diverged(evals, key=_member_key)
     records = {'evals': evals, 'pairs': self.pair_records(k, final_M,
                                                           diverged),
                'members': evals[-len(self._layout()):]}

@@ -19,6 +19,7 @@ from ticketjax.core import stats
 from ticketjax.core import train as train_lib
 from ticketjax.methods.pai import core
 from ticketjax.reports import plots as plots_lib
+from ticketjax.run import health
 from ticketjax.run import lifecycle
 from ticketjax.run import setup as setup_lib
 
@@ -98,7 +99,7 @@ def summarize(folder, cfg: core.PaiConfig, members: list[dict]) -> dict:
     by_density.append({
         'density_target': d,
         'density': stats.mean_std([m['density'] for m in mine]),
-        **lifecycle.aggregate(mine, STATS)})
+        **health.aggregate(mine, STATS)})
   return {'job': 'pai', 'run_dir': folder.dir, 'model': pieces.model.name,
           'dataset': pieces.dataset.name, 'num_seeds': pieces.num_seeds,
           'steps': pieces.train.steps, 'score': cfg.score,

@@ -22,6 +22,7 @@ from ticketjax.core import stats
 from ticketjax.core import train as train_lib
 from ticketjax.methods.transfer import core
 from ticketjax.methods.transfer import report as report_lib
+from ticketjax.run import health
 from ticketjax.run import lifecycle
 from ticketjax.run import records as records_lib
 from ticketjax.run import setup as setup_lib
@@ -171,7 +172,7 @@ def summarize(folder, cfg: core.TransferConfig, members: list[dict]) -> dict:
               if m['level'] == level and m['branch'] == branch]
       entries.append({'level': level, 'branch': branch,
                       'density': stats.mean_std([m['density'] for m in mine]),
-                      **lifecycle.aggregate(mine, STATS)})
+                      **health.aggregate(mine, STATS)})
   return {'job': 'transfer', 'run_dir': folder.dir,
           'model': pieces.model.name, 'dataset': pieces.dataset.name,
           'source_run': cfg.source_run, 'target_run': cfg.target_run,
