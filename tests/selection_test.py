@@ -45,13 +45,15 @@ def test_keep_largest_equals_stable_argsort_on_signed_ties(n):
 
 @pytest.mark.parametrize('n', [300, 70_000])
 def test_pruning_core_equals_argsort_with_pruned_first(n):
-  """`pruning._keep_highest` is the argsort rule it replaced: survivors'
+  """Unstructured pruning is the argsort rule it replaced: survivors'
   scores with -inf at pruned entries, the lowest `n_remove` dropped."""
   rng = np.random.default_rng(n + 1)
   scores = rng.integers(0, 6, size=n).astype(np.float32)
   mask = rng.random(n) < 0.7
   for rate in (0.0, 0.2, 0.5, 0.9):
-    got = jax.jit(pruning._keep_highest)(scores, mask, rate)  # pylint: disable=protected-access
+    got = jax.jit(lambda s, m, r: pruning.global_(
+        {'l': {'kernel': s[:, None]}}, {'l': {'kernel': m[:, None]}}, r)[
+            'l']['kernel'][:, 0])(scores, mask, rate)
     remaining = int(mask.sum())
     n_remove = int(np.floor(np.float32(rate) * np.float32(remaining) + 0.5))
     want = _want(np.where(mask, scores, -np.inf), remaining - n_remove)

@@ -16,6 +16,10 @@ Count semantics, shared by every rule:
   * pruned weights never come back (the new mask is a subset of the old one)
     and a rate of 0 returns the mask unchanged.
 
+Every rule takes a `structure` (`core/structure.py`): 'unstructured' (the
+above), 'N:M' (at most N of every M weights along the input axis) or
+'channels' (whole output units), with the counts that module documents.
+
 Rates must lie in [0, 1); concrete rates are checked before any work,
 traced rates (a vmapped sweep over pruning rates) are the caller's business.
 
@@ -36,6 +40,7 @@ import numpy as np
 from ticketjax.core import masks as masks_lib
 from ticketjax.core import scores as scores_lib
 from ticketjax.core import selection
+from ticketjax.core import structure as structure_lib
 from ticketjax.core.masks import LeafFilter, is_kernel
 from ticketjax.core.scores import ScoreContext
 from ticketjax.core.types import Mask, PyTree
@@ -110,68 +115,99 @@ def resolve_rates(rates, params: PyTree,
   return jax.tree.unflatten(jax.tree.structure(params), out)
 
 
-def _survivor_keys(scores, mask, rate):
-  """(keys, kept): the selection that drops the `rate` lowest-scoring
-  survivors (key 0, below every score, for the pruned entries)."""
-  remaining = jnp.sum(mask, dtype=jnp.int32)
-  n_remove = jnp.floor(jnp.asarray(rate, jnp.float32)
-                       * remaining.astype(jnp.float32) + 0.5).astype(jnp.int32)
-  keys = jnp.where(mask.reshape(-1), selection.float_keys(scores.reshape(-1)),
-                   jnp.uint32(0))
-  return keys, remaining - n_remove
+def _removed(rate, count):
+  """floor(rate * count + 0.5) in float32, as int32: the count removed."""
+  return jnp.floor(jnp.asarray(rate, jnp.float32) * count.astype(jnp.float32)
+                   + 0.5).astype(jnp.int32)
 
 
-def _keep_highest(scores, mask, rate):
-  """Flat core of every rule: drop the `rate` lowest-scoring survivors.
+def _plan(scores, mask, st: structure_lib.Structure):
+  """What one leaf offers a selection under structure `st`.
 
-  A selection, not a sort (`ticketjax.selection`): the same mask as a
-  stable argsort of the scores with the pruned entries first.
+  Returns (keys, survivors, cap, expand): flat uint32 keys of the
+  candidates (weights, or units for 'channels'; 0 for those that may not
+  stay), the survivors a rate applies to, the most that may stay, and
+  `expand(flat keep) -> the leaf's new mask`.
   """
-  keys, kept = _survivor_keys(scores, mask, rate)
-  return selection.keep_largest(keys, kept).reshape(mask.shape) & mask
+  if st.kind == 'channels':
+    unit_score, live = structure_lib.unit_scores(scores, mask)
+    keys = jnp.where(live, selection.float_keys(unit_score), jnp.uint32(0))
+    survivors = jnp.sum(live, dtype=jnp.int32)
+    per_unit = (1,) * (mask.ndim - 1) + (-1,)
+    return (keys, survivors, survivors,
+            lambda keep: mask & keep.reshape(per_unit))
+  keys = jnp.where(mask, selection.float_keys(scores), jnp.uint32(0))
+  survivors = jnp.sum(mask, dtype=jnp.int32)
+  allowed, cap = mask, survivors
+  if st.kind == 'nm':
+    allowed = structure_lib.nm_allowed(keys, mask, st.n, st.m)
+    keys = jnp.where(allowed, keys, jnp.uint32(0))
+    cap = jnp.sum(allowed, dtype=jnp.int32)
+  return (keys.reshape(-1), survivors, cap,
+          lambda keep: keep.reshape(mask.shape) & allowed)
+
+
+def _picked(scores, prunable, st):
+  """Indices of the leaves a rule selects in (channels skip the output)."""
+  flags = jax.tree.leaves(masks_lib.prunable_tree(scores, prunable))
+  paths = masks_lib.leaf_paths(scores)
+  return [i for i, f in enumerate(flags)
+          if f and not (st.kind == 'channels'
+                        and structure_lib.is_output(paths[i]))]
 
 
 def layerwise(scores: PyTree, mask: Mask, rates,
-              prunable: LeafFilter = is_kernel) -> Mask:
-  """Each prunable leaf loses its rate of survivors, lowest scores first."""
+              prunable: LeafFilter = is_kernel,
+              structure='unstructured') -> Mask:
+  """Each prunable leaf loses its rate of survivors, lowest scores first
+  (of units, for 'channels'; within the N:M groups for 'N:M')."""
   masks_lib.validate(mask, scores)
+  st = structure_lib.parse(structure)
+  structure_lib.check(st, scores, prunable)
   rate_tree = resolve_rates(rates, scores, prunable)
-  flags = jax.tree.leaves(masks_lib.prunable_tree(scores, prunable))
   s_leaves, m_leaves = jax.tree.leaves(scores), jax.tree.leaves(mask)
   r_leaves = jax.tree.leaves(rate_tree)
-  picked = [i for i, f in enumerate(flags) if f]
-  pairs = [_survivor_keys(s_leaves[i], m_leaves[i], r_leaves[i])
-           for i in picked]
-  kept = selection.keep_largest_each([k for k, _ in pairs],
-                                     [c for _, c in pairs])
+  picked = _picked(scores, prunable, st)
+  plans = [_plan(s_leaves[i], m_leaves[i], st) for i in picked]
+  kept = selection.keep_largest_each(
+      [keys for keys, _, _, _ in plans],
+      [jnp.minimum(cap, n - _removed(r_leaves[i], n))
+       for i, (_, n, cap, _) in zip(picked, plans)])
   out = list(m_leaves)
-  for i, keep in zip(picked, kept):
-    out[i] = keep.reshape(m_leaves[i].shape) & m_leaves[i]
-  return jax.tree.unflatten(jax.tree.structure(mask), out)
+  for i, keep, plan in zip(picked, kept, plans):
+    out[i] = plan[3](keep)
+  new = jax.tree.unflatten(jax.tree.structure(mask), out)
+  return structure_lib.mask_biases(new, st, prunable)
 
 
 def global_(scores: PyTree, mask: Mask, rate,
-            prunable: LeafFilter = is_kernel) -> Mask:
-  """All prunable leaves pooled lose `rate` of their survivors together."""
+            prunable: LeafFilter = is_kernel,
+            structure='unstructured') -> Mask:
+  """All prunable leaves pooled lose `rate` of their survivors together
+  (units, for 'channels'; within the N:M groups for 'N:M')."""
   masks_lib.validate(mask, scores)
   if isinstance(rate, Mapping):
     raise ValueError('global pruning takes one rate for all prunable leaves, '
                      f'got a mapping with keys {sorted(rate)}')
   _check_rate(rate, 'global pruning')
-  flags = jax.tree.leaves(masks_lib.prunable_tree(scores, prunable))
+  st = structure_lib.parse(structure)
+  structure_lib.check(st, scores, prunable)
   s_leaves, m_leaves = jax.tree.leaves(scores), jax.tree.leaves(mask)
-  picked = [i for i, f in enumerate(flags) if f]
+  picked = _picked(scores, prunable, st)
   if not picked:
     return mask
-  pooled = _keep_highest(
-      jnp.concatenate([s_leaves[i].reshape(-1) for i in picked]),
-      jnp.concatenate([m_leaves[i].reshape(-1) for i in picked]), rate)
+  plans = [_plan(s_leaves[i], m_leaves[i], st) for i in picked]
+  survivors = sum(n for _, n, _, _ in plans)
+  cap = sum(c for _, _, c, _ in plans)
+  pooled = selection.keep_largest(
+      jnp.concatenate([keys for keys, _, _, _ in plans]),
+      jnp.minimum(cap, survivors - _removed(rate, survivors)))
   out, offset = list(m_leaves), 0
-  for i in picked:
-    size = m_leaves[i].size
-    out[i] = pooled[offset:offset + size].reshape(m_leaves[i].shape)
-    offset += size
-  return jax.tree.unflatten(jax.tree.structure(mask), out)
+  for i, (keys, _, _, expand) in zip(picked, plans):
+    out[i] = expand(pooled[offset:offset + keys.size])
+    offset += keys.size
+  new = jax.tree.unflatten(jax.tree.structure(mask), out)
+  return structure_lib.mask_biases(new, st, prunable)
 
 
 SCOPES = ('layerwise', 'global')
@@ -184,47 +220,51 @@ def check_scope(scope: str) -> None:
 
 
 def by_score(name: str, scope: str, ctx: ScoreContext, rates,
-             prunable: LeafFilter = is_kernel) -> Mask:
+             prunable: LeafFilter = is_kernel,
+             structure='unstructured') -> Mask:
   """Removes `rates` of `ctx.mask`'s survivors, lowest `scores.SCORES[name]`
   first, each layer on its own (`layerwise`: a rate spec) or all prunable
-  layers pooled (`global`: one rate)."""
+  layers pooled (`global`: one rate), under a `structure` constraint."""
   check_scope(scope)
   values = scores_lib.get(name)(ctx)
   if scope == 'global':
-    return global_(values, ctx.mask, rates, prunable)
-  return layerwise(values, ctx.mask, rates, prunable)
+    return global_(values, ctx.mask, rates, prunable, structure)
+  return layerwise(values, ctx.mask, rates, prunable, structure)
 
 
 # Rules of the registry share one signature so configs can name them.
-def layerwise_magnitude(params, mask, rates, *, key=None, prunable=is_kernel):
+def layerwise_magnitude(params, mask, rates, *, key=None, prunable=is_kernel,
+                        structure='unstructured'):
   """Layerwise magnitude pruning (Frankle & Carbin)."""
   del key
   return by_score('magnitude', 'layerwise', ScoreContext(params, mask),
-                  rates, prunable)
+                  rates, prunable, structure)
 
 
-def global_magnitude(params, mask, rates, *, key=None, prunable=is_kernel):
+def global_magnitude(params, mask, rates, *, key=None, prunable=is_kernel,
+                     structure='unstructured'):
   """Global magnitude pruning on raw |w| (as open_lth)."""
   del key
   return by_score('magnitude', 'global', ScoreContext(params, mask), rates,
-                  prunable)
+                  prunable, structure)
 
 
 def global_magnitude_normalized(params, mask, rates, *, key=None,
-                                prunable=is_kernel):
+                                prunable=is_kernel, structure='unstructured'):
   """Global magnitude on |w| / ||w_leaf|| (as jaxpruner's default)."""
   del key
   masks_lib.validate(mask, params)
   return by_score('magnitude_normalized', 'global',
-                  ScoreContext(params, mask), rates, prunable)
+                  ScoreContext(params, mask), rates, prunable, structure)
 
 
-def random_pruning(params, mask, rates, *, key=None, prunable=is_kernel):
+def random_pruning(params, mask, rates, *, key=None, prunable=is_kernel,
+                   structure='unstructured'):
   """Random pruning with the per-leaf counts of layerwise pruning."""
   if key is None:
     raise ValueError('random pruning needs a PRNG key (key=...)')
   return by_score('random', 'layerwise', ScoreContext(params, mask, key),
-                  rates, prunable)
+                  rates, prunable, structure)
 
 
 PRUNERS: dict[str, Callable[..., Mask]] = {
@@ -236,7 +276,7 @@ PRUNERS: dict[str, Callable[..., Mask]] = {
 
 
 def register_pruner(name: str, rule: Callable[..., Mask]) -> None:
-  """Adds `rule(params, mask, rates, *, key, prunable) -> mask`."""
+  """Adds `rule(params, mask, rates, *, key, prunable, structure) -> mask`."""
   if name in PRUNERS:
     raise ValueError(f'pruning rule {name!r} is already registered')
   PRUNERS[name] = rule
@@ -250,9 +290,11 @@ def get_pruner(name: str) -> Callable[..., Mask]:
 
 
 def prune(name: str, params: PyTree, mask: Mask, rates, *, key=None,
-          prunable: LeafFilter = is_kernel) -> Mask:
-  """Applies the registered rule `name`; see the module docstring."""
-  return get_pruner(name)(params, mask, rates, key=key, prunable=prunable)
+          prunable: LeafFilter = is_kernel, structure='unstructured') -> Mask:
+  """Applies the registered rule `name` under `structure` (see
+  `core/structure.py`; the module docstring gives the counts)."""
+  return get_pruner(name)(params, mask, rates, key=key, prunable=prunable,
+                          structure=structure)
 
 
 def shuffle(key: jax.Array, mask: Mask,
