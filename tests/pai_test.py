@@ -49,7 +49,8 @@ def test_pai_smoke_prunes_exactly_trains_and_reports(tmp_path, score):
     assert not np.any(np.asarray(w)[~np.asarray(msk)])
   for name in ('report.md', 'accuracy.png', 'curves.png', 'metrics.jsonl'):
     assert os.path.getsize(os.path.join(run_dir, name)) > 0, name
-  assert 'Pruning at init by' in open(os.path.join(run_dir, 'report.md')).read()
+  assert f'Pruning by {score} at init' in open(
+      os.path.join(run_dir, 'report.md')).read()
 
 
 def test_a_finished_run_is_found_and_heals_its_plots(tmp_path, capsys):
@@ -68,7 +69,7 @@ def test_a_finished_run_is_found_and_heals_its_plots(tmp_path, capsys):
   assert 'already done' in capsys.readouterr().err
   # the cross-run report finds the method through the registry
   text = cross_run.write([str(tmp_path)], str(tmp_path / 'report'))
-  assert 'pai mnist1d_mlp PaI magnitude (layerwise)' in text
+  assert 'pai mnist1d_mlp PaI magnitude at init (layerwise)' in text
 
 
 def test_vmapped_density_sweep_equals_separate_runs(tmp_path):
@@ -90,11 +91,71 @@ def test_vmapped_density_sweep_equals_separate_runs(tmp_path):
     ('scope', 'rows', "unknown pruning scope 'rows'"),
     ('densities', (0.5, 1.5), r'lie outside \(0, 1\]'),
     ('densities', (), 'empty'),
+    ('structure', '4:2', 'valid structures'),
+    ('structure', '1:3', r'dense_0/kernel \(input axis 40\)'),
+    ('controls', ('shuffle', 'flip'), "valid|'invert'"),
+    ('prune_at', 'later', "valid values are \\['init', 'trained'\\]"),
 ])
 def test_bad_pai_config_fails_before_any_work(tmp_path, field, value, match):
   with pytest.raises(ValueError, match=match):
     jobs.run(_smoke(**{field: value}), str(tmp_path / 'w'))
   assert not (tmp_path / 'w').exists()
+
+
+def _masks(run_dir):
+  final = store.Checkpoints(run_dir).restore_raw('final')
+  return {f'{layer}/kernel': np.asarray(final['mask'][layer]['kernel'])
+          for layer in final['mask']}
+
+
+def test_sanity_controls_shuffle_reinit_and_invert_the_masks(tmp_path):
+  summary = jobs.run(_smoke(controls=('shuffle', 'reinit', 'invert')),
+                     str(tmp_path))
+  members = summary['members']
+  assert [(m['branch'], m['density_target'], m['seed']) for m in members] == [
+      (b, d, s) for b in ('original', 'shuffle', 'reinit', 'invert')
+      for d in (0.5, 0.1) for s in (0, 1)]
+  masks = _masks(summary['run_dir'])
+  for i in range(4):  # original member i; its controls at i + 4k
+    for path, m in masks.items():
+      orig, shuf, reinit, inv = (m[i + 4 * k] for k in range(4))
+      assert shuf.sum() == orig.sum() and (shuf != orig).any(), path
+      np.testing.assert_array_equal(reinit, orig)
+      assert inv.sum() == orig.sum(), path
+      if members[i]['density_target'] == 0.5:  # the lowest half: the rest
+        np.testing.assert_array_equal(inv, ~orig)
+  table = open(os.path.join(summary['run_dir'], 'report.md')).read()
+  assert '| invert | 10 |' in table and '| reinit | 50 |' in table
+
+
+def test_one_shot_after_training_prunes_the_trained_weights(tmp_path):
+  summary = jobs.run(_smoke(prune_at='trained'), str(tmp_path))
+  run_dir = summary['run_dir']
+  dense = store.Checkpoints(run_dir).restore_raw('dense')
+  masks = _masks(run_dir)
+  for i, m in enumerate(m for m in summary['members']
+                        if m['branch'] == 'original'):
+    trained = {path: np.abs(np.asarray(
+        dense['params'][path.split('/')[0]]['kernel'][m['seed']]))
+               for path in masks}
+    for path, w in trained.items():  # the largest trained |w| are kept
+      kept = masks[path][i]
+      assert w[kept].min() >= w[~kept].max(), path
+  rows = summary['by_density']
+  assert rows[0]['branch'] == 'dense' and rows[0]['density']['mean'] == 1.0
+  assert 'after training' in open(os.path.join(run_dir, 'report.md')).read()
+
+
+def test_two_four_structure_keeps_two_of_every_four_inputs(tmp_path):
+  summary = jobs.run(_smoke(structure='2:4'), str(tmp_path))
+  for i, m in enumerate(summary['members']):
+    for path, mask in _masks(summary['run_dir']).items():
+      k = mask[i]
+      groups = k.reshape(k.shape[0] // 4, 4, k.shape[1]).sum(axis=1)
+      if m['density_target'] == 0.5:
+        assert (groups == 2).all(), path
+      else:
+        assert groups.max() <= 2 and k.sum() == _kept({path: k}, 0.1)[path]
 
 
 def test_more_seeds_are_refused_with_the_valid_count(tmp_path):

@@ -30,7 +30,10 @@ NON_SEMANTIC = (
 
 # Fields left out of the hash while they hold their default, so adding
 # them did not move existing runs' folders.
-DROPPED_AT_DEFAULT = {'first_seed': 0, 'data.augment': 'none'}
+DROPPED_AT_DEFAULT = {'first_seed': 0, 'data.augment': 'none',
+                      'imp.structure': 'unstructured',
+                      'pai.structure': 'unstructured', 'pai.controls': [],
+                      'pai.prune_at': 'init'}
 
 
 def _to_dict(config: Any) -> dict:

@@ -41,6 +41,7 @@ import jax.numpy as jnp
 
 from ticketjax.core import masks as masks_lib
 from ticketjax.core import pruning
+from ticketjax.core import structure as structure_lib
 from ticketjax.core import selection
 from ticketjax.core.train import TrainState
 
@@ -68,6 +69,11 @@ class ImpConfig:
     prune_exclude: path substrings of kernels never pruned (e.g. 'output').
     controls: branches from CONTROLS trained next to the ticket.
     control_levels: levels (>= 1) with controls; empty = every level.
+    structure: the mask structure every level's pruning keeps
+      (`core/structure.py`): 'unstructured', 'N:M' (e.g. '2:4': the first
+      level prunes to at most N per group, later levels go below N/M
+      within that pattern) or 'channels' (whole units; the rates are
+      fractions of units).
   """
   levels: int
   rule: str = 'layerwise_magnitude'
@@ -78,6 +84,7 @@ class ImpConfig:
   prune_exclude: tuple[str, ...] = ()
   controls: tuple[str, ...] = CONTROLS
   control_levels: tuple[int, ...] = ()
+  structure: str = 'unstructured'
 
   def validate(self, total_steps: int, params=None,
                final_lr_positive: bool = True) -> None:
@@ -114,7 +121,9 @@ class ImpConfig:
     if any(int(level) < 1 for level in self.control_levels):
       raise ValueError('imp.control_levels are pruning levels >= 1, got '
                        f'{list(self.control_levels)}')
+    structure_lib.parse(self.structure)
     if params is not None:  # checks the rate spec against the real leaves
+      structure_lib.check(self.structure, params, self.prunable)
       if self.rule.startswith('global'):
         pruning.global_magnitude(params, masks_lib.ones_like(params),
                                  self.rates, prunable=self.prunable)
@@ -170,7 +179,8 @@ def prune_level(cfg: ImpConfig, level: int, final_params, ticket_mask,
   rates = cfg.rates if rates is None else rates
   ticket = pruning.prune(cfg.rule, final_params, ticket_mask, rates,
                          prunable=cfg.prunable,
-                         key=jax.random.fold_in(seed_key, level))
+                         key=jax.random.fold_in(seed_key, level),
+                         structure=cfg.structure)
   counts = masks_lib.counts(ticket, cfg.prunable)['kept']
   return {
       'ticket': ticket,

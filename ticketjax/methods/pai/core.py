@@ -1,11 +1,23 @@
-"""Pruning at initialization: the pure pieces.
+"""Pruning at initialization (and one-shot after training): the pure pieces.
 
 A PaI search prunes the *initial* weights once, by a score from the
-registry (`core/scores.py`: magnitude, random, snip, ...), to each target
-density, then trains the sparse network from that init with the mask fixed.
-Every (density, seed) pair is a member of one compiled program; a seed has
-the same init and data order at every density, so densities compare on
-equal footing.
+registry (`core/scores.py`: magnitude, random, snip, grasp, synflow), to
+each target density under a mask structure (`core/structure.py`), then
+trains the sparse network from that init with the mask fixed. With
+`prune_at='trained'` the score is taken of the weights after dense
+training instead and the mask trains from the same init: one-shot
+pruning after training (with magnitude, Frankle & Carbin's one-shot
+ticket).
+
+The sanity checks of Frankle et al. (ICLR 2021) are control branches
+trained next to the original mask, on the same inits and data order:
+`shuffle` (each layer's mask shuffled, same counts), `reinit` (the
+original mask on a fresh init of the same distribution) and `invert`
+(the lowest scores kept instead of the highest).
+
+Every (branch, density, seed) triple is a member of one compiled program;
+a seed has the same init and data order at every density and branch, so
+they compare on equal footing.
 """
 import dataclasses
 
@@ -15,9 +27,16 @@ import jax.numpy as jnp
 from ticketjax.core import masks as masks_lib
 from ticketjax.core import pruning
 from ticketjax.core import scores as scores_lib
+from ticketjax.core import structure as structure_lib
 
 # fold_in tag of a seed's scoring key (random scores), off its init key
 SCORE_TAG = 2_000_003
+# fold_in tags, off a seed's scoring key: the shuffle control's key; and
+# off its init key: the reinit control's init
+SHUFFLE_TAG = 2_000_011
+REINIT_TAG = 2_000_029
+CONTROLS = ('shuffle', 'reinit', 'invert')
+PRUNE_AT = ('init', 'trained')
 # rounds of a score by default (Tanaka et al. 2020 iterate SynFlow 100 times)
 ROUNDS = {'synflow': 100}
 
@@ -38,6 +57,12 @@ class PaiConfig:
     rounds: prune in this many rounds, each re-scoring the pruned network,
       to the densities d^(r/rounds) (the exponential schedule); 0 = the
       score's own (`ROUNDS`: 100 for SynFlow, else 1).
+    structure: 'unstructured', 'N:M' or 'channels' (`core/structure.py`;
+      with 'channels' a density is a fraction of units to keep).
+    controls: sanity-check branches from CONTROLS trained next to the
+      original masks.
+    prune_at: 'init' (score the init) or 'trained' (score the weights after
+      `train.steps` of dense training, then train the mask from the init).
   """
   densities: tuple[float, ...] = (0.5, 0.2, 0.1)
   score: str = 'magnitude'
@@ -45,6 +70,9 @@ class PaiConfig:
   prune_exclude: tuple[str, ...] = ()
   score_batch: int = 256
   rounds: int = 0
+  structure: str = 'unstructured'
+  controls: tuple[str, ...] = ()
+  prune_at: str = 'init'
 
   def validate(self) -> None:
     """Raises ValueError naming what is wrong and what is valid."""
@@ -64,6 +92,19 @@ class PaiConfig:
     if int(self.rounds) < 0:
       raise ValueError(f'pai.rounds must be >= 0 (0: the score\'s own), got '
                        f'{self.rounds}')
+    structure_lib.parse(self.structure)
+    bad = [c for c in self.controls if c not in CONTROLS]
+    if bad or len(set(self.controls)) != len(self.controls):
+      raise ValueError(f'pai.controls {list(self.controls)} are not distinct '
+                       f'names from {list(CONTROLS)}')
+    if self.prune_at not in PRUNE_AT:
+      raise ValueError(f'pai.prune_at is {self.prune_at!r}; valid values are '
+                       f'{list(PRUNE_AT)}')
+
+  @property
+  def branches(self) -> tuple[str, ...]:
+    """Branch names, the original masks first."""
+    return ('original',) + tuple(self.controls)
 
   @property
   def num_rounds(self) -> int:
@@ -74,20 +115,33 @@ class PaiConfig:
     return masks_lib.make_filter(exclude=self.prune_exclude)
 
 
-def prune_at_init(cfg: PaiConfig, ctx: scores_lib.ScoreContext, density):
+def _by_score(cfg: PaiConfig, ctx, rates, invert: bool):
+  values = scores_lib.get(cfg.score)(ctx)
+  if invert:
+    values = jax.tree.map(jnp.negative, values)
+  if cfg.scope == 'global':
+    return pruning.global_(values, ctx.mask, rates, cfg.prunable,
+                           cfg.structure)
+  return pruning.layerwise(values, ctx.mask, rates, cfg.prunable,
+                           cfg.structure)
+
+
+def prune_at_init(cfg: PaiConfig, ctx: scores_lib.ScoreContext, density,
+                  invert: bool = False):
   """The mask keeping `density` of `ctx.mask`'s prunable survivors by
-  `cfg.score` within `cfg.scope` (`density` may be traced: a vmapped sweep).
+  `cfg.score` within `cfg.scope` under `cfg.structure` (`density` may be
+  traced: a vmapped sweep); `invert` keeps the lowest scores instead.
 
   In one round it removes floor((1 - density) * n + 0.5) of the n
   survivors (of each layer, or of the pool). In R rounds (`num_rounds`),
   round r re-scores the network pruned so far and keeps
   n - floor((1 - density^(r/R)) * n + 0.5) of the *initial* n, so the last
-  round ends with exactly the one-round count.
+  round ends with exactly the one-round count (unstructured; the N:M and
+  channel constraints round per group and per unit, see `core/structure`).
   """
   rounds = cfg.num_rounds
   if rounds == 1:
-    return pruning.by_score(cfg.score, cfg.scope, ctx, 1.0 - density,
-                            cfg.prunable)
+    return _by_score(cfg, ctx, 1.0 - density, invert)
   start = masks_lib.counts(ctx.mask, cfg.prunable)
 
   def keep(n, r):  # survivors after round r of n at the start
@@ -108,7 +162,6 @@ def prune_at_init(cfg: PaiConfig, ctx: scores_lib.ScoreContext, density):
     key = None if ctx.key is None else jax.random.fold_in(ctx.key, r)
     now_ctx = dataclasses.replace(
         ctx, params=masks_lib.apply(ctx.params, mask), mask=mask, key=key)
-    return pruning.by_score(cfg.score, cfg.scope, now_ctx, rates,
-                            cfg.prunable)
+    return _by_score(cfg, now_ctx, rates, invert)
 
   return jax.lax.fori_loop(0, rounds, one_round, ctx.mask)

@@ -1,12 +1,15 @@
-"""The `pai` job: prune the init to each target density, train, report.
+"""The `pai` job: prune to each target density, train, report.
 
-Order of work in the run folder: the D x S members (density-major: member
-i is density `pai.densities[i // S]` of seed `i % S`) are initialized,
+Order of work in the run folder: with `pai.prune_at='trained'`, first the
+S dense members train to `train.steps` (`records/dense.json`, then
+`checkpoints/dense`). Then the B x D x S members (branch-major, then
+density, then seed: member i is branch `pai.branches[i // (D S)]` at
+density `pai.densities[(i // S) % D]` of seed `i % S`) are initialized,
 scored and pruned in one compiled program, then trained together to
 `train.steps`; `records/train.json` (evaluation records and per-member
-summaries) and then `checkpoints/final` are written. The search is one
-stage: a run killed before its checkpoint trains again from the start,
-which, training being deterministic, gives the same records.
+summaries) and then `checkpoints/final` are written. A stage killed before
+its checkpoint trains again from its start, which, training being
+deterministic, gives the same records.
 """
 import dataclasses
 from typing import Any
@@ -14,7 +17,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from ticketjax.core import pruning
 from ticketjax.core import scores as scores_lib
+from ticketjax.core import structure as structure_lib
 from ticketjax.core import stats
 from ticketjax.core import train as train_lib
 from ticketjax.methods.pai import core
@@ -32,7 +37,8 @@ STATS = ('final_test_accuracy', 'best_test_accuracy', 'final_test_loss',
 
 def pai_config(config) -> core.PaiConfig:
   cfg = setup_lib.method_section(config, 'pai', core.PaiConfig,
-                                 tuples=('densities', 'prune_exclude'))
+                                 tuples=('densities', 'prune_exclude',
+                                         'controls'))
   cfg = dataclasses.replace(cfg, densities=tuple(
       float(d) for d in cfg.densities))
   cfg.validate()
@@ -48,6 +54,9 @@ def run(config: Any, workdir: str) -> dict:
   """The `pai` job: see the module docstring."""
   cfg = pai_config(config)  # cheap checks first
   folder = lifecycle.Run(config, workdir)
+  params = jax.eval_shape(folder.setup.trainer.model.init,
+                          jax.random.PRNGKey(0))[0]
+  structure_lib.check(cfg.structure, params, cfg.prunable)
   folder.check_seeds('search')
   done = folder.done()
   if done is not None:
@@ -56,54 +65,100 @@ def run(config: Any, workdir: str) -> dict:
   if not (folder.has_records('train') and folder.store.usable('final')):
     train(folder, cfg)
   records = folder.read_records('train')
-  return folder.finish(summarize(folder, cfg, records['members']),
-                       records['evals'])
+  evals, members = records['evals'], records['members']
+  if cfg.prune_at == 'trained':
+    dense = folder.read_records('dense')
+    evals, members = dense['evals'] + evals, dense['members'] + members
+  return folder.finish(summarize(folder, cfg, members), evals)
+
+
+def _scored_states(folder, cfg: core.PaiConfig, init_S):
+  """The states the scores see: the init, or the trained dense members."""
+  if cfg.prune_at == 'init':
+    return init_S
+  if folder.stage_done('dense'):
+    return folder.store.restore('dense', init_S)
+  S = folder.setup.num_seeds
+  return folder.train_stage(
+      'dense', folder.setup.trainer, init_S,
+      [{'branch': 'dense', 'density_target': 1.0, 'seed': s}
+       for s in range(S)], cfg.prunable, desc=f'pai dense ({S})',
+      stage='dense')
 
 
 def train(folder, cfg: core.PaiConfig):
-  """Prunes every member's init and trains them all; (evals, members)."""
+  """Prunes every member's init (or trained weights) and trains them all."""
   pieces = folder.setup
   trainer, S = pieces.trainer, pieces.num_seeds
   D = len(cfg.densities)
   init_keys, noise_keys = jax.vmap(train_lib.split_seed_key)(
       pieces.seed_keys())
+  init_S = trainer.init_states(init_keys, noise_keys)
+  scored_S = _scored_states(folder, cfg, init_S)
   tile = lambda x: jnp.tile(x, (D,) + (1,) * (x.ndim - 1))
-  init_M = jax.tree.map(tile, trainer.init_states(init_keys, noise_keys))
   score_keys = jax.vmap(lambda k: jax.random.fold_in(k, core.SCORE_TAG))(
       tile(init_keys))
   n = min(cfg.score_batch, pieces.dataset.x_train.shape[0])
   batch = (jnp.asarray(pieces.dataset.x_train[:n]),
            jnp.asarray(pieces.dataset.y_train[:n]))
 
-  def start(state, density, key):
-    ctx = scores_lib.ScoreContext(state.params, state.mask, key, trainer.model,
-                                  state.model_state, batch)
+  def start(init, scored, density, key, reinit_key):
+    """{branch: start state} of one (density, seed)."""
+    ctx = scores_lib.ScoreContext(scored.params, init.mask, key,
+                                  trainer.model, scored.model_state, batch)
     mask = core.prune_at_init(cfg, ctx, density)
-    return trainer.reset(state.params, state.model_state, mask, state.key)
+    out = {'original': trainer.reset(init.params, init.model_state, mask,
+                                     init.key)}
+    if 'shuffle' in cfg.controls:
+      shuffled = pruning.shuffle(jax.random.fold_in(key, core.SHUFFLE_TAG),
+                                 mask, cfg.prunable)
+      out['shuffle'] = trainer.reset(init.params, init.model_state, shuffled,
+                                     init.key)
+    if 'reinit' in cfg.controls:
+      fresh = trainer.init_state(reinit_key, init.key)
+      out['reinit'] = trainer.reset(fresh.params, fresh.model_state, mask,
+                                    init.key)
+    if 'invert' in cfg.controls:
+      out['invert'] = trainer.reset(
+          init.params, init.model_state,
+          core.prune_at_init(cfg, ctx, density, invert=True), init.key)
+    return out
 
-  start_M = jax.jit(jax.vmap(start))(
-      init_M, jnp.repeat(jnp.asarray(cfg.densities, jnp.float32), S),
-      score_keys)
-  who = [{'density_target': d, 'seed': s} for d in cfg.densities
-         for s in range(S)]
+  reinit_keys = jax.vmap(lambda k: jax.random.fold_in(k, core.REINIT_TAG))(
+      tile(init_keys))
+  by_branch = jax.jit(jax.vmap(start))(
+      jax.tree.map(tile, init_S), jax.tree.map(tile, scored_S),
+      jnp.repeat(jnp.asarray(cfg.densities, jnp.float32), S), score_keys,
+      reinit_keys)
+  start_M = jax.tree.map(lambda *xs: jnp.concatenate(xs),
+                         *[by_branch[b] for b in cfg.branches])
+  who = [{'branch': b, 'density_target': d, 'seed': s}
+         for b in cfg.branches for d in cfg.densities for s in range(S)]
   folder.train_stage('train', trainer, start_M, who, cfg.prunable,
-                     desc=f'pai {cfg.score} ({D}x{S})', checkpoint='final')
+                     desc=f'pai {cfg.score} ({len(who)} members)',
+                     checkpoint='final')
 
 
 def summarize(folder, cfg: core.PaiConfig, members: list[dict]) -> dict:
-  """Per target density: mean ± std over seeds (healthy members)."""
+  """Per branch and target density: mean ± std over seeds (healthy
+  members); the dense members first with `prune_at='trained'`."""
   pieces = folder.setup
-  by_density = []
-  for d in cfg.densities:
-    mine = [m for m in members if m['density_target'] == d]
-    by_density.append({
-        'density_target': d,
-        'density': stats.mean_std([m['density'] for m in mine]),
-        **health.aggregate(mine, STATS)})
+  groups = []
+  branches = (('dense',) if cfg.prune_at == 'trained' else ()) + cfg.branches
+  for b in branches:
+    for d in ((1.0,) if b == 'dense' else cfg.densities):
+      mine = [m for m in members
+              if m['branch'] == b and m['density_target'] == d]
+      groups.append({
+          'branch': b, 'density_target': d,
+          'density': stats.mean_std([m['density'] for m in mine]),
+          **health.aggregate(mine, STATS)})
   return {'job': 'pai', 'run_dir': folder.dir, 'model': pieces.model.name,
           'dataset': pieces.dataset.name, 'num_seeds': pieces.num_seeds,
           'steps': pieces.train.steps, 'score': cfg.score,
-          'scope': cfg.scope, 'by_density': by_density, 'members': members}
+          'scope': cfg.scope, 'structure': cfg.structure,
+          'prune_at': cfg.prune_at, 'by_density': groups,
+          'members': members}
 
 
 def report(summary: dict, evals: list[dict], config=None) -> lifecycle.Report:
@@ -112,22 +167,33 @@ def report(summary: dict, evals: list[dict], config=None) -> lifecycle.Report:
                           plots(summary, evals))
 
 
+def _method(summary: dict) -> str:
+  """'snip (layerwise)', with the structure and 'after training' if set."""
+  extra = [summary['scope']]
+  if summary.get('structure', 'unstructured') != 'unstructured':
+    extra.append(summary['structure'])
+  when = (' after training' if summary.get('prune_at') == 'trained'
+          else ' at init')
+  return f"{summary['score']}{when} ({', '.join(extra)})"
+
+
 def title(summary: dict) -> str:
-  return (f"Pruning at init by {summary['score']} scores "
-          f"({summary['scope']}), {summary['model']} on "
+  return (f"Pruning by {_method(summary)}, {summary['model']} on "
           f"{summary['dataset']}, {summary['steps']} steps, "
           f"{summary['num_seeds']} seeds")
 
 
 def table(summary: dict) -> str:
-  """One row per target density: weights kept, accuracy, early stop."""
+  """One row per branch and target density: weights kept, accuracy,
+  early stop."""
   fmt = stats.format_mean_std
   rows = []
   for e in summary['by_density']:
     health = (f"diverged {e['diverged']}/{e['members']}"
               if e.get('diverged') else 'ok')
     stop = e.get('early_stop_step')
-    rows.append([f"{100 * e['density_target']:g}",
+    rows.append([e.get('branch', 'original'),
+                 f"{100 * e['density_target']:g}",
                  f"{100 * e['density']['mean']:.2f}",
                  fmt(e['final_test_accuracy']) if 'final_test_accuracy' in e
                  else 'n/a',
@@ -136,40 +202,63 @@ def table(summary: dict) -> str:
                  fmt(stop, scale=1, digits=0) if stop else '', health])
   return (title(summary) + ' (test accuracy %, mean ± std over seeds)\n\n'
           + stats.markdown_table(
-              ['target density (%)', 'weights remaining (%)',
+              ['branch', 'target density (%)', 'weights remaining (%)',
                'final test acc (%)', 'best test acc (%)', 'early-stop step',
                'members'], rows))
 
 
+def _branches(summary: dict) -> list[str]:
+  out = []
+  for e in summary['by_density']:
+    if e.get('branch', 'original') not in out:
+      out.append(e.get('branch', 'original'))
+  return out
+
+
 def plots(summary: dict, evals: list[dict]) -> dict:
-  """accuracy.png (accuracy vs weights remaining) and curves.png."""
+  """accuracy.png (accuracy vs weights remaining, a band per branch; the
+  dense members as a line) and curves.png."""
 
   def accuracy(path):
     plt = plots_lib.pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    pts = [e for e in summary['by_density'] if 'final_test_accuracy' in e]
-    plots_lib.band(ax, [100 * e['density']['mean'] for e in pts],
-                   [100 * e['final_test_accuracy']['mean'] for e in pts],
-                   [100 * e['final_test_accuracy']['std'] for e in pts],
-                   f"{summary['score']} ({summary['scope']})", marker='o',
-                   ms=3)
+    for b in _branches(summary):
+      pts = [e for e in summary['by_density']
+             if e.get('branch', 'original') == b
+             and 'final_test_accuracy' in e]
+      if b == 'dense' and pts:
+        ax.axhline(100 * pts[0]['final_test_accuracy']['mean'], color='k',
+                   ls='--', lw=1, label='dense')
+        continue
+      plots_lib.band(ax, [100 * e['density']['mean'] for e in pts],
+                     [100 * e['final_test_accuracy']['mean'] for e in pts],
+                     [100 * e['final_test_accuracy']['std'] for e in pts],
+                     _method(summary) if b == 'original' else b,
+                     marker='o', ms=3)
     plots_lib.density_axis(ax, min(100 * e['density']['mean']
                                    for e in summary['by_density']))
     plots_lib.save(fig, ax, path, title(summary), 'final test accuracy (%)')
 
   groups = {}
   for r in evals:
-    groups.setdefault(f"density {100 * r['density_target']:g}%", []).append(r)
+    b = r.get('branch', 'original')
+    name = 'dense' if b == 'dense' else (
+        f"{'' if b == 'original' else b + ', '}"
+        f"density {100 * r['density_target']:g}%")
+    groups.setdefault(name, []).append(r)
   return {'accuracy.png': accuracy,
           'curves.png': lambda path: plots_lib.learning_curves(
               groups, path, title(summary))}
 
 
 def series(summary: dict) -> list[dict]:
-  """One series: target density -> its members over seeds."""
-  points = {}
+  """A series per branch: target density -> its members over seeds."""
+  out = {}
   for m in summary.get('members', []):
-    if not m.get('diverged'):
-      points.setdefault(m['density_target'], []).append(m)
-  return [{'label': f"PaI {summary['score']} ({summary['scope']})",
-           'points': points}]
+    if m.get('diverged'):
+      continue
+    b = m.get('branch', 'original')
+    label = f'PaI {_method(summary)}' + ('' if b == 'original' else f' {b}')
+    out.setdefault(label, {}).setdefault(m['density_target'], []).append(m)
+  return [{'label': label, 'points': points}
+          for label, points in out.items()]
