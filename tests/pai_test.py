@@ -43,6 +43,10 @@ def test_pai_smoke_prunes_exactly_trains_and_reports(tmp_path, score):
     assert {k: int(v.sum()) for k, v in kernels.items()} == want
     assert m['density_per_layer'] == pytest.approx(
         {k: want[k] / kernels[k].size for k in want})
+    # no layer empties; gradient scores may cut an output (class) off
+    assert m['empty_layers'] == 0 and 1 <= m['connected_outputs'] <= 10
+    if score == 'magnitude':
+      assert m['connected_outputs'] == 10
   # pruned weights stay exactly zero through training
   for layer in masks:
     w, msk = final['params'][layer]['kernel'], masks[layer]['kernel']
@@ -144,6 +148,17 @@ def test_one_shot_after_training_prunes_the_trained_weights(tmp_path):
   rows = summary['by_density']
   assert rows[0]['branch'] == 'dense' and rows[0]['density']['mean'] == 1.0
   assert 'after training' in open(os.path.join(run_dir, 'report.md')).read()
+
+
+def test_layer_collapse_is_counted(tmp_path):
+  # 15,000 weights pooled, 0.02% kept: 3 weights cannot span three layers
+  summary = jobs.run(_smoke(densities=(0.0002,), scope='global'),
+                     str(tmp_path))
+  for m in summary['members']:
+    assert m['empty_layers'] >= 1 and m['connected_outputs'] == 0
+  assert summary['by_density'][0]['collapsed'] == 2
+  assert 'collapsed 2/2' in open(
+      os.path.join(summary['run_dir'], 'report.md')).read()
 
 
 def test_two_four_structure_keeps_two_of_every_four_inputs(tmp_path):

@@ -16,7 +16,9 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from ticketjax.core import connectivity
 from ticketjax.core import pruning
 from ticketjax.core import scores as scores_lib
 from ticketjax.core import structure as structure_lib
@@ -122,18 +124,27 @@ def train(folder, cfg: core.PaiConfig):
       out['invert'] = trainer.reset(
           init.params, init.model_state,
           core.prune_at_init(cfg, ctx, density, invert=True), init.key)
-    return out
+    # layer collapse of each mask, for the records
+    return out, {b: (connectivity.empty_layers(st.mask, cfg.prunable),
+                     connectivity.connected_outputs(
+                         trainer.model, st.mask, st.params, st.model_state,
+                         batch[0].shape[1:]))
+                 for b, st in out.items()}
 
   reinit_keys = jax.vmap(lambda k: jax.random.fold_in(k, core.REINIT_TAG))(
       tile(init_keys))
-  by_branch = jax.jit(jax.vmap(start))(
+  by_branch, collapse = jax.jit(jax.vmap(start))(
       jax.tree.map(tile, init_S), jax.tree.map(tile, scored_S),
       jnp.repeat(jnp.asarray(cfg.densities, jnp.float32), S), score_keys,
       reinit_keys)
   start_M = jax.tree.map(lambda *xs: jnp.concatenate(xs),
                          *[by_branch[b] for b in cfg.branches])
-  who = [{'branch': b, 'density_target': d, 'seed': s}
-         for b in cfg.branches for d in cfg.densities for s in range(S)]
+  collapse = jax.tree.map(np.asarray, collapse)
+  who = [{'branch': b, 'density_target': d, 'seed': s,
+          'empty_layers': int(collapse[b][0][i * S + s]),
+          'connected_outputs': int(collapse[b][1][i * S + s])}
+         for b in cfg.branches for i, d in enumerate(cfg.densities)
+         for s in range(S)]
   folder.train_stage('train', trainer, start_M, who, cfg.prunable,
                      desc=f'pai {cfg.score} ({len(who)} members)',
                      checkpoint='final')
@@ -153,6 +164,10 @@ def summarize(folder, cfg: core.PaiConfig, members: list[dict]) -> dict:
           'branch': b, 'density_target': d,
           'density': stats.mean_std([m['density'] for m in mine]),
           **health.aggregate(mine, STATS)})
+      if b != 'dense':  # layer collapse: an empty layer, or no path
+        groups[-1]['collapsed'] = sum(
+            1 for m in mine
+            if m['empty_layers'] or not m['connected_outputs'])
   return {'job': 'pai', 'run_dir': folder.dir, 'model': pieces.model.name,
           'dataset': pieces.dataset.name, 'num_seeds': pieces.num_seeds,
           'steps': pieces.train.steps, 'score': cfg.score,
@@ -189,8 +204,11 @@ def table(summary: dict) -> str:
   fmt = stats.format_mean_std
   rows = []
   for e in summary['by_density']:
-    health = (f"diverged {e['diverged']}/{e['members']}"
-              if e.get('diverged') else 'ok')
+    health = [f"diverged {e['diverged']}/{e['members']}"] if e.get(
+        'diverged') else []
+    if e.get('collapsed'):
+      health.append(f"collapsed {e['collapsed']}/{summary['num_seeds']}")
+    health = ', '.join(health) or 'ok'
     stop = e.get('early_stop_step')
     rows.append([e.get('branch', 'original'),
                  f"{100 * e['density_target']:g}",

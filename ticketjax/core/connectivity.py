@@ -1,0 +1,43 @@
+"""Layer collapse: does a mask still connect the input to the output?
+
+At extreme sparsity a pruning method may empty a whole layer, or leave
+weights that no longer form a path from any input to an output (Tanaka et
+al. 2020 call it layer collapse; the network then computes a constant).
+`connected_outputs` finds the paths by running the network itself: every
+kernel replaced by its 0/1 mask, every bias by 0, other parameters and
+state by their absolute values, on an all-ones input. With ReLU-type
+activations every quantity stays >= 0, and an output is > 0 exactly when
+some chain of kept weights (through any skip connection the model has)
+reaches it, so no model needs its graph described. (BatchNorm's mean
+subtraction can turn such a sum negative: for models with BatchNorm the
+count is a lower bound.)
+"""
+import jax
+import jax.numpy as jnp
+
+from ticketjax.core import masks as masks_lib
+from ticketjax.core.types import Mask, Model, PyTree
+
+
+def connected_outputs(model: Model, mask: Mask, params: PyTree, state: PyTree,
+                      example_shape: tuple) -> jax.Array:
+  """The number of output units some path of kept weights reaches."""
+  def probe(path, p, m):
+    name = masks_lib.path_str(path).rsplit('/', 1)[-1]
+    if name in masks_lib.KERNEL_NAMES and jnp.ndim(p) >= 2:
+      return m.astype(jnp.float32)
+    if name == 'bias':
+      return jnp.zeros_like(p)
+    return jnp.abs(p)
+
+  weights = jax.tree_util.tree_map_with_path(probe, params, mask)
+  ones = jnp.ones((1,) + tuple(example_shape), jnp.float32)
+  out, _ = model.apply(weights, jax.tree.map(jnp.abs, state), ones,
+                       train=False)
+  return jnp.sum(out[0] > 0, dtype=jnp.int32)
+
+
+def empty_layers(mask: Mask, prunable: masks_lib.LeafFilter) -> jax.Array:
+  """How many prunable leaves keep no weight at all."""
+  kept = masks_lib.counts(mask, prunable)['kept']
+  return sum((k == 0).astype(jnp.int32) for k in kept.values())
