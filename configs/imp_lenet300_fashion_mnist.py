@@ -21,8 +21,10 @@ CONTROL_LEVELS (the last four span 91-96% sparsity). Measured here: 305
 steps/s for 5 members, 59 for 25, so about 36 minutes of training on 2
 cores. The table and plots: docs/results.md.
 
-Variants: seeds=N, levels=N, steps=N, smoke (2 seeds, 1 level of 20 steps
-on the real data).
+Variants: seeds=N, levels=N, steps=N, structure=S (unstructured, N:M such
+as 2:4, or channels; core/structure.py), controls=A/B (default reinit/
+shuffle/random/finetune; 'none' for none), smoke (2 seeds, 1 level of 20
+steps on the real data).
 """
 from configs import common
 from configs import imp_common
@@ -34,7 +36,7 @@ CONTROL_LEVELS = (2, 5, 8, 11, 12, 13, 14)
 
 def get_config(arg=None):
   opts = common.parse_arg(arg, seeds=5, levels=LEVELS, steps=STEPS,
-                          smoke=False)
+                          structure='unstructured', controls='', smoke=False)
   c = imp_common.imp_config(seeds=opts['seeds'], levels=opts['levels'])
   common.lenet_mnist_protocol(c)
   c.data.name = 'fashion_mnist'
@@ -44,6 +46,10 @@ def get_config(arg=None):
   c.imp.rates.output = 0.1
   c.imp.controls = ('reinit', 'shuffle', 'random', 'finetune')
   c.imp.control_levels = CONTROL_LEVELS
+  c.imp.structure = str(opts['structure'])
+  if opts['controls']:
+    c.imp.controls = tuple(
+        v for v in str(opts['controls']).split('/') if v != 'none')
   if opts['smoke']:
     c.imp.control_levels = ()
     return imp_common.smoke(c)

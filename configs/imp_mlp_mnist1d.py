@@ -20,6 +20,10 @@ Variants (comma-separated after ':'):
              over k: every level runs all k in one program;
   rule=R     layerwise (default: F&C's 20% per layer, output 10%) or
              global (20% of all prunable kernels pooled, by magnitude);
+  structure=S  unstructured (default), N:M (e.g. 2:4: level 1 prunes to
+             2 of every 4 inputs, later levels below 50% in that
+             pattern) or channels (whole units; the rates count units);
+  controls=A/B  the control branches (default all three; 'none' for none);
   smoke      2 seeds, 2 levels of 40 steps: a seconds-long test run
              (a seeds= or levels= given with it wins; a k grid becomes
              as many steps spread over the 40).
@@ -44,7 +48,8 @@ RULES = {
 
 def get_config(arg=None):
   opts = common.parse_arg(arg, seeds=4, levels=10, width=100, lr='',
-                          rate='', k='', rule='layerwise', smoke=False)
+                          rate='', k='', rule='layerwise',
+                          structure='unstructured', controls='', smoke=False)
   if opts['rule'] not in RULES:
     raise ValueError(f"unknown rule variant {opts['rule']!r}; valid rules "
                      f'are {sorted(RULES)}')
@@ -54,6 +59,10 @@ def get_config(arg=None):
       rates=rates if rates is not None else ml_collections.ConfigDict(
           {'dense': 0.2, 'output': 0.1}))
   c.imp.rule = rule
+  c.imp.structure = str(opts['structure'])
+  if opts['controls']:
+    c.imp.controls = tuple(
+        v for v in str(opts['controls']).split('/') if v != 'none')
   common.mnist1d_mlp_protocol(c, opts['width'])
   c.grid.learning_rate = common.slash_floats(opts['lr'])
   c.grid.pruning_rate = common.slash_floats(opts['rate'])
