@@ -22,6 +22,8 @@ Variants (comma-separated after ':'):
              steps; rewind steps 0/25/50/100/250/500);
   levels=A/B IMP levels to analyse besides the dense network (needs
              --config.lmc.imp_run);
+  random     with levels=: also a random mask at each ticket's per-layer
+             counts (network level_LLL_random), the sparsity-alone control;
   seeds=N    N seeds (default 3); copies=N copies per seed (default 2);
   rewind=A/B rewind steps, e.g. rewind=0/100/1000;
   smoke      2 seeds x 2 copies, 60 steps, k in {0, 30}: seconds.
@@ -36,7 +38,7 @@ from configs import common
 
 def get_config(arg=None):
   opts = common.parse_arg(arg, mlp=False, levels='', seeds=3, copies=2,
-                          rewind='', smoke=False)
+                          rewind='', random=False, smoke=False)
   c = common.base_config()
   c.job = 'lmc'
   c.num_seeds = opts['seeds']
@@ -55,6 +57,8 @@ def get_config(arg=None):
   if opts['rewind']:
     rewind = common.slash_ints(opts['rewind'])
   c.lmc = common.lmc_section(rewind, opts['copies'], opts['levels'])
+  if opts['random']:
+    c.lmc.random_masks = True
   if opts['smoke']:
     c.lmc.copies = 2
     c.train.steps = 60

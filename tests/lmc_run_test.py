@@ -251,6 +251,7 @@ def test_kill_mid_step_and_resume_gives_identical_records(straight,
     ('imp_levels', (1,), 'lmc.imp_levels needs lmc.imp_run'),
     ('num_alphas', 1, 'lmc.num_alphas must be >= 2'),
     ('dense', False, 'nothing to analyse'),
+    ('random_masks', True, 'give lmc.imp_levels'),
 ])
 def test_bad_config_fails_before_any_work(tmp_path, field, value, match):
   config = _smoke()
@@ -301,6 +302,25 @@ def test_imp_masks_are_analysed_on_the_dense_trajectory(imp_run_dir,
   imp_init = checkpoint.Checkpoints(imp_run_dir).restore_raw('rewind_init')
   np.testing.assert_array_equal(rewind['params']['dense_0']['kernel'],
                                 imp_init['params']['dense_0']['kernel'])
+
+
+def test_random_mask_control_has_each_tickets_per_layer_counts(imp_run_dir,
+                                                               tmp_path):
+  config = _imp_lmc(imp_run_dir)
+  config.lmc.random_masks = True
+  summary = jobs.run(config, str(tmp_path))
+  assert {e['network'] for e in summary['steps']} == {
+      'dense', 'level_001', 'level_001_random'}
+  raw = checkpoint.Checkpoints(summary['run_dir']).restore_raw(
+      'copies_k000020')
+  for s in range(2):
+    ticket = instability.member_index(1, s, 0, 2, 2)
+    rand = instability.member_index(2, s, 0, 2, 2)
+    for name in raw['mask']:
+      t, r = (raw['mask'][name]['kernel'][i] for i in (ticket, rand))
+      assert t.sum() == r.sum() and (t != r).any(), name
+  assert summary['networks']['level_001_random'] == pytest.approx(
+      summary['networks']['level_001'])
 
 
 @pytest.mark.parametrize('change,match', [

@@ -24,10 +24,12 @@ import numpy as np
 from ticketjax.core import masks as masks_lib
 from ticketjax.core import stats
 from ticketjax.core.types import PyTree
+from ticketjax.methods.imp.core import random_to_counts
 from ticketjax.methods.lmc import path as lmc
 
 SPLITS = ('test', 'train')
 _COPY_TAG = 0x1C0B  # keeps copy keys apart from every other derived key
+RANDOM_MASK_TAG = 0x1C0C  # off a seed's init key: its random-mask control
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +47,9 @@ class LmcConfig:
       analyse; it must have the same data, model, optimizer, training
       length and seed, so its level-0 trajectory is this run's.
     imp_levels: IMP levels whose ticket masks are applied to W_k.
+    random_masks: also analyse, for every IMP level, a random mask with the
+      ticket's per-layer counts (network 'level_LLL_random'), so a
+      ticket's stability is measured against its sparsity alone.
     recompute_stats: re-estimate BatchNorm statistics along the path.
     stats_batches: training batches used to re-estimate them.
   """
@@ -55,6 +60,7 @@ class LmcConfig:
   dense: bool = True
   imp_run: str = ''
   imp_levels: tuple[int, ...] = ()
+  random_masks: bool = False
   recompute_stats: bool = True
   stats_batches: int = 50
 
@@ -82,6 +88,9 @@ class LmcConfig:
                        'to read the masks from')
     if any(int(v) < 0 for v in self.imp_levels):
       raise ValueError(f'lmc.imp_levels must be >= 0, got {self.imp_levels}')
+    if self.random_masks and not self.imp_levels:
+      raise ValueError('lmc.random_masks matches the masks of lmc.imp_levels '
+                       'and there are none: give lmc.imp_levels')
     if not self.dense and not self.imp_levels:
       raise ValueError('nothing to analyse: set lmc.dense=True or give '
                        'lmc.imp_levels')
@@ -90,9 +99,19 @@ class LmcConfig:
                        f'{self.stats_batches}')
 
   def networks(self) -> list[str]:
-    """Names of the analysed networks: 'dense', 'level_LLL', ..."""
-    return (['dense'] if self.dense else []) + [
-        f'level_{int(v):03d}' for v in self.imp_levels]
+    """Names of the analysed networks: 'dense', 'level_LLL', ..., then
+    'level_LLL_random', ... with `random_masks`."""
+    levels = [f'level_{int(v):03d}' for v in self.imp_levels]
+    return ((['dense'] if self.dense else []) + levels
+            + ([f'{n}_random' for n in levels] if self.random_masks else []))
+
+
+def random_like(key, ticket_mask: PyTree) -> PyTree:
+  """A uniformly random mask with `ticket_mask`'s kept count in every
+  kernel (one seed's; `key` is that seed's and level's)."""
+  counts = masks_lib.counts(ticket_mask, masks_lib.is_kernel)['kept']
+  return random_to_counts(key, masks_lib.ones_like(ticket_mask), counts,
+                          masks_lib.is_kernel)
 
 
 def copy_key(noise_key, copy: int):

@@ -117,6 +117,12 @@ class LmcRun:
           raise ValueError(f'IMP level {level} mask of {self.cfg.imp_run} '
                            f'does not fit this model: {e}') from e
         masks.append(mask_S)
+      if self.cfg.random_masks:  # same per-layer counts, random places
+        masks += [jax.vmap(lambda k, m, v=int(level): instability.random_like(
+            jax.random.fold_in(jax.random.fold_in(
+                k, instability.RANDOM_MASK_TAG), v), m))(self.init_keys, m_S)
+                  for level, m_S in zip(self.cfg.imp_levels,
+                                        masks[-len(self.cfg.imp_levels):])]
     return jax.tree.map(lambda *ms: jnp.stack(ms), *masks)
 
   def check_imp_run(self) -> None:
