@@ -15,6 +15,7 @@ from ticketjax.core import optim
 from ticketjax.methods.cs import core as cs
 from ticketjax.methods.cs import report as cs_report
 from ticketjax.run import jobs
+from ticketjax.run import store as checkpoint
 from testlib import kill_when, launch_env, tiny_mlp
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -252,6 +253,33 @@ def test_kill_and_resume_gives_identical_results(tmp_path):
       b.replace('summary.json', 'metrics.jsonl')).read()
 
 
+def test_sanity_controls_train_next_to_the_tickets(tmp_path):
+  config = _smoke()
+  config.cs.controls = ('shuffle', 'reinit', 'invert')
+  summary = jobs.run(config, str(tmp_path))
+  L = len(config.cs.lambdas)
+  members = summary['members']
+  assert [m['branch'] for m in members] == [
+      b for b in ('original', 'shuffle', 'reinit', 'invert')
+      for _ in range(2 * L)]
+  raw = checkpoint.Checkpoints(summary['run_dir']).restore_raw('ticket')
+  last = checkpoint.Checkpoints(summary['run_dir']).restore_raw('round_00')
+  M = 2 * L
+  for name in raw['mask']:
+    masks = np.asarray(raw['mask'][name]['kernel'])
+    for i in range(M):
+      orig, shuf, reinit, inv = (masks[i + k * M] for k in range(4))
+      assert shuf.sum() == orig.sum() and inv.sum() == orig.sum(), name
+      np.testing.assert_array_equal(reinit, orig)
+      logits = np.asarray(last['params']['logits'][name]['kernel'][i])
+      if 0 < orig.sum() < orig.size:  # inverted: the lowest logits kept
+        assert logits[inv].max() <= logits[~inv].min(), name
+  for e in summary['by_lambda']:
+    assert set(e['controls']) == {'shuffle', 'reinit', 'invert'}
+  report = open(os.path.join(summary['run_dir'], 'report.md')).read()
+  assert '| invert test acc (%) |' in report
+
+
 @pytest.mark.parametrize('field,value,match', [
     ('lambdas', (1e-5, -1.0), 'lambdas must be >= 0'),
     ('beta_max', 0.5, 'beta_max must be >= 1'),
@@ -259,6 +287,7 @@ def test_kill_and_resume_gives_identical_results(tmp_path):
     ('rewind_epoch', 5, 'rewind_epoch must be in'),
     ('temperature', 3.0, 'unknown fields'),
     ('mask_optimizer', 'rmsprop', 'unknown cs.mask_optimizer'),
+    ('controls', ('shuffle', 'random'), "names from .'shuffle', 'reinit'"),
 ])
 def test_bad_cs_config_fails_before_any_work(tmp_path, field, value, match):
   config = _smoke()

@@ -322,6 +322,26 @@ def shuffle(key: jax.Array, mask: Mask,
   return jax.tree.unflatten(jax.tree.structure(mask), out)
 
 
+def keep_counts(scores: PyTree, mask: Mask, kept_counts: Mapping,
+                prunable: LeafFilter = is_kernel) -> Mask:
+  """Each prunable leaf keeps its `kept_counts[path]` highest-scoring
+  survivors (ties: the earlier position dropped first); other leaves are
+  returned unchanged. The sanity checks' inversion keeps another mask's
+  counts with its scores negated."""
+  masks_lib.validate(mask, scores)
+  paths = masks_lib.leaf_paths(mask)
+  s_leaves, m_leaves = jax.tree.leaves(scores), jax.tree.leaves(mask)
+  picked = [i for i, p in enumerate(paths) if prunable(p, m_leaves[i])]
+  kept = selection.keep_largest_each(
+      [jnp.where(m_leaves[i], selection.float_keys(s_leaves[i]),
+                 jnp.uint32(0)).reshape(-1) for i in picked],
+      [kept_counts[paths[i]] for i in picked])
+  out = list(m_leaves)
+  for i, keep in zip(picked, kept):
+    out[i] = keep.reshape(m_leaves[i].shape) & m_leaves[i]
+  return jax.tree.unflatten(jax.tree.structure(mask), out)
+
+
 def rate_for_density(current_density: float, target_density: float) -> float:
   """The rate that takes `current_density` to `target_density` in one prune.
 

@@ -31,6 +31,12 @@ from ticketjax.core import optim
 from ticketjax.core.types import Model, PyTree
 
 
+CONTROLS = ('shuffle', 'reinit', 'invert')
+# fold_in tags off a member's init key: its shuffle and reinit controls
+SHUFFLE_TAG = 3_000_017
+REINIT_TAG = 3_000_019
+
+
 @dataclasses.dataclass(frozen=True)
 class CsConfig:
   """The `cs` section of a config.
@@ -54,6 +60,11 @@ class CsConfig:
     hard_mask_scale: keep the factor c on the hard mask (the repo's quirk:
       surviving weights are multiplied by c = 1/sigmoid(s_init)).
     prune_exclude: path substrings of kernels that get no mask logit.
+    controls: sanity-check branches trained next to the tickets, from
+      CONTROLS: 'shuffle' (each layer's mask shuffled, same counts),
+      'reinit' (the mask on a fresh init of the same distribution),
+      'invert' (each layer keeps as many weights, those of the lowest
+      logits).
     compare_imp: path of an IMP run folder (or its summary.json) whose
       ticket curve the CS plot shows; not part of the run's hash.
   """
@@ -68,6 +79,7 @@ class CsConfig:
   hard_mask_scale: bool = False
   prune_exclude: tuple[str, ...] = ()
   compare_imp: str = ''
+  controls: tuple[str, ...] = ()
 
   def validate(self) -> None:
     if not self.lambdas:
@@ -90,6 +102,10 @@ class CsConfig:
       raise ValueError(f'unknown cs.mask_optimizer {self.mask_optimizer!r}; '
                        f"valid are {list(optim.OPTIMIZERS)} or '' (the "
                        "weights' optimizer)")
+    bad = [c for c in self.controls if c not in CONTROLS]
+    if bad or len(set(self.controls)) != len(self.controls):
+      raise ValueError(f'cs.controls {list(self.controls)} are not distinct '
+                       f'names from {list(CONTROLS)}')
     if not self.mask_learning_rate >= 0:
       raise ValueError('cs.mask_learning_rate must be >= 0 (0 = the '
                        f'weights\' rate), got {self.mask_learning_rate}')

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ticketjax.core import masks as masks_lib
+from ticketjax.core import pruning
 from ticketjax.core import train as train_lib
 from ticketjax.methods.cs import core as cs_lib
 from ticketjax.methods.cs import report as report_lib
@@ -52,7 +53,8 @@ PLOTS = ('accuracy.png',)
 
 def cs_config(config) -> cs_lib.CsConfig:
   cfg = setup_lib.method_section(config, 'cs', cs_lib.CsConfig,
-                                 tuples=('lambdas', 'prune_exclude'))
+                                 tuples=('lambdas', 'prune_exclude',
+                                         'controls'))
   cfg = dataclasses.replace(cfg, lambdas=tuple(float(v) for v in cfg.lambdas))
   cfg.validate()
   return cfg
@@ -185,18 +187,49 @@ class CsRun:
     rewind = self.folder.store.restore('rewind', template)
     mask_M = self._hard_masks(last)
     weights = rewind.params['weights']
-    if cfg.hard_mask_scale:
-      c = cs_lib.scale(cfg.s_init)
-      flags = masks_lib.prunable_tree(jax.tree.map(lambda x: x[0], weights),
-                                      cfg.prunable)
-      weights = jax.tree.map(lambda w, f: w * c if f else w, weights, flags)
-    state_M = jax.vmap(lambda w, ms, m, k: trainer.reset(
-        w, ms, m, k, self.rewind_step))(
-            weights, rewind.model_state['inner'], mask_M, self.noise_keys)
+    flags = masks_lib.prunable_tree(jax.tree.map(lambda x: x[0], weights),
+                                    cfg.prunable)
+    scale = (lambda w: jax.tree.map(
+        lambda x, f: x * cs_lib.scale(cfg.s_init) if f else x, w, flags)
+             ) if cfg.hard_mask_scale else (lambda w: w)
+    reset = jax.vmap(lambda w, ms, m, k: trainer.reset(
+        w, ms, m, k, self.rewind_step))
+    inner = rewind.model_state['inner']
+    start = lambda mask: reset(scale(weights), inner, mask, self.noise_keys)
+    state_M = start(mask_M)
+    who = self.who
+    if cfg.controls:  # branch-major: the tickets, then each control
+      states = [state_M] + [self._control(c, mask_M, last, start, scale,
+                                          reset) for c in cfg.controls]
+      state_M = jax.tree.map(lambda *xs: jnp.concatenate(xs), *states)
+      who = [{'branch': b, **w} for b in ('original',) + cfg.controls
+             for w in self.who]
     self.folder.train_stage(
-        'ticket', trainer, state_M, self.who, cfg.prunable,
-        desc=f'cs ticket ({self.L}x{self.S})', train_accuracy=False,
+        'ticket', trainer, state_M, who, cfg.prunable,
+        desc=f'cs ticket ({len(who)} members)', train_accuracy=False,
         stage='ticket')
+
+  def _control(self, name, mask_M, last, start, scale, reset):
+    """The start states of control branch `name` (see `CsConfig`)."""
+    cfg = self.cfg
+    tagged = lambda tag: jax.vmap(lambda k: jax.random.fold_in(k, tag))(
+        self.init_keys)
+    if name == 'shuffle':
+      return start(jax.vmap(lambda k, m: pruning.shuffle(
+          k, m, cfg.prunable))(tagged(cs_lib.SHUFFLE_TAG), mask_M))
+    if name == 'invert':
+      def invert(logits, m):
+        counts = masks_lib.counts(m, cfg.prunable)['kept']
+        scores = jax.tree.map(  # unprunable leaves hold a scalar logit
+            lambda s, x: -s if s.shape == x.shape else jnp.zeros(x.shape),
+            logits, m)
+        return pruning.keep_counts(scores, masks_lib.ones_like(m), counts,
+                                   cfg.prunable)
+      return start(jax.vmap(invert)(last.params['logits'], mask_M))
+    fresh = self.pieces.trainer.init_states(tagged(cs_lib.REINIT_TAG),
+                                            self.noise_keys)
+    return reset(scale(fresh.params), fresh.model_state, mask_M,
+                 self.noise_keys)
 
   # -- driver ----------------------------------------------------------
 

@@ -18,19 +18,30 @@ def summarize(members: list[dict], lambdas) -> list[dict]:
   """Mean ± std over seeds of each lambda's tickets, diverged ones left out.
 
   An entry gets 'diverged': the count of its diverged members, only when
-  there are any (a healthy run's summary is as it always was).
+  there are any (a healthy run's summary is as it always was). With
+  control branches (`cs.controls`), 'controls' holds the same per branch.
   """
   out = []
+  branches = [b for b in dict.fromkeys(r.get('branch', 'original')
+                                       for r in members) if b != 'original']
   for lam in lambdas:
-    recs = [r for r in members if r['lambda'] == lam]
-    healthy = [r for r in recs if not r.get('diverged')]
-    entry = {'lambda': lam}
-    for name in ('density', 'final_test_accuracy', 'best_test_accuracy'):
-      entry[name] = stats.mean_std([r[name] for r in healthy])
-    if len(healthy) < len(recs):
-      entry['diverged'] = len(recs) - len(healthy)
+    entry = {'lambda': lam, **_means(members, lam, 'original')}
+    if branches:
+      entry['controls'] = {b: _means(members, lam, b) for b in branches}
     out.append(entry)
   return out
+
+
+def _means(members, lam, branch) -> dict:
+  recs = [r for r in members if r['lambda'] == lam
+          and r.get('branch', 'original') == branch]
+  healthy = [r for r in recs if not r.get('diverged')]
+  entry = {name: stats.mean_std([r[name] for r in healthy])
+           for name in ('density', 'final_test_accuracy',
+                        'best_test_accuracy')}
+  if len(healthy) < len(recs):
+    entry['diverged'] = len(recs) - len(healthy)
+  return entry
 
 
 def title(summary: dict) -> str:
@@ -55,11 +66,15 @@ def table(summary: dict) -> str:
     cells = ([stats.format_mean_std(e['density']),
               stats.format_mean_std(e['final_test_accuracy'])]
              if e['density']['n'] else ['-', '-'])
+    cells += [stats.format_mean_std(c['final_test_accuracy'])
+              if c['final_test_accuracy']['n'] else '-'
+              for c in e.get('controls', {}).values()]
     if health:
       k = e.get('diverged', 0)
       cells.append(f'diverged {k}/{n}' if k else 'ok')
     rows.append([f"{e['lambda']:g}", *cells])
   header = ['lambda', 'weights remaining (%)', 'ticket test acc (%)']
+  header += [f'{b} test acc (%)' for b in entries[0].get('controls', {})]
   if health:
     header.append('health')
   steps = (f"\n\nsequential training steps: {summary['sequential_steps']}; "
@@ -126,9 +141,13 @@ def plot(summary: dict, imp: dict | None, path: str) -> None:
 
 
 def series(summary: dict) -> list[dict]:
-  """One series for the cross-run report: lambda -> its healthy tickets."""
-  points = {}
+  """Series for the cross-run report: lambda -> its healthy tickets ('CS'),
+  and one per control branch ('CS shuffle', ...)."""
+  out = {}
   for m in summary.get('members', []):
     if not m.get('diverged'):
-      points.setdefault(m['lambda'], []).append(m)
-  return [{'label': 'CS', 'points': points}]
+      b = m.get('branch', 'original')
+      label = 'CS' if b == 'original' else f'CS {b}'
+      out.setdefault(label, {}).setdefault(m['lambda'], []).append(m)
+  return [{'label': label, 'points': points}
+          for label, points in out.items()]
