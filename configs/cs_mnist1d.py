@@ -22,6 +22,8 @@ the same model in `accuracy.png`.
 Variants (comma-separated after ':'):
   seeds=N    N seeds per lambda (default 4);
   width=N    hidden width (default 100);
+  controls=A/B  sanity checks trained next to the tickets: shuffle,
+             reinit, invert (e.g. controls=shuffle/reinit/invert);
   smoke      1 round of 2 short epochs, 2 lambdas, 2 seeds: seconds.
 """
 from configs import common
@@ -31,11 +33,12 @@ LAMBDAS = (2e-5, 4e-5, 6e-5, 8e-5, 1e-4, 1.4e-4, 2e-4, 3e-4)
 
 
 def get_config(arg=None):
-  opts = common.parse_arg(arg, seeds=4, width=100, smoke=False)
+  opts = common.parse_arg(arg, seeds=4, width=100, controls='', smoke=False)
   c = cs_common.cs_config(
       seeds=opts['seeds'], lambdas=LAMBDAS, s_init=0.2, epochs_per_round=30,
       mask_optimizer='momentum', mask_learning_rate=0.1)
   common.mnist1d_mlp_protocol(c, opts['width'])
+  c.cs.controls = tuple(v for v in str(opts['controls']).split('/') if v)
   if opts['smoke']:
     cs_common.smoke(c, (1e-5, 1e-3), steps=40, tiny_batches=False)
     c.cs.s_init = 0.0  # logits reach 0 within the 2 short epochs

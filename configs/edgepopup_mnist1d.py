@@ -16,6 +16,8 @@ Variants (comma-separated after ':'):
                (default 0.3/0.5/0.7);
   seeds=N      seeds (default 3);
   steps=N      training steps (default 3000, 75 epochs);
+  controls=A/B sanity checks of the found supermasks, evaluated: shuffle,
+               reinit, invert (e.g. controls=shuffle/reinit/invert);
   smoke        2 seeds, k 0.3/0.7, 40 steps: the tests' run (~20 s).
 A run folder keeps its seed count (it is out of the hash): another count in
 the same workdir is refused. report.md shows the table, accuracy.png (test
@@ -84,7 +86,8 @@ def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
 def get_config(arg=None):
   opts = common.parse_arg(arg, cnn=False, channels=100, width=100,
-                          k='0.3/0.5/0.7', seeds=3, steps=3000, smoke=False)
+                          k='0.3/0.5/0.7', seeds=3, steps=3000, controls='',
+                          smoke=False)
   c = common.base_config()
   c.job = 'edgepopup'
   c.num_seeds = opts['seeds']
@@ -100,4 +103,6 @@ def get_config(arg=None):
   c.train.batch_size = 100
   c.train.eval_every = 500
   c.edgepopup = edgepopup_section(opts['k'])
+  c.edgepopup.controls = tuple(
+      v for v in str(opts['controls']).split('/') if v)
   return smoke(c) if opts['smoke'] else c

@@ -1,5 +1,7 @@
 """Edge-Popup: exact top-k, straight-through gradient, frozen weights, job."""
 from fractions import Fraction
+
+import functools
 import glob
 import json
 import math
@@ -316,11 +318,52 @@ def test_diverged_member_is_flagged_counted_and_left_out(tmp_path):
     assert (tmp_path / name).stat().st_size > 0
 
 
+def test_sanity_controls_evaluate_shuffled_reinit_and_inverted_masks(
+    tmp_path):
+  config = _smoke()
+  config.edgepopup.controls = ('shuffle', 'reinit', 'invert')
+  config.edgepopup.dense_baseline = False
+  summary = jobs.run(config, str(tmp_path))
+  records = [json.loads(line) for line in open(
+      os.path.join(summary['run_dir'], 'metrics.jsonl'))]
+  controls = [r for r in records if 'branch' in r]
+  K, S = len(config.edgepopup.k), config.num_seeds
+  assert len(controls) == 3 * K * S
+  assert {r['step'] for r in controls} == {config.train.steps}
+  for e in summary['k']:
+    assert set(e['controls']) == {'shuffle', 'reinit', 'invert'}
+  # the controls' subnetworks, rebuilt: same kept counts, other weights
+  run = edgepopup_run.EdgePopupRun(config, str(tmp_path))
+  state = run._restore('edgepopup', config.train.steps)  # pylint: disable=protected-access
+  keys = jnp.tile(run.init_keys, (K, 1))
+  fresh = run._states('edgepopup', jax.vmap(lambda k: jax.random.fold_in(  # pylint: disable=protected-access
+      k, ep.REINIT_TAG))(run.init_keys), run.noise_keys)
+  orig = jax.vmap(ep.subnetwork_masks)(state.params, state.model_state)
+  for name in ('shuffle', 'invert', 'reinit'):
+    scores, st = jax.vmap(functools.partial(ep.control, name))(
+        state.params, state.model_state, keys, fresh.model_state)
+    got = jax.vmap(ep.subnetwork_masks)(scores, st)
+    for a, b in zip(jax.tree.leaves(orig), jax.tree.leaves(got)):
+      np.testing.assert_array_equal(a.sum(axis=tuple(range(1, a.ndim))),
+                                    b.sum(axis=tuple(range(1, b.ndim))))
+      if name == 'reinit':
+        np.testing.assert_array_equal(a, b)
+      else:
+        assert (a != b).any(), name
+  for a, b in zip(jax.tree.leaves(state.model_state['frozen']),
+                  jax.tree.leaves(st['frozen'])):
+    assert a.shape == b.shape
+  assert any((np.asarray(a) != np.asarray(b)).any() for a, b in zip(
+      jax.tree.leaves(state.model_state['frozen']),
+      jax.tree.leaves(st['frozen'])))
+
+
 @pytest.mark.parametrize('field,value,match', [
     ('k', (0.0,), r'edgepopup.k must lie in \(0, 1\]'),
     ('k', (0.5, 1.5), r'edgepopup.k must lie in \(0, 1\]'),
     ('init', 'foo', "unknown edgepopup.init 'foo'.*signed_constant"),
     ('prune_rate', 0.5, r"unknown fields \['prune_rate'\] in config.edgepopup"),
+    ('controls', ('shuffle', 'shuffle'), 'not distinct names from'),
 ])
 def test_bad_config_fails_before_any_work(tmp_path, field, value, match):
   config = _smoke()

@@ -34,7 +34,7 @@ DROPPED_AT_DEFAULT = {'first_seed': 0, 'data.augment': 'none',
                       'imp.structure': 'unstructured',
                       'pai.structure': 'unstructured', 'pai.controls': [],
                       'pai.prune_at': 'init', 'lmc.random_masks': False,
-                      'cs.controls': []}
+                      'cs.controls': [], 'edgepopup.controls': []}
 
 
 def _to_dict(config: Any) -> dict:

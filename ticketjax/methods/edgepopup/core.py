@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 
 from ticketjax.core import masks as masks_lib
+from ticketjax.core import pruning
 from ticketjax.core import selection
 from ticketjax.core.types import Model, PyTree
 
@@ -64,11 +65,17 @@ class EdgePopupConfig:
     scale_fan: use fan_in * k in the init's scale, so the std of a layer's
       kept weights matches a dense layer of the pruned width.
     dense_baseline: also train the dense network normally, same seeds.
+    controls: sanity checks of the found supermasks from CONTROLS,
+      evaluated (Edge-Popup trains no weight) on the final state:
+      'shuffle' (each layer's mask shuffled, same counts), 'reinit' (the
+      mask on fresh frozen weights of the same init) and 'invert' (the
+      lowest scores kept instead of the highest).
   """
   k: tuple[float, ...] = (0.5,)
   init: str = 'signed_constant'
   scale_fan: bool = False
   dense_baseline: bool = True
+  controls: tuple[str, ...] = ()
 
   def validate(self) -> None:
     """Raises ValueError naming the bad field and the valid values."""
@@ -82,6 +89,10 @@ class EdgePopupConfig:
     if self.init not in INITS:
       raise ValueError(f'unknown edgepopup.init {self.init!r}; valid inits '
                        f'are {list(INITS)}')
+    bad = [c for c in self.controls if c not in CONTROLS]
+    if bad or len(set(self.controls)) != len(self.controls):
+      raise ValueError(f'edgepopup.controls {list(self.controls)} are not '
+                       f'distinct names from {list(CONTROLS)}')
 
 
 def check_k(k: Any) -> float:
@@ -310,3 +321,32 @@ def supermask(model: Model, *, init: str = 'signed_constant',
 def subnetwork_masks(scores: PyTree, state: Mapping) -> PyTree:
   """The masks a supermask state's scores select (one member)."""
   return layer_masks(scores, state['k'])
+
+
+CONTROLS = ('shuffle', 'reinit', 'invert')
+_SHUFFLE_TAG = 0xE5F1
+REINIT_TAG = 0xE5F2  # off a seed's init key: its 'reinit' frozen weights
+
+
+def control(name: str, scores: PyTree, state: Mapping, key: jax.Array,
+            fresh_state: Mapping | None = None) -> tuple[PyTree, dict]:
+  """(scores, state) of one member whose subnetwork is control `name` of
+  the found one (see `EdgePopupConfig.controls`); `key` is the member's
+  init key, `fresh_state` the 'reinit' state from another init key.
+
+  The shuffled and inverted masks become 0/1 scores, whose top-k is
+  exactly that mask: the count k selects is the count the mask keeps.
+  Inverted: the lowest |score| kept, by the bitwise complement of the
+  selection keys (an exact reversal of their order).
+  """
+  if name == 'reinit':
+    return scores, {**state, 'frozen': fresh_state['frozen']}
+  if name == 'invert':
+    masks = jax.tree.map(lambda s: selection.keep_largest(
+        ~selection.float_keys(jnp.abs(s)).reshape(-1),
+        num_kept(s.size, state['k'])).reshape(s.shape), scores)
+  else:
+    masks = pruning.shuffle(jax.random.fold_in(key, _SHUFFLE_TAG),
+                            subnetwork_masks(scores, state),
+                            prunable=lambda path, leaf: True)
+  return jax.tree.map(lambda m: m.astype(jnp.float32), masks), state

@@ -233,12 +233,41 @@ class EdgePopupRun:
       records = {}
       for phase in self.phases:
         records[phase] = self.phase(phase)
-        summary = self.write_outputs(records,
-                                     final=phase == self.phases[-1])
+        summary = self.write_outputs(
+            records, final=phase == self.phases[-1] and not self.cfg.controls)
+      if self.cfg.controls:
+        records['controls'] = self.controls()
+        summary = self.write_outputs(records, final=True)
     finally:  # the run folder's lock is released by `jobs.run`
       for ckpt in self.checkpoints.values():
         ckpt.close()
     return summary
+
+  def controls(self) -> list[dict]:
+    """Evaluation records of the sanity checks of the final supermasks
+    (`records/controls.json`; `core.control`), computed once."""
+    if self.folder.has_records('controls'):
+      return self.folder.read_records('controls')
+    step = self._open('edgepopup').latest_step()
+    state = self._restore('edgepopup', step)
+    tile = lambda x: jnp.tile(x, (self.K,) + (1,) * (x.ndim - 1))
+    keys_M = tile(self.init_keys)
+    fresh = self._states(
+        'edgepopup', jax.vmap(lambda k: jax.random.fold_in(
+            k, ep.REINIT_TAG))(self.init_keys), self.noise_keys)
+    out = []
+    for name in self.cfg.controls:
+      scores, model_state = jax.jit(jax.vmap(functools.partial(
+          ep.control, name)))(state.params, state.model_state, keys_M,
+                              fresh.model_state)
+      ev = loop.evaluate_splits(
+          self.trainers['edgepopup'],
+          state._replace(params=scores, model_state=model_state), self.data)
+      out += records_lib.member_records(
+          [{**w, 'branch': name} for w in self.members('edgepopup')], ev,
+          step=step)
+    self.folder.write_records('controls', out)
+    return out
 
   def write_outputs(self, records: dict, final: bool = False) -> dict:
     """metrics.jsonl, summary.json, report.md and plots from records.
@@ -248,6 +277,7 @@ class EdgePopupRun:
     """
     lines = [r for phase in PHASES for r in records.get(phase, [])]
     health.flag_diverged(lines, key=report_lib.member_key)
+    lines += records.get('controls', [])
     summary = report_lib.summarize(records, self.final_densities, self.cfg.k,
                                    self.S)
     summary.update({

@@ -32,6 +32,10 @@ def summarize(records: dict, densities: list[dict], ks,
   {stats...} or None, 'members': [per-member summaries]}.
   """
   by_member = {}
+  controls = {}
+  for rec in records.get('controls', []):
+    controls.setdefault((rec['k'], rec['branch']), []).append(
+        rec['test_accuracy'])
   for rec in records.get('edgepopup', []) + records.get('dense', []):
     by_member.setdefault(member_key(rec), []).append(rec)
   members = []
@@ -55,6 +59,10 @@ def summarize(records: dict, densities: list[dict], ks,
             path: float(np.mean([m['density_per_layer'][path]
                                  for m in group])) for path in layers},
         **health.aggregate(group, STATS)})
+    branches = [b for kk, b in controls if kk == k]
+    if branches:
+      per_k[-1]['controls'] = {b: stats.mean_std(controls[(k, b)])
+                               for b in branches}
   dense = [m for m in members if m['method'] == 'dense']
   return {'k': per_k,
           'dense': health.aggregate(dense, STATS) if dense else None,
@@ -95,16 +103,19 @@ def table(summary: dict) -> str:
   if summary.get('dense'):
     entries.append(('dense (trained)', '100.00', summary['dense']))
   health = any(e.get('diverged') for _, _, e in entries)
+  branches = list(summary['k'][0].get('controls', {}))
   rows = []
   for label, density, e in entries:
     row = [label, density] + [_cell(e.get(name)) for name in (
         'final_test_accuracy', 'best_test_accuracy', 'final_train_accuracy')]
+    row += [_cell(e.get('controls', {}).get(b)) for b in branches]
     if health:
       row.append(f"diverged {e['diverged']}/{seeds}" if e.get('diverged')
                  else 'ok')
     rows.append(row)
   header = ['k (fraction kept)', 'weights kept (%)', 'test acc (%)',
-            'best test acc (%)', 'train acc (%)'] + (['health'] * health)
+            'best test acc (%)', 'train acc (%)'] + [
+                f'{b} test acc (%)' for b in branches] + (['health'] * health)
   return (title(summary) + ' (final-step accuracy, mean ± std over seeds; '
           'the k rows train no weight)\n\n' +
           stats.markdown_table(header, rows))
@@ -120,7 +131,8 @@ def report(summary: dict, lines: list[dict], config=None) -> lifecycle.Report:
 def plots(summary: dict, lines: list[dict]) -> dict:
   """{'accuracy.png': draw, 'curves.png': draw}."""
   curves = {f"Edge-Popup k={k:g}": [
-      r for r in lines if r['method'] == 'edgepopup' and r['k'] == k]
+      r for r in lines if r['method'] == 'edgepopup' and r['k'] == k
+      and 'branch' not in r]
             for k in (e['k'] for e in summary['k'])}
   dense = [r for r in lines if r['method'] == 'dense']
   if dense:
