@@ -1,7 +1,7 @@
 """Writes one report across finished runs.
 
   python -m launch.report --workdir=/tmp/tj [--workdir=/tmp/other ...] \
-      [--out=/tmp/tj/report]
+      [--out=/tmp/tj/report] [--only=REGEX]
 
 Every run folder under each workdir (or a run folder itself) with a
 `summary.json` is read; `report.md`, `accuracy.png` and, with LMC runs,
@@ -21,6 +21,9 @@ from ticketjax.reports import cross_run
 _WORKDIR = flags.DEFINE_multi_string(
     'workdir', None, 'Workdir (or run folder) to read; repeat for more.')
 _OUT = flags.DEFINE_string('out', None, 'Output folder.')
+_ONLY = flags.DEFINE_string(
+    'only', '', 'A regular expression: only the accuracy series whose label '
+    'it matches (as the table names them) go into the plot and table.')
 flags.mark_flag_as_required('workdir')
 
 
@@ -29,7 +32,7 @@ def main(argv):
   paths = list(_WORKDIR.value) + list(argv[1:])  # extra paths also work
   out = _OUT.value or os.path.join(paths[0], 'report')
   with bad_input.exit_on_value_error():
-    print(cross_run.write(paths, out))
+    print(cross_run.write(paths, out, only=_ONLY.value))
   print(f'results: {out}', file=sys.stderr)
 
 

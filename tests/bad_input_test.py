@@ -359,6 +359,13 @@ CASES = [
     ('report-out-below-file', 'report', ['--workdir={runs}',
                                          '--out={file}/r'],
      'lies below the file', None),
+    ('report-only-matches-nothing', 'report', ['--workdir={runs}',
+                                               '--out={root}/r',
+                                               '--only=no-such-method'],
+     'matches no series', None),
+    ('report-only-not-a-regex', 'report', ['--workdir={runs}',
+                                           '--out={root}/r', '--only=(x'],
+     'not a regular expression', None),
     # the prepare launcher (real data)
     ('prepare-no-package', 'prepare', ['--dataset=fashion_mnist',
                                        '--source={root}/nope'],

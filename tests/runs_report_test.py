@@ -48,3 +48,15 @@ def test_bad_paths_fail_clearly(tmp_path):
     cross_run.write([str(tmp_path / 'missing')], str(tmp_path / 'o'))
   with pytest.raises(ValueError, match='no finished runs'):
     cross_run.write([str(tmp_path)], str(tmp_path / 'o'))
+
+
+def test_only_keeps_the_series_it_matches(workdir, tmp_path):
+  text = cross_run.write([str(workdir)], str(tmp_path), only=r'ticket$')
+  assert ' ticket | mnist1d_mlp |' in text
+  for branch in ('reinit', 'shuffle', 'random'):
+    assert f' {branch} | mnist1d_mlp |' not in text
+  with pytest.raises(ValueError, match='matches no series; the labels'):
+    cross_run.write([str(workdir)], str(tmp_path / 'o'), only='nothing')
+  with pytest.raises(ValueError, match='not a regular expression'):
+    cross_run.write([str(workdir)], str(tmp_path / 'o'), only='(')
+  assert not (tmp_path / 'o').exists()

@@ -8,7 +8,8 @@ the folders themselves) and writes, in `out_dir`:
   each control branch, CS (one point per lambda), Edge-Popup (one point per
   k), dense runs as points at 100%;
 * `lmc.png`: error barrier against rewind step for every LMC run/network;
-* `report.md`: the accuracy table behind the plot, per-layer densities of
+* `report.md`: the accuracy table behind the plot (both restricted to the
+  series an `only` pattern matches, when given), per-layer densities of
   every point, and mask overlap (Jaccard over prunable kernels) between the
   seeds of each IMP level (of each grid point) and between IMP and CS
   tickets of the same model and seed at the nearest density (within 15%),
@@ -18,6 +19,7 @@ Pure reading: no run folder is modified.
 import collections
 import glob
 import os
+import re
 
 import jax
 import numpy as np
@@ -191,13 +193,29 @@ def plot_lmc(runs, path) -> None:
   plt.close(fig)
 
 
-def write(paths, out_dir: str) -> str:
-  """Writes the cross-run report into `out_dir`; returns its markdown."""
+def write(paths, out_dir: str, only: str = '') -> str:
+  """Writes the cross-run report into `out_dir`; returns its markdown.
+
+  `only`, a regular expression, keeps the accuracy series whose label
+  ('<job> <model>[ #n] <method's label>', as the table shows them) it
+  matches (`re.search`); ValueError when it is not one or matches none.
+  """
   workdir_lib.check_folder(out_dir, 'report folder (--out)')
+  try:
+    pattern = re.compile(only) if only else None
+  except re.error as e:
+    raise ValueError(f'--only {only!r} is not a regular expression: '
+                     f'{e}') from None
   runs = find_runs(paths)
   name_runs(runs)
-  os.makedirs(out_dir, exist_ok=True)
   series = [s for r in runs for s in accuracy_series(r)]
+  if pattern:
+    kept = [s for s in series if pattern.search(s['label'])]
+    if not kept:
+      raise ValueError(f'--only {only!r} matches no series; the labels are '
+                       f"{sorted(s['label'] for s in series)}")
+    series = kept
+  os.makedirs(out_dir, exist_ok=True)
   parts = ['# ticketjax runs\n', stats.markdown_table(
       ['run', 'job', 'model', 'data set', 'seeds'],
       [[os.path.basename(r['run_dir']), r['job'], r.get('model', ''),
