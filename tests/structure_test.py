@@ -150,3 +150,39 @@ def test_unstructured_is_the_default_and_unchanged():
     b = pruning.by_score('magnitude', scope, ctx, 0.6,
                          structure=structure.UNSTRUCTURED)
     jax.tree.map(np.testing.assert_array_equal, a, b)
+
+
+@pytest.mark.parametrize('kind', ['2:4', 'channels'])
+def test_imp_keeps_the_structure_at_every_level(tmp_path, kind):
+  from configs import imp_mlp_mnist1d  # pylint: disable=g-import-not-at-top
+  from ticketjax.run import jobs  # pylint: disable=g-import-not-at-top
+  from ticketjax.run import store  # pylint: disable=g-import-not-at-top
+  config = imp_mlp_mnist1d.get_config(f'smoke,structure={kind}')
+  config.progress = False
+  config.imp.controls = ()
+  summary = jobs.run(config, str(tmp_path))
+  assert summary['structure'] == kind
+  ckpt = store.Checkpoints(summary['run_dir'])
+  before = None
+  for level in (1, 2):
+    mask = ckpt.restore_raw(f'level_{level:03d}')['ticket']['mask']
+    for layer, leaves in mask.items():
+      k = np.asarray(leaves['kernel'])  # [seeds, in, out]
+      if kind == '2:4':
+        groups = k.reshape(k.shape[0], -1, 4, k.shape[-1]).sum(axis=2)
+        assert (groups == 2).all() if level == 1 else groups.max() <= 2
+        if level == 2:  # then 20% (output 10%) of the survivors go
+          rate = np.float32(0.1 if layer == 'output' else 0.2)
+          n = before[layer].sum(axis=(1, 2))
+          assert (k.sum(axis=(1, 2))
+                  == n - np.floor(rate * n + np.float32(0.5))).all()
+      else:
+        live = k.all(axis=1)
+        assert (k == live[:, None, :]).all(), layer
+        np.testing.assert_array_equal(np.asarray(leaves['bias']), live)
+        if layer == 'output':
+          assert live.all()
+        else:
+          assert live.sum(axis=1).tolist() == [{1: 80, 2: 64}[level]] * 2
+    before = {layer: np.asarray(leaves['kernel'])
+              for layer, leaves in mask.items()}

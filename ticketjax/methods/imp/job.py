@@ -317,6 +317,8 @@ class ImpRun:
                     'model': self.pieces.model.name,
                     'dataset': self.pieces.dataset.name,
                     'members': summaries})
+    if self.cfg.structure != 'unstructured':  # (older summaries: none)
+      summary['structure'] = self.cfg.structure
     return self.folder.finish(summary, evals, final=final,
                               show=not self.quiet)
 

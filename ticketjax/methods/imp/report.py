@@ -94,8 +94,10 @@ def describe(config) -> str:
             'lr': f'learning rate rewound to step {k}',
             'finetune': f'fine-tuned for train.steps - {k} steps',
             }.get(imp.get('rewind', 'init'), imp.get('rewind'))
-  return f"{imp.get('rule', 'layerwise_magnitude')} pruning at rates " \
-      f'{rates}, {rewind}'
+  structure = imp.get('structure', 'unstructured')
+  structure = '' if structure == 'unstructured' else f' ({structure})'
+  return f"{imp.get('rule', 'layerwise_magnitude')}{structure} pruning at " \
+      f'rates {rates}, {rewind}'
 
 
 def title(summary: dict, described: str = '') -> str:
@@ -302,6 +304,8 @@ def series(summary: dict) -> list[dict]:
     point = ' '.join(f'{grid_lib.SHORT[n]}={m[n]:g}'
                      for n in summary.get('grid', {}))
     label = f"{m['branch']} {point}".strip()
+    if summary.get('structure'):
+      label = f"{label} ({summary['structure']})"
     groups.setdefault(label, {}).setdefault(m['level'], []).append(m)
   return [{'label': label, 'points': points}
           for label, points in groups.items()]
