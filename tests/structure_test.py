@@ -186,3 +186,28 @@ def test_imp_keeps_the_structure_at_every_level(tmp_path, kind):
           assert live.sum(axis=1).tolist() == [{1: 80, 2: 64}[level]] * 2
     before = {layer: np.asarray(leaves['kernel'])
               for layer, leaves in mask.items()}
+
+
+def test_bn_scale_channels_remove_the_lowest_scales_and_their_norms():
+  model = get_model('resnet20')
+  params, _ = model.init(jax.random.PRNGKey(0))
+  gamma = jnp.arange(16.0)[::-1] - 7.5  # |gamma|: 7.5 .. 0.5 .. 7.5
+  params['stage_1_block_0']['bn_0']['scale'] = gamma
+  mask = pruning.by_score(
+      'bn_scale', 'layerwise',
+      scores.ScoreContext(params, masks.ones_like(params)), 0.5,
+      structure='channels')
+  block = mask['stage_1_block_0']
+  live = np.asarray(block['conv_0']['kernel']).all(axis=(0, 1, 2))
+  np.testing.assert_array_equal(live, np.abs(gamma) > 3.5)  # 8 largest
+  for leaf in ('scale', 'bias'):
+    np.testing.assert_array_equal(block['bn_0'][leaf], live)
+  assert np.asarray(mask['output']['kernel']).all()  # no BN: magnitude,
+  # and the output layer keeps its units
+
+
+def test_norm_layer_follows_the_models_naming():
+  assert structure.norm_layer('s/conv_0/kernel') == 's/bn_0'
+  assert structure.norm_layer('stem/conv/kernel') == 'stem/bn'
+  assert structure.norm_layer('b/shortcut_conv/kernel') == 'b/shortcut_bn'
+  assert structure.norm_layer('dense_0/kernel') is None

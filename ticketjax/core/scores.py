@@ -18,7 +18,9 @@ at temperature 200, Wang et al. 2020: signed, the largest kept; needs
 `model` and `batch`) and `synflow` (|w ⊙ ∂R/∂w| for R the summed output of
 the network with |w| on an all-ones input, Tanaka et al. 2020: data-free;
 needs `model` and `batch` for the input shape; iterate it, see
-`methods/pai`). Add one with `register`.
+`methods/pai`) and `bn_scale` (a unit's BatchNorm |scale| for each of its
+weights, |w| where no BatchNorm follows; for channel pruning). Add one
+with `register`.
 """
 import dataclasses
 from typing import Any, Callable
@@ -26,6 +28,8 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
+from ticketjax.core import masks as masks_lib
+from ticketjax.core import structure
 from ticketjax.core.types import Mask, Model, PyTree
 
 @dataclasses.dataclass(frozen=True)
@@ -142,6 +146,25 @@ def synflow(ctx: ScoreContext) -> PyTree:
   return jax.tree.map(lambda g, w: jnp.abs(g * w), grads, linear)
 
 
+def bn_scale(ctx: ScoreContext) -> PyTree:
+  """Every weight of an output unit scores its BatchNorm's |scale| (the
+  channel criterion of network slimming, Liu et al. 2017, and Early-Bird
+  tickets); a kernel with no BatchNorm after it (`structure.norm_layer`)
+  scores |w|, so the output layer and plain layers keep magnitude."""
+  paths = masks_lib.leaf_paths(ctx.params)
+  leaves = jax.tree.leaves(ctx.params)
+  where = dict(zip(paths, leaves))
+  out = []
+  for path, w in zip(paths, leaves):
+    norm = structure.norm_layer(path) if path.endswith('/kernel') else None
+    gamma = where.get(f'{norm}/scale') if norm else None
+    if gamma is not None and jnp.shape(gamma) == jnp.shape(w)[-1:]:
+      out.append(jnp.broadcast_to(jnp.abs(gamma), jnp.shape(w)))
+    else:
+      out.append(jnp.abs(w))
+  return jax.tree.unflatten(jax.tree.structure(ctx.params), out)
+
+
 def _vdot(a: PyTree, b: PyTree) -> jax.Array:
   return sum(jnp.vdot(x, y) for x, y in zip(jax.tree.leaves(a),
                                              jax.tree.leaves(b)))
@@ -154,6 +177,7 @@ SCORES: dict[str, Callable[[ScoreContext], PyTree]] = {
     'snip': snip,
     'grasp': grasp,
     'synflow': synflow,
+    'bn_scale': bn_scale,
 }
 
 

@@ -31,6 +31,9 @@ rule's rate (`pruning` documents the rounding, `floor(rate * n + 0.5)`):
     unit's entries (pruned entries count 0). For magnitude that is the
     unit's L1 norm over its fan-in: the ranking of the L1 norm within a
     layer, and comparable across layers when `global` scope pools them.
+    The score `bn_scale` (`core/scores.py`) gives every weight of a unit
+    its BatchNorm's |scale| (network slimming), where a BatchNorm follows.
+    A removed unit's BatchNorm scale and shift are masked with its bias.
 """
 import re
 from typing import NamedTuple
@@ -126,22 +129,42 @@ def unit_scores(scores: jax.Array, mask: jax.Array):
   return score, jnp.any(mask, axis=axes)
 
 
+def norm_layer(kernel_path: str) -> str | None:
+  """The BatchNorm layer that follows a convolution, by the models' naming
+  (`.../conv_0/kernel` -> `.../bn_0`, `stem/conv` -> `stem/bn`,
+  `shortcut_conv` -> `shortcut_bn`); None for a layer not named conv."""
+  layer = kernel_path.rsplit('/', 1)[0]
+  head, _, name = layer.rpartition('/')
+  if 'conv' not in name:
+    return None
+  return f"{head + '/' if head else ''}{name.replace('conv', 'bn', 1)}"
+
+
+def unit_leaves(paths: list[str], kernel_path: str) -> list[int]:
+  """Indices of the per-unit leaves of a kernel's units: its 'bias' and
+  its BatchNorm's 'scale' and 'bias' (those present)."""
+  layer = kernel_path.rsplit('/', 1)[0]
+  norm = norm_layer(kernel_path)
+  names = [f'{layer}/bias'] + ([f'{norm}/scale', f'{norm}/bias'] if norm
+                               else [])
+  return [paths.index(n) for n in names if n in paths]
+
+
 def mask_biases(mask: Mask, structure, prunable: masks_lib.LeafFilter
                 ) -> Mask:
-  """With 'channels', a removed unit's bias (sibling leaf 'bias' of its
-  kernel) is masked too, so the unit outputs exactly zero before its
-  activation; other structures return `mask` unchanged."""
+  """With 'channels', a removed unit's bias and its BatchNorm scale and
+  shift (`unit_leaves`) are masked too, so the unit outputs exactly zero
+  before its activation; other structures return `mask` unchanged."""
   if parse(structure).kind != 'channels':
     return mask
   paths = masks_lib.leaf_paths(mask)
   leaves = jax.tree.leaves(mask)
-  where = {p: i for i, p in enumerate(paths)}
   out = list(leaves)
   for path, m in zip(paths, leaves):
     if not prunable(path, m) or is_output(path) or '/' not in path:
       continue
-    bias = where.get(path.rsplit('/', 1)[0] + '/bias')
-    if bias is not None and jnp.shape(leaves[bias]) == jnp.shape(m)[-1:]:
-      live = jnp.any(m, axis=tuple(range(jnp.ndim(m) - 1)))
-      out[bias] = leaves[bias] & live
+    live = jnp.any(m, axis=tuple(range(jnp.ndim(m) - 1)))
+    for i in unit_leaves(paths, path):
+      if jnp.shape(leaves[i]) == jnp.shape(live):
+        out[i] = leaves[i] & live
   return jax.tree.unflatten(jax.tree.structure(mask), out)
