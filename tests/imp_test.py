@@ -201,3 +201,35 @@ def test_bad_rates_fail_before_any_work(tmp_path):
   with pytest.raises(ValueError, match=r'\[0, 1\)'):
     jobs.run(config, str(tmp_path / 'w'))
   assert not (tmp_path / 'w').exists()
+
+
+def test_invert_control_keeps_the_lowest_trained_magnitudes(tmp_path):
+  from configs import imp_mlp_mnist1d  # pylint: disable=g-import-not-at-top
+  from ticketjax.run import jobs  # pylint: disable=g-import-not-at-top
+  params = tiny_mlp().init(jax.random.PRNGKey(0))[0]
+  mask = masks.ones_like(params)
+  cfg = imp.ImpConfig(levels=1, controls=('invert',))
+  new = imp.prune_level(cfg, 1, params, mask, mask, jax.random.PRNGKey(1))
+  for path, w, t, inv in zip(masks.leaf_paths(params),
+                             jax.tree.leaves(params),
+                             jax.tree.leaves(new['ticket']),
+                             jax.tree.leaves(new['invert'])):
+    if masks.is_kernel(path, w):
+      w, t, inv = np.abs(np.asarray(w)), np.asarray(t), np.asarray(inv)
+      assert inv.sum() == t.sum()
+      assert w[inv].max() <= w[~inv].min(), path
+  with pytest.raises(ValueError, match="'invert' control inverts"):
+    imp.ImpConfig(levels=1, rule='random', controls=('invert',)).validate(
+        10)
+  # end to end: a branch of its own, with the ticket's per-layer counts
+  config = imp_mlp_mnist1d.get_config('smoke,levels=1')
+  config.progress = False
+  config.imp.controls = ('invert',)
+  summary = jobs.run(config, str(tmp_path))
+  by = {(m['branch'], m['seed']): m for m in summary['members']
+        if m['level'] == 1}
+  for s in range(2):
+    assert (by[('invert', s)]['density_per_layer']
+            == by[('ticket', s)]['density_per_layer'])
+  assert 'invert test acc (%)' in open(
+      f"{summary['run_dir']}/report.md").read()

@@ -32,6 +32,11 @@ except for what it changes:
             'step', the rewind point's optimizer state and step, i.e.
             Renda et al.'s learning-rate rewinding. Not with the 'lr' and
             'finetune' modes, whose ticket already starts from theta_j.
+  invert    (not in the default set) the previous level's ticket mask
+            pruned at the same rates keeping the *lowest* scores of the
+            rule (Frankle et al. 2021's inversion), ticket init; one step
+            from the ticket's lineage at each level, not a lineage of its
+            own.
 """
 import dataclasses
 from typing import Callable
@@ -41,12 +46,19 @@ import jax.numpy as jnp
 
 from ticketjax.core import masks as masks_lib
 from ticketjax.core import pruning
+from ticketjax.core import scores as scores_lib
 from ticketjax.core import structure as structure_lib
 from ticketjax.core import selection
 from ticketjax.core.train import TrainState
 
 REWIND_MODES = ('init', 'step', 'lr', 'finetune')
-CONTROLS = ('reinit', 'shuffle', 'random', 'finetune')
+CONTROLS = ('reinit', 'shuffle', 'random', 'finetune')  # the default set
+VALID_CONTROLS = CONTROLS + ('invert',)
+# rule -> (score, scope) of the rules the 'invert' control can invert
+_INVERTIBLE = {'layerwise_magnitude': ('magnitude', 'layerwise'),
+               'global_magnitude': ('magnitude', 'global'),
+               'global_magnitude_normalized': ('magnitude_normalized',
+                                               'global')}
 
 # fold_in tags of the per-level randomness of a seed (with its root key)
 _REINIT_TAG = 1_000_003
@@ -67,7 +79,7 @@ class ImpConfig:
     target_density: stop early once the ticket's density is at or below
       this (0 disables).
     prune_exclude: path substrings of kernels never pruned (e.g. 'output').
-    controls: branches from CONTROLS trained next to the ticket.
+    controls: branches from VALID_CONTROLS trained next to the ticket.
     control_levels: levels (>= 1) with controls; empty = every level.
     structure: the mask structure every level's pruning keeps
       (`core/structure.py`): 'unstructured', 'N:M' (e.g. '2:4': the first
@@ -107,10 +119,13 @@ class ImpConfig:
       raise ValueError("rewind mode 'finetune' trains at the schedule's final "
                        'learning rate, which is 0 for this schedule; use a '
                        "'constant' or 'step' schedule")
-    bad = [c for c in self.controls if c not in CONTROLS]
+    bad = [c for c in self.controls if c not in VALID_CONTROLS]
     if bad:
       raise ValueError(f'unknown controls {bad}; valid controls are '
-                       f'{list(CONTROLS)}')
+                       f'{list(VALID_CONTROLS)}')
+    if 'invert' in self.controls and self.rule not in _INVERTIBLE:
+      raise ValueError(f"the 'invert' control inverts a magnitude rule "
+                       f'({sorted(_INVERTIBLE)}), not {self.rule!r}')
     if 'finetune' in self.controls and self.rewind in ('lr', 'finetune'):
       raise ValueError(f"the 'finetune' control is the ticket itself in "
                        f'rewind mode {self.rewind!r} (both start from the '
@@ -182,7 +197,15 @@ def prune_level(cfg: ImpConfig, level: int, final_params, ticket_mask,
                          key=jax.random.fold_in(seed_key, level),
                          structure=cfg.structure)
   counts = masks_lib.counts(ticket, cfg.prunable)['kept']
-  return {
+  out = {}
+  if 'invert' in cfg.controls:
+    score, scope = _INVERTIBLE[cfg.rule]
+    lowest = jax.tree.map(jnp.negative, scores_lib.get(score)(
+        scores_lib.ScoreContext(final_params, ticket_mask)))
+    rule = pruning.global_ if scope == 'global' else pruning.layerwise
+    out['invert'] = rule(lowest, ticket_mask, rates, cfg.prunable,
+                         cfg.structure)
+  return out | {
       'ticket': ticket,
       'shuffle': pruning.shuffle(
           jax.random.fold_in(jax.random.fold_in(seed_key, _SHUFFLE_TAG),

@@ -25,7 +25,7 @@ from ticketjax.core import stats
 from ticketjax.reports import plots as plots_lib
 from ticketjax.run import lifecycle
 
-BRANCH_ORDER = ('ticket', 'finetune', 'reinit', 'shuffle', 'random')
+BRANCH_ORDER = ('ticket', 'finetune', 'reinit', 'shuffle', 'random', 'invert')
 
 
 def summarize(members: list[dict], grid=None) -> dict:
