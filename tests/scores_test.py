@@ -111,6 +111,26 @@ def test_grasp_is_the_weight_times_the_hessian_gradient_product():
   assert (np.asarray(got) < 0).any()  # signed: the sign is the method
 
 
+def test_grasp_hg_equals_a_finite_difference_of_the_gradient():
+  """Hg = (grad(w + eps g) - grad(w - eps g)) / (2 eps), in float64 numpy
+  with the linear model's closed-form gradient at temperature 200."""
+  ctx, x, y, w = _linear_ctx()
+  x, w = np.asarray(x, np.float64), np.asarray(w, np.float64)
+  onehot = np.eye(2)[np.asarray(y)]
+
+  def grad(weights):  # d/dW of mean CE(softmax(x W / T))
+    z = x @ weights / 200.0
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    return x.T @ (p - onehot) / (200.0 * len(x))
+
+  g = grad(w)
+  eps = 1e-3 / np.abs(g).max()
+  hg = (grad(w + eps * g) - grad(w - eps * g)) / (2 * eps)
+  got = np.asarray(scores.grasp(ctx)['out']['kernel'], np.float64)
+  np.testing.assert_allclose(got, w * hg, rtol=2e-3, atol=1e-14)
+
+
 def _relu_mlp():
   """A bias-free ReLU MLP: homogeneous of degree 1 in each layer."""
   def init(key):
