@@ -8,7 +8,8 @@ Six target densities x 5 seeds = 30 members in one compiled program.
       --workdir=/tmp/tj
 
 Variants: those of configs/pai_mnist1d.py (score=, scope=, at=, controls=,
-structure=, densities=, seeds=, smoke), and steps=N. Default densities
+structure=, densities=, seeds=, smoke: 2 seeds, 50/10%, 20 steps, 4
+validation images), and steps=N. Default densities
 50/20/10/5/2/1%.
 
 About 6 minutes per score on 2 CPU cores (7 with at=trained; the controls
@@ -40,4 +41,5 @@ def get_config(arg=None):
       c.pai.densities = (0.5, 0.1)
     c.train.steps = 20
     c.train.eval_every = 10
+    c.data.val_size = min(c.data.val_size, 4)  # as imp_common.smoke
   return c

@@ -128,6 +128,11 @@ class Trainer:
       (`sharding.map_member_groups`).
     augment: an optional `augment(x_batch, key) -> x_batch` applied to
       every training batch (`ticketjax.augment`), keyed by the step.
+    mask_update: an optional `mask_update(state, grads, t) -> state` run in
+      every step after the gradient of the batch (the dense gradient: masked
+      weights are zeros, not constants) and before the optimizer update,
+      which then uses the state's new mask: dynamic sparse training (RigL,
+      SET) moves its masks here, inside the compiled program.
   """
   model: Model
   optimizer: optax.GradientTransformationExtraArgs
@@ -136,6 +141,8 @@ class Trainer:
   penalty: Callable[[PyTree, PyTree], jax.Array] | None = None
   member_group: int = 0
   augment: Callable[[jax.Array, jax.Array], jax.Array] | None = None
+  mask_update: Callable[[TrainState, PyTree, jax.Array], TrainState] | None \
+      = None
 
   # -- single seed -------------------------------------------------------
 
@@ -172,6 +179,10 @@ class Trainer:
       x = self.augment(x, jax.random.fold_in(key, augment_lib.AUGMENT_TAG))
     (loss, (logits, model_state)), grads = jax.value_and_grad(
         self._loss, has_aux=True)(state.params, state.model_state, x, y, key)
+    if self.mask_update is not None:
+      state = self.mask_update(state._replace(model_state=model_state),
+                               grads, t)
+      model_state = state.model_state
     updates, opt_state = self.optimizer.update(
         grads, state.opt_state, state.params, mask=state.mask)
     params = optax.apply_updates(state.params, updates)

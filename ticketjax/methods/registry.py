@@ -33,6 +33,7 @@ METHODS = {
     'lmc': 'ticketjax.methods.lmc.job',
     'pai': 'ticketjax.methods.pai.job',
     'transfer': 'ticketjax.methods.transfer.job',
+    'dst': 'ticketjax.methods.dst.job',
 }
 
 

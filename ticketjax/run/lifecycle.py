@@ -126,7 +126,7 @@ class Run:
 
   def train_stage(self, name: str, trainer, start_M, who: Sequence[Mapping],
                   prunable, *, desc: str, checkpoint: str | None = None,
-                  train_accuracy: bool = True, **base):
+                  train_accuracy: bool = True, extras=None, **base):
     """Trains members `start_M` (member i is `who[i]`) to `train.steps`
     in one program; returns their final states.
 
@@ -134,6 +134,8 @@ class Run:
     members, and writes `records/<name>.json` ({'evals', 'members'}: per
     member `member_stats` and densities over `prunable`), then the
     checkpoint `checkpoint` (default `name`) of the final states.
+    `extras(final_M)`, if given, returns more per-member summary fields (a
+    dict per member), written with the rest.
     """
     indexed = [{**w, 'member': i} for i, w in enumerate(who)]
     evals = []
@@ -149,6 +151,9 @@ class Run:
     members = [{**w, **health.member_stats(
         [r for r in evals if r['member'] == i], train=train_accuracy),
                 **dens[i]} for i, w in enumerate(who)]
+    if extras is not None:
+      for m, more in zip(members, extras(final_M)):
+        m.update(more)
     for r in evals:
       del r['member']
     self.write_records(name, {'evals': evals, 'members': members})

@@ -1,0 +1,1 @@
+"""Dynamic sparse training (static, SET, RigL): `core` and `job`."""

@@ -1,0 +1,218 @@
+"""The `dst` job: static, SET and RigL sparse training side by side.
+
+Members are (variant, distribution, density, seed), variant-major, then
+distribution, density and seed (`who` lists them); every member of a seed
+has the same init, data order and (for one distribution and density) the
+same initial random mask, so the variants differ only in how their masks
+move. All train together to `train.steps` in one compiled program with
+`core.mask_update` inside the step; `records/train.json` (evaluation
+records, per-member summaries with the Jaccard index of the final mask
+and the initial one) and then `checkpoints/final` are written. A run
+killed before its checkpoint trains again from the start, which, training
+being deterministic, gives the same records.
+"""
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ticketjax.core import distributions
+from ticketjax.core import masks as masks_lib
+from ticketjax.core import stats
+from ticketjax.core import train as train_lib
+from ticketjax.methods.dst import core
+from ticketjax.reports import plots as plots_lib
+from ticketjax.run import health
+from ticketjax.run import lifecycle
+from ticketjax.run import setup as setup_lib
+
+SEEDS = 'refuse'
+NON_SEMANTIC = ()
+PLOTS = ('accuracy.png', 'curves.png')
+STATS = ('final_test_accuracy', 'best_test_accuracy', 'final_test_loss',
+         'jaccard_initial')
+NAMES = {'static': 'static sparse', 'set': 'SET', 'rigl': 'RigL'}
+
+
+def dst_config(config) -> core.DstConfig:
+  cfg = setup_lib.method_section(
+      config, 'dst', core.DstConfig,
+      tuples=('densities', 'variants', 'distributions', 'prune_exclude'))
+  cfg = dataclasses.replace(cfg, densities=tuple(
+      float(d) for d in cfg.densities))
+  cfg.validate()
+  return cfg
+
+
+def check(config) -> None:
+  """Checks config.dst (ValueError); `setup.build` checks the rest."""
+  dst_config(config)
+
+
+def run(config: Any, workdir: str) -> dict:
+  """The `dst` job: see the module docstring."""
+  cfg = dst_config(config)  # cheap checks first
+  folder = lifecycle.Run(config, workdir)
+  folder.check_seeds('search')
+  done = folder.done()
+  if done is not None:
+    return done
+  folder.begin()
+  if not (folder.has_records('train') and folder.store.usable('final')):
+    train(folder, cfg)
+  records = folder.read_records('train')
+  return folder.finish(summarize(folder, cfg, records['members']),
+                       records['evals'])
+
+
+def members(cfg: core.DstConfig, num_seeds: int) -> list[dict]:
+  return [{'variant': v, 'distribution': d, 'density_target': p, 'seed': s}
+          for v in cfg.variants for d in cfg.distributions
+          for p in cfg.densities for s in range(num_seeds)]
+
+
+def trainer_for(pieces, cfg: core.DstConfig) -> train_lib.Trainer:
+  """The run's trainer with the wrapped model and the mask update."""
+  base = pieces.trainer
+  return dataclasses.replace(
+      base, model=core.wrap_model(base.model),
+      mask_update=core.mask_update(cfg, base.optimizer, pieces.train.steps))
+
+
+def start_states(pieces, cfg: core.DstConfig, trainer) -> train_lib.TrainState:
+  """Every member's step-0 state, in `members` order."""
+  S = pieces.num_seeds
+  init_keys, noise_keys = jax.vmap(train_lib.split_seed_key)(
+      pieces.seed_keys())
+  init_S = trainer.init_states(init_keys, noise_keys)
+  shapes = jax.tree.map(lambda x: x[0], init_S.params)
+  mask_keys = jax.vmap(lambda k: jax.random.fold_in(k, core.MASK_TAG))(
+      init_keys)
+  groups = []
+  for d in cfg.distributions:
+    for p in cfg.densities:
+      kept = distributions.counts(shapes, p, d, cfg.prunable)
+      groups.append(jax.jit(jax.vmap(lambda k, params, kept=kept: (
+          distributions.random_mask(k, params, kept, cfg.prunable))))(
+              mask_keys, init_S.params))
+  mask_G = jax.tree.map(lambda *xs: jnp.concatenate(xs), *groups)
+  per_variant = len(groups) * S
+  out = []
+  for i, _ in enumerate(cfg.variants):
+    code = core.VARIANTS.index(cfg.variants[i])
+    tile = lambda x: jnp.tile(x, (len(groups),) + (1,) * (x.ndim - 1))
+    init_G = jax.tree.map(tile, init_S)
+    state = jax.vmap(trainer.reset)(init_G.params, init_G.model_state,
+                                    mask_G, init_G.key)
+    ms = dict(state.model_state, variant=jnp.full((per_variant,), code,
+                                                   jnp.int32))
+    out.append(state._replace(model_state=ms))
+  return jax.tree.map(lambda *xs: jnp.concatenate(xs), *out)
+
+
+def train(folder, cfg: core.DstConfig):
+  pieces = folder.setup
+  trainer = trainer_for(pieces, cfg)
+  start_M = start_states(pieces, cfg, trainer)
+  who = members(cfg, pieces.num_seeds)
+
+
+  def moved(final_M):  # how far each mask moved from where it started
+    jaccard = np.asarray(jax.vmap(lambda a, b: masks_lib.jaccard(
+        a, b, cfg.prunable))(final_M.mask, start_M.mask))
+    return [{'jaccard_initial': float(j)} for j in jaccard]
+
+  folder.train_stage(
+      'train', trainer, start_M, who, cfg.prunable,
+      desc=f"dst {'/'.join(cfg.variants)} ({len(who)} members)",
+      checkpoint='final', extras=moved)
+
+
+def summarize(folder, cfg: core.DstConfig, members_: list[dict]) -> dict:
+  """Per (variant, distribution, density): mean ± std over seeds."""
+  pieces = folder.setup
+  groups = []
+  for v in cfg.variants:
+    for d in cfg.distributions:
+      for p in cfg.densities:
+        mine = [m for m in members_ if (m['variant'], m['distribution'],
+                                        m['density_target']) == (v, d, p)]
+        groups.append({'variant': v, 'distribution': d, 'density_target': p,
+                       'density': stats.mean_std([m['density']
+                                                  for m in mine]),
+                       **health.aggregate(mine, STATS)})
+  return {'job': 'dst', 'run_dir': folder.dir, 'model': pieces.model.name,
+          'dataset': pieces.dataset.name, 'num_seeds': pieces.num_seeds,
+          'steps': pieces.train.steps, 'update_every': cfg.update_every,
+          'drop_fraction': cfg.drop_fraction,
+          'end_step': cfg.end_step(pieces.train.steps), 'groups': groups,
+          'members': members_}
+
+
+def _label(e: dict) -> str:
+  return f"{NAMES[e['variant']]} ({e['distribution']})"
+
+
+def title(summary: dict) -> str:
+  return (f"Dynamic sparse training, {summary['model']} on "
+          f"{summary['dataset']}, {summary['steps']} steps (mask updates "
+          f"every {summary['update_every']} to step {summary['end_step']}, "
+          f"alpha {summary['drop_fraction']:g}), {summary['num_seeds']} seeds")
+
+
+def table(summary: dict) -> str:
+  fmt = stats.format_mean_std
+  rows = []
+  for e in summary['groups']:
+    acc = e.get('final_test_accuracy')
+    rows.append([_label(e), f"{100 * e['density']['mean']:.2f}",
+                 fmt(acc) if acc else 'n/a',
+                 fmt(e['best_test_accuracy']) if acc else 'n/a',
+                 f"{e['jaccard_initial']['mean']:.3f}" if acc else 'n/a',
+                 f"diverged {e['diverged']}/{e['members']}"
+                 if e.get('diverged') else 'ok'])
+  return (title(summary) + ' (test accuracy %, mean ± std over seeds)\n\n'
+          + stats.markdown_table(
+              ['method', 'weights remaining (%)', 'final test acc (%)',
+               'best test acc (%)', 'Jaccard(final, initial mask)',
+               'members'], rows))
+
+
+def report(summary: dict, evals: list[dict], config=None) -> lifecycle.Report:
+  del config
+
+  def accuracy(path):
+    plt = plots_lib.pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    labels = list(dict.fromkeys(_label(e) for e in summary['groups']))
+    for label in labels:
+      pts = [e for e in summary['groups']
+             if _label(e) == label and 'final_test_accuracy' in e]
+      plots_lib.band(ax, [100 * e['density']['mean'] for e in pts],
+                     [100 * e['final_test_accuracy']['mean'] for e in pts],
+                     [100 * e['final_test_accuracy']['std'] for e in pts],
+                     label, marker='o', ms=3)
+    plots_lib.density_axis(ax, min(100 * e['density']['mean']
+                                   for e in summary['groups']))
+    plots_lib.save(fig, ax, path, title(summary), 'final test accuracy (%)')
+
+  curves = {}
+  for r in evals:
+    curves.setdefault(f"{_label(r)}, density "
+                      f"{100 * r['density_target']:g}%", []).append(r)
+  return lifecycle.Report(title(summary), table(summary), {
+      'accuracy.png': accuracy,
+      'curves.png': lambda path: plots_lib.learning_curves(
+          curves, path, title(summary))})
+
+
+def series(summary: dict) -> list[dict]:
+  """A series per (variant, distribution): density -> members."""
+  out = {}
+  for m in summary.get('members', []):
+    if not m.get('diverged'):
+      out.setdefault(_label(m), {}).setdefault(m['density_target'],
+                                               []).append(m)
+  return [{'label': label, 'points': points} for label, points in out.items()]
