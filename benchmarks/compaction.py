@@ -2,11 +2,14 @@
 
   python benchmarks/compaction.py [--model=lenet_300_100] [--units=0.5]
       [--batches=1,100,10000] [--rounds=20]
+      [--checkpoint=RUN/checkpoints/NAME[:i]]
 
 Prunes the model's init to `--units` of its hidden units by channel
-magnitude (`structure='channels'`, layerwise, the output layer whole),
-compacts it (`models/compact.py`) and times, for each batch size, one
-jitted forward pass of
+magnitude (`structure='channels'`, layerwise, the output layer whole), or
+takes member i of a saved channel-pruned run (`--checkpoint`, e.g. an IMP
+level of `imp_lenet300_fashion_mnist.py:structure=channels`; its model is
+the run's), compacts it (`models/compact.py`) and times, for each batch
+size, one jitted forward pass of
 
   * masked: the full-width network with its params masked inside the
     program, as ticketjax evaluates a masked member;
@@ -19,11 +22,13 @@ values do not change the speed of a dense matmul, so the init's mask is as
 good as a trained one for timing.
 """
 import argparse
+import json
 import os
 import sys
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
@@ -33,6 +38,7 @@ from ticketjax.core import masks as masks_lib  # noqa: E402
 from ticketjax.core import pruning  # noqa: E402
 from ticketjax.models import compact as compact_lib  # noqa: E402
 from ticketjax.models import get_model  # noqa: E402
+from ticketjax.run import store  # noqa: E402
 
 
 def main():
@@ -42,6 +48,8 @@ def main():
                       help='fraction of hidden units kept, in (0, 1]')
   parser.add_argument('--batches', default='1,100,10000')
   parser.add_argument('--rounds', type=int, default=20)
+  parser.add_argument('--checkpoint', default='',
+                      help='RUN/checkpoints/NAME[:i]: a saved member')
   args = parser.parse_args()
   if not 0.0 < args.units <= 1.0:
     parser.error(f'--units {args.units} lies outside (0, 1]: it is the '
@@ -51,10 +59,29 @@ def main():
     compact_lib.check(args.model, {})
   except ValueError as e:
     parser.error(str(e))
-  model = get_model(args.model)
-  params, state = model.init(jax.random.PRNGKey(0))
-  mask = pruning.layerwise_magnitude(params, masks_lib.ones_like(params),
-                                     1.0 - args.units, structure='channels')
+  if args.checkpoint:
+    path, _, member = args.checkpoint.partition(':')
+    run_dir = os.path.dirname(os.path.dirname(os.path.abspath(path)))
+    try:
+      config = json.load(open(os.path.join(run_dir, 'config.json')))
+      args.model = config['model']['name']
+      compact_lib.check(args.model, config['model'].get('kwargs', {}))
+      raw = store.Checkpoints(run_dir).restore_raw(os.path.basename(path))
+    except (OSError, KeyError, ValueError) as e:
+      parser.error(f'--checkpoint {args.checkpoint}: {e}')
+    raw = raw.get('ticket', raw)  # an IMP level holds the ticket's state
+    take = lambda tree: jax.tree.map(lambda v: jnp.asarray(v[int(
+        member or 0)]), tree)
+    params, state, mask = (take(raw['params']), take(raw['model_state']),
+                           jax.tree.map(lambda v: v.astype(bool),
+                                        take(raw['mask'])))
+    model = get_model(args.model, **config['model'].get('kwargs', {}))
+  else:
+    model = get_model(args.model)
+    params, state = model.init(jax.random.PRNGKey(0))
+    mask = pruning.layerwise_magnitude(params, masks_lib.ones_like(params),
+                                       1.0 - args.units,
+                                       structure='channels')
   small_model, small, info = compact_lib.compact(args.model, {}, params, mask)
   in_dim = int(small[sorted(small)[0]]['kernel'].shape[0])
 
