@@ -160,6 +160,22 @@ class Run:
     self.store.save(checkpoint or name, final_M)
     return final_M
 
+  def one_stage(self, what: str, train: Callable[[], Any],
+                outputs: Callable[[dict], tuple[dict, list]]) -> dict:
+    """The whole life of a job with one training stage ('train', saved as
+    `checkpoints/final`): the seed check, `done()`, `begin()`, `train()`
+    unless its records and checkpoint are there and intact, then
+    `finish(*outputs(records))`. `what` names the run in seed errors."""
+    self.check_seeds(what)
+    done = self.done()
+    if done is not None:
+      return done
+    self.begin()
+    if not (self.has_records('train') and self.store.usable('final')):
+      train()
+    summary, lines = outputs(self.read_records('train'))
+    return self.finish(summary, lines)
+
   def write_records(self, name: str, obj) -> None:
     """`records/<name>.json`, atomically (temp file + rename)."""
     os.makedirs(self.path('records'), exist_ok=True)

@@ -55,16 +55,9 @@ def run(config: Any, workdir: str) -> dict:
   """The `dst` job: see the module docstring."""
   cfg = dst_config(config)  # cheap checks first
   folder = lifecycle.Run(config, workdir)
-  folder.check_seeds('search')
-  done = folder.done()
-  if done is not None:
-    return done
-  folder.begin()
-  if not (folder.has_records('train') and folder.store.usable('final')):
-    train(folder, cfg)
-  records = folder.read_records('train')
-  return folder.finish(summarize(folder, cfg, records['members']),
-                       records['evals'])
+  return folder.one_stage(
+      'search', lambda: train(folder, cfg),
+      lambda rec: (summarize(folder, cfg, rec['members']), rec['evals']))
 
 
 def members(cfg: core.DstConfig, num_seeds: int) -> list[dict]:

@@ -59,19 +59,15 @@ def run(config: Any, workdir: str) -> dict:
   params = jax.eval_shape(folder.setup.trainer.model.init,
                           jax.random.PRNGKey(0))[0]
   structure_lib.check(cfg.structure, params, cfg.prunable)
-  folder.check_seeds('search')
-  done = folder.done()
-  if done is not None:
-    return done
-  folder.begin()
-  if not (folder.has_records('train') and folder.store.usable('final')):
-    train(folder, cfg)
-  records = folder.read_records('train')
-  evals, members = records['evals'], records['members']
-  if cfg.prune_at == 'trained':
-    dense = folder.read_records('dense')
-    evals, members = dense['evals'] + evals, dense['members'] + members
-  return folder.finish(summarize(folder, cfg, members), evals)
+
+  def outputs(records):  # the dense stage's members first, if any
+    evals, members = records['evals'], records['members']
+    if cfg.prune_at == 'trained':
+      dense = folder.read_records('dense')
+      evals, members = dense['evals'] + evals, dense['members'] + members
+    return summarize(folder, cfg, members), evals
+
+  return folder.one_stage('search', lambda: train(folder, cfg), outputs)
 
 
 def _scored_states(folder, cfg: core.PaiConfig, init_S):

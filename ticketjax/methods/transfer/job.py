@@ -109,16 +109,9 @@ def run(config: Any, workdir: str) -> dict:
       pieces.seed_keys()))
   tickets = {name: _tickets(ckpt, cfg.levels, template, S)  # before writes
              for name, ckpt in runs.items()}
-  folder.check_seeds('transfer run')
-  done = folder.done()
-  if done is not None:
-    return done
-  folder.begin()
-  if not (folder.has_records('train') and folder.store.usable('final')):
-    train(folder, cfg, tickets)
-  records = folder.read_records('train')
-  return folder.finish(summarize(folder, cfg, records['members']),
-                       records['evals'])
+  return folder.one_stage(
+      'transfer run', lambda: train(folder, cfg, tickets),
+      lambda rec: (summarize(folder, cfg, rec['members']), rec['evals']))
 
 
 def train(folder, cfg: core.TransferConfig, tickets: dict) -> None:
