@@ -14,7 +14,6 @@ t = 100, 200, ..., 1,100 fall inside the timed window.
 """
 import argparse
 import dataclasses
-import importlib.util
 import os
 import sys
 import time
@@ -25,18 +24,11 @@ import jax.numpy as jnp
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
+from configs import common  # noqa: E402
 from ticketjax.core import train as train_lib  # noqa: E402
 from ticketjax.methods.dst import core  # noqa: E402
 from ticketjax.methods.dst import job as dst_job  # noqa: E402
 from ticketjax.run import setup as setup_lib  # noqa: E402
-
-
-def _config(spec: str):
-  path, _, arg = spec.partition(':')
-  loader = importlib.util.spec_from_file_location('dst_config', path)
-  module = importlib.util.module_from_spec(loader)
-  loader.loader.exec_module(module)
-  return module.get_config(arg or None)
 
 
 def main():
@@ -47,7 +39,7 @@ def main():
   parser.add_argument('--steps', type=int, default=1000)
   parser.add_argument('--rounds', type=int, default=3)
   args = parser.parse_args()
-  config = _config(args.config)
+  config = common.from_file(args.config)
   config.num_seeds = args.seeds
   config.dst.densities = (args.density,)
   config.dst.distributions = ('erk',)

@@ -18,7 +18,6 @@ and prints (train + path) / train, the cost of the analysis relative to
 training the copies alone (target: at most 1.3).
 """
 import argparse
-import importlib.util
 import os
 import sys
 import time
@@ -29,20 +28,12 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
+from configs import common  # noqa: E402
 from ticketjax.core import train as train_lib  # noqa: E402
 from ticketjax.methods.lmc import core as instability  # noqa
 from ticketjax.methods.lmc import job as lmc_run
 from ticketjax.methods.lmc import path as lmc
 from ticketjax.run import setup as setup_lib
-
-
-def _config(spec: str):
-  """get_config(ARG) of a config file given as FILE.py[:ARG]."""
-  path, _, arg = spec.partition(':')
-  loader = importlib.util.spec_from_file_location('lmc_config', path)
-  module = importlib.util.module_from_spec(loader)
-  loader.loader.exec_module(module)
-  return module.get_config(arg or None)
 
 
 def best_time(fn, rounds):
@@ -64,7 +55,7 @@ def main():
   parser.add_argument('--rounds', type=int, default=3)
   args = parser.parse_args()
 
-  config = _config(args.config)
+  config = common.from_file(args.config)
   config.num_seeds = args.seeds
   config.lmc.copies = args.copies
   config.lmc.rewind_steps = (args.rewind,)

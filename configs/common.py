@@ -8,11 +8,22 @@ ARG always wins: `smoke` shrinks only what ARG leaves at its default
 (`:smoke,seeds=3` runs 3 seeds; `:smoke` alone runs at most `SMOKE_SEEDS`).
 """
 import ast
+import importlib.util
 
 import ml_collections
 
 
 SMOKE_SEEDS = 2
+
+
+def from_file(spec: str) -> ml_collections.ConfigDict:
+  """`get_config(ARG)` of a config file given as FILE.py[:ARG] (for
+  scripts that take a config without the absl launcher: benchmarks)."""
+  path, _, arg = spec.partition(':')
+  loader = importlib.util.spec_from_file_location('config_file', path)
+  module = importlib.util.module_from_spec(loader)
+  loader.loader.exec_module(module)
+  return module.get_config(arg or None)
 
 
 class Variant(dict):

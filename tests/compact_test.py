@@ -25,6 +25,14 @@ def _outputs(model, params, state, x):
   return np.asarray(model.apply(params, state, x, train=False)[0])
 
 
+def _assert_same_outputs(small_model, small, model, params, mask, state, x):
+  """The compacted network computes what the masked one does."""
+  np.testing.assert_allclose(
+      _outputs(small_model, small, {}, x),
+      _outputs(model, masks.apply(params, mask), state, x),
+      rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize('scope', pruning.SCOPES)
 def test_channel_pruned_mlp_compacts_to_the_same_outputs(scope):
   model, kwargs, params, state = _net()
@@ -38,10 +46,7 @@ def test_channel_pruned_mlp_compacts_to_the_same_outputs(scope):
     assert info['widths'] == (6, 4)
   assert info['params'] < info['params_before']
   x = jax.random.normal(jax.random.PRNGKey(1), (32, 6))
-  np.testing.assert_allclose(
-      _outputs(small_model, small, {}, x),
-      _outputs(model, masks.apply(params, mask), state, x),
-      rtol=1e-5, atol=1e-5)
+  _assert_same_outputs(small_model, small, model, params, mask, state, x)
 
 
 def test_dead_units_with_live_biases_fold_into_the_next_bias():
@@ -60,10 +65,7 @@ def test_dead_units_with_live_biases_fold_into_the_next_bias():
   small_model, small, info = compact.compact('mlp', kwargs, params, mask)
   assert info['widths'] == (9, 7)
   x = jax.random.normal(jax.random.PRNGKey(2), (16, 6))
-  np.testing.assert_allclose(
-      _outputs(small_model, small, {}, x),
-      _outputs(model, masks.apply(params, mask), state, x),
-      rtol=1e-5, atol=1e-5)
+  _assert_same_outputs(small_model, small, model, params, mask, state, x)
 
 
 def test_lenet_compacts():
@@ -74,10 +76,7 @@ def test_lenet_compacts():
                                              mask)
   assert info['widths'] == (150, 50)
   x = jax.random.normal(jax.random.PRNGKey(3), (8, 28, 28))
-  np.testing.assert_allclose(
-      _outputs(small_model, small, {}, x),
-      _outputs(model, masks.apply(params, mask), state, x),
-      rtol=1e-5, atol=1e-5)
+  _assert_same_outputs(small_model, small, model, params, mask, state, x)
 
 
 def test_unsupported_models_and_disconnected_masks_are_refused():

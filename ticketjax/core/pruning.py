@@ -221,12 +221,16 @@ def check_scope(scope: str) -> None:
 
 def by_score(name: str, scope: str, ctx: ScoreContext, rates,
              prunable: LeafFilter = is_kernel,
-             structure='unstructured') -> Mask:
+             structure='unstructured', invert: bool = False) -> Mask:
   """Removes `rates` of `ctx.mask`'s survivors, lowest `scores.SCORES[name]`
   first, each layer on its own (`layerwise`: a rate spec) or all prunable
-  layers pooled (`global`: one rate), under a `structure` constraint."""
+  layers pooled (`global`: one rate), under a `structure` constraint.
+  `invert` removes the highest scores first instead (the sanity checks'
+  inversion)."""
   check_scope(scope)
   values = scores_lib.get(name)(ctx)
+  if invert:
+    values = jax.tree.map(jnp.negative, values)
   if scope == 'global':
     return global_(values, ctx.mask, rates, prunable, structure)
   return layerwise(values, ctx.mask, rates, prunable, structure)

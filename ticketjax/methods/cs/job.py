@@ -195,12 +195,14 @@ class CsRun:
     reset = jax.vmap(lambda w, ms, m, k: trainer.reset(
         w, ms, m, k, self.rewind_step))
     inner = rewind.model_state['inner']
-    start = lambda mask: reset(scale(weights), inner, mask, self.noise_keys)
+    def start(mask, weights=weights, model_state=inner):
+      return reset(scale(weights), model_state, mask, self.noise_keys)
+
     state_M = start(mask_M)
     who = self.who
     if cfg.controls:  # branch-major: the tickets, then each control
-      states = [state_M] + [self._control(c, mask_M, last, start, scale,
-                                          reset) for c in cfg.controls]
+      states = [state_M] + [self._control(c, mask_M, last, start)
+                            for c in cfg.controls]
       state_M = jax.tree.map(lambda *xs: jnp.concatenate(xs), *states)
       who = [{'branch': b, **w} for b in ('original',) + cfg.controls
              for w in self.who]
@@ -209,7 +211,7 @@ class CsRun:
         desc=f'cs ticket ({len(who)} members)', train_accuracy=False,
         stage='ticket')
 
-  def _control(self, name, mask_M, last, start, scale, reset):
+  def _control(self, name, mask_M, last, start):
     """The start states of control branch `name` (see `CsConfig`)."""
     cfg = self.cfg
     tagged = lambda tag: jax.vmap(lambda k: jax.random.fold_in(k, tag))(
@@ -228,8 +230,7 @@ class CsRun:
       return start(jax.vmap(invert)(last.params['logits'], mask_M))
     fresh = self.pieces.trainer.init_states(tagged(cs_lib.REINIT_TAG),
                                             self.noise_keys)
-    return reset(scale(fresh.params), fresh.model_state, mask_M,
-                 self.noise_keys)
+    return start(mask_M, fresh.params, fresh.model_state)
 
   # -- driver ----------------------------------------------------------
 

@@ -91,17 +91,15 @@ def start_states(pieces, cfg: core.DstConfig, trainer) -> train_lib.TrainState:
           distributions.random_mask(k, params, kept, cfg.prunable))))(
               mask_keys, init_S.params))
   mask_G = jax.tree.map(lambda *xs: jnp.concatenate(xs), *groups)
-  per_variant = len(groups) * S
-  out = []
-  for i, _ in enumerate(cfg.variants):
-    code = core.VARIANTS.index(cfg.variants[i])
-    tile = lambda x: jnp.tile(x, (len(groups),) + (1,) * (x.ndim - 1))
-    init_G = jax.tree.map(tile, init_S)
-    state = jax.vmap(trainer.reset)(init_G.params, init_G.model_state,
+  init_G = jax.tree.map(
+      lambda x: jnp.tile(x, (len(groups),) + (1,) * (x.ndim - 1)), init_S)
+  state_G = jax.vmap(trainer.reset)(init_G.params, init_G.model_state,
                                     mask_G, init_G.key)
-    ms = dict(state.model_state, variant=jnp.full((per_variant,), code,
-                                                   jnp.int32))
-    out.append(state._replace(model_state=ms))
+  size = len(groups) * S
+  out = [state_G._replace(model_state=dict(
+      state_G.model_state, variant=jnp.full(
+          (size,), core.VARIANTS.index(v), jnp.int32)))
+         for v in cfg.variants]  # the variants differ in their code only
   return jax.tree.map(lambda *xs: jnp.concatenate(xs), *out)
 
 

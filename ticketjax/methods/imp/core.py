@@ -46,7 +46,6 @@ import jax.numpy as jnp
 
 from ticketjax.core import masks as masks_lib
 from ticketjax.core import pruning
-from ticketjax.core import scores as scores_lib
 from ticketjax.core import structure as structure_lib
 from ticketjax.core import selection
 from ticketjax.core.train import TrainState
@@ -200,11 +199,9 @@ def prune_level(cfg: ImpConfig, level: int, final_params, ticket_mask,
   out = {}
   if 'invert' in cfg.controls:
     score, scope = _INVERTIBLE[cfg.rule]
-    lowest = jax.tree.map(jnp.negative, scores_lib.get(score)(
-        scores_lib.ScoreContext(final_params, ticket_mask)))
-    rule = pruning.global_ if scope == 'global' else pruning.layerwise
-    out['invert'] = rule(lowest, ticket_mask, rates, cfg.prunable,
-                         cfg.structure)
+    out['invert'] = pruning.by_score(
+        score, scope, pruning.ScoreContext(final_params, ticket_mask), rates,
+        cfg.prunable, cfg.structure, invert=True)
   return out | {
       'ticket': ticket,
       'shuffle': pruning.shuffle(

@@ -115,17 +115,6 @@ class PaiConfig:
     return masks_lib.make_filter(exclude=self.prune_exclude)
 
 
-def _by_score(cfg: PaiConfig, ctx, rates, invert: bool):
-  values = scores_lib.get(cfg.score)(ctx)
-  if invert:
-    values = jax.tree.map(jnp.negative, values)
-  if cfg.scope == 'global':
-    return pruning.global_(values, ctx.mask, rates, cfg.prunable,
-                           cfg.structure)
-  return pruning.layerwise(values, ctx.mask, rates, cfg.prunable,
-                           cfg.structure)
-
-
 def prune_at_init(cfg: PaiConfig, ctx: scores_lib.ScoreContext, density,
                   invert: bool = False):
   """The mask keeping `density` of `ctx.mask`'s prunable survivors by
@@ -141,7 +130,8 @@ def prune_at_init(cfg: PaiConfig, ctx: scores_lib.ScoreContext, density,
   """
   rounds = cfg.num_rounds
   if rounds == 1:
-    return _by_score(cfg, ctx, 1.0 - density, invert)
+    return pruning.by_score(cfg.score, cfg.scope, ctx, 1.0 - density,
+                            cfg.prunable, cfg.structure, invert)
   start = masks_lib.counts(ctx.mask, cfg.prunable)
 
   def keep(n, r):  # survivors after round r of n at the start
@@ -162,6 +152,7 @@ def prune_at_init(cfg: PaiConfig, ctx: scores_lib.ScoreContext, density,
     key = None if ctx.key is None else jax.random.fold_in(ctx.key, r)
     now_ctx = dataclasses.replace(
         ctx, params=masks_lib.apply(ctx.params, mask), mask=mask, key=key)
-    return _by_score(cfg, now_ctx, rates, invert)
+    return pruning.by_score(cfg.score, cfg.scope, now_ctx, rates,
+                            cfg.prunable, cfg.structure, invert)
 
   return jax.lax.fori_loop(0, rounds, one_round, ctx.mask)
