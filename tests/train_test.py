@@ -2,12 +2,14 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from ticketjax.core import masks
 from ticketjax.core import optim
 from ticketjax.core import pruning
 from ticketjax.core import train as train_lib
+from ticketjax.core.types import Model
 from ticketjax.run import loop
 from testlib import synthetic_dataset, tiny_mlp
 
@@ -208,3 +210,32 @@ def test_scale_by_adam_is_optax_adam_with_its_state():
     u_theirs, s_theirs = jax.jit(theirs.update)(grads, s_theirs)
     _assert_trees_close(u_ours, u_theirs, rtol=1e-6, atol=1e-7)
     _assert_trees_close(s_ours, s_theirs, rtol=1e-6, atol=1e-7)
+
+
+def test_sequence_labels_evaluate_to_the_mean_per_token():
+  """A language model's [N, T] next-token labels: the evaluation is the
+  mean cross-entropy and accuracy per token, also when N is not a multiple
+  of the evaluation chunk (padded examples count for nothing)."""
+  vocab, n, t = 7, 13, 5
+
+  def init(key):
+    return {'bigram': {'table': jax.random.normal(key, (vocab, vocab))}}, {}
+
+  def apply(params, state, x, *, train, key=None):
+    del train, key
+    return params['bigram']['table'][x.astype(jnp.int32)], state
+
+  model = Model(init, apply, 'bigram')
+  trainer = train_lib.Trainer(model, optax.sgd(0.1), batch_size=4,
+                              eval_batch_size=4)
+  params, _ = init(jax.random.PRNGKey(0))
+  x = jax.random.randint(jax.random.PRNGKey(1), (n, t), 0, vocab)
+  y = jax.random.randint(jax.random.PRNGKey(2), (n, t), 0, vocab)
+  got = trainer.evaluate_one(params, {}, x, y)
+  logits = np.asarray(params['bigram']['table'])[np.asarray(x)]
+  logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+  nll = -np.take_along_axis(logp, np.asarray(y)[..., None], -1)[..., 0]
+  np.testing.assert_allclose(got['loss'], nll.mean(), rtol=1e-5)
+  np.testing.assert_allclose(got['accuracy'],
+                             (logits.argmax(-1) == np.asarray(y)).mean(),
+                             rtol=1e-6)

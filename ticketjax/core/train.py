@@ -192,13 +192,20 @@ class Trainer:
                           opt_state=opt_state, step=state.step + 1), metrics
 
   def evaluate_one(self, params, model_state, x, y) -> dict:
-    """Mean loss and accuracy of one seed on (x, y), in fixed-size chunks."""
+    """Mean loss and accuracy of one seed on (x, y), in fixed-size chunks.
+
+    With a label per position (a language model's next tokens, `y` of
+    shape [N, T]), an example's loss and accuracy are the means over its
+    positions; all examples have T positions, so the result is the mean
+    per token (the loss's exp is the perplexity).
+    """
     n = x.shape[0]
+    per_token = y.ndim > 1
     bs = max(min(self.eval_batch_size, n), 1)
     chunks = -(-n // bs)
     pad = chunks * bs - n
     x = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1))
-    y = jnp.pad(y, (0, pad))
+    y = jnp.pad(y, [(0, pad)] + [(0, 0)] * (y.ndim - 1))
     valid = jnp.arange(chunks * bs) < n
 
     def body(sums, i):
@@ -206,12 +213,21 @@ class Trainer:
       ys = jax.lax.dynamic_slice_in_dim(y, i * bs, bs)
       ws = jax.lax.dynamic_slice_in_dim(valid, i * bs, bs)
       logits, _ = self.model.apply(params, model_state, xs, train=False)
-      loss = jnp.sum(jnp.where(ws, cross_entropy(logits, ys), 0.0))
-      correct = jnp.sum(ws & (jnp.argmax(logits, -1) == ys))
+      losses = cross_entropy(logits, ys)
+      hits = jnp.argmax(logits, -1) == ys
+      if per_token:
+        losses = jnp.mean(losses.reshape(bs, -1), axis=1)
+        correct = jnp.sum(jnp.where(
+            ws, jnp.mean(hits.reshape(bs, -1), axis=1), 0.0))
+      else:
+        correct = jnp.sum(ws & hits)
+      loss = jnp.sum(jnp.where(ws, losses, 0.0))
       return (sums[0] + loss, sums[1] + correct), None
 
     (loss, correct), _ = jax.lax.scan(
-        body, (jnp.float32(0), jnp.int32(0)), jnp.arange(chunks))
+        body, (jnp.float32(0),
+               jnp.float32(0) if per_token else jnp.int32(0)),
+        jnp.arange(chunks))
     n = max(n, 1)
     return {'loss': loss / n, 'accuracy': correct / n}
 
