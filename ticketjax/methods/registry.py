@@ -34,6 +34,7 @@ METHODS = {
     'pai': 'ticketjax.methods.pai.job',
     'transfer': 'ticketjax.methods.transfer.job',
     'dst': 'ticketjax.methods.dst.job',
+    'early_bird': 'ticketjax.methods.early_bird.job',
 }
 
 

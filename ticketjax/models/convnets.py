@@ -3,7 +3,9 @@
 * `mnist1d_cnn`: the MNIST-1D paper's CNN. Three strided 1-D convolutions
   (k5/s2, k3/s2, k3/s2, padding 1 as in PyTorch, lengths 40→19→10→5), ReLU,
   flatten, linear `output`. PyTorch default init; 5,210 parameters with 25
-  channels.
+  channels. With `batch_norm=True` every convolution (then without bias) is
+  followed by BatchNorm `bn_i` before its ReLU: the CPU-sized testbed for
+  channel pruning by BatchNorm scales (network slimming, Early-Bird).
 * `conv2`, `conv4`, `conv6`: Frankle & Carbin's CIFAR-10 networks. Pairs of
   3x3 SAME convolutions (64, 128, 256 channels) each followed by 2x2 max
   pooling, then FC 256, FC 256 and a linear `output`; Glorot normal init.
@@ -21,7 +23,8 @@ from ticketjax.models import adapter
 
 
 class MNIST1DCNN(nnx.Module):
-  """Conv1d(1→C,k5,s2,p1), Conv1d(C→C,k3,s2,p1) x2, ReLUs, linear output."""
+  """Conv1d(1→C,k5,s2,p1), Conv1d(C→C,k3,s2,p1) x2, ReLUs, linear output;
+  with `batch_norm`, BatchNorm after each convolution."""
 
   def __init__(
       self,
@@ -30,11 +33,14 @@ class MNIST1DCNN(nnx.Module):
       num_classes: int,
       *,
       kernel_init: str,
+      batch_norm: bool,
       rngs: nnx.Rngs,
   ):
     specs = ((1, 5), (channels, 3), (channels, 3))
     self.names = tuple(adapter.layer_names('conv', len(specs)))
-    for name, (in_channels, size) in zip(self.names, specs):
+    self.norms = (tuple(adapter.layer_names('bn', len(specs)))
+                  if batch_norm else ())
+    for i, (name, (in_channels, size)) in enumerate(zip(self.names, specs)):
       setattr(
           self,
           name,
@@ -44,10 +50,14 @@ class MNIST1DCNN(nnx.Module):
               (size,),
               strides=2,
               padding=((1, 1),),
+              use_bias=not batch_norm,
               kernel_init=kernel_init,
               rngs=rngs,
           ),
       )
+      if batch_norm:
+        setattr(self, self.norms[i], nnx.BatchNorm(
+            channels, momentum=0.9, epsilon=1e-5, rngs=rngs))
       length = (length + 2 - size) // 2 + 1
     if length < 1:
       raise ValueError(
@@ -58,10 +68,12 @@ class MNIST1DCNN(nnx.Module):
     )
 
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    del train  # no train-time behaviour
     h = x.reshape(x.shape[0], -1, 1)  # (B, L) -> (B, L, 1 channel)
-    for name in self.names:
-      h = jax.nn.relu(getattr(self, name)(h))
+    for i, name in enumerate(self.names):
+      h = getattr(self, name)(h)
+      if self.norms:
+        h = getattr(self, self.norms[i])(h, use_running_average=not train)
+      h = jax.nn.relu(h)
     return self.output(h.reshape(h.shape[0], -1))
 
 
@@ -70,6 +82,7 @@ def mnist1d_cnn(
     num_classes: int = 10,
     kernel_init: str = 'torch_default',
     input_length: int = 40,
+    batch_norm: bool = False,
 ) -> types.Model:
   """The MNIST-1D CNN (5,210 parameters with 25 channels on length 40).
 
@@ -78,6 +91,9 @@ def mnist1d_cnn(
     num_classes: size of the `output` layer.
     kernel_init: one of `adapter.KERNEL_INITS`.
     input_length: length of one 1-D example; inputs (B, L) or (B, L, 1).
+    batch_norm: BatchNorm `bn_i` (momentum 0.9, epsilon 1e-5, scale 1, bias
+      0; statistics in the model state) after convolution `conv_i`, which
+      then has no bias.
 
   Returns:
     The model, named 'mnist1d_cnn'.
@@ -86,11 +102,13 @@ def mnist1d_cnn(
   num_classes = adapter.positive_int('num_classes', num_classes)
   input_length = adapter.positive_int('input_length', input_length)
   adapter.check_kernel_init(kernel_init)
+  if not isinstance(batch_norm, bool):
+    raise ValueError(f'batch_norm must be True or False, got {batch_norm!r}')
 
   def make(rngs: nnx.Rngs) -> MNIST1DCNN:
     return MNIST1DCNN(
         input_length, channels, num_classes, kernel_init=kernel_init,
-        rngs=rngs,
+        batch_norm=batch_norm, rngs=rngs,
     )
 
   return adapter.from_nnx(make, 'mnist1d_cnn')

@@ -1,0 +1,477 @@
+"""The `early_bird` job: find tickets early, then retrain them.
+
+Order of work in the run folder:
+
+- One-shot (`early_bird.levels=0`): the S seeds train dense (with the L1
+  penalty on BatchNorm scales if `l1`) to `train.steps` in one program.
+  At step 0 and every `check_every` steps (an epoch by default) every
+  seed's mask at every target density is taken; the Early-Bird mask of a
+  (density, seed) is the first one within `epsilon` of the `window - 1`
+  before it, the full-training mask the one at the end (a seed that never
+  declares keeps its final mask and saves no steps). `records/search.json`
+  (evaluations, every check, the declaration points) and then
+  `checkpoints/search` (both masks) are written.
+- Early-bird IMP (`levels=L`): level l trains every seed from its init with
+  mask l-1 and stops once every seed's mask pruning `rate` of its
+  survivors has settled (`records/level_<l>.json`, `checkpoints/level_<l>`).
+
+Then every ticket retrains from its seed's init (rewind to step 0, fresh
+optimizer, no penalty) to `train.steps`, next to the dense network: members
+are branch-major ('early_bird', then 'full' in one-shot, then 'dense'),
+then density (or level), then seed; `records/train.json` and
+`checkpoints/final`. A stage killed before its checkpoint runs again from
+its start, which, training being deterministic, gives the same records.
+"""
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ticketjax.core import connectivity
+from ticketjax.core import early_bird as early_bird_lib
+from ticketjax.core import stats
+from ticketjax.core import structure as structure_lib
+from ticketjax.core import train as train_lib
+from ticketjax.methods.early_bird import core
+from ticketjax.reports import plots as plots_lib
+from ticketjax.run import health
+from ticketjax.run import lifecycle
+from ticketjax.run import loop
+from ticketjax.run import progress as progress_lib
+from ticketjax.run import records as records_lib
+from ticketjax.run import setup as setup_lib
+
+SEEDS = 'refuse'
+NON_SEMANTIC = ()
+PLOTS = ('accuracy.png', 'distance.png', 'curves.png')
+STATS = ('final_test_accuracy', 'best_test_accuracy', 'final_test_loss',
+         'early_stop_step', 'early_stop_test_accuracy')
+
+
+def early_bird_config(config) -> core.EarlyBirdConfig:
+  cfg = setup_lib.method_section(config, 'early_bird', core.EarlyBirdConfig,
+                                 tuples=('densities', 'prune_exclude'))
+  cfg = dataclasses.replace(cfg, densities=tuple(
+      float(d) for d in cfg.densities))
+  cfg.validate()
+  return cfg
+
+
+def check(config) -> None:
+  """Checks config.early_bird (ValueError); `setup.build` checks the rest."""
+  early_bird_config(config)
+
+
+def run(config: Any, workdir: str) -> dict:
+  """The `early_bird` job: see the module docstring."""
+  cfg = early_bird_config(config)  # cheap checks first
+  folder = lifecycle.Run(config, workdir)
+  pieces = folder.setup
+  params = jax.eval_shape(pieces.trainer.model.init,
+                          jax.random.PRNGKey(0))[0]
+  structure_lib.check(cfg.structure, params, cfg.prunable)
+  if cfg.l1:
+    core.l1_penalty(cfg.l1, params)  # a model without BatchNorm: refused
+  every = check_every(cfg, pieces)
+  if every > pieces.train.steps:
+    raise ValueError(
+        f'early_bird.check_every ({every} steps) exceeds train.steps '
+        f'({pieces.train.steps}): the mask could never be checked')
+
+  def outputs(records):
+    searches = [folder.read_records(name) for name in search_stages(cfg)]
+    evals = [r for s in searches for r in s['evals']] + records['evals']
+    return summarize(folder, cfg, searches, records['members']), evals
+
+  return folder.one_stage('search', lambda: train(folder, cfg), outputs)
+
+
+def check_every(cfg: core.EarlyBirdConfig, pieces) -> int:
+  """Steps between mask checks: `check_every`, or one epoch."""
+  return int(cfg.check_every) or (pieces.dataset.x_train.shape[0]
+                                  // pieces.train.batch_size)
+
+
+def search_stages(cfg: core.EarlyBirdConfig) -> list[str]:
+  return (['search'] if not cfg.levels
+          else [f'level_{l}' for l in range(1, cfg.levels + 1)])
+
+
+def _label(cfg: core.EarlyBirdConfig, k: int, level: int) -> dict:
+  """Who tracker k of a search is: its target density (and level)."""
+  if not cfg.levels:
+    return {'density_target': cfg.densities[k]}
+  return {'level': level,
+          'density_target': float((1.0 - cfg.rate) ** level)}
+
+
+def search(folder, cfg: core.EarlyBirdConfig, start_S, name: str,
+           level: int = 0):
+  """Trains the S members of `start_S` and tracks their masks (see the
+  module docstring); writes `records/<name>.json` and the checkpoint
+  `<name>` ({'early_bird': masks, 'last': masks}, tracker-major [K*S]);
+  returns the checkpoint's tree."""
+  pieces = folder.setup
+  trainer = pieces.trainer
+  if cfg.l1:
+    trainer = dataclasses.replace(trainer, penalty=core.l1_penalty(
+        cfg.l1, jax.tree.map(lambda x: x[0], start_S.params)))
+  rates = cfg.targets()
+  K, S, T = len(rates), start_S.step.shape[0], pieces.train.steps
+  every = check_every(cfg, pieces)
+  stop_early = bool(cfg.levels)  # one-shot trains on for the full ticket
+
+  @jax.jit
+  def masks_now(params_S, mask_S):  # trackers x members, and their bits
+    one = lambda r: jax.vmap(lambda p, m: core.ticket(cfg, p, m, r))(
+        params_S, mask_S)
+    masks = jax.tree.map(lambda *xs: jnp.stack(xs), *[one(r) for r in rates])
+    return masks, jax.vmap(jax.vmap(lambda m: core.bits(cfg, m)))(masks)
+
+  # the distance counts the entries the rule may still cut: the start
+  # mask's survivors (all of them from dense; an IMP level's, later)
+  live = np.asarray(jax.jit(jax.vmap(lambda m: core.bits(cfg, m)))(
+      start_S.mask))
+  who = [{'seed': s, **({'level': level} if level else {})}
+         for s in range(S)]
+  fifo = {(k, s): () for k in range(K) for s in range(S)}
+  declared = {}  # (k, s) -> step
+  checks, evals = [], []
+  ticket_KS = None
+
+  def check_all(step, state_S):
+    nonlocal ticket_KS
+    masks, bits = masks_now(state_S.params, state_S.mask)
+    bits = np.asarray(bits)
+    new = np.zeros((K, S), bool)
+    for k in range(K):
+      for s in range(S):
+        if (k, s) in declared:
+          continue
+        fifo[k, s] = early_bird_lib.push(fifo[k, s], bits[k, s][live[s]],
+                                         cfg.window)
+        verdict = core.check(cfg, fifo[k, s])
+        checks.append({**_label(cfg, k, level), 'seed': s, 'step': step,
+                       'max_distance': (max(verdict.distances)
+                                        if verdict.distances else None),
+                       'declared': verdict.declared})
+        if verdict.declared:
+          declared[k, s] = step
+          new[k, s] = True
+    ticket_KS = masks if ticket_KS is None else jax.tree.map(
+        lambda m, t: jnp.where(new.reshape(new.shape + (1,) * (m.ndim - 2)),
+                               m, t), masks, ticket_KS)
+    return masks, bits
+
+  state = start_S
+  step = int(np.asarray(state.step).min())
+  bar = progress_lib.Progress(
+      T, f'early-bird {name} ({S} seeds, {K} tracker{"s" * (K > 1)})',
+      enabled=folder.show_progress, start=step)
+  last_masks, last_bits = check_all(step, state)
+  for end in loop.chunk_ends(step, T, every):
+    state, metrics = trainer.train(state, folder.data, end - step)
+    step = end
+    per_seed = jax.tree.map(np.asarray, {
+        **loop.train_means(metrics),
+        **loop.evaluate_splits(trainer, state, folder.data)})
+    evals.extend(records_lib.member_records(
+        who, per_seed, branch='search', step=step))
+    last_masks, last_bits = check_all(step, state)
+    settled = stop_early and len(declared) == K * S
+    if settled:  # the last progress line says where the level stopped
+      bar.total = step
+    bar.update(step, loss=float(np.mean(per_seed['train_loss'])),
+               test_acc=float(np.mean(per_seed['test_accuracy'])))
+    if settled:
+      break
+  health.flag_diverged(evals, key=lambda r: r['seed'])
+  members = [{**w, **health.member_stats(
+      [r for r in evals if r['seed'] == w['seed']])} for w in who]
+  ticket_bits = np.asarray(jax.jit(jax.vmap(jax.vmap(
+      lambda m: core.bits(cfg, m))))(ticket_KS))
+  points = []
+  for k in range(K):
+    for s in range(S):
+      at = declared.get((k, s))
+      points.append({
+          **_label(cfg, k, level), 'seed': s, 'declared_step': at,
+          'trained_steps': step, 'search_steps': at if at is not None else step,
+          # how far the Early-Bird mask is from the search's last mask
+          'distance_to_last': float(np.mean(
+              ticket_bits[k, s][live[s]] != last_bits[k, s][live[s]]))})
+  folder.write_records(name, {'evals': evals, 'members': members,
+                              'checks': checks, 'declared': points,
+                              'check_every': every})
+  flat = lambda tree: jax.tree.map(
+      lambda x: x.reshape((K * S,) + x.shape[2:]), tree)
+  out = {'early_bird': flat(ticket_KS), 'last': flat(last_masks)}
+  folder.store.save(name, out)
+  return out
+
+
+def train(folder, cfg: core.EarlyBirdConfig):
+  """The search stage(s), then every ticket retrained from its init."""
+  pieces = folder.setup
+  trainer, S = pieces.trainer, pieces.num_seeds
+  init_keys, noise_keys = jax.vmap(train_lib.split_seed_key)(
+      pieces.seed_keys())
+  init_S = trainer.init_states(init_keys, noise_keys)
+  K = len(cfg.targets())
+  like = {'early_bird': jax.tree.map(
+      lambda x: jnp.tile(x, (K,) + (1,) * (x.ndim - 1)), init_S.mask)}
+  like['last'] = like['early_bird']
+
+  def stage(name, start_S, level=0):
+    if folder.stage_done(name):
+      return folder.store.restore(name, like)
+    return search(folder, cfg, start_S, name, level)
+
+  reset = jax.jit(jax.vmap(trainer.reset))
+  tile = lambda tree, n: jax.tree.map(
+      lambda x: jnp.tile(x, (n,) + (1,) * (x.ndim - 1)), tree)
+
+  def start(mask_M):  # masks [n * S] on their seeds' inits, n-major
+    n = jax.tree.leaves(mask_M)[0].shape[0] // S
+    return reset(tile(init_S.params, n), tile(init_S.model_state, n), mask_M,
+                 tile(init_S.key, n))
+
+  if not cfg.levels:
+    found = stage('search', init_S)
+    starts = [start(found['early_bird']), start(found['last'])]
+    who = [{'branch': b, 'density_target': d, 'seed': s}
+           for b in ('early_bird', 'full') for d in cfg.densities
+           for s in range(S)]
+  else:
+    mask_S, starts, who = init_S.mask, [], []
+    for level in range(1, cfg.levels + 1):
+      found = stage(f'level_{level}', start(mask_S), level)
+      mask_S = found['early_bird']
+      starts.append(start(mask_S))
+      who += [{'branch': 'early_bird', 'level': level,
+               'density_target': float((1.0 - cfg.rate) ** level),
+               'seed': s} for s in range(S)]
+  starts.append(init_S)
+  who += [{'branch': 'dense', 'density_target': 1.0, 'seed': s}
+          for s in range(S)]
+  start_M = jax.tree.map(lambda *xs: jnp.concatenate(xs), *starts)
+  folder.train_stage('train', trainer, start_M, who, cfg.prunable,
+                     desc=f'early-bird retrain ({len(who)} members)',
+                     checkpoint='final', extras=lambda final_M: _units(
+                         cfg, final_M.mask))
+
+
+def _units(cfg: core.EarlyBirdConfig, mask_M) -> list[dict]:
+  """Per member: its empty prunable layers (a collapsed network) and, with
+  'channels', the fraction of prunable units kept."""
+  empty = np.asarray(jax.vmap(lambda m: connectivity.empty_layers(
+      m, cfg.prunable))(mask_M))
+  if not cfg.channels:
+    return [{'empty_layers': int(e)} for e in empty]
+  kept = np.asarray(jax.vmap(lambda m: jnp.mean(core.bits(cfg, m)))(mask_M))
+  return [{'empty_layers': int(e), 'units': float(u)}
+          for e, u in zip(empty, kept)]
+
+
+def summarize(folder, cfg: core.EarlyBirdConfig, searches: list[dict],
+              members: list[dict]) -> dict:
+  """Per branch and density (or level): retrained accuracy mean ± std over
+  seeds; for the Early-Bird tickets where they were declared and the
+  training steps they saved."""
+  pieces = folder.setup
+  T = pieces.train.steps
+  every = searches[0]['check_every']
+  spe = pieces.dataset.x_train.shape[0] // pieces.train.batch_size
+  points = [p for s in searches for p in s['declared']]
+  groups = []
+  keys = list(dict.fromkeys((m['branch'], m.get('level'),
+                             m['density_target']) for m in members))
+  for branch, level, d in keys:
+    mine = [m for m in members if (m['branch'], m.get('level'),
+                                   m['density_target']) == (branch, level, d)]
+    g = {'branch': branch, 'density_target': d,
+         'density': stats.mean_std([m['density'] for m in mine]),
+         **health.aggregate(mine, STATS)}
+    if level is not None:
+      g['level'] = level
+    g['collapsed'] = sum(1 for m in mine if m['empty_layers'])
+    if cfg.channels and branch != 'dense':
+      g['units'] = stats.mean_std([m['units'] for m in mine])
+    if branch == 'early_bird':
+      found = [p for p in points if p['density_target'] == d
+               and p.get('level') == level]
+      at = [p['declared_step'] for p in found
+            if p['declared_step'] is not None]
+      g['declared'] = len(at)
+      if at:
+        g['declared_step'] = stats.mean_std(at)
+        g['declared_epoch'] = stats.mean_std([a / spe for a in at])
+      g['search_steps'] = stats.mean_std([p['search_steps'] for p in found])
+      g['steps_saved'] = stats.mean_std(
+          [(T - p['search_steps']) / T for p in found])
+      g['program_steps'] = max(p['trained_steps'] for p in found)
+      g['distance_to_last'] = stats.mean_std(
+          [p['distance_to_last'] for p in found])
+    groups.append(g)
+  search_members = [m for s in searches for m in s['members']]
+  return {'job': 'early_bird', 'run_dir': folder.dir,
+          'model': pieces.model.name, 'dataset': pieces.dataset.name,
+          'num_seeds': pieces.num_seeds, 'steps': T, 'check_every': every,
+          'steps_per_epoch': spe, 'score': cfg.score, 'scope': cfg.scope,
+          'structure': cfg.structure, 'l1': cfg.l1, 'window': cfg.window,
+          'epsilon': cfg.epsilon, 'levels': cfg.levels, 'rate': cfg.rate,
+          'groups': groups,
+          'search': {'members': search_members,
+                     'checks': [c for s in searches for c in s['checks']],
+                     'declared': points},
+          'members': members}
+
+
+# -- report ------------------------------------------------------------------
+
+
+def _rule(summary: dict) -> str:
+  what = (f"{summary['structure']} {summary['score']} "
+          f"({summary['scope']})")
+  if summary.get('l1'):
+    what += f", L1 {summary['l1']:g} on BN scales"
+  return what
+
+
+def title(summary: dict) -> str:
+  mode = ('Early-Bird IMP, ' f"{summary['levels']} levels at rate "
+          f"{summary['rate']:g}" if summary['levels']
+          else 'Early-Bird tickets')
+  return (f"{mode}: {_rule(summary)}, {summary['model']} on "
+          f"{summary['dataset']}, checks every {summary['check_every']} "
+          f"steps (window {summary['window']}, epsilon "
+          f"{summary['epsilon']:g}), retrained from init for "
+          f"{summary['steps']} steps, {summary['num_seeds']} seeds")
+
+
+def _name(e: dict) -> str:
+  if e['branch'] == 'dense':
+    return 'dense'
+  if e['branch'] == 'full':
+    return 'full-training ticket'
+  return (f"early-bird level {e['level']}" if 'level' in e
+          else 'early-bird ticket')
+
+
+def _health(e: dict, n: int) -> str:
+  out = [f"diverged {e['diverged']}/{e['members']}"] if e.get(
+      'diverged') else []
+  if e.get('collapsed'):
+    out.append(f"collapsed {e['collapsed']}/{n} (an empty layer)")
+  return ', '.join(out) or 'ok'
+
+
+def table(summary: dict) -> str:
+  fmt = stats.format_mean_std
+  channels = summary['structure'] == 'channels'
+  rows = []
+  for e in summary['groups']:
+    acc = e.get('final_test_accuracy')
+    eb = e['branch'] == 'early_bird'
+    n = summary['num_seeds']
+    rows.append([
+        _name(e), f"{100 * e['density_target']:.4g}",
+        f"{100 * e['density']['mean']:.2f}",
+        *([f"{100 * e['units']['mean']:.1f}" if 'units' in e else '']
+          if channels else []),
+        fmt(acc) if acc else 'n/a',
+        (fmt(e['declared_epoch'], scale=1, digits=1) + f" ({e['declared']}/"
+         f"{n})" if eb and e['declared'] else
+         (f'never (0/{n})' if eb else '')),
+        fmt(e['steps_saved']) if eb else '',
+        fmt(e['distance_to_last'], scale=1, digits=3)
+        if eb and not summary['levels'] else '',
+        _health(e, summary['num_seeds'])])
+  header = ['ticket', 'target density (%)', 'weights remaining (%)',
+            *(['channels kept (%)'] if channels else []),
+            'final test acc (%)', 'declared at epoch (declared/seeds)',
+            'search steps saved (%)', 'distance to full-training mask',
+            'members']
+  return (title(summary) + ' (test accuracy %, mean ± std over seeds)\n\n'
+          + stats.markdown_table(header, rows))
+
+
+def report(summary: dict, evals: list[dict], config=None) -> lifecycle.Report:
+  del config
+
+  def accuracy(path):
+    plt = plots_lib.pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for branch in ('early_bird', 'full'):
+      pts = [e for e in summary['groups']
+             if e['branch'] == branch and 'final_test_accuracy' in e]
+      if pts:
+        plots_lib.band(
+            ax, [100 * e['density']['mean'] for e in pts],
+            [100 * e['final_test_accuracy']['mean'] for e in pts],
+            [100 * e['final_test_accuracy']['std'] for e in pts],
+            _name(pts[0]).replace(' level 1', ' IMP'), marker='o', ms=3)
+    dense = [e for e in summary['groups'] if e['branch'] == 'dense'
+             and 'final_test_accuracy' in e]
+    if dense:
+      ax.axhline(100 * dense[0]['final_test_accuracy']['mean'], color='k',
+                 ls='--', lw=1, label='dense')
+    plots_lib.density_axis(ax, min(100 * e['density']['mean']
+                                   for e in summary['groups']))
+    plots_lib.save(fig, ax, path, title(summary), 'final test accuracy (%)')
+
+  def distance(path):
+    plt = plots_lib.pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    spe = summary['steps_per_epoch']
+    tracks = {}
+    for c in summary['search']['checks']:
+      if c['max_distance'] is None:
+        continue
+      label = (f"level {c['level']}" if 'level' in c
+               else f"density {100 * c['density_target']:g}%")
+      tracks.setdefault(label, {}).setdefault(c['step'], []).append(
+          c['max_distance'])
+    for label, by_step in tracks.items():
+      steps = sorted(by_step)
+      plots_lib.band(ax, [s / spe for s in steps],
+                     [np.mean(by_step[s]) for s in steps],
+                     [np.std(by_step[s]) for s in steps], label,
+                     marker='o', ms=2)
+    ax.axhline(summary['epsilon'], color='k', ls=':', lw=1,
+               label=f"epsilon {summary['epsilon']:g}")
+    ax.set_xlabel('epoch')
+    ax.set_yscale('log')
+    plots_lib.save(fig, ax, path, title(summary),
+                   'largest distance of the newest mask to the window',
+                   note='mean ± 1 sample std over the seeds still searching')
+
+  curves = {}
+  for r in evals:
+    if r['branch'] == 'search':
+      label = (f"search, level {r['level']}" if 'level' in r
+               else 'search (dense)')
+    else:
+      label = (_name(r) if r['branch'] == 'dense' else
+               f"{_name(r)}, density {100 * r['density_target']:.3g}%")
+    curves.setdefault(label, []).append(r)
+  return lifecycle.Report(title(summary), table(summary), {
+      'accuracy.png': accuracy, 'distance.png': distance,
+      'curves.png': lambda path: plots_lib.learning_curves(
+          curves, path, title(summary))})
+
+
+def series(summary: dict) -> list[dict]:
+  """Early-Bird tickets and full-training tickets: density -> members;
+  the dense members as the reference line."""
+  out = {}
+  for m in summary.get('members', []):
+    if m.get('diverged'):
+      continue
+    label = {'dense': 'dense', 'full': 'full-training ticket'}.get(
+        m['branch'], f"Early-Bird {summary['score']}")
+    out.setdefault(label, {}).setdefault(m['density_target'], []).append(m)
+  return [{'label': label, 'points': points, 'reference': label == 'dense'}
+          for label, points in out.items()]
