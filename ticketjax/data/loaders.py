@@ -1,4 +1,4 @@
-"""Load small classification data sets whole into numpy arrays.
+"""Load small data sets whole into numpy arrays.
 
 Every data set is read through `tfds.data_source` (ArrayRecord random access),
 which needs no TensorFlow, and returned as a `ticketjax.types.Dataset` of
@@ -14,8 +14,13 @@ once. Nothing is ever downloaded here:
 * `mnist` and `cifar10` (and `fashion_mnist`, equally) may be prepared in
   ArrayRecord format elsewhere (`tfds build NAME --file_format=array_record`
   on a machine with internet); otherwise `DataNotPreparedError` says how.
+* `shakespeare`, `austen` and `pydoc` are text data sets for language
+  models (`text`): corpora prepared offline from package files on first use,
+  split by whole documents, returned as next-token windows of
+  `context` tokens (`TEXT_DATASETS`; they take `context` and `tokenizer`).
 
-A validation split can be held out of train. Its examples are chosen by a
+A validation split can be held out of train (not for text, whose
+validation documents are fixed). Its examples are chosen by a
 permutation from `numpy.random.default_rng(split_seed)`, fixed and independent
 of any training seed, so every run that uses the same `split_seed` sees the
 same validation set.
@@ -32,6 +37,7 @@ import tensorflow_datasets as tfds
 from ticketjax.core.types import Dataset
 from ticketjax.data import image_builders
 from ticketjax.data import mnist1d_builder
+from ticketjax.data import text
 
 # (x_train, y_train, x_test, y_test), x float32 and y int32.
 Splits = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -280,45 +286,80 @@ def _check_shape(name: str, x: np.ndarray, input_shape: tuple[int, ...]):
                      f'{input_shape}, read {x.shape[1:]}.')
 
 
-def load_dataset(name: str, *, data_dir: Optional[str] = None,
-                 val_size: int = 0, split_seed: int = 0) -> Dataset:
-  """Loads a registered data set whole into numpy arrays.
-
-  Args:
-    name: a key of `DATASETS`: `mnist1d`, `mnist`, `fashion_mnist`,
-      `cifar10`.
-    data_dir: TFDS data directory; see `resolve_data_dir`.
-    val_size: number of train examples held out as the validation split, in
-      [0, number of train examples).
-    split_seed: seed of `np.random.default_rng` choosing the held-out
-      examples; independent of training seeds.
-
-  Returns:
-    A `Dataset`: x float32 (N, *input_shape), y int32 (N,); the validation
-    arrays have zero rows when `val_size == 0`.
-
-  Raises:
-    ValueError: unknown `name` or `val_size` out of range.
-    DataNotPreparedError: an image data set is not prepared in `data_dir`.
-  """
-  spec = _spec(name)
-  val_size = _check_val_size(val_size)
-  data_dir = resolve_data_dir(data_dir)
+def _guarded(name: str, folder_name: str, data_dir: str,
+             load: Callable[[], Any]) -> Any:
+  """Runs `load()`, turning a damaged prepared data set into one clear
+  `DataNotPreparedError` (our own ValueErrors pass through)."""
   try:
-    x_train, y_train, x_test, y_test = spec.load(data_dir)
+    return load()
   except Exception as e:  # pylint: disable=broad-exception-caught
     # ArrayRecord/Riegeli checks every chunk's hash: a truncated or changed
     # file fails here (RuntimeError), as does a cut dataset_info.json (a
     # protobuf ParseError); our own checks' errors pass through
     if isinstance(e, ValueError) and not isinstance(e, json.JSONDecodeError):
       raise
-    folder = os.path.join(data_dir, name)
-    again = (' (MNIST-1D is regenerated offline on the next load)'
-             if name == 'mnist1d' else ' and prepare it again')
+    folder = os.path.join(data_dir, folder_name)
+    if name == 'mnist1d':
+      again = ' (MNIST-1D is regenerated offline on the next load)'
+    elif name in text.TEXT_DATASETS:
+      again = ' (the next load prepares it again from its package files)'
+    else:
+      again = ' and prepare it again'
     raise DataNotPreparedError(
         f'data set {name!r} in {folder} is damaged (truncated or corrupt '
         f'files: {type(e).__name__}: {str(e)[:200]}); delete {folder}'
         f'{again}') from e
+
+
+def load_dataset(name: str, *, data_dir: Optional[str] = None,
+                 val_size: int = 0, split_seed: int = 0,
+                 context: Optional[int] = None,
+                 tokenizer: Optional[str] = None) -> Dataset:
+  """Loads a registered data set whole into numpy arrays.
+
+  Args:
+    name: a key of `DATASETS` (`mnist1d`, `mnist`, `fashion_mnist`,
+      `mnist_5k`, `cifar10`) or of `TEXT_DATASETS` (`shakespeare`,
+      `austen`, `pydoc`).
+    data_dir: TFDS data directory; see `resolve_data_dir`.
+    val_size: number of train examples held out as the validation split, in
+      [0, number of train examples). Text data sets refuse anything but 0:
+      their validation split is the held-out documents.
+    split_seed: seed of `np.random.default_rng` choosing the held-out
+      examples; independent of training seeds. Not used by text data sets.
+    context: text data sets only: the window length T (default 128).
+    tokenizer: text data sets only: `'char'` (the default) or the path of a
+      `tokenizers` JSON file.
+
+  Returns:
+    A `Dataset`: x float32 (N, *input_shape), y int32 (N,); the validation
+    arrays have zero rows when `val_size == 0`. For a text data set x and y
+    are int32 (N, T) windows, y shifted by one token (`text.load`).
+
+  Raises:
+    ValueError: unknown `name`, `val_size` out of range, text options on a
+      data set that is not text, or bad text options (`text.check_options`),
+      all before anything is read.
+    DataNotPreparedError: an image data set is not prepared in `data_dir`,
+      or a prepared one is damaged.
+  """
+  if name in text.TEXT_DATASETS:
+    text.check_options(name, context=context, tokenizer=tokenizer,
+                       val_size=val_size)
+    data_dir = resolve_data_dir(data_dir)
+    return _guarded(name, text.TEXT_DATASETS[name], data_dir,
+                    lambda: text.load(name, data_dir=data_dir,
+                                      context=context, tokenizer=tokenizer,
+                                      val_size=val_size))
+  spec = _spec(name)
+  for option, value in (('context', context), ('tokenizer', tokenizer)):
+    if value is not None:
+      raise ValueError(f'data.{option} applies to the text data sets '
+                       f'{sorted(text.TEXT_DATASETS)} only, not to {name!r}')
+  val_size = _check_val_size(val_size)
+  data_dir = resolve_data_dir(data_dir)
+  x_train, y_train, x_test, y_test = _guarded(
+      name, name, data_dir, lambda: spec.load(data_dir))
   _check_shape(name, x_train, spec.input_shape)
   _check_shape(name, x_test, spec.input_shape)
   val_size = _check_val_size(val_size, len(y_train))
@@ -327,3 +368,16 @@ def load_dataset(name: str, *, data_dir: Optional[str] = None,
   return Dataset(x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val,
                  x_test=x_test, y_test=y_test, num_classes=spec.num_classes,
                  name=name)
+
+
+def document_text(name: str, document: str,
+                  data_dir: Optional[str] = None) -> str:
+  """The raw text of one document of a text data set, e.g.
+  `document_text('austen', 'prideprejudice')`, to tokenize with another
+  tokenizer; prepares the corpus on first use (`text.document_text`)."""
+  data_dir = resolve_data_dir(data_dir)
+  if name not in text.TEXT_DATASETS:
+    raise ValueError(f'unknown text data set {name!r}; known: '
+                     f'{sorted(text.TEXT_DATASETS)}')
+  return _guarded(name, text.TEXT_DATASETS[name], data_dir,
+                  lambda: text.document_text(name, document, data_dir))

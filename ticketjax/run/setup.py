@@ -149,9 +149,11 @@ def build(config: Any) -> Pieces:
   opt_cfg.validate(train_cfg.steps)
   grid = grid_lib.from_config(config)
   grid_lib.check_values(grid)
-  if config.data.name not in data_lib.DATASETS:
+  if (config.data.name not in data_lib.DATASETS and
+      config.data.name not in data_lib.TEXT_DATASETS):
     raise ValueError(f'unknown data set {config.data.name!r}; valid data '
-                     f'sets are {sorted(data_lib.DATASETS)}')
+                     f'sets are {sorted(data_lib.DATASETS)} and the text '
+                     f'data sets {sorted(data_lib.TEXT_DATASETS)}')
   augment_lib.check_name(config.data.get('augment', 'none'))
   if config.model.name not in models_lib.MODELS:
     raise ValueError(f'unknown model {config.model.name!r}; valid models '
@@ -160,15 +162,17 @@ def build(config: Any) -> Pieces:
     workdir_lib.check_folder(config.data.data_dir, 'data.data_dir')
   dataset = data_lib.load_dataset(
       config.data.name, data_dir=config.data.get('data_dir') or None,
-      val_size=int(config.data.get('val_size', 0)))
+      val_size=int(config.data.get('val_size', 0)),
+      context=config.data.get('context'),  # text only (default 128)
+      tokenizer=config.data.get('tokenizer'))  # text only (default 'char')
   if dataset.x_train.shape[0] < train_cfg.batch_size:
     raise ValueError(
         f'train.batch_size {train_cfg.batch_size} exceeds the '
         f'{dataset.x_train.shape[0]} training examples of {dataset.name}')
-  spec = data_lib.DATASETS[config.data.name]
+  spec = data_lib.DATASETS.get(config.data.name)  # None for text
   augment = augment_lib.get_augment(config.data.get('augment', 'none'),
-                                    dataset.x_train.shape[1:], spec.mean,
-                                    spec.std)
+                                    dataset.x_train.shape[1:],
+                                    spec and spec.mean, spec and spec.std)
   model = model_from_config(config, dataset)
   check_model_fits_data(model, dataset)
   trainer = train_lib.Trainer(
@@ -194,7 +198,10 @@ def check_model_fits_data(model: Model, dataset: Dataset) -> None:
     raise ValueError(
         f'model {model.name!r} cannot run on {dataset.name!r} inputs of '
         f'shape {dataset.x_train.shape[1:]}: {e}') from e
-  if logits.shape != (2, dataset.num_classes):
+  # a label per example, or per position ([N, T] next tokens of a text)
+  want = (2,) + dataset.y_train.shape[1:] + (dataset.num_classes,)
+  if logits.shape != want:
     raise ValueError(
         f'model {model.name!r} gives logits of shape {logits.shape[1:]} but '
-        f'{dataset.name!r} has {dataset.num_classes} classes')
+        f'{dataset.name!r} needs {want[1:]} ({dataset.num_classes} classes'
+        f"{' per position' if len(want) > 2 else ''})")
