@@ -38,6 +38,8 @@ INPUT_SHAPES = {
     'resnet20': (32, 32, 3),
 }
 BATCHNORM_MODELS = ('resnet20',)
+# Language models over int tokens, tested in transformer_test.py.
+TOKEN_MODELS = ('gpt', 'llama')
 
 # Trainable parameters (weights + biases + BatchNorm scale/bias), default
 # hyperparameters, computed by hand:
@@ -158,7 +160,7 @@ def _assert_trees_close(a, b, rtol=1e-5, atol=1e-5):
 
 
 def test_registry_holds_every_model():
-  assert sorted(models.MODELS) == sorted(INPUT_SHAPES)
+  assert sorted(models.MODELS) == sorted([*INPUT_SHAPES, *TOKEN_MODELS])
   for name, fn in models.MODELS.items():
     assert callable(fn), name
 

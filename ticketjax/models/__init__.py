@@ -17,6 +17,13 @@ Registered models and their input shapes (one example, no batch axis):
   mnist1d_mlp, mnist1d_cnn    (40,)
   conv2, conv4, conv6         (32, 32, 3)
   resnet20                    (32, 32, 3)
+  gpt, llama                  (T,) int tokens -> (T, vocabulary) logits;
+                              pure JAX decoders (`transformer`), no output
+                              layer (tied embeddings), `num_classes` is
+                              the vocabulary size
+
+`hf_gpt2` and `gguf_llama` load pretrained decoders (a Hugging Face GPT-2
+folder, a Llama GGUF file such as SmolLM2-135M) into `transformer` params.
 """
 from collections.abc import Callable
 import inspect
@@ -25,6 +32,7 @@ from ticketjax.core.types import Model
 from ticketjax.models import convnets
 from ticketjax.models import mlp as mlp_lib
 from ticketjax.models import resnet
+from ticketjax.models import transformer
 from ticketjax.models.adapter import from_nnx
 
 __all__ = (
@@ -112,6 +120,8 @@ for _fn in (
     convnets.conv4,
     convnets.conv6,
     resnet.resnet20,
+    transformer.gpt,
+    transformer.llama,
 ):
   register_model(_fn.__name__, _fn)
 del _fn
