@@ -438,7 +438,8 @@ def report(summary: dict, evals: list[dict], config=None) -> lifecycle.Report:
       steps = sorted(by_step)
       plots_lib.band(ax, [s / spe for s in steps],
                      [np.mean(by_step[s]) for s in steps],
-                     [np.std(by_step[s]) for s in steps], label,
+                     [np.std(by_step[s], ddof=1) if len(by_step[s]) > 1
+                      else 0.0 for s in steps], label,
                      marker='o', ms=2)
     ax.axhline(summary['epsilon'], color='k', ls=':', lw=1,
                label=f"epsilon {summary['epsilon']:g}")

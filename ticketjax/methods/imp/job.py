@@ -311,7 +311,8 @@ class ImpRun:
       rec = self.folder.read_records(_level_name(level))
       evals += rec['evals']
       summaries += rec['summaries']
-    summary = report_lib.summarize(summaries, self.grid)
+    text = self.pieces.dataset.y_train.ndim > 1  # next-token labels
+    summary = report_lib.summarize(summaries, self.grid, perplexity=text)
     summary.update({'job': 'imp', 'run_dir': self.run_dir,
                     'num_seeds': self.S, 'levels_done': levels_done,
                     'model': self.pieces.model.name,
@@ -319,6 +320,8 @@ class ImpRun:
                     'members': summaries})
     if self.cfg.structure != 'unstructured':  # (older summaries: none)
       summary['structure'] = self.cfg.structure
+    if text:  # (image runs' summaries: no such key)
+      summary['metric'] = 'perplexity'
     return self.folder.finish(summary, evals, final=final,
                               show=not self.quiet)
 

@@ -17,6 +17,7 @@ Every title names the model, data, rule, rates and rewind mode
 (`describe`) and what the band is.
 """
 import collections
+import math
 
 import numpy as np
 
@@ -28,11 +29,14 @@ from ticketjax.run import lifecycle
 BRANCH_ORDER = ('ticket', 'finetune', 'reinit', 'shuffle', 'random', 'invert')
 
 
-def summarize(members: list[dict], grid=None) -> dict:
+def summarize(members: list[dict], grid=None,
+              perplexity: bool = False) -> dict:
   """{'levels': [{level, branch -> stats}]} from per-member summaries.
 
   With a `grid.GridSpec` that has names: {'grid': {name: values},
   'points': [{'point': {name: value}, 'label': str, 'levels': [...]}]}.
+  With `perplexity` (a language model) each branch also gets
+  'final_test_perplexity', exp of each member's final mean token loss.
   """
   if grid is not None and grid.names:
     return {'grid': {n: sorted({p[n] for p in grid.points})
@@ -40,12 +44,14 @@ def summarize(members: list[dict], grid=None) -> dict:
             'points': [{'point': dict(p), 'label': grid.label(p),
                         **_summarize_levels([
                             m for m in members
-                            if all(m[n] == p[n] for n in grid.names)])}
+                            if all(m[n] == p[n] for n in grid.names)],
+                                            perplexity)}
                        for p in grid.points]}
-  return _summarize_levels(members)
+  return _summarize_levels(members, perplexity)
 
 
-def _summarize_levels(members: list[dict]) -> dict:
+def _summarize_levels(members: list[dict], perplexity: bool = False
+                      ) -> dict:
   by_level = collections.defaultdict(lambda: collections.defaultdict(list))
   for rec in members:
     by_level[rec['level']][rec['branch']].append(rec)
@@ -61,6 +67,9 @@ def _summarize_levels(members: list[dict]) -> dict:
           'best_test_accuracy': stats.mean_std(
               [r['best_test_accuracy'] for r in recs]),
       }
+      if perplexity:
+        agg['final_test_perplexity'] = stats.mean_std(
+            [math.exp(r['final_test_loss']) for r in recs])
       if recs and all('early_stop_step' in r for r in recs):
         agg['early_stop_step'] = stats.mean_std(
             [r['early_stop_step'] for r in recs])
@@ -114,8 +123,8 @@ def table(summary: dict, described: str = '') -> str:
   A grid gets one such table per point, under the point's values. The
   first line says what the search was and what the numbers are.
   """
-  head = (title(summary, described) + ' (final-step test accuracy, mean ± '
-          'std over seeds)')
+  head = (title(summary, described) + f' (final-step test {_metric(summary)}'
+          ', mean ± std over seeds)')
   if 'points' in summary:
     return head + ''.join(
         f"\n\n### {entry['label']}\n\n" + _level_table(entry)
@@ -149,28 +158,43 @@ def _stop_cell(agg: dict) -> str:
           f"({stats.format_mean_std(acc)})") if step['n'] else ''
 
 
+def _metric(summary: dict) -> str:
+  """'perplexity' for a language model's search, else 'accuracy'."""
+  return summary.get('metric', 'accuracy')
+
+
+def _value(agg: dict, metric: str) -> dict:
+  return agg['final_test_perplexity' if metric == 'perplexity'
+             else 'final_test_accuracy']
+
+
 def _level_table(summary: dict) -> str:
   branches = _branches(summary)
+  metric = _metric(summary)
   header = ['level', 'weights remaining (%)']
-  header += [f'{b} test acc (%)' for b in branches]
+  header += [f'{b} test perplexity' if metric == 'perplexity'
+             else f'{b} test acc (%)' for b in branches]
   header += ['ticket early-stop step']
   rows = []
   for entry in summary['levels']:
     ticket = entry['ticket']
     row = [entry['level'], f"{100 * ticket['density']:.2f}"]
     for b in branches:
-      row.append(_cell(entry[b]) if b in entry else '')
+      row.append(_cell(entry[b], metric) if b in entry else '')
     stop = ticket.get('early_stop_step')
     row.append(f"{stop['mean']:.0f} ± {stop['std']:.0f}" if stop else '')
     rows.append(row)
   return stats.markdown_table(header, rows)
 
 
-def _cell(agg: dict) -> str:
-  """'65.3 ± 1.2', with 'diverged k/n' when members diverged."""
+def _cell(agg: dict, metric: str = 'accuracy') -> str:
+  """'65.3 ± 1.2' (a perplexity: '5.43 ± 0.02'), with 'diverged k/n'
+  when members diverged."""
   if not agg['final_test_accuracy']['n']:
     return f"diverged {agg['diverged']}/{agg['members']}"
-  text = stats.format_mean_std(agg['final_test_accuracy'])
+  text = (stats.format_mean_std(agg['final_test_perplexity'], scale=1,
+                                digits=2) if metric == 'perplexity'
+          else stats.format_mean_std(agg['final_test_accuracy']))
   if agg.get('diverged'):
     text += f" (diverged {agg['diverged']}/{agg['members']})"
   return text
@@ -193,7 +217,8 @@ def plot(summary: dict, path: str, described: str = '') -> None:
   plots_lib.density_axis(ax, min(100 * e['ticket']['density']
                                     for e in levels))
   plots_lib.save(fig, ax, path, title(summary, described),
-                 'test accuracy (%)')
+                 'test perplexity' if _metric(summary) == 'perplexity'
+                 else 'test accuracy (%)')
 
 
 def _health(label: str, aggs) -> str:
@@ -203,31 +228,35 @@ def _health(label: str, aggs) -> str:
   return f'{label} (diverged {k}/{n})' if k else label
 
 
-def _band(ax, pts, label):
+def _band(ax, pts, label, scale=100):
   """A mean line with a ± std band from [(x, {'mean', 'std', 'n'})];
   points where every member diverged (n = 0) are left out, and a series
   with none left is still named in the legend."""
   pts = [p for p in pts if p[1]['n']]
   if pts:
-    plots_lib.band(ax, [p[0] for p in pts], [100 * p[1]['mean'] for p in pts],
-                   [100 * p[1]['std'] for p in pts], label, marker='o', ms=3)
+    plots_lib.band(ax, [p[0] for p in pts],
+                   [scale * p[1]['mean'] for p in pts],
+                   [scale * p[1]['std'] for p in pts], label, marker='o',
+                   ms=3)
   else:
     ax.plot([], [], ' ', label=f'{label}: no healthy member')
 
 
 def _plot_branches(ax, summary):
   """The ticket and each control of one search, and its dense accuracy."""
+  metric = _metric(summary)
+  scale = 1 if metric == 'perplexity' else 100
   for branch in _branches(summary):
-    pts = [(100 * e['ticket']['density'], e[branch]['final_test_accuracy'])
+    pts = [(100 * e['ticket']['density'], _value(e[branch], metric))
            for e in summary['levels'] if branch in e]
     if branch != 'ticket':
       pts = [p for p in pts if p[0] < 100]
     if pts:
       _band(ax, pts, _health(branch, [e[branch] for e in summary['levels']
-                                      if branch in e]))
-  dense = summary['levels'][0]['ticket']['final_test_accuracy']
+                                      if branch in e]), scale)
+  dense = _value(summary['levels'][0]['ticket'], metric)
   if dense['n']:
-    ax.axhline(100 * dense['mean'], color='gray', ls='--', lw=1,
+    ax.axhline(scale * dense['mean'], color='gray', ls='--', lw=1,
                label='dense')
 
 

