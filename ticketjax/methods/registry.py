@@ -18,6 +18,9 @@ The launcher, the sweep and the cross-run report find a method here by its
   SEEDS, NON_SEMANTIC, PLOTS      its seed policy (`lifecycle`), the config
                                   fields out of its run folder's hash, and
                                   its plot files
+  BUILDS (optional, True)         False: the run does not build the config's
+                                  data set and model (`setup.build`); the
+                                  method loads what it needs itself
 
 Modules are imported when first asked for, so a launch pays only for the
 method it runs. Adding a method is one line here.
@@ -35,6 +38,7 @@ METHODS = {
     'transfer': 'ticketjax.methods.transfer.job',
     'dst': 'ticketjax.methods.dst.job',
     'early_bird': 'ticketjax.methods.early_bird.job',
+    'oneshot': 'ticketjax.methods.oneshot.job',
 }
 
 

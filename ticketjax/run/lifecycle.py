@@ -81,7 +81,8 @@ class Run:
     config: the ConfigDict as given.
     method: the method's module (`methods/registry.py`, by `config.job`):
       its SEEDS policy, NON_SEMANTIC fields, PLOTS and `report`.
-    setup: the validated pieces (data, model, optimizer config, trainer).
+    setup: the validated pieces (data, model, optimizer config, trainer);
+      None for a method with BUILDS = False.
     dir: the run folder, `<workdir>/<job>-<hash>`.
     store: the run's named checkpoints (`run/store.py`).
     num_seeds: the seed count asked for.
@@ -92,7 +93,10 @@ class Run:
     self.config = config
     self.method = registry.get(config.job)
     workdir_lib.check_folder(workdir, 'workdir')
-    self.setup = setup_lib.build(config)
+    # a method that trains nothing from the config's data and model (a
+    # pretrained model pruned once) sets BUILDS = False and checks its own
+    self.setup = (setup_lib.build(config)
+                  if getattr(self.method, 'BUILDS', True) else None)
     self.non_semantic = tuple(self.method.NON_SEMANTIC)
     self.dir = workdir_lib.run_dir(workdir, config, self.non_semantic)
     self.store = store.Checkpoints(self.dir)

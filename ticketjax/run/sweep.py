@@ -31,7 +31,8 @@ def check(configs: Sequence[Any]) -> None:
                        'config: get_sweep must return ConfigDicts with a job')
     try:
       method = registry.get(config.job)
-      setup_lib.build(config)
+      if getattr(method, 'BUILDS', True):
+        setup_lib.build(config)
       method.check(config)
     except ValueError as e:
       raise ValueError(f'sweep entry {i} ({config.job}): {e}') from e

@@ -1,0 +1,283 @@
+"""The `oneshot` job: prune a pretrained decoder LM once, measure perplexity.
+
+A pretrained model (`oneshot.model`: 'smollm2', a Llama .gguf file or a
+Hugging Face GPT-2 folder, `setup.pretrained`) is evaluated dense, then
+pruned by every method x target (`core.prune`, block by block on
+calibration windows) and evaluated again. Calibration windows are drawn at
+random offsets (seeded by `config.seed`) from one document and the
+evaluation windows are the first non-overlapping ones of another
+(`corpus:document`, e.g. 'austen:emma' and 'austen:prideprejudice'), both
+tokenized with the model's own tokenizer; a window of T tokens predicts
+the T tokens after each of its positions.
+
+Records, one stage each, so a killed run resumes at the first missing one:
+`records/dense.json`, then `records/<method>_<target>.json` (perplexity,
+the density of the projections, the wall time of the pruning and of the
+evaluation). With `save_masks`, each mask is also saved as the checkpoint
+`mask_<method>_<target>` (a mask generator for ticket searches).
+"""
+import dataclasses
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from ticketjax.core import masks as masks_lib
+from ticketjax.core import oneshot as oneshot_lib
+from ticketjax.core import stats
+from ticketjax.methods.oneshot import core
+from ticketjax.reports import plots as plots_lib
+from ticketjax.run import lifecycle
+from ticketjax.run import progress as progress_lib
+from ticketjax.run import setup as setup_lib
+
+SEEDS = 'refuse'
+NON_SEMANTIC = ('oneshot.batch',)
+PLOTS = ('perplexity.png',)
+BUILDS = False  # the model and the text come from `oneshot`, not data/model
+
+
+@dataclasses.dataclass(frozen=True)
+class OneshotConfig:
+  """What a one-shot pruning job does.
+
+  Attributes:
+    model: 'smollm2', a .gguf file or a Hugging Face GPT-2 folder.
+    calibration: 'corpus:document' the calibration windows come from.
+    evaluation: 'corpus:document' perplexity is measured on.
+    context: tokens per window.
+    calibration_windows: windows drawn at random offsets for calibration.
+    evaluation_windows: the first this many non-overlapping windows (0:
+      all of the document).
+    methods: from `core.METHODS`.
+    targets: sparsities in [0, 1) or 'N:M' (`oneshot.parse_target`).
+    blocksize, percdamp: SparseGPT's column block and damping.
+    batch: windows per forward pass (memory only).
+    save_masks: save each mask as a checkpoint.
+  """
+  model: str = 'smollm2'
+  calibration: str = 'austen:emma'
+  evaluation: str = 'austen:prideprejudice'
+  context: int = 512
+  calibration_windows: int = 64
+  evaluation_windows: int = 16
+  methods: tuple[str, ...] = core.METHODS
+  targets: tuple[Any, ...] = (0.5, '2:4')
+  blocksize: int = 128
+  percdamp: float = 0.01
+  batch: int = 4
+  save_masks: bool = False
+
+  def validate(self) -> None:
+    for name in ('context', 'calibration_windows', 'batch', 'blocksize'):
+      if int(getattr(self, name)) < 1:
+        raise ValueError(f'oneshot.{name} must be >= 1, got '
+                         f'{getattr(self, name)}')
+    if int(self.evaluation_windows) < 0:
+      raise ValueError('oneshot.evaluation_windows must be >= 0 (0: all), '
+                       f'got {self.evaluation_windows}')
+    if not self.methods or not self.targets:
+      raise ValueError('oneshot.methods and oneshot.targets must not be '
+                       'empty')
+    for m in self.methods:
+      core.check_method(m)
+    for t in self.targets:
+      oneshot_lib.parse_target(t)
+    if not 0.0 <= float(self.percdamp):
+      raise ValueError(f'oneshot.percdamp must be >= 0, got {self.percdamp}')
+    for spec in (self.calibration, self.evaluation):
+      if ':' not in str(spec):
+        raise ValueError(f'document {spec!r}: write corpus:document, e.g. '
+                         "'austen:prideprejudice'")
+
+
+def oneshot_config(config) -> OneshotConfig:
+  cfg = setup_lib.method_section(config, 'oneshot', OneshotConfig,
+                                 tuples=('methods', 'targets'))
+  cfg = dataclasses.replace(cfg, targets=tuple(
+      _target(t) for t in cfg.targets))
+  cfg.validate()
+  return cfg
+
+
+def _target(t):
+  """0.5 and '0.5' are the sparsity 0.5; '2:4' stays a string."""
+  if isinstance(t, str) and ':' not in t:
+    try:
+      return float(t)
+    except ValueError:
+      pass
+  return t
+
+
+def check(config) -> None:
+  """Checks config.oneshot (ValueError) without loading anything."""
+  oneshot_config(config)
+  if int(config.num_seeds) != 1:
+    raise ValueError('a oneshot job is deterministic: set num_seeds=1, got '
+                     f'{config.num_seeds}')
+
+
+def tag(method: str, target) -> str:
+  """'wanda_50' or 'sparsegpt_2of4': a file-name-safe stage name."""
+  t = oneshot_lib.parse_target(target)
+  what = f'{t.n}of{t.m}' if t.is_nm else f'{100 * t.sparsity:g}'
+  return f'{method}_{what}'
+
+
+def windows(ids: np.ndarray, context: int, count: int, rng=None):
+  """(x, y) int32 windows of `context` tokens: the first `count`
+  non-overlapping ones (0: all), or with `rng` `count` at random offsets."""
+  n = len(ids) - 1
+  if n < context:
+    raise ValueError(f'the text has {len(ids)} tokens, fewer than one window '
+                     f'of {context} + 1')
+  if rng is None:
+    total = n // context
+    count = total if not count else min(count, total)
+    starts = np.arange(count) * context
+  else:
+    starts = rng.integers(0, n - context + 1, size=count)
+  x = np.stack([ids[s:s + context] for s in starts]).astype(np.int32)
+  y = np.stack([ids[s + 1:s + context + 1] for s in starts]).astype(np.int32)
+  return x, y
+
+
+def run(config: Any, workdir: str) -> dict:
+  """The `oneshot` job: see the module docstring."""
+  check(config)
+  cfg = oneshot_config(config)
+  folder = lifecycle.Run(config, workdir)
+  folder.check_seeds('one-shot pruning run')
+  done = folder.done()
+  if done is not None:
+    return done
+  # load and tokenize everything before the first file is written
+  model_cfg, params, tokenizer = setup_lib.pretrained(cfg.model)
+  if cfg.context > model_cfg.context:
+    raise ValueError(f'oneshot.context {cfg.context} exceeds the model\'s '
+                     f'context {model_cfg.context}')
+  data_dir = config.data.get('data_dir') or None
+  encode = lambda spec: np.asarray(tokenizer.encode(
+      setup_lib.document(spec, data_dir)).ids, np.int32)
+  calib_x, _ = windows(encode(cfg.calibration), cfg.context,
+                       cfg.calibration_windows,
+                       rng=np.random.default_rng(int(config.seed)))
+  eval_x, eval_y = windows(encode(cfg.evaluation), cfg.context,
+                           cfg.evaluation_windows)
+  folder.begin()
+  show = folder.show_progress
+
+  def evaluate(p):
+    start = time.perf_counter()
+    out = core.perplexity(model_cfg, p, eval_x, eval_y, batch=cfg.batch)
+    return {**out, 'eval_seconds': time.perf_counter() - start}
+
+  if not folder.has_records('dense'):
+    folder.write_records('dense', {'method': 'dense', 'target': 'dense',
+                                   'density': 1.0, **evaluate(params)})
+  todo = [(m, t) for m in cfg.methods for t in cfg.targets]
+  bar = progress_lib.Progress(len(todo) * model_cfg.num_layers,
+                              f'oneshot {cfg.model}', enabled=show)
+  for i, (method, target) in enumerate(todo):
+    name = tag(method, target)
+    if folder.has_records(name) and (
+        not cfg.save_masks or folder.store.usable('mask_' + name)):
+      continue
+    base = i * model_cfg.num_layers
+    start = time.perf_counter()
+    pruned, mask = core.prune(
+        model_cfg, params, calib_x, method, target, batch=cfg.batch,
+        blocksize=cfg.blocksize, percdamp=cfg.percdamp,
+        on_block=lambda b: bar.update(base + b + 1))
+    seconds = time.perf_counter() - start
+    prunable = masks_lib.is_kernel
+    density = masks_lib.summary(mask, prunable)
+    folder.write_records(name, {
+        'method': method, 'target': str(target),
+        'density': float(density['density/total']),
+        'prune_seconds': seconds,
+        **evaluate(pruned)})
+    if cfg.save_masks:
+      folder.store.save('mask_' + name, mask)
+  lines = [folder.read_records('dense')] + [
+      folder.read_records(tag(m, t)) for m, t in todo]
+  return folder.finish(summarize(folder, cfg, model_cfg, lines, len(eval_x),
+                                 len(calib_x)), lines)
+
+
+def summarize(folder, cfg: OneshotConfig, model_cfg, lines, num_eval,
+              num_calib) -> dict:
+  dense = lines[0]
+  results = [{**r, 'increase': r['perplexity'] / dense['perplexity'] - 1.0}
+             for r in lines[1:]]
+  return {'job': 'oneshot', 'run_dir': folder.dir, 'model': cfg.model,
+          'num_seeds': 1, 'num_layers': model_cfg.num_layers,
+          'calibration': cfg.calibration, 'evaluation': cfg.evaluation,
+          'context': cfg.context, 'calibration_windows': num_calib,
+          'evaluation_windows': num_eval, 'tokens': dense['tokens'],
+          'dense': dense, 'results': results}
+
+
+def title(summary: dict) -> str:
+  return (f"One-shot pruning of {summary['model']} "
+          f"({summary['num_layers']} blocks, every projection): calibrated "
+          f"on {summary['calibration_windows']} windows of "
+          f"{summary['context']} tokens of {summary['calibration']}, "
+          f"perplexity on {summary['evaluation_windows']} windows of "
+          f"{summary['evaluation']} ({summary['tokens']:,} tokens)")
+
+
+def table(summary: dict) -> str:
+  dense = summary['dense']
+  rows = [['dense', '', '100.0', f"{dense['perplexity']:.2f}", '', '',
+           f"{dense['eval_seconds']:.1f}"]]
+  for r in summary['results']:
+    rows.append([r['method'], _target_name(r['target']),
+                 f"{100 * r['density']:.1f}", f"{r['perplexity']:.2f}",
+                 f"{100 * r['increase']:+.1f}", f"{r['prune_seconds']:.1f}",
+                 f"{r['eval_seconds']:.1f}"])
+  return (title(summary) + ' (one deterministic run)\n\n'
+          + stats.markdown_table(
+              ['method', 'target', 'projections kept (%)', 'perplexity',
+               'vs dense (%)', 'prune wall time (s)', 'eval wall time (s)'],
+              rows))
+
+
+def _target_name(target: str) -> str:
+  return target if ':' in target else f'{100 * float(target):g}% sparse'
+
+
+def report(summary: dict, lines: list, config=None) -> lifecycle.Report:
+  del lines, config
+
+  def draw(path):
+    plt = plots_lib.pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    targets = list(dict.fromkeys(r['target'] for r in summary['results']))
+    methods = list(dict.fromkeys(r['method'] for r in summary['results']))
+    width = 0.8 / max(len(methods), 1)
+    for j, method in enumerate(methods):
+      values = [next((r['perplexity'] for r in summary['results']
+                      if r['method'] == method and r['target'] == t),
+                     math.nan) for t in targets]
+      ax.bar(np.arange(len(targets)) + (j - (len(methods) - 1) / 2) * width,
+             values, width, label=method)
+    ax.axhline(summary['dense']['perplexity'], color='k', ls='--', lw=1,
+               label='dense')
+    ax.set_xticks(np.arange(len(targets)),
+                  [_target_name(t) for t in targets])
+    ax.set_yscale('log')
+    plots_lib.save(fig, ax, path, title(summary), 'perplexity',
+                   note='one deterministic run per bar')
+
+  return lifecycle.Report(title(summary), table(summary),
+                          {'perplexity.png': draw})
+
+
+def series(summary: dict) -> list[dict]:
+  """Nothing for the accuracy-vs-density report: a language model's
+  perplexity is not an accuracy."""
+  del summary
+  return []
