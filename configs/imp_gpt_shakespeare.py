@@ -48,7 +48,7 @@ def get_config(arg=None):
   c.optimizer.learning_rate = 3e-3
   c.train.steps = 1000
   c.train.batch_size = 32
-  c.train.eval_every = 250
+  c.train.eval_every = 500
   c.train.eval_batch_size = 500
   if opts['smoke']:
     c.data.name = 'pydoc'
