@@ -2,7 +2,6 @@
 import glob
 import json
 import os
-import subprocess
 import sys
 
 import jax
@@ -16,7 +15,7 @@ from ticketjax.methods.cs import core as cs
 from ticketjax.methods.cs import report as cs_report
 from ticketjax.run import jobs
 from ticketjax.run import store as checkpoint
-from testlib import kill_when, launch_env, tiny_mlp
+from testlib import assert_kill_and_resume_identical, tiny_mlp
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -233,24 +232,8 @@ def _launch(workdir):
 
 
 def test_kill_and_resume_gives_identical_results(tmp_path):
-  env = launch_env(tmp_path / 'cache')
-  straight = subprocess.run(_launch(tmp_path / 'straight'), cwd=REPO,
-                            env=env, capture_output=True, text=True,
-                            timeout=600)
-  assert straight.returncode == 0, straight.stderr[-2000:]
-  proc = subprocess.Popen(_launch(tmp_path / 'killed'), cwd=REPO, env=env,
-                          stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
-  kill_when(proc, str(tmp_path / 'killed/*/checkpoints/round_00'))
-  resumed = subprocess.run(_launch(tmp_path / 'killed'), cwd=REPO,
-                           env=env, capture_output=True, text=True,
-                           timeout=600)
-  assert resumed.returncode == 0, resumed.stderr[-2000:]
-  (a,) = glob.glob(str(tmp_path / 'straight/*/summary.json'))
-  (b,) = glob.glob(str(tmp_path / 'killed/*/summary.json'))
-  assert json.load(open(a))['members'] == json.load(open(b))['members']
-  assert open(a.replace('summary.json', 'metrics.jsonl')).read() == open(
-      b.replace('summary.json', 'metrics.jsonl')).read()
+  assert_kill_and_resume_identical(_launch, tmp_path, 'checkpoints/round_00',
+                                   REPO)
 
 
 def test_sanity_controls_train_next_to_the_tickets(tmp_path):

@@ -5,10 +5,7 @@ The stopping rule itself is tested on a hand-computed sequence in
 (retrain a seed to its declared step, prune by magnitude) and the
 declaration points are checked against the recorded distances.
 """
-import glob
-import json
 import os
-import subprocess
 import sys
 
 import jax
@@ -17,7 +14,7 @@ import numpy as np
 import pytest
 
 from configs import early_bird_mnist1d
-from testlib import kill_when, launch_env
+from testlib import assert_kill_and_resume_identical
 from ticketjax.core import masks as masks_lib
 from ticketjax.core import pruning
 from ticketjax.core import train as train_lib
@@ -195,24 +192,8 @@ def _launch(workdir):
 
 
 def test_kill_and_resume_gives_identical_results(tmp_path):
-  env = launch_env(tmp_path / 'cache')
-  straight = subprocess.run(_launch(tmp_path / 'straight'), cwd=REPO,
-                            env=env, capture_output=True, text=True,
-                            timeout=600)
-  assert straight.returncode == 0, straight.stderr[-2000:]
-  proc = subprocess.Popen(_launch(tmp_path / 'killed'), cwd=REPO, env=env,
-                          stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
-  kill_when(proc, str(tmp_path / 'killed/*/checkpoints/level_1'))
-  resumed = subprocess.run(_launch(tmp_path / 'killed'), cwd=REPO,
-                           env=env, capture_output=True, text=True,
-                           timeout=600)
-  assert resumed.returncode == 0, resumed.stderr[-2000:]
-  (a,) = glob.glob(str(tmp_path / 'straight/*/summary.json'))
-  (b,) = glob.glob(str(tmp_path / 'killed/*/summary.json'))
-  assert json.load(open(a))['members'] == json.load(open(b))['members']
-  assert open(a.replace('summary.json', 'metrics.jsonl')).read() == open(
-      b.replace('summary.json', 'metrics.jsonl')).read()
+  assert_kill_and_resume_identical(_launch, tmp_path, 'checkpoints/level_1',
+                                   REPO)
 
 
 @pytest.mark.parametrize('field,value,match', [

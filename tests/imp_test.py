@@ -1,8 +1,6 @@
 """IMP: rewinding, controls, resume after SIGKILL, idempotence, bad configs."""
-import glob
 import json
 import os
-import subprocess
 import sys
 
 import jax
@@ -17,7 +15,7 @@ from ticketjax.core import train as train_lib
 from ticketjax.methods.imp import core as imp
 from ticketjax.run import jobs
 from ticketjax.run import store as checkpoint
-from testlib import kill_when, launch_env, synthetic_dataset, tiny_mlp
+from testlib import assert_kill_and_resume_identical, synthetic_dataset, tiny_mlp
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -157,25 +155,8 @@ def _launch(workdir, levels):
 
 
 def test_kill_and_resume_gives_identical_results(tmp_path):
-  env = launch_env(tmp_path / 'cache')
-  straight = subprocess.run(_launch(tmp_path / 'straight', 3), cwd=REPO,
-                            env=env, capture_output=True, text=True,
-                            timeout=600)
-  assert straight.returncode == 0, straight.stderr[-2000:]
-  proc = subprocess.Popen(_launch(tmp_path / 'killed', 3), cwd=REPO,
-                          env=env, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
-  kill_when(proc, str(tmp_path / 'killed/*/checkpoints/level_001'))
-  resumed = subprocess.run(_launch(tmp_path / 'killed', 3), cwd=REPO,
-                           env=env, capture_output=True, text=True,
-                           timeout=600)
-  assert resumed.returncode == 0, resumed.stderr[-2000:]
-  (a,) = glob.glob(str(tmp_path / 'straight/*/summary.json'))
-  (b,) = glob.glob(str(tmp_path / 'killed/*/summary.json'))
-  sa, sb = json.load(open(a)), json.load(open(b))
-  assert sa['members'] == sb['members']  # same masks' densities, same metrics
-  assert open(a.replace('summary.json', 'metrics.jsonl')).read() == open(
-      b.replace('summary.json', 'metrics.jsonl')).read()
+  assert_kill_and_resume_identical(lambda w: _launch(w, 3), tmp_path,
+                                   'checkpoints/level_001', REPO)
 
 
 @pytest.mark.parametrize('field,value,match', [

@@ -5,8 +5,10 @@ cannot break the tests of masks, pruning and the trainer.
 """
 import glob
 import hashlib
+import json
 import os
 import signal
+import subprocess
 import time
 
 import jax
@@ -81,6 +83,36 @@ def launch_env(cache_dir) -> dict:
   return dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(cache_dir),
               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0')
 
+
+
+def assert_kill_and_resume_identical(argv, tmp_path, checkpoint: str,
+                                     cwd: str) -> dict:
+  """Launches `argv(workdir)` straight through in tmp_path/straight, and
+  in tmp_path/killed killed as soon as `checkpoint` (a path under the run
+  folder, e.g. 'checkpoints/level_001') appears, then launched again;
+  asserts both runs end with the same members and byte-identical
+  `metrics.jsonl`. Returns the straight run's summary."""
+  env = launch_env(tmp_path / 'cache')
+  run = lambda name: subprocess.run(argv(tmp_path / name), cwd=cwd, env=env,
+                                    capture_output=True, text=True,
+                                    timeout=600)
+  straight = run('straight')
+  assert straight.returncode == 0, straight.stderr[-2000:]
+  proc = subprocess.Popen(argv(tmp_path / 'killed'), cwd=cwd, env=env,
+                          stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  kill_when(proc, str(tmp_path / 'killed' / '*' / checkpoint))
+  resumed = run('killed')
+  assert resumed.returncode == 0, resumed.stderr[-2000:]
+  (a,) = glob.glob(str(tmp_path / 'straight/*/summary.json'))
+  (b,) = glob.glob(str(tmp_path / 'killed/*/summary.json'))
+  with open(a) as fa, open(b) as fb:
+    sa, sb = json.load(fa), json.load(fb)
+  assert sa['members'] == sb['members']
+  metrics = lambda path: open(path.replace('summary.json',
+                                           'metrics.jsonl')).read()
+  assert metrics(a) == metrics(b)
+  return sa
 
 
 # -- damaging files (bad-input and integrity tests) -------------------------
