@@ -39,7 +39,7 @@ INPUT_SHAPES = {
 }
 BATCHNORM_MODELS = ('resnet20',)
 # Language models over int tokens, tested in transformer_test.py.
-TOKEN_MODELS = ('gpt', 'llama')
+TOKEN_MODELS = ('gpt', 'llama', 'pretrained')
 
 # Trainable parameters (weights + biases + BatchNorm scale/bias), default
 # hyperparameters, computed by hand:

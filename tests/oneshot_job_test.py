@@ -128,3 +128,28 @@ def test_seed_count_other_than_one_is_refused(model_dir, tmp_path):
 def test_smollm2_config_checks():
   for arg in (None, 'smoke', 'calib=8,eval=0,context=256'):
     job.check(oneshot_smollm2_austen.get_config(arg))
+
+
+def test_a_pretrained_model_fine_tunes_masked_through_imp(model_dir,
+                                                          tmp_path):
+  """The `pretrained` model starts every seed (and IMP's rewind) from the
+  pretrained weights; the data is tokenized with its tokenizer.json."""
+  from configs import imp_gpt_shakespeare  # pylint: disable=g-import-not-at-top
+  config = imp_gpt_shakespeare.get_config('smoke')
+  config.progress = False
+  config.data.tokenizer = os.path.join(model_dir, 'tokenizer.json')
+  config.data.context = 16
+  config.model.name = 'pretrained'
+  config.model.kwargs = ml_collections.ConfigDict({'source': model_dir})
+  summary = jobs.run(config, str(tmp_path))
+  _, params, _ = setup_lib.pretrained(model_dir)
+  from ticketjax.run import store  # pylint: disable=g-import-not-at-top
+  rewind = store.Checkpoints(summary['run_dir']).restore_raw('rewind_init')
+  for s in range(config.num_seeds):  # every seed starts pretrained
+    np.testing.assert_array_equal(
+        rewind['params']['block_01']['mlp']['fc']['kernel'][s],
+        params['block_01']['mlp']['fc']['kernel'])
+  assert summary['metric'] == 'perplexity' and summary['levels_done'] == 2
+  config.data.tokenizer = 'char'  # another vocabulary: one clear error
+  with pytest.raises(ValueError, match="model's own vocabulary"):
+    jobs.run(config, str(tmp_path / 'other'))

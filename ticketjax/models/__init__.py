@@ -21,6 +21,8 @@ Registered models and their input shapes (one example, no batch axis):
                               pure JAX decoders (`transformer`), no output
                               layer (tied embeddings), `num_classes` is
                               the vocabulary size
+  pretrained                  the same, initialized to a pretrained model
+                              (`source`: SmolLM2, a GGUF, an HF GPT-2 folder)
 
 `hf_gpt2` and `gguf_llama` load pretrained decoders (a Hugging Face GPT-2
 folder, a Llama GGUF file such as SmolLM2-135M) into `transformer` params.
@@ -122,6 +124,7 @@ for _fn in (
     resnet.resnet20,
     transformer.gpt,
     transformer.llama,
+    transformer.pretrained,
 ):
   register_model(_fn.__name__, _fn)
 del _fn

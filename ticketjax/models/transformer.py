@@ -30,6 +30,7 @@ Parameter names (every kernel is (in, out); only projections are named
 """
 import dataclasses
 import math
+import os
 from typing import Any
 
 import jax
@@ -508,3 +509,42 @@ def llama(
       d_ff=_d_ff(d_ff, d_model), style='llama', norm_eps=norm_eps,
       rope_theta=rope_theta, tie_embeddings=tie_embeddings)
   return as_model(cfg.validate(), 'llama')
+
+
+def pretrained(num_classes: int, source: str = 'smollm2') -> types.Model:
+  """A pretrained decoder as a model of the zoo, named 'pretrained'.
+
+  `init` returns the pretrained weights for every key (so IMP's rewind to
+  init rewinds to them, and every seed starts from them); training
+  fine-tunes them. `source`: 'smollm2', a Llama .gguf file or a Hugging
+  Face GPT-2 folder. The data must be tokenized with the model's own
+  vocabulary (`data.tokenizer`: the folder's tokenizer.json, or the GGUF's
+  saved with `gguf_llama.tokenizer(path).save(file)`).
+
+  Raises:
+    ValueError: an unknown source, or a data vocabulary (`num_classes`)
+      other than the model's.
+  """
+  from ticketjax.models import gguf_llama, hf_gpt2  # pylint: disable=g-import-not-at-top
+  if source == 'smollm2':
+    source = gguf_llama.smollm2_path()
+  if str(source).endswith('.gguf'):
+    cfg, weights = gguf_llama.load(source)
+  elif os.path.isdir(source):
+    cfg, weights = hf_gpt2.load(source)
+  else:
+    raise ValueError(f'pretrained source {source!r}: give "smollm2", a '
+                     '.gguf file or a Hugging Face GPT-2 folder')
+  if int(num_classes) != cfg.vocab_size:
+    raise ValueError(
+        f"the data's vocabulary has {num_classes} tokens and {source}'s "
+        f'has {cfg.vocab_size}: tokenize with the model\'s own vocabulary '
+        '(data.tokenizer)')
+  weights = jax.tree.map(lambda w: jnp.asarray(w, jnp.float32), weights)
+  model = as_model(cfg, 'pretrained')
+
+  def init_fn(key: jax.Array) -> tuple[dict, dict]:
+    del key  # the same pretrained weights for every seed
+    return weights, {}
+
+  return model._replace(init=init_fn)
