@@ -81,7 +81,10 @@ def prune(cfg: transformer.DecoderConfig, params: dict, calib_NxT,
   embed = jax.jit(lambda p, t: transformer.embed(cfg, p, t))
   step = jax.jit(lambda bp, h: transformer.block_with_inputs(cfg, bp, h))
   forward = jax.jit(lambda bp, h: transformer.block(cfg, bp, h))
-  h = jnp.concatenate([embed(params, calib[a:b]) for a, b in spans])
+  # magnitude needs no activations: no forward pass at all
+  needs_inputs = method != 'magnitude'
+  h = (jnp.concatenate([embed(params, calib[a:b]) for a, b in spans])
+       if needs_inputs else None)
   params = dict(params)
   mask = jax.tree.map(lambda x: jnp.ones(jnp.shape(x), bool), params)
   for i in range(cfg.num_layers):
@@ -122,8 +125,8 @@ def prune(cfg: transformer.DecoderConfig, params: dict, calib_NxT,
       block_mask = _set(block_mask, path + '/kernel', keep)
     params[name] = block_params
     mask[name] = block_mask
-    # the pruned block's outputs feed the next block
-    h = jnp.concatenate([forward(block_params, h[a:b]) for a, b in spans])
+    if needs_inputs:  # the pruned block's outputs feed the next block
+      h = jnp.concatenate([forward(block_params, h[a:b]) for a, b in spans])
     if on_block is not None:
       on_block(i)
   return params, mask
