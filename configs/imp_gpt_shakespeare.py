@@ -21,8 +21,8 @@ Variants (comma-separated after ':'):
   levels=N   pruning levels after the dense one (default 8: 16.8% left);
   k=K        rewind to step K instead of init (imp.rewind='step');
   llama      the Llama-style decoder (RMSNorm, RoPE, SwiGLU, 2 KV heads);
-  smoke      2 seeds, 1 level of 20 steps on CPython's pydoc topics (no
-             install needed): a seconds-long test run.
+  smoke      2 seeds, 1 level of 20 steps, one block of width 32, on
+             CPython's pydoc topics (no install needed): a test run.
 
 Runtime and result: docs/results.md ("Language-model tickets").
 """
@@ -56,6 +56,7 @@ def get_config(arg=None):
     c.data.context = 32
     c.model.kwargs.context = 32
     c.model.kwargs.d_model = 32
+    c.model.kwargs.num_layers = 1
     c.imp.levels = opts.or_smoke('levels', 1)
     c.train.steps = 20
     c.train.eval_every = 10

@@ -141,6 +141,7 @@ def test_a_pretrained_model_fine_tunes_masked_through_imp(model_dir,
   config.data.context = 16
   config.model.name = 'pretrained'
   config.model.kwargs = ml_collections.ConfigDict({'source': model_dir})
+  config.imp.controls = ()
   summary = jobs.run(config, str(tmp_path))
   _, params, _ = setup_lib.pretrained(model_dir)
   from ticketjax.run import store  # pylint: disable=g-import-not-at-top

@@ -30,31 +30,49 @@ def test_gaussian_and_heavy_tailed_layers():
   assert b['near_zero'] > a['near_zero']
 
 
-def test_states_from_runs_and_the_launcher(tmp_path):
-  from configs import imp_gpt_shakespeare  # pylint: disable=g-import-not-at-top
-  from ticketjax.run import jobs  # pylint: disable=g-import-not-at-top
-  config = imp_gpt_shakespeare.get_config('smoke')
-  config.progress = False
-  run_dir = jobs.run(config, str(tmp_path / 'w'))['run_dir']
-  dense = f'{run_dir}/checkpoints/level_000:1'
-  ticket = f'{run_dir}/checkpoints/level_001:1'
+def test_states_through_the_launcher(tmp_path):
+  """A pretrained GPT-2 folder and a fresh init of its architecture; a
+  saved run member with its mask (IMP's level 1 of 2 seeds)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from ticketjax.models import hf_gpt2, transformer  # pylint: disable=g-import-not-at-top
+  cfg = transformer.DecoderConfig(
+      vocab_size=40, context=16, d_model=32, num_layers=2, num_heads=4,
+      num_kv_heads=4, d_ff=64, style='gpt2')
+  params = transformer.init(cfg, jax.random.PRNGKey(3))
+  params = jax.tree.map(lambda w: 10 * w, params)  # not the init's scale
+  folder = str(tmp_path / 'gpt2')
+  hf_gpt2.save(cfg, params, folder)
   out = tmp_path / 'out'
   proc = subprocess.run(
-      [sys.executable, '-m', 'launch.weights', f'--state=dense={dense}',
-       f'--state=ticket={ticket}', f'--out={out}'], cwd=REPO,
+      [sys.executable, '-m', 'launch.weights', f'--state=random=random:{folder}',
+       f'--state=trained={folder}', f'--out={out}'], cwd=REPO,
       capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-2000:]
-  assert 'ticket: 12 layers' in proc.stdout  # 2 blocks x 6 projections
+  assert 'trained: 12 layers' in proc.stdout  # 2 blocks x 6 projections
   for name in ('weights.md', 'weights.json', 'weights_hist.png',
                'weights_layers.png'):
     assert os.path.getsize(out / name) > 0
-  params, mask = weights.load_state(ticket)
-  rows = weights.layer_stats(params, mask)
-  assert [r['kept'] for r in rows] == pytest.approx([0.8] * 12, abs=1e-3)
-  assert np.asarray(params['block_00']['attn']['query']['kernel']).ndim == 2
+  random_rows = weights.layer_stats(weights.load_state(f'random:{folder}')[0])
+  trained_rows = weights.layer_stats(weights.load_state(folder)[0])
+  for r, t in zip(random_rows, trained_rows):
+    assert t['std'] == pytest.approx(10 * r['std'], rel=0.2), r['layer']
   bad = subprocess.run(
       [sys.executable, '-m', 'launch.weights', '--state=oops',
        f'--out={tmp_path / "x"}'], cwd=REPO, capture_output=True,
       text=True, timeout=600)
   assert bad.returncode == 2 and 'NAME=SOURCE' in bad.stderr
   assert not (tmp_path / 'x').exists()
+
+
+def test_a_saved_run_member_with_its_mask(tmp_path):
+  from configs import early_bird_mnist1d  # pylint: disable=g-import-not-at-top
+  from ticketjax.run import jobs  # pylint: disable=g-import-not-at-top
+  config = early_bird_mnist1d.get_config('smoke,levels=1')
+  config.progress = False
+  run_dir = jobs.run(config, str(tmp_path))['run_dir']
+  params, mask = weights.load_state(f'{run_dir}/checkpoints/final:0')
+  rows = weights.layer_stats(params, mask)
+  assert [r['layer'] for r in rows] == [
+      'dense_0/kernel', 'dense_1/kernel', 'output/kernel']
+  assert [r['kept'] for r in rows] == pytest.approx([0.8, 0.8, 0.8],
+                                                    abs=1e-3)

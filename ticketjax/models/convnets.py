@@ -33,8 +33,8 @@ class MNIST1DCNN(nnx.Module):
       num_classes: int,
       *,
       kernel_init: str,
-      batch_norm: bool,
       rngs: nnx.Rngs,
+      batch_norm: bool = False,
   ):
     specs = ((1, 5), (channels, 3), (channels, 3))
     self.names = tuple(adapter.layer_names('conv', len(specs)))

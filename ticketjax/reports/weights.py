@@ -65,17 +65,15 @@ def layer_stats(params, mask=None,
 
 def load_state(spec: str):
   """(params, mask or None) of 'SOURCE' (module docstring)."""
-  from ticketjax.models import transformer  # pylint: disable=g-import-not-at-top
   from ticketjax.run import setup as setup_lib  # pylint: disable=g-import-not-at-top
   if spec.startswith('random:'):
-    cfg, _, _ = setup_lib.pretrained(spec[len('random:'):])
-    return transformer.init(cfg, jax.random.PRNGKey(0)), None
+    return setup_lib.pretrained_params(spec[len('random:'):],
+                                       random=True), None
   if '/checkpoints/' in spec:
     path, member = path_probe.parse_endpoint(spec)
     params, _, mask, _ = path_probe.load_endpoint(path, member)
     return params, mask
-  _, params, _ = setup_lib.pretrained(spec)
-  return params, None
+  return setup_lib.pretrained_params(spec), None
 
 
 def parse_states(specs) -> list[tuple[str, str]]:

@@ -231,6 +231,14 @@ def pretrained(source: str):
                    'merges.txt to tokenize text for it')
 
 
+def pretrained_params(source: str, random: bool = False) -> dict:
+  """The params of a pretrained decoder (`transformer.load_pretrained`),
+  or with `random` a fresh init (key 0) of its architecture."""
+  from ticketjax.models import transformer  # pylint: disable=g-import-not-at-top
+  cfg, params, _ = transformer.load_pretrained(source)
+  return transformer.init(cfg, jax.random.PRNGKey(0)) if random else params
+
+
 def document(spec: str, data_dir: str | None = None) -> str:
   """The raw text of 'corpus:document' (e.g. 'austen:prideprejudice')."""
   corpus, sep, name = str(spec).partition(':')
