@@ -226,3 +226,17 @@ def test_channel_bits_count_units_not_weights():
   mask = {'conv_0': {'kernel': jnp.ones((3, 1, 4), bool).at[..., 1].set(
       False)}, 'output': {'kernel': jnp.ones((8, 2), bool)}}
   np.testing.assert_array_equal(core.bits(cfg, mask), [1, 0, 1, 1])
+
+
+def test_a_member_that_never_declares_keeps_its_last_mask(tmp_path):
+  config = _smoke('smoke', epsilon=0.0, densities=(0.5,))  # never settles
+  summary = jobs.run(config, str(tmp_path))
+  saved = store.Checkpoints(summary['run_dir']).restore_raw('search')
+  for p in summary['search']['declared']:
+    assert p['declared_step'] is None
+    assert p['search_steps'] == p['trained_steps'] == config.train.steps
+  for a, b in zip(jax.tree.leaves(saved['early_bird']),
+                  jax.tree.leaves(saved['last'])):
+    np.testing.assert_array_equal(a, b)
+  (g,) = [g for g in summary['groups'] if g['branch'] == 'early_bird']
+  assert g['declared'] == 0 and g['steps_saved']['mean'] == 0.0

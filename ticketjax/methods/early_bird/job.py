@@ -187,6 +187,12 @@ def search(folder, cfg: core.EarlyBirdConfig, start_S, name: str,
                test_acc=float(np.mean(per_seed['test_accuracy'])))
     if settled:
       break
+  # a member that never declared keeps its last mask (and saves nothing)
+  never = np.array([[(k, s) not in declared for s in range(S)]
+                    for k in range(K)])
+  ticket_KS = jax.tree.map(
+      lambda m, t: jnp.where(never.reshape(never.shape + (1,) * (m.ndim - 2)),
+                             m, t), last_masks, ticket_KS)
   health.flag_diverged(evals, key=lambda r: r['seed'])
   members = [{**w, **health.member_stats(
       [r for r in evals if r['seed'] == w['seed']])} for w in who]
