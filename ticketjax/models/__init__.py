@@ -33,6 +33,7 @@ import inspect
 from ticketjax.core.types import Model
 from ticketjax.models import convnets
 from ticketjax.models import mlp as mlp_lib
+from ticketjax.models import pretrained as pretrained_lib
 from ticketjax.models import resnet
 from ticketjax.models import transformer
 from ticketjax.models.adapter import from_nnx
@@ -124,7 +125,7 @@ for _fn in (
     resnet.resnet20,
     transformer.gpt,
     transformer.llama,
-    transformer.pretrained,
+    pretrained_lib.pretrained,
 ):
   register_model(_fn.__name__, _fn)
 del _fn

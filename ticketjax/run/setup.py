@@ -211,13 +211,13 @@ def check_model_fits_data(model: Model, dataset: Dataset) -> None:
 
 def pretrained(source: str):
   """(DecoderConfig, params, tokenizer) of a pretrained decoder LM
-  (`transformer.load_pretrained`): a GGUF's tokenizer from its metadata, a
+  (`models.pretrained.load_pretrained`): a GGUF's tokenizer from its metadata, a
   Hugging Face GPT-2 folder's from tokenizer.json or vocab.json +
   merges.txt. ValueError for anything else."""
   import os  # pylint: disable=g-import-not-at-top
   import tokenizers  # pylint: disable=g-import-not-at-top
-  from ticketjax.models import gguf_llama, transformer  # pylint: disable=g-import-not-at-top
-  cfg, params, path = transformer.load_pretrained(source)
+  from ticketjax.models import gguf_llama, pretrained as pretrained_lib  # pylint: disable=g-import-not-at-top
+  cfg, params, path = pretrained_lib.load_pretrained(source)
   if path.endswith('.gguf'):
     return cfg, params, gguf_llama.tokenizer(path)
   tok_json = os.path.join(path, 'tokenizer.json')
@@ -232,10 +232,10 @@ def pretrained(source: str):
 
 
 def pretrained_params(source: str, random: bool = False) -> dict:
-  """The params of a pretrained decoder (`transformer.load_pretrained`),
-  or with `random` a fresh init (key 0) of its architecture."""
-  from ticketjax.models import transformer  # pylint: disable=g-import-not-at-top
-  cfg, params, _ = transformer.load_pretrained(source)
+  """The params of a pretrained decoder (`models.pretrained`), or with
+  `random` a fresh init (key 0) of its architecture."""
+  from ticketjax.models import pretrained as pretrained_lib, transformer  # pylint: disable=g-import-not-at-top
+  cfg, params, _ = pretrained_lib.load_pretrained(source)
   return transformer.init(cfg, jax.random.PRNGKey(0)) if random else params
 
 

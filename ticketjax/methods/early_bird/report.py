@@ -1,0 +1,159 @@
+"""The `early_bird` job's report: title, table, plots and cross-run series.
+
+`accuracy.png` (retrained accuracy against weights remaining, Early-Bird
+and full-training tickets, the dense line), `distance.png` (the largest
+mask distance per check, per tracker) and `curves.png` (learning curves).
+"""
+import numpy as np
+
+from ticketjax.core import stats
+from ticketjax.reports import plots as plots_lib
+from ticketjax.run import lifecycle
+
+PLOTS = ('accuracy.png', 'distance.png', 'curves.png')
+
+
+def _rule(summary: dict) -> str:
+  what = (f"{summary['structure']} {summary['score']} "
+          f"({summary['scope']})")
+  if summary.get('l1'):
+    what += f", L1 {summary['l1']:g} on BN scales"
+  return what
+
+
+def title(summary: dict) -> str:
+  mode = ('Early-Bird IMP, ' f"{summary['levels']} levels at rate "
+          f"{summary['rate']:g}" if summary['levels']
+          else 'Early-Bird tickets')
+  return (f"{mode}: {_rule(summary)}, {summary['model']} on "
+          f"{summary['dataset']}, checks every {summary['check_every']} "
+          f"steps (window {summary['window']}, epsilon "
+          f"{summary['epsilon']:g}), retrained from init for "
+          f"{summary['steps']} steps, {summary['num_seeds']} seeds")
+
+
+def _name(e: dict) -> str:
+  if e['branch'] == 'dense':
+    return 'dense'
+  if e['branch'] == 'full':
+    return 'full-training ticket'
+  return (f"early-bird level {e['level']}" if 'level' in e
+          else 'early-bird ticket')
+
+
+def _health(e: dict, n: int) -> str:
+  out = [f"diverged {e['diverged']}/{e['members']}"] if e.get(
+      'diverged') else []
+  if e.get('collapsed'):
+    out.append(f"collapsed {e['collapsed']}/{n} (an empty layer)")
+  return ', '.join(out) or 'ok'
+
+
+def table(summary: dict) -> str:
+  fmt = stats.format_mean_std
+  channels = summary['structure'] == 'channels'
+  rows = []
+  for e in summary['groups']:
+    acc = e.get('final_test_accuracy')
+    eb = e['branch'] == 'early_bird'
+    n = summary['num_seeds']
+    rows.append([
+        _name(e), f"{100 * e['density_target']:.4g}",
+        f"{100 * e['density']['mean']:.2f}",
+        *([f"{100 * e['units']['mean']:.1f}" if 'units' in e else '']
+          if channels else []),
+        fmt(acc) if acc else 'n/a',
+        (fmt(e['declared_epoch'], scale=1, digits=1) + f" ({e['declared']}/"
+         f"{n})" if eb and e['declared'] else
+         (f'never (0/{n})' if eb else '')),
+        fmt(e['steps_saved']) if eb else '',
+        fmt(e['distance_to_last'], scale=1, digits=3)
+        if eb and not summary['levels'] else '',
+        _health(e, summary['num_seeds'])])
+  header = ['ticket', 'target density (%)', 'weights remaining (%)',
+            *(['channels kept (%)'] if channels else []),
+            'final test acc (%)', 'declared at epoch (declared/seeds)',
+            'search steps saved (%)', 'distance to full-training mask',
+            'members']
+  return (title(summary) + ' (test accuracy %, mean ± std over seeds)\n\n'
+          + stats.markdown_table(header, rows))
+
+
+def report(summary: dict, evals: list[dict], config=None) -> lifecycle.Report:
+  del config
+
+  def accuracy(path):
+    plt = plots_lib.pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for branch in ('early_bird', 'full'):
+      pts = [e for e in summary['groups']
+             if e['branch'] == branch and 'final_test_accuracy' in e]
+      if pts:
+        plots_lib.band(
+            ax, [100 * e['density']['mean'] for e in pts],
+            [100 * e['final_test_accuracy']['mean'] for e in pts],
+            [100 * e['final_test_accuracy']['std'] for e in pts],
+            _name(pts[0]).replace(' level 1', ' IMP'), marker='o', ms=3)
+    dense = [e for e in summary['groups'] if e['branch'] == 'dense'
+             and 'final_test_accuracy' in e]
+    if dense:
+      ax.axhline(100 * dense[0]['final_test_accuracy']['mean'], color='k',
+                 ls='--', lw=1, label='dense')
+    plots_lib.density_axis(ax, min(100 * e['density']['mean']
+                                   for e in summary['groups']))
+    plots_lib.save(fig, ax, path, title(summary), 'final test accuracy (%)')
+
+  def distance(path):
+    plt = plots_lib.pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    spe = summary['steps_per_epoch']
+    tracks = {}
+    for c in summary['search']['checks']:
+      if c['max_distance'] is None:
+        continue
+      label = (f"level {c['level']}" if 'level' in c
+               else f"density {100 * c['density_target']:g}%")
+      tracks.setdefault(label, {}).setdefault(c['step'], []).append(
+          c['max_distance'])
+    for label, by_step in tracks.items():
+      steps = sorted(by_step)
+      plots_lib.band(ax, [s / spe for s in steps],
+                     [np.mean(by_step[s]) for s in steps],
+                     [np.std(by_step[s], ddof=1) if len(by_step[s]) > 1
+                      else 0.0 for s in steps], label,
+                     marker='o', ms=2)
+    ax.axhline(summary['epsilon'], color='k', ls=':', lw=1,
+               label=f"epsilon {summary['epsilon']:g}")
+    ax.set_xlabel('epoch')
+    ax.set_yscale('log')
+    plots_lib.save(fig, ax, path, title(summary),
+                   'largest distance of the newest mask to the window',
+                   note='mean ± 1 sample std over the seeds still searching')
+
+  curves = {}
+  for r in evals:
+    if r['branch'] == 'search':
+      label = (f"search, level {r['level']}" if 'level' in r
+               else 'search (dense)')
+    else:
+      label = (_name(r) if r['branch'] == 'dense' else
+               f"{_name(r)}, density {100 * r['density_target']:.3g}%")
+    curves.setdefault(label, []).append(r)
+  return lifecycle.Report(title(summary), table(summary), {
+      'accuracy.png': accuracy, 'distance.png': distance,
+      'curves.png': lambda path: plots_lib.learning_curves(
+          curves, path, title(summary))})
+
+
+def series(summary: dict) -> list[dict]:
+  """Early-Bird tickets and full-training tickets: density -> members;
+  the dense members as the reference line."""
+  out = {}
+  for m in summary.get('members', []):
+    if m.get('diverged'):
+      continue
+    label = {'dense': 'dense', 'full': 'full-training ticket'}.get(
+        m['branch'], f"Early-Bird {summary['score']}")
+    out.setdefault(label, {}).setdefault(m['density_target'], []).append(m)
+  return [{'label': label, 'points': points, 'reference': label == 'dense'}
+          for label, points in out.items()]
