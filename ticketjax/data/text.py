@@ -215,6 +215,57 @@ def windows(tokens: np.ndarray, context: int) -> tuple[np.ndarray,
   return x.astype(np.int32), y.astype(np.int32)
 
 
+BYTES = 256  # the byte-level alphabet
+
+
+def train_bpe(name: str, vocab_size: Any, data_dir: str, path: str
+              ) -> FileTokenizer:
+  """Trains a byte-level BPE on a corpus's train split and saves it.
+
+  GPT-2's kind of tokenizer (the `tokenizers` library's byte-level
+  pre-tokenizer, BPE model and decoder; no special tokens): every text has
+  ids, so a model pretrained with it can be fine-tuned on another corpus.
+  Deterministic for a given corpus and size.
+
+  Args:
+    name: a key of `TEXT_DATASETS`; only its train split is read.
+    vocab_size: the vocabulary size, an int > 256 (the 256 bytes plus the
+      merges).
+    data_dir: a resolved TFDS data directory.
+    path: the JSON file to write; must not exist yet.
+
+  Returns:
+    The saved tokenizer.
+
+  Raises:
+    ValueError: an unknown name, a bad size or an existing `path`, before
+      the corpus is read.
+  """
+  if name not in TEXT_DATASETS:
+    raise ValueError(f'unknown text data set {name!r}; known: '
+                     f'{sorted(TEXT_DATASETS)}')
+  if (isinstance(vocab_size, bool) or not isinstance(vocab_size, int)
+      or vocab_size <= BYTES):
+    raise ValueError(f'vocab_size must be an int > {BYTES} (the bytes plus '
+                     f'the merges), got {vocab_size!r}')
+  path = os.path.abspath(os.path.expanduser(path))
+  if os.path.exists(path):
+    raise ValueError(f'{path} exists; give a new file for the tokenizer')
+  import tokenizers  # pylint: disable=g-import-not-at-top
+  from tokenizers import decoders, models, pre_tokenizers, trainers  # pylint: disable=g-import-not-at-top,g-multiple-import
+  tokenizer = tokenizers.Tokenizer(models.BPE())
+  tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+  tokenizer.decoder = decoders.ByteLevel()
+  trainer = trainers.BpeTrainer(
+      vocab_size=vocab_size, show_progress=False,
+      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+  train = read_splits(name, data_dir)['train']
+  tokenizer.train_from_iterator([d.text for d in train], trainer)
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  tokenizer.save(path)
+  return FileTokenizer(path)
+
+
 def get_tokenizer(spec: str, corpus_texts: Sequence[str] = ()) -> Tokenizer:
   """`'char'`: the `CharVocab` of `corpus_texts`; else a `FileTokenizer`."""
   if spec == CHAR:

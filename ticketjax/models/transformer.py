@@ -445,7 +445,21 @@ def gpt(
     d_ff: int = 0,
     tie_embeddings: bool = True,
 ) -> types.Model:
-  """A GPT-2-style decoder LM (see `DecoderConfig`), named 'gpt'.
+  """A GPT-2-style decoder LM, named 'gpt'; the arguments are
+  `gpt_config`'s."""
+  return as_model(gpt_config(**locals()), 'gpt')
+
+
+def gpt_config(
+    num_classes: int,
+    context: int = 128,
+    d_model: int = 128,
+    num_layers: int = 4,
+    num_heads: int = 4,
+    d_ff: int = 0,
+    tie_embeddings: bool = True,
+) -> DecoderConfig:
+  """The `DecoderConfig` of a GPT-2-style decoder LM (model 'gpt').
 
   Args:
     num_classes: the vocabulary size (the framework's class count).
@@ -467,7 +481,7 @@ def gpt(
       num_heads=num_heads, num_kv_heads=num_heads,
       d_ff=_d_ff(d_ff, d_model), style='gpt2',
       tie_embeddings=tie_embeddings)
-  return as_model(cfg.validate(), 'gpt')
+  return cfg.validate()
 
 
 def llama(
@@ -482,7 +496,25 @@ def llama(
     norm_eps: float = 1e-5,
     tie_embeddings: bool = True,
 ) -> types.Model:
-  """A Llama-style decoder LM (RMSNorm, RoPE, SwiGLU, GQA), named 'llama'.
+  """A Llama-style decoder LM, named 'llama'; the arguments are
+  `llama_config`'s."""
+  return as_model(llama_config(**locals()), 'llama')
+
+
+def llama_config(
+    num_classes: int,
+    context: int = 128,
+    d_model: int = 128,
+    num_layers: int = 4,
+    num_heads: int = 4,
+    num_kv_heads: int = 2,
+    d_ff: int = 0,
+    rope_theta: float = 1e4,
+    norm_eps: float = 1e-5,
+    tie_embeddings: bool = True,
+) -> DecoderConfig:
+  """The `DecoderConfig` of a Llama-style decoder LM (RMSNorm, RoPE,
+  SwiGLU, GQA; model 'llama').
 
   Args:
     num_classes: the vocabulary size (the framework's class count).
@@ -507,4 +539,4 @@ def llama(
       num_heads=num_heads, num_kv_heads=num_kv_heads,
       d_ff=_d_ff(d_ff, d_model), style='llama', norm_eps=norm_eps,
       rope_theta=rope_theta, tie_embeddings=tie_embeddings)
-  return as_model(cfg.validate(), 'llama')
+  return cfg.validate()
