@@ -1,21 +1,20 @@
 """Bad input, as a user types it: one `error:` line, exit 2, nothing changed.
 
 Each case launches one of the launchers (`launch.main`, `launch.sweep`,
-`launch.probe`, `launch.report`) the way a user would, in a folder that
-holds finished smoke runs (dense, IMP, PaI) and a plain file, and asserts:
-exit code 2; stderr is one line, `error: ...`, naming the culprit; no
-traceback; every file under the folder byte-identical before and after
-(the `.lock` files aside: they hold the last holder's name). Damage a rerun
-can recompute is tested in `integrity_test.py` (the same bytes as an
-undamaged run).
+`launch.probe`, `launch.report`, ...) as `python -m launch.NAME` would
+(`launch_pool`: a forked process per case, the imports paid once), in a
+folder that holds finished smoke runs (dense, IMP, PaI) and a plain file,
+and asserts: exit code 2; stderr is one line, `error: ...`, naming the
+culprit; no traceback; every file under the folder byte-identical before
+and after (the `.lock` files aside: they hold the last holder's name).
+Damage a rerun can recompute is tested in `integrity_test.py` (the same
+bytes as an undamaged run).
 """
 import glob
 import gzip
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -26,6 +25,7 @@ from configs import pai_mnist1d
 from ticketjax.run import jobs
 from ticketjax.run import lifecycle
 
+import launch_pool
 import testlib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -406,6 +406,20 @@ CASES = [
     ('prepare-data-dir-file', 'prepare', ['--dataset=mnist1d',
                                           '--data_dir={file}'],
      'data dir', None),
+    ('tokenizer-vocab-too-small', 'tokenizer',
+     ['--corpus=pydoc', '--vocab_size=100', '--out={root}/bpe.json'],
+     'vocab_size must be an int > 256', None),
+    ('tokenizer-out-exists', 'tokenizer',
+     ['--corpus=pydoc', '--vocab_size=300', '--out={file}'], 'exists', None),
+    ('export-no-checkpoint', 'export',
+     ['--network={root}/nothing', '--out={root}/hf'], 'no checkpoint folder',
+     None),
+    ('export-not-a-decoder', 'export',
+     ['--network={imp}/checkpoints/level_001', '--out={root}/hf'],
+     "model 'mnist1d_mlp' has no Hugging Face GPT-2 form", None),
+    ('export-out-not-empty', 'export',
+     ['--network={imp}/checkpoints/level_001', '--out={runs}'],
+     'not an empty folder', None),
     ('report-damaged-summary', 'report', ['--workdir={runs}',
                                           '--out={root}/r'],
      'summary.json is damaged',
@@ -442,9 +456,7 @@ def test_bad_input_gives_one_error_line_exit_2_and_changes_nothing(
                                        for a in argv):
     argv.append(f"--data_dir={os.path.join(root, 'data')}")
   before = testlib.file_hashes(root)
-  proc = subprocess.run([sys.executable, '-m', f'launch.{launcher}', *argv],
-                        cwd=REPO, capture_output=True, text=True,
-                        timeout=600, check=False)
+  proc = launch_pool.run(launcher, argv, cwd=REPO)
   assert proc.returncode == 2, proc.stderr[-3000:]
   lines = proc.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith('error: '), proc.stderr

@@ -1,0 +1,104 @@
+"""Launchers run as `python -m launch.NAME ARGS` would, without paying the
+imports each time: a helper process imports the heavy libraries (jax,
+TFDS, orbax, ticketjax) once, then forks a child per call that runs the
+launcher module as `__main__` (`runpy`, `sys.argv` set) with stdout and
+stderr in files. The child is a fresh process for everything the launcher
+does: absl flags, JAX's backend and the config are first set up there
+(the helper never initializes a backend nor imports a launcher).
+
+`run(launcher, argv, cwd)` -> `subprocess.CompletedProcess`-like result
+(returncode, stdout, stderr), as `subprocess.run(..., capture_output=True,
+text=True)` gives. Used where many calls make the imports the cost
+(`bad_input_test.py`).
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import types
+
+_HELPER = None
+# what every launcher imports and costs seconds; never a launcher itself
+# (its absl flags would then be defined before the child's own import)
+PRELOAD = ('jax', 'matplotlib.pyplot', 'optax', 'orbax.checkpoint',
+           'tensorflow_datasets', 'ticketjax.run.jobs',
+           'ticketjax.run.setup', 'ticketjax.reports.path_probe')
+
+
+def _serve():
+  """The helper: import once, then one forked child per request line."""
+  import importlib  # pylint: disable=g-import-not-at-top
+  import runpy  # pylint: disable=g-import-not-at-top
+  import traceback  # pylint: disable=g-import-not-at-top
+  for module in PRELOAD:
+    importlib.import_module(module)
+  sys.stdout.write('ready\n')
+  sys.stdout.flush()
+  for line in sys.stdin:
+    req = json.loads(line)
+    pid = os.fork()
+    if pid == 0:  # the child: the launcher as __main__
+      code = 1
+      try:
+        os.chdir(req['cwd'])
+        sys.path[0] = req['cwd']
+        for fd, path in ((1, req['stdout']), (2, req['stderr'])):
+          out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+          os.dup2(out, fd)
+          os.close(out)
+        sys.argv = [f"-m launch.{req['launcher']}", *req['argv']]
+        try:
+          runpy.run_module(f"launch.{req['launcher']}", run_name='__main__',
+                           alter_sys=True)
+          code = 0
+        except SystemExit as e:
+          if e.code is None:
+            code = 0
+          elif isinstance(e.code, int):
+            code = e.code
+          else:
+            print(e.code, file=sys.stderr)
+            code = 1
+        except BaseException:  # pylint: disable=broad-exception-caught
+          traceback.print_exc()
+          code = 1
+      finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    sys.stdout.write(f'{os.waitstatus_to_exitcode(status)}\n')
+    sys.stdout.flush()
+
+
+def _helper():
+  global _HELPER
+  if _HELPER is None or _HELPER.poll() is not None:
+    _HELPER = subprocess.Popen(
+        [sys.executable, __file__], stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, text=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert _HELPER.stdout.readline().strip() == 'ready'
+  return _HELPER
+
+
+def run(launcher: str, argv, cwd: str):
+  """Runs `python -m launch.<launcher> *argv` in `cwd` (see module doc)."""
+  helper = _helper()
+  with tempfile.TemporaryDirectory() as tmp:
+    paths = {k: os.path.join(tmp, k) for k in ('stdout', 'stderr')}
+    helper.stdin.write(json.dumps({'launcher': launcher, 'argv': list(argv),
+                                   'cwd': cwd, **paths}) + '\n')
+    helper.stdin.flush()
+    code = int(helper.stdout.readline())
+    texts = {}
+    for k, path in paths.items():
+      with open(path, encoding='utf-8', errors='replace') as f:
+        texts[k] = f.read()
+  return types.SimpleNamespace(returncode=code, **texts)
+
+
+if __name__ == '__main__':
+  sys.path.insert(0, os.getcwd())
+  _serve()
