@@ -38,7 +38,8 @@ On an accelerator (a GPU runs fp32 matmuls through TF32, so a smoke run's
 accuracies differ by far more than CPU rounding) only what training does
 not compute is compared: keys, lengths, types, steps, seeds, the pruning
 counts' densities and config echoes; accuracies, losses, errors, barriers,
-early-stopping points, `stable` and CS's densities are not (`TRAINED`).
+early-stopping points, `stable` and CS's densities are not (`TRAINED`);
+nor are they for the runs of `UNTRAINED_ONLY`, on any machine.
 """
 import hashlib
 import json
@@ -57,6 +58,15 @@ LOOSER = {
     'imp_resnet20_cifar10.smoke': {'density_per_layer': (1e-2, 0.0),
                                    'loss': (1e-3, 0.1)},
 }
+
+
+# Runs whose trained values differ across CPUs by more than any useful
+# tolerance; only what training does not compute is compared (as off the
+# CPU). LeNet-300-100's smoke run trains on 64 mock images of random
+# pixels: on an AMD EPYC without AVX-512 (a CI machine of 2026-12) against
+# the capture machine, a test accuracy moved by one image of 16 (0.5 vs
+# 0.4375), the first eval loss by 2.3% and a validation loss by 12%.
+UNTRAINED_ONLY = ('imp_lenet300_mnist.smoke',)
 
 
 # words of keys whose values training computes (skipped off the CPU)
@@ -145,7 +155,8 @@ def _first_difference(want, got, path, *context, cpu=True):
 def check(name, run_dir, backend=None):
   """Compares the run in `run_dir` with tests/golden/<name>.json (on
   `backend`, default JAX's: off the CPU, `TRAINED` values are skipped)."""
-  cpu = (backend or jax.default_backend()) == 'cpu'
+  cpu = ((backend or jax.default_backend()) == 'cpu'
+         and name not in UNTRAINED_ONLY)
   file = os.path.join(GOLDEN, name + '.json')
   run = load(run_dir)
   digest = bitwise(run)
