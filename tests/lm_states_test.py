@@ -12,6 +12,7 @@ from configs import imp_gpt_austen
 from ticketjax.data import loaders
 from ticketjax.data import text
 from ticketjax.models import pretrained as pretrained_lib
+from ticketjax.reports import cross_run
 from ticketjax.reports import path_probe
 from ticketjax.run import export
 from ticketjax.run import jobs
@@ -92,6 +93,18 @@ def test_pretrain_export_and_imp_from_the_exported_weights(tmp_path):
                                            params, mask))
   with open(os.path.join(ticket, 'ticketjax_export.json')) as f:
     assert json.load(f)['network'].endswith('level_001:1')
+
+  # the cross-run report plots and tabulates perplexity for LM runs
+  report = cross_run.write([imp['run_dir']], str(tmp_path / 'report'))
+  assert os.path.exists(tmp_path / 'report' / 'perplexity.png')
+  assert not os.path.exists(tmp_path / 'report' / 'accuracy.png')
+  ppl = [imp['levels'][i]['ticket']['final_test_perplexity'] for i in (0, 1)]
+  row = [line for line in report.splitlines()
+         if line.startswith('| imp pretrained ticket |')
+         and '| 80.00 |' in line]
+  assert row and (f"| {ppl[1]['mean']:.2f} ± {ppl[1]['std']:.2f} | "
+                  f"{100 * (ppl[1]['mean'] / ppl[0]['mean'] - 1):+.1f} |"
+                  in row[0]), (row, ppl)
 
 
 def test_export_refuses_what_has_no_gpt2_form(tmp_path, monkeypatch):

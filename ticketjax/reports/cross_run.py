@@ -7,6 +7,9 @@ the folders themselves) and writes, in `out_dir`:
   one line per (run, method) with a band of ± one seed std: IMP tickets and
   each control branch, CS (one point per lambda), Edge-Popup (one point per
   k), dense runs as points at 100%;
+* `perplexity.png`: the same for language-model runs (summary `metric`
+  'perplexity'), final test perplexity, exp of each member's final mean
+  token loss, and its increase over the run's dense level;
 * `lmc.png`: error barrier against rewind step for every LMC run/network;
 * `report.md`: the accuracy table behind the plot (both restricted to the
   series an `only` pattern matches, when given), per-layer densities of
@@ -18,6 +21,7 @@ Pure reading: no run folder is modified.
 """
 import collections
 import glob
+import math
 import os
 import re
 
@@ -73,8 +77,13 @@ def _stats(members, key):
   return float(np.mean(values)), float(np.std(values)), len(values)
 
 
+def _metric(run) -> str:
+  return 'perplexity' if run.get('metric') == 'perplexity' else 'accuracy'
+
+
 def accuracy_series(run) -> list[dict]:
-  """[{'label', 'model', 'points': [{density, mean, std, n, layers}]}].
+  """[{'label', 'model', 'metric', 'points': [{density, mean, std, n,
+  layers}]}]: test accuracy, or test perplexity for a language model.
 
   The method's `series` (from the registry) groups its members into
   points; each point is aggregated here the same way for every method. A
@@ -85,7 +94,10 @@ def accuracy_series(run) -> list[dict]:
     out = []
     for _, ms in sorted(group['points'].items()):
       density = float(np.mean([m['density'] for m in ms]))
-      mean, std, n = _stats(ms, 'final_test_accuracy')
+      if _metric(run) == 'perplexity':
+        ms = [dict(m, final_test_perplexity=math.exp(m['final_test_loss']))
+              for m in ms]
+      mean, std, n = _stats(ms, f'final_test_{_metric(run)}')
       layers = collections.defaultdict(list)
       for m in ms:
         for name, d in m.get('density_per_layer', {}).items():
@@ -94,6 +106,7 @@ def accuracy_series(run) -> list[dict]:
                   'layers': {k: float(np.mean(v)) for k, v in layers.items()}})
     series.append({'label': f"{_name(run)} {group['label']}",
                    'model': run['model'], 'dataset': run.get('dataset', ''),
+                   'metric': _metric(run),
                    'reference': bool(group.get('reference')),
                    'points': sorted(out, key=lambda p: -p['density'])})
   return series
@@ -156,27 +169,31 @@ def overlaps(runs) -> list[list]:
   return rows
 
 
-def plot_accuracy(series, path, dense=()) -> None:
-  """Test accuracy against weights remaining (log x, 100% at the left);
-  each sparse series a line with its ± std band, each dense run a dashed
-  horizontal line at its accuracy."""
+def plot_accuracy(series, path, dense=(), metric='accuracy') -> None:
+  """Test accuracy (or perplexity) against weights remaining (log x, 100%
+  at the left); each sparse series a line with its ± std band, each dense
+  run a dashed horizontal line at its value."""
+  scale = 1 if metric == 'perplexity' else 100
   plt = plots_lib.pyplot()
   fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
   low = 100.0
   for s in series:
     x = [100 * p['density'] for p in s['points']]
     low = min([low] + x)
-    plots_lib.band(ax, x, [100 * p['mean'] for p in s['points']],
-                   [100 * p['std'] for p in s['points']], s['label'],
+    plots_lib.band(ax, x, [scale * p['mean'] for p in s['points']],
+                   [scale * p['std'] for p in s['points']], s['label'],
                    marker='o', ms=3)
   for d, ls in zip(dense, ('--', ':', '-.') * len(dense)):
-    ax.axhline(100 * d['mean'], color='gray', ls=ls, lw=1.2, label=d['label'])
-    ax.axhspan(100 * (d['mean'] - d['std']), 100 * (d['mean'] + d['std']),
-               color='gray', alpha=0.1, lw=0)
+    ax.axhline(scale * d['mean'], color='gray', ls=ls, lw=1.2,
+               label=d['label'])
+    ax.axhspan(scale * (d['mean'] - d['std']),
+               scale * (d['mean'] + d['std']), color='gray', alpha=0.1, lw=0)
   plots_lib.density_axis(ax, low)
   data = sorted({s['dataset'] for s in series} | {d['dataset'] for d in dense})
-  plots_lib.save(fig, ax, path, 'Final test accuracy against weights '
-                 f"remaining, {', '.join(data)}", 'test accuracy (%)')
+  plots_lib.save(fig, ax, path, f'Final test {metric} against weights '
+                 f"remaining, {', '.join(data)}",
+                 'test perplexity' if metric == 'perplexity'
+                 else 'test accuracy (%)')
 
 
 def plot_lmc(runs, path) -> None:
@@ -191,6 +208,41 @@ def plot_lmc(runs, path) -> None:
   fig.tight_layout()
   fig.savefig(path)
   plt.close(fig)
+
+
+def _series_section(series, metric: str, out_dir: str) -> list[str]:
+  """The plot and tables of one metric's series (none: nothing)."""
+  if not series:
+    return []
+  dense = [{'label': s['label'], 'dataset': s['dataset'], **s['points'][0]}
+           for s in series if s['reference']]
+  records_lib.write_atomic(
+      os.path.join(out_dir, f'{metric}.png'), lambda path: plot_accuracy(
+          [s for s in series if not s['reference']], path, dense, metric))
+  rows, layer_rows = [], []
+  for s in series:
+    first = s['points'][0]
+    for p in s['points']:
+      if metric == 'perplexity':  # and its increase over the densest point
+        rows.append([s['label'], s['model'], f"{100 * p['density']:.2f}",
+                     f"{p['mean']:.2f} ± {p['std']:.2f}",
+                     f"{100 * (p['mean'] / first['mean'] - 1):+.1f}", p['n']])
+      else:
+        rows.append([s['label'], s['model'], f"{100 * p['density']:.2f}",
+                     f"{100 * p['mean']:.2f} ± {100 * p['std']:.2f}", p['n']])
+      if p['layers']:
+        layer_rows.append([s['label'], f"{100 * p['density']:.2f}",
+                           ', '.join(f'{k} {100 * v:.1f}' for k, v in
+                                     sorted(p['layers'].items()))])
+  header = ['method', 'model', 'weights remaining (%)']
+  header += (['test perplexity', 'vs densest point (%)'] if metric ==
+             'perplexity' else ['test acc (%)'])
+  return [f'\n## {metric.capitalize()} against weights remaining\n',
+          stats.markdown_table(header + ['seeds'], rows),
+          f'\n![{metric}]({metric}.png)\n',
+          f'\n## Per-layer density (%), {metric} runs\n'
+          if metric == 'perplexity' else '\n## Per-layer density (%)\n',
+          stats.markdown_table(['method', 'total (%)', 'layers'], layer_rows)]
 
 
 def write(paths, out_dir: str, only: str = '') -> str:
@@ -220,29 +272,9 @@ def write(paths, out_dir: str, only: str = '') -> str:
       ['run', 'job', 'model', 'data set', 'seeds'],
       [[os.path.basename(r['run_dir']), r['job'], r.get('model', ''),
         r.get('dataset', ''), r.get('num_seeds', '')] for r in runs])]
-  if series:
-    dense = [{'label': s['label'], 'dataset': s['dataset'], **s['points'][0]}
-             for s in series if s['reference']]
-    records_lib.write_atomic(
-        os.path.join(out_dir, 'accuracy.png'), lambda path: plot_accuracy(
-            [s for s in series if not s['reference']], path, dense))
-    rows, layer_rows = [], []
-    for s in series:
-      for p in s['points']:
-        rows.append([s['label'], s['model'], f"{100 * p['density']:.2f}",
-                     f"{100 * p['mean']:.2f} ± {100 * p['std']:.2f}", p['n']])
-        if p['layers']:
-          layer_rows.append([s['label'], f"{100 * p['density']:.2f}",
-                             ', '.join(f'{k} {100 * v:.1f}' for k, v in
-                                       sorted(p['layers'].items()))])
-    parts += ['\n## Accuracy against weights remaining\n',
-              stats.markdown_table(
-                  ['method', 'model', 'weights remaining (%)',
-                   'test acc (%)', 'seeds'], rows),
-              '\n![accuracy](accuracy.png)\n',
-              '\n## Per-layer density (%)\n',
-              stats.markdown_table(['method', 'total (%)', 'layers'],
-                                         layer_rows)]
+  for metric in ('accuracy', 'perplexity'):
+    parts += _series_section([s for s in series if s['metric'] == metric],
+                             metric, out_dir)
   overlap_rows = overlaps(runs)
   if overlap_rows:
     parts += ['\n## Mask overlap (Jaccard over prunable kernels)\n',
