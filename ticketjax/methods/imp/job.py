@@ -301,7 +301,8 @@ class ImpRun:
         continue
       self.level0() if level == 0 else self.level(level)
       done = level + 1
-      self.write_outputs(done)
+      if level < self.cfg.levels:  # the last level's are the final ones
+        self.write_outputs(done)
     return self.write_outputs(done, final=True)
 
   def write_outputs(self, levels_done, final=False) -> dict:
