@@ -100,7 +100,7 @@ def test_pretrain_export_and_imp_from_the_exported_weights(tmp_path):
   assert not os.path.exists(tmp_path / 'report' / 'accuracy.png')
   ppl = [imp['levels'][i]['ticket']['final_test_perplexity'] for i in (0, 1)]
   row = [line for line in report.splitlines()
-         if line.startswith('| imp pretrained ticket |')
+         if line.startswith('| imp pretrained(pretrained) ticket |')
          and '| 80.00 |' in line]
   assert row and (f"| {ppl[1]['mean']:.2f} ± {ppl[1]['std']:.2f} | "
                   f"{100 * (ppl[1]['mean'] / ppl[0]['mean'] - 1):+.1f} |"

@@ -62,12 +62,24 @@ def _name(run) -> str:
   return run.get('_name') or f"{run['job']} {run.get('model', '')}"
 
 
+def _model_label(run) -> str:
+  """The model's name; for 'pretrained', with its source's file or folder
+  name, e.g. 'pretrained(finetuned)' (from the run's config.json)."""
+  model = run.get('model', '')
+  path = os.path.join(run['run_dir'], 'config.json')
+  if model != 'pretrained' or not os.path.exists(path):
+    return model
+  kwargs = records_lib.read_json(path).get('model', {}).get('kwargs') or {}
+  source = str(kwargs.get('source', 'smollm2')).rstrip('/')
+  return f'{model}({os.path.basename(source)})'
+
+
 def name_runs(runs) -> None:
-  """Gives each run a readable name: job and model, numbered when several
-  runs share them (no hash fragments)."""
+  """Gives each run a readable name: job and model (a pretrained model's
+  source), numbered when several runs share them (no hash fragments)."""
   seen = collections.Counter()
   for run in runs:
-    base = f"{run['job']} {run.get('model', '')}".strip()
+    base = f"{run['job']} {_model_label(run)}".strip()
     seen[base] += 1
     run['_name'] = base if seen[base] == 1 else f'{base} #{seen[base]}'
 
