@@ -29,6 +29,7 @@ Parameter names (every kernel is (in, out); only projections are named
 `block_NN` has two digits, so sorted order is model order.
 """
 import dataclasses
+import inspect
 import math
 from typing import Any
 
@@ -436,20 +437,6 @@ def _d_ff(d_ff: Any, d_model: int) -> int:
   return _positive_int('d_ff (0 for 4 * d_model)', d_ff)
 
 
-def gpt(
-    num_classes: int,
-    context: int = 128,
-    d_model: int = 128,
-    num_layers: int = 4,
-    num_heads: int = 4,
-    d_ff: int = 0,
-    tie_embeddings: bool = True,
-) -> types.Model:
-  """A GPT-2-style decoder LM, named 'gpt'; the arguments are
-  `gpt_config`'s."""
-  return as_model(gpt_config(**locals()), 'gpt')
-
-
 def gpt_config(
     num_classes: int,
     context: int = 128,
@@ -482,23 +469,6 @@ def gpt_config(
       d_ff=_d_ff(d_ff, d_model), style='gpt2',
       tie_embeddings=tie_embeddings)
   return cfg.validate()
-
-
-def llama(
-    num_classes: int,
-    context: int = 128,
-    d_model: int = 128,
-    num_layers: int = 4,
-    num_heads: int = 4,
-    num_kv_heads: int = 2,
-    d_ff: int = 0,
-    rope_theta: float = 1e4,
-    norm_eps: float = 1e-5,
-    tie_embeddings: bool = True,
-) -> types.Model:
-  """A Llama-style decoder LM, named 'llama'; the arguments are
-  `llama_config`'s."""
-  return as_model(llama_config(**locals()), 'llama')
 
 
 def llama_config(
@@ -540,3 +510,21 @@ def llama_config(
       d_ff=_d_ff(d_ff, d_model), style='llama', norm_eps=norm_eps,
       rope_theta=rope_theta, tie_embeddings=tie_embeddings)
   return cfg.validate()
+
+
+def _model_of(config_fn, name: str):
+  """The zoo's constructor of `config_fn`'s decoder, named `name`, with
+  `config_fn`'s signature (the registry lists its keywords)."""
+  def build(num_classes: int, **kwargs) -> types.Model:
+    return as_model(config_fn(num_classes, **kwargs), name)
+  build.__name__ = build.__qualname__ = name
+  build.__doc__ = (f"A {'GPT-2' if name == 'gpt' else 'Llama'}-style decoder "
+                   f"LM, named {name!r}; the arguments are "
+                   f'`{config_fn.__name__}`\'s.')
+  build.__signature__ = inspect.signature(config_fn).replace(
+      return_annotation=types.Model)
+  return build
+
+
+gpt = _model_of(gpt_config, 'gpt')
+llama = _model_of(llama_config, 'llama')
