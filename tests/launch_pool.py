@@ -13,12 +13,15 @@ text=True)` gives. Used where many calls make the imports the cost
 """
 import json
 import os
+import select
+import signal
 import subprocess
 import sys
 import tempfile
 import types
 
 _HELPER = None
+TIMEOUT_S = 600  # a call's limit, as subprocess.run(timeout=600) had
 # what every launcher imports and costs seconds; never a launcher itself
 # (its absl flags would then be defined before the child's own import)
 PRELOAD = ('jax', 'matplotlib.pyplot', 'optax', 'orbax.checkpoint',
@@ -77,7 +80,7 @@ def _helper():
   if _HELPER is None or _HELPER.poll() is not None:
     _HELPER = subprocess.Popen(
         [sys.executable, __file__], stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, text=True, start_new_session=True,
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert _HELPER.stdout.readline().strip() == 'ready'
   return _HELPER
@@ -91,6 +94,10 @@ def run(launcher: str, argv, cwd: str):
     helper.stdin.write(json.dumps({'launcher': launcher, 'argv': list(argv),
                                    'cwd': cwd, **paths}) + '\n')
     helper.stdin.flush()
+    if not select.select([helper.stdout], [], [], TIMEOUT_S)[0]:
+      os.killpg(helper.pid, signal.SIGKILL)  # the helper and its child
+      helper.wait()  # the next call starts a new helper
+      raise TimeoutError(f'launch.{launcher} {argv} ran over {TIMEOUT_S} s')
     code = int(helper.stdout.readline())
     texts = {}
     for k, path in paths.items():
