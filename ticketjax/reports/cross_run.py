@@ -9,7 +9,8 @@ the folders themselves) and writes, in `out_dir`:
   k), dense runs as points at 100%;
 * `perplexity.png`: the same for language-model runs (summary `metric`
   'perplexity'), final test perplexity, exp of each member's final mean
-  token loss, and its increase over the run's dense level;
+  token loss, and its increase over the series' densest point (the dense
+  level, for IMP's tickets);
 * `lmc.png`: error barrier against rewind step for every LMC run/network;
 * `report.md`: the accuracy table behind the plot (both restricted to the
   series an `only` pattern matches, when given), per-layer densities of
@@ -21,7 +22,6 @@ Pure reading: no run folder is modified.
 """
 import collections
 import glob
-import math
 import os
 import re
 
@@ -107,8 +107,8 @@ def accuracy_series(run) -> list[dict]:
     for _, ms in sorted(group['points'].items()):
       density = float(np.mean([m['density'] for m in ms]))
       if _metric(run) == 'perplexity':
-        ms = [dict(m, final_test_perplexity=math.exp(m['final_test_loss']))
-              for m in ms]
+        ms = [dict(m, final_test_perplexity=float(  # inf if diverged
+            np.exp(np.float64(m['final_test_loss'])))) for m in ms]
       mean, std, n = _stats(ms, f'final_test_{_metric(run)}')
       layers = collections.defaultdict(list)
       for m in ms:
