@@ -42,7 +42,11 @@ Variants (comma-separated after ':'):
   seeds=N, levels=N   IMP's seeds (default 3) and levels (default 8);
   smoke        one block of width 32 on CPython's pydoc topics, 20 steps.
 
-Runtime and result: docs/results.md ("Tickets from three starting states").
+Runtime on a 2-core CPU: tokenizer 2 s, pretraining 2.5 min, fine-tuning
+1 min, IMP about 15 min per state. Result (docs/results.md, "Language-model
+tickets from three starting states"): from the pretrained and fine-tuned
+weights tickets stay within 10% of dense perplexity down to 32.8% of the
+weights (18.91 -> 20.06, 17.30 -> 18.85); from random, 30.5 at 16.8%.
 """
 import os
 
