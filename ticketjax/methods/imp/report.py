@@ -113,8 +113,9 @@ def title(summary: dict, described: str = '') -> str:
   """'IMP <model> on <data>: <rule, rates, rewind>, <n> seeds'."""
   grid = ' per grid point' if 'points' in summary else ''
   what = f': {described}' if described else ''
+  n = summary.get('num_seeds', '?')
   return (f"IMP {summary.get('model', '')} on {summary.get('dataset', '')}"
-          f"{what}, {summary.get('num_seeds', '?')} seeds{grid}")
+          f"{what}, {n} seed{'' if n == 1 else 's'}{grid}")
 
 
 def table(summary: dict, described: str = '') -> str:
