@@ -269,6 +269,16 @@ def read_tensors(path: str) -> dict[str, np.ndarray]:
   raise ValueError(f'{path} has neither {WEIGHTS} nor {INDEX}.')
 
 
+def read_config(path: str) -> transformer.DecoderConfig:
+  """The config of the HF GPT-2 directory `path` (its weights unread);
+  ValueError if it has no `config.json`."""
+  config_path = os.path.join(path, CONFIG)
+  if not os.path.isfile(config_path):
+    raise ValueError(f'{path} is not a HF model directory: no {CONFIG}.')
+  with open(config_path) as f:
+    return config_from_hf(json.load(f))
+
+
 def load(path: str) -> tuple[transformer.DecoderConfig, dict]:
   """Config and params (float32 numpy) of the HF GPT-2 directory `path`.
 
@@ -277,11 +287,7 @@ def load(path: str) -> tuple[transformer.DecoderConfig, dict]:
       are a torch pickle or absent, or a tensor is missing, unexpected or
       misshaped (the message names it).
   """
-  config_path = os.path.join(path, CONFIG)
-  if not os.path.isfile(config_path):
-    raise ValueError(f'{path} is not a HF model directory: no {CONFIG}.')
-  with open(config_path) as f:
-    cfg = config_from_hf(json.load(f))
+  cfg = read_config(path)
   return cfg, from_hf(cfg, read_tensors(path))
 
 

@@ -20,7 +20,6 @@ import jax
 import numpy as np
 
 from ticketjax.models import hf_gpt2
-from ticketjax.models import pretrained as pretrained_lib
 from ticketjax.models import transformer
 from ticketjax.reports import path_probe
 
@@ -37,12 +36,11 @@ def decoder_config(config: dict, vocab_size: int
   _check_model(name)
   if name == 'gpt':
     return transformer.gpt_config(vocab_size, **kwargs)
-  if name == 'pretrained':
-    cfg = pretrained_lib.load_pretrained(kwargs.get('source', 'smollm2'))[0]
-    if cfg.style == 'gpt2':
-      return cfg
-  raise ValueError(f"model 'pretrained' from {kwargs.get('source')!r} is "
-                   f'{cfg.style}-style: it has no Hugging Face GPT-2 form')
+  source = kwargs.get('source', 'smollm2')
+  if os.path.isdir(source):  # a GPT-2 folder; only its config is read
+    return hf_gpt2.read_config(source)
+  raise ValueError(f"model 'pretrained' from {source!r} is a Llama-style "
+                   'GGUF: it has no Hugging Face GPT-2 form')
 
 
 def _check_model(name: str) -> None:
