@@ -26,7 +26,11 @@ here, written once:
   5. `finish(summary, lines)` writes `metrics.jsonl`, `summary.json`,
      `report.md` and the method's plots (its `report(summary, lines,
      config) -> Report`), all atomically, and prints the table and where
-     the results went. A rerun of a finished run (`done()`) prints the
+     the results went. A method may also call it mid-run (`final=False`,
+     after an IMP level, say): the records, summary and report are
+     rewritten, and the plots redrawn at most once every `REDRAW_S`
+     seconds (a level of seconds would spend most of its time drawing);
+     the finished run's files are the same either way. A rerun of a finished run (`done()`) prints the
      table again, first redrawing a report or plot that is missing, empty,
      or drawn under other non-semantic fields.
 
@@ -47,6 +51,7 @@ import functools
 import os
 import socket
 import sys
+import time
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 from ticketjax.core import masks as masks_lib
@@ -61,6 +66,7 @@ from ticketjax.run import store
 from ticketjax.run import workdir as workdir_lib
 
 SEED_POLICIES = ('extend', 'rerun', 'refuse')
+REDRAW_S = 60.0  # mid-run outputs redraw the plots at most this often
 
 # run folder -> its open, locked `.lock` file, while this process runs it
 _HELD = {}
@@ -103,6 +109,7 @@ class Run:
     self.num_seeds = int(config.num_seeds)
     self.show_progress = bool(config.get('progress', True))
     self.check_folder()
+    self._drawn_at = time.monotonic()  # the last plots, or the start
 
   # -- paths and files -----------------------------------------------------
 
@@ -309,27 +316,38 @@ class Run:
     """`metrics.jsonl` (one JSON object per line), `summary.json`,
     `report.md` and the plots, each atomically; returns `summary`.
 
-    With `final` and `show`, prints the table to stdout and where the
-    results are to stderr.
+    Mid-run (`final=False`) the plots are redrawn only when `REDRAW_S`
+    seconds have passed since the last drawing (or the start). With `final`
+    and `show`, prints the table to stdout and where the results are to
+    stderr.
     """
     records_lib.write_jsonl(self.path('metrics.jsonl'), lines)
     records_lib.write_json(self.path('summary.json'), summary)
-    report = self.write_report(summary, lines)
+    report = self.write_report(summary, lines, plots=final or (
+        time.monotonic() - self._drawn_at >= REDRAW_S))
     if final and show:
       self.announce(report.table)
     return summary
 
-  def write_report(self, summary: dict, lines: Sequence[Mapping]) -> Report:
-    """`report.md` (title, table, plots) and every plot, atomically."""
+  def write_report(self, summary: dict, lines: Sequence[Mapping],
+                   plots: bool = True) -> Report:
+    """`report.md` (title, table, plots) and every plot, atomically.
+
+    With `plots=False` no plot is drawn, and the report shows only those
+    drawn before."""
     report = self.method.report(summary, lines, self.config)
+    shown = [name for name in report.plots
+             if plots or os.path.exists(self.path(name))]
     images = ''.join(f'\n\n![{os.path.splitext(name)[0]}]({name})'
-                     for name in report.plots)
+                     for name in shown)
     # a table that opens with the title makes that line the heading
     text = (f'# {report.table}' if report.table.startswith(report.title)
             else f'# {report.title}\n\n{report.table}')
     records_lib.write_text(self.path('report.md'), f'{text}{images}\n')
-    for name, draw in report.plots.items():
-      records_lib.write_atomic(self.path(name), draw)
+    if plots:
+      for name, draw in report.plots.items():
+        records_lib.write_atomic(self.path(name), draw)
+      self._drawn_at = time.monotonic()
     return report
 
   def done(self) -> dict | None:
