@@ -145,8 +145,9 @@ def member_densities(mask_M: Mask, prunable: LeafFilter = is_kernel
                      ) -> list[dict]:
   """Per member of a stacked mask [M, ...]: {'density': overall,
   'density_per_layer': {path: density}} as Python floats (for records)."""
-  dens = jax.tree.map(np.asarray, jax.vmap(lambda m: summary(m, prunable))(
-      mask_M))
+  # one compiled program, not an op-by-op compile per leaf shape
+  dens = jax.tree.map(np.asarray, jax.jit(jax.vmap(
+      lambda m: summary(m, prunable)))(mask_M))
   layers = {k[len('density/'):]: v for k, v in dens.items()
             if k.startswith('density/') and k != 'density/total'}
   return [{'density': float(dens['density/total'][i]),

@@ -341,6 +341,7 @@ class Trainer:
     return sharding.unpad_members(out, num_members)
 
 
+@jax.jit  # one program, not an op-by-op compile per leaf shape
 def where_members(on_S, a_S: PyTree, b_S: PyTree) -> PyTree:
   """Member i of `a_S` where `on_S[i]`, else of `b_S` (same structures)."""
   return jax.tree.map(

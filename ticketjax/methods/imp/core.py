@@ -138,9 +138,10 @@ class ImpConfig:
     structure_lib.parse(self.structure)
     if params is not None:  # checks the rate spec against the real leaves
       structure_lib.check(self.structure, params, self.prunable)
-      if self.rule.startswith('global'):
-        pruning.global_magnitude(params, masks_lib.ones_like(params),
-                                 self.rates, prunable=self.prunable)
+      if self.rule.startswith('global'):  # traced only: nothing runs
+        jax.eval_shape(lambda p: pruning.global_magnitude(
+            p, masks_lib.ones_like(p), self.rates, prunable=self.prunable),
+                       params)
       else:
         pruning.resolve_rates(self.rates, params, self.prunable)
 

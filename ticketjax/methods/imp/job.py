@@ -57,6 +57,12 @@ def _level_name(level: int) -> str:
   return f'level_{level:03d}'
 
 
+@functools.partial(jax.jit, static_argnums=1)
+def _first(tree, n):
+  """The first n members of every leaf (one program, not one per leaf)."""
+  return jax.tree.map(lambda x: x[:n], tree)
+
+
 def _stack(trees):
   return jax.tree.map(lambda *xs: jnp.concatenate(xs), *trees)
 
@@ -177,7 +183,7 @@ class ImpRun:
       del rec['member']
     self.folder.write_records(_level_name(level),
                               {'evals': evals, 'summaries': summaries})
-    ticket_S = jax.tree.map(lambda x: x[:self.N], final_BS)
+    ticket_S = _first(final_BS, self.N)
     self.ckpt.save(_level_name(level),
                    {'ticket': ticket_S, 'random_mask': random_mask_S})
 
