@@ -6,6 +6,7 @@ side runs in a subprocess with XLA_FLAGS forcing host devices; this process
 """
 import json
 import os
+import pathlib
 import socket
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import jax
 import numpy as np
 import pytest
 
+from configs import imp_mlp_mnist1d
 from launch import sweep as sweep_launcher
 from ticketjax.core import optim
 from ticketjax.core import sharding
@@ -66,6 +68,15 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
+def _run_here(tmp_path):
+  """The 1-device reference, in this process (one CPU device)."""
+  assert jax.device_count() == 1
+  namespace = {'__name__': 'shard_run'}
+  exec(compile(SCRIPT, 'shard_run.py', 'exec'), namespace)  # pylint: disable=exec-used
+  namespace['run'](tmp_path / 'out1.npz', 0)
+  return np.load(tmp_path / 'out1.npz')
+
+
 def _run_with_devices(tmp_path, num_devices, group=0):
   script = tmp_path / 'shard_run.py'
   script.write_text(SCRIPT)
@@ -82,7 +93,7 @@ def _run_with_devices(tmp_path, num_devices, group=0):
 def test_sharded_members_match_one_device(tmp_path, num_devices, group):
   """5 seeds over 2 devices (padded to 6), and over 3 devices in groups of
   2 (padded to 6, one group per device)."""
-  one = _run_with_devices(tmp_path, 1)
+  one = _run_here(tmp_path)
   many = _run_with_devices(tmp_path, num_devices, group)
   assert int(one['devices']) == 1 and int(many['devices']) == num_devices
   assert bool(one['placed_once']) and bool(many['placed_once'])
@@ -188,12 +199,15 @@ def test_imp_search_records_are_identical_on_one_four_devices_and_two_hosts(
     return (run_dir / 'metrics.jsonl').read_text(), summary
 
   runs = {}
-  for devices in (1, 4):
-    proc = launch(devices, tmp_path / f'd{devices}')
-    out, _ = proc.communicate(timeout=600)
-    assert proc.returncode == 0, out[-3000:]
-    (run_dir,) = list((tmp_path / f'd{devices}').iterdir())
-    runs[devices] = read(run_dir)
+  one_device = imp_mlp_mnist1d.get_config('smoke')  # in this process
+  one_device.update_from_flattened_dict(OVERRIDES)
+  runs[1] = read(pathlib.Path(
+      jobs.run(one_device, str(tmp_path / 'd1'))['run_dir']))
+  proc = launch(4, tmp_path / 'd4')
+  out, _ = proc.communicate(timeout=600)
+  assert proc.returncode == 0, out[-3000:]
+  (run_dir,) = list((tmp_path / 'd4').iterdir())
+  runs[4] = read(run_dir)
   records = runs[1][0].splitlines()
   assert len(records) == 2 * 8 + 2 * 8 * 4  # 2 evals, 8 seeds, 4 branches
   assert runs[4] == runs[1]

@@ -79,8 +79,11 @@ def launch_env(cache_dir) -> dict:
 
   Kill-and-resume tests launch the same job several times; with one
   persistent cache the later launches read the compiled programs from disk.
+  The session's cache (`conftest.py`) is used when there is one, so even
+  the first launch finds what earlier tests compiled; else `cache_dir`.
   """
-  return dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(cache_dir),
+  cache = os.environ.get('JAX_COMPILATION_CACHE_DIR') or str(cache_dir)
+  return dict(os.environ, JAX_COMPILATION_CACHE_DIR=cache,
               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0')
 
 
@@ -91,11 +94,21 @@ def assert_kill_and_resume_identical(argv, tmp_path, checkpoint: str,
   in tmp_path/killed killed as soon as `checkpoint` (a path under the run
   folder, e.g. 'checkpoints/level_001') appears, then launched again;
   asserts both runs end with the same members and byte-identical
-  `metrics.jsonl`. Returns the straight run's summary."""
+  `metrics.jsonl`. Returns the straight run's summary.
+
+  The killed launch is a process of its own; the other two run in forked
+  children of `launch_pool`'s helper when the session shares one
+  compilation cache (the helper's environment), saving their imports."""
   env = launch_env(tmp_path / 'cache')
-  run = lambda name: subprocess.run(argv(tmp_path / name), cwd=cwd, env=env,
-                                    capture_output=True, text=True,
-                                    timeout=600)
+
+  def run(name):
+    cmd = argv(tmp_path / name)
+    if env == launch_env(None) and cmd[1] == '-m' and cmd[2].startswith(
+        'launch.'):  # the environment of `launch_pool`'s helper: no imports
+      import launch_pool  # pylint: disable=g-import-not-at-top
+      return launch_pool.run(cmd[2][len('launch.'):], cmd[3:], cwd)
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=600)
   straight = run('straight')
   assert straight.returncode == 0, straight.stderr[-2000:]
   proc = subprocess.Popen(argv(tmp_path / 'killed'), cwd=cwd, env=env,
