@@ -211,3 +211,31 @@ def test_two_processes_at_once_one_runs_and_the_other_is_refused(
           or 'already done' in loser), errs
   (run_dir,) = glob.glob(str(tmp_path / '*'))
   golden_lib.check(f'{module}.smoke', run_dir)
+
+
+def test_mid_run_outputs_redraw_plots_at_most_every_redraw_s(tmp_path,
+                                                             monkeypatch):
+  """`finish(final=False)` rewrites records, summary and report but draws
+  the plots only once `REDRAW_S` has passed; the final call always draws."""
+  summary = jobs.run(_smoke(), str(tmp_path))
+  lines = records.read_jsonl(os.path.join(summary['run_dir'],
+                                          'metrics.jsonl'))
+  run = lifecycle.Run(_smoke(), str(tmp_path))
+  run.begin()
+  plot = run.path('curves.png')
+  os.remove(plot)
+  run.finish(summary, lines, final=False)
+  assert not os.path.exists(plot)
+  report = open(run.path('report.md'), encoding='utf-8').read()
+  assert 'curves.png' not in report and summary['run_dir'] in open(
+      run.path('summary.json'), encoding='utf-8').read()
+  monkeypatch.setattr(lifecycle, 'REDRAW_S', 0.0)
+  run.finish(summary, lines, final=False)
+  assert os.path.getsize(plot) > 0
+  assert '![curves](curves.png)' in open(run.path('report.md'),
+                                         encoding='utf-8').read()
+  monkeypatch.setattr(lifecycle, 'REDRAW_S', 1e9)
+  os.remove(plot)
+  run.finish(summary, lines, final=True, show=False)
+  assert os.path.getsize(plot) > 0
+  lifecycle.release_all()
