@@ -29,3 +29,24 @@ import jax  # pylint: disable=g-import-not-at-top
 
 # Catch seed-axis broadcasting bugs: no implicit rank promotion.
 jax.config.update('jax_numpy_rank_promotion', 'raise')
+
+# The longest tests (30-130 s each on 2 cores) run first, so that no worker
+# is left running one of them alone at the end of the session while the
+# other is idle (xdist's worksteal rebalances only the short ones).
+SLOW_FIRST = (
+    'sharding_test.py::test_imp_search_records_are_identical',
+    'experiment_test.py::test_cifar10_imp_smoke_variants',
+    'grid_test.py::test_lr_by_rate_grid',
+    'dst_test.py::test_job_runs_and_its_members_equal_single_runs',
+    'real_data_test.py::test_the_fashion_mnist_lottery',
+    'lm_imp_test.py::test_kill_and_resume',
+    'grid_test.py::test_rewind_step_grid_equals',
+)
+
+
+def pytest_collection_modifyitems(items):
+  """Moves the `SLOW_FIRST` tests to the front, longest first."""
+  def rank(item):
+    return next((i for i, s in enumerate(SLOW_FIRST) if s in item.nodeid),
+                len(SLOW_FIRST))
+  items.sort(key=rank)
