@@ -38,7 +38,7 @@ SLOW_FIRST = (
     'experiment_test.py::test_cifar10_imp_smoke_variants',
     'grid_test.py::test_lr_by_rate_grid',
     'dst_test.py::test_job_runs_and_its_members_equal_single_runs',
-    'real_data_test.py::test_the_fashion_mnist_lottery',
+    'real_data_test.py::',  # the whole module: it shares one fixture
     'lm_imp_test.py::test_kill_and_resume',
     'grid_test.py::test_rewind_step_grid_equals',
 )
