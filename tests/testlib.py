@@ -103,8 +103,8 @@ def assert_kill_and_resume_identical(argv, tmp_path, checkpoint: str,
 
   def run(name):
     cmd = argv(tmp_path / name)
-    if env == launch_env(None) and cmd[1] == '-m' and cmd[2].startswith(
-        'launch.'):  # the environment of `launch_pool`'s helper: no imports
+    if os.environ.get('JAX_COMPILATION_CACHE_DIR') and cmd[1] == '-m' and (
+        cmd[2].startswith('launch.')):  # `env` is then the pool's
       import launch_pool  # pylint: disable=g-import-not-at-top
       return launch_pool.run(cmd[2][len('launch.'):], cmd[3:], cwd)
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True,
