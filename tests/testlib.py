@@ -74,6 +74,12 @@ def kill_when(proc, pattern: str, timeout: float = 300.0) -> None:
   proc.wait()
 
 
+# The XLA flag tests/conftest.py adds to make compiling faster (it cannot
+# import this module before JAX starts). It changes code generation, so a
+# test of bitwise equality across layouts drops it from its processes.
+CODEGEN_FLAG = '--xla_cpu_use_fusion_emitters'
+
+
 def launch_env(cache_dir) -> dict:
   """The environment of a launcher subprocess sharing a compilation cache.
 
