@@ -169,11 +169,11 @@ def test_imp_search_records_are_identical_on_one_four_devices_and_two_hosts(
   an Edge-Popup smoke run, whose CheckpointManager drops its older
   checkpoints; its records equal a one-device run's.
 
-  Bitwise equality across layouts is a claim about XLA's default code
-  generation, which users run: conftest's compile-speed flag rounds an
-  evaluation loss differently with 2 member groups per device than with 4
-  (1 ulp, in 11 of 80 records), so every process here, the 1-device
-  reference included, runs without it."""
+  Bitwise equality across layouts is claimed for XLA's default emitters,
+  which users run: with conftest's compile-speed flag (the older emitter) an
+  evaluation loss rounds differently with 2 member groups per device than
+  with 4 (1 ulp, in 11 of 80 records), so every process here, the 1-device
+  reference included, runs without that flag."""
   def launch(devices, workdir, *extra, sweep=None):
     env = dict(os.environ, PYTHONPATH=ROOT,
                XLA_FLAGS=_with_devices(devices, xla_defaults=True))
@@ -219,9 +219,14 @@ def test_imp_search_records_are_identical_on_one_four_devices_and_two_hosts(
                launch(2, tmp_path / 'hosts', '--num_processes=2',
                       f'--coordinator_address=localhost:{port}',
                       f'--process_id={i}', sweep='grown') for i in range(2)]
-  for proc in procs:
-    out, _ = proc.communicate(timeout=600)
-    assert proc.returncode == 0, out[-3000:]
+  try:
+    for proc in procs:
+      out, _ = proc.communicate(timeout=600)
+      assert proc.returncode == 0, out[-3000:]
+  finally:  # a failed process leaves no peer waiting for it
+    for proc in procs:
+      proc.kill()
+      proc.wait()
   (imp_name,) = [p.name for p in (tmp_path / 'd1').glob('imp-*')]
   (ep_name,) = [p.name for p in (tmp_path / 'd1').glob('edgepopup-*')]
   runs = {1: read(tmp_path / 'd1' / imp_name)}
