@@ -11,6 +11,7 @@ from configs import cs_mnist1d
 from configs import imp_mlp_mnist1d
 from ticketjax.core import grid as grid_lib
 from ticketjax.core import train as train_lib
+from ticketjax.methods.imp import report as imp_report
 from ticketjax.reports import cross_run
 from ticketjax.run import jobs
 from ticketjax.run import workdir
@@ -215,6 +216,12 @@ def test_a_diverged_point_is_flagged_and_the_other_is_untouched(tmp_path):
   text = open(os.path.join(summary['run_dir'], 'report.md'),
               encoding='utf-8').read()
   assert 'diverged 2/2' in text
+  # the cross-run report's series hold the healthy members only: none of
+  # the diverged point's
+  series = imp_report.series(summary)
+  assert series and all(not m.get('diverged') and m['learning_rate'] == 1e-2
+                        for s in series for ms in s['points'].values()
+                        for m in ms)
   def no_constants(name):
     raise ValueError(f'not strict JSON: {name}')
   with open(os.path.join(summary['run_dir'], 'summary.json')) as f:

@@ -185,27 +185,16 @@ def plot_accuracy(series, path, dense=(), metric='accuracy') -> None:
   """Test accuracy (or perplexity) against weights remaining (log x, 100%
   at the left); each sparse series a line with its ± std band, each dense
   run a dashed horizontal line at its value."""
-  scale = 1 if metric == 'perplexity' else 100
-  plt = plots_lib.pyplot()
-  fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
-  low = 100.0
-  for s in series:
-    x = [100 * p['density'] for p in s['points']]
-    low = min([low] + x)
-    plots_lib.band(ax, x, [scale * p['mean'] for p in s['points']],
-                   [scale * p['std'] for p in s['points']], s['label'],
-                   marker='o', ms=3)
-  for d, ls in zip(dense, ('--', ':', '-.') * len(dense)):
-    ax.axhline(scale * d['mean'], color='gray', ls=ls, lw=1.2,
-               label=d['label'])
-    ax.axhspan(scale * (d['mean'] - d['std']),
-               scale * (d['mean'] + d['std']), color='gray', alpha=0.1, lw=0)
-  plots_lib.density_axis(ax, low)
   data = sorted({s['dataset'] for s in series} | {d['dataset'] for d in dense})
-  plots_lib.save(fig, ax, path, f'Final test {metric} against weights '
-                 f"remaining, {', '.join(data)}",
-                 'test perplexity' if metric == 'perplexity'
-                 else 'test accuracy (%)')
+  plots_lib.accuracy_vs_density(
+      path, f"Final test {metric} against weights remaining, "
+      f"{', '.join(data)}",
+      {s['label']: [(100 * p['density'], p) for p in s['points']]
+       for s in series},
+      dense=[(d['label'], d) for d in dense],
+      ylabel='test perplexity' if metric == 'perplexity'
+      else 'test accuracy (%)',
+      scale=1 if metric == 'perplexity' else 100, figsize=(8, 5))
 
 
 def plot_lmc(runs, path) -> None:

@@ -1,4 +1,5 @@
-"""Plot pieces every report shares: the backend, seed bands, learning curves.
+"""Plot pieces every report shares: the backend, seed bands, accuracy
+against density, learning curves.
 
 Every band is ± one standard deviation over seeds (population, ddof=0, the
 `std` of `core/stats.mean_std`) and takes its line's colour; `BAND` is the
@@ -45,6 +46,41 @@ def save(fig, ax, path: str, title_text: str, ylabel: str,
   fig.tight_layout()
   fig.savefig(path)
   pyplot().close(fig)
+
+
+def accuracy_vs_density(path: str, title_text: str, lines: dict, *,
+                        dense=(), ylabel: str = 'final test accuracy (%)',
+                        scale: float = 100.0, figsize=(7, 4.5)) -> None:
+  """The accuracy plot every sparse method draws, written to `path`.
+
+  `lines` maps a label to [(percent of weights remaining, mean_std)] (a
+  `core/stats.mean_std` dict, times `scale` on the y axis): a mean line
+  with its ± std band each. Points where every member diverged (stats
+  None, or n = 0) are left out, and a line with none left is still named
+  in the legend.
+  `dense` is [(label, mean_std)]: reference lines across the plot (dashed,
+  with a grey band). The x axis is `density_axis` down to the sparsest
+  point given.
+  """
+  plt = pyplot()
+  fig, ax = plt.subplots(figsize=figsize, dpi=120)
+  lowest = 100.0
+  for label, pts in lines.items():
+    lowest = min([lowest] + [x for x, _ in pts])
+    pts = [(x, s) for x, s in pts if s and s['n']]
+    if pts:
+      band(ax, [x for x, _ in pts], [scale * s['mean'] for _, s in pts],
+           [scale * s['std'] for _, s in pts], label, marker='o', ms=3)
+    else:
+      ax.plot([], [], ' ', label=f'{label}: no healthy member')
+  for (label, s), ls in zip(dense, ('--', ':', '-.') * len(dense)):
+    if s and s['n']:
+      ax.axhline(scale * s['mean'], color='gray', ls=ls, lw=1.2, label=label)
+      ax.axhspan(scale * (s['mean'] - s['std']),
+                 scale * (s['mean'] + s['std']), color='gray', alpha=0.1,
+                 lw=0)
+  density_axis(ax, lowest)
+  save(fig, ax, path, title_text, ylabel)
 
 
 def density_axis(ax, lowest: float) -> None:

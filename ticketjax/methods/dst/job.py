@@ -175,19 +175,11 @@ def report(summary: dict, evals: list[dict], config=None) -> lifecycle.Report:
   del config
 
   def accuracy(path):
-    plt = plots_lib.pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    labels = list(dict.fromkeys(_label(e) for e in summary['groups']))
-    for label in labels:
-      pts = [e for e in summary['groups']
-             if _label(e) == label and 'final_test_accuracy' in e]
-      plots_lib.band(ax, [100 * e['density']['mean'] for e in pts],
-                     [100 * e['final_test_accuracy']['mean'] for e in pts],
-                     [100 * e['final_test_accuracy']['std'] for e in pts],
-                     label, marker='o', ms=3)
-    plots_lib.density_axis(ax, min(100 * e['density']['mean']
-                                   for e in summary['groups']))
-    plots_lib.save(fig, ax, path, title(summary), 'final test accuracy (%)')
+    lines = {}
+    for e in summary['groups']:
+      lines.setdefault(_label(e), []).append(
+          (100 * e['density']['mean'], e.get('final_test_accuracy')))
+    plots_lib.accuracy_vs_density(path, title(summary), lines)
 
   curves = {}
   for r in evals:

@@ -83,25 +83,16 @@ def report(summary: dict, evals: list[dict], config=None) -> lifecycle.Report:
   del config
 
   def accuracy(path):
-    plt = plots_lib.pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    lines = {}
     for branch in ('early_bird', 'full'):
-      pts = [e for e in summary['groups']
-             if e['branch'] == branch and 'final_test_accuracy' in e]
+      pts = [e for e in summary['groups'] if e['branch'] == branch]
       if pts:
-        plots_lib.band(
-            ax, [100 * e['density']['mean'] for e in pts],
-            [100 * e['final_test_accuracy']['mean'] for e in pts],
-            [100 * e['final_test_accuracy']['std'] for e in pts],
-            _name(pts[0]).replace(' level 1', ' IMP'), marker='o', ms=3)
-    dense = [e for e in summary['groups'] if e['branch'] == 'dense'
-             and 'final_test_accuracy' in e]
-    if dense:
-      ax.axhline(100 * dense[0]['final_test_accuracy']['mean'], color='k',
-                 ls='--', lw=1, label='dense')
-    plots_lib.density_axis(ax, min(100 * e['density']['mean']
-                                   for e in summary['groups']))
-    plots_lib.save(fig, ax, path, title(summary), 'final test accuracy (%)')
+        lines[_name(pts[0]).replace(' level 1', ' IMP')] = [
+            (100 * e['density']['mean'], e.get('final_test_accuracy'))
+            for e in pts]
+    dense = [('dense', e.get('final_test_accuracy'))
+             for e in summary['groups'] if e['branch'] == 'dense'][:1]
+    plots_lib.accuracy_vs_density(path, title(summary), lines, dense=dense)
 
   def distance(path):
     plt = plots_lib.pyplot()

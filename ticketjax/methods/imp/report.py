@@ -202,24 +202,31 @@ def _cell(agg: dict, metric: str = 'accuracy') -> str:
 
 
 def plot(summary: dict, path: str, described: str = '') -> None:
-  """Test accuracy vs percent of weights remaining, log x, seed bands."""
-  plt = plots_lib.pyplot()
-  fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-  if 'points' in summary:  # a grid: the tickets of every point
+  """Test accuracy vs percent of weights remaining, log x, seed bands: the
+  ticket and each control of one search and its dense network, or the
+  ticket of every grid point."""
+  metric = _metric(summary)
+  lines, dense = {}, ()
+  if 'points' in summary:
     for entry in summary['points']:
       tickets = [e['ticket'] for e in entry['levels']]
-      _band(ax, [(100 * t['density'], t['final_test_accuracy'])
-                 for t in tickets], _health(f"ticket {entry['label']}",
-                                            tickets))
-    levels = [e for p in summary['points'] for e in p['levels']]
+      lines[_health(f"ticket {entry['label']}", tickets)] = [
+          (100 * t['density'], t['final_test_accuracy']) for t in tickets]
   else:
-    _plot_branches(ax, summary)
-    levels = summary['levels']
-  plots_lib.density_axis(ax, min(100 * e['ticket']['density']
-                                    for e in levels))
-  plots_lib.save(fig, ax, path, title(summary, described),
-                 'test perplexity' if _metric(summary) == 'perplexity'
-                 else 'test accuracy (%)')
+    for branch in _branches(summary):
+      levels = [e for e in summary['levels'] if branch in e]
+      pts = [(100 * e['ticket']['density'], _value(e[branch], metric))
+             for e in levels]
+      if branch != 'ticket':
+        pts = [p for p in pts if p[0] < 100]
+      if pts:
+        lines[_health(branch, [e[branch] for e in levels])] = pts
+    dense = [('dense', _value(summary['levels'][0]['ticket'], metric))]
+  plots_lib.accuracy_vs_density(
+      path, title(summary, described), lines, dense=dense,
+      ylabel=('test perplexity' if metric == 'perplexity'
+              else 'test accuracy (%)'),
+      scale=1 if metric == 'perplexity' else 100)
 
 
 def _health(label: str, aggs) -> str:
@@ -227,38 +234,6 @@ def _health(label: str, aggs) -> str:
   (the most of any point)."""
   k, n = max((a.get('diverged', 0), a.get('members', 0)) for a in aggs)
   return f'{label} (diverged {k}/{n})' if k else label
-
-
-def _band(ax, pts, label, scale=100):
-  """A mean line with a ± std band from [(x, {'mean', 'std', 'n'})];
-  points where every member diverged (n = 0) are left out, and a series
-  with none left is still named in the legend."""
-  pts = [p for p in pts if p[1]['n']]
-  if pts:
-    plots_lib.band(ax, [p[0] for p in pts],
-                   [scale * p[1]['mean'] for p in pts],
-                   [scale * p[1]['std'] for p in pts], label, marker='o',
-                   ms=3)
-  else:
-    ax.plot([], [], ' ', label=f'{label}: no healthy member')
-
-
-def _plot_branches(ax, summary):
-  """The ticket and each control of one search, and its dense accuracy."""
-  metric = _metric(summary)
-  scale = 1 if metric == 'perplexity' else 100
-  for branch in _branches(summary):
-    pts = [(100 * e['ticket']['density'], _value(e[branch], metric))
-           for e in summary['levels'] if branch in e]
-    if branch != 'ticket':
-      pts = [p for p in pts if p[0] < 100]
-    if pts:
-      _band(ax, pts, _health(branch, [e[branch] for e in summary['levels']
-                                      if branch in e]), scale)
-  dense = _value(summary['levels'][0]['ticket'], metric)
-  if dense['n']:
-    ax.axhline(scale * dense['mean'], color='gray', ls='--', lw=1,
-               label='dense')
 
 
 def plot_curves(summary: dict, evals: list[dict], path: str,
@@ -328,9 +303,12 @@ def report(summary: dict, evals: list[dict], config) -> lifecycle.Report:
 
 
 def series(summary: dict) -> list[dict]:
-  """One series per branch (and grid point): level -> members."""
+  """One series per branch (and grid point): level -> its healthy members
+  (diverged ones are left out, as in the summary's means)."""
   groups = {}
   for m in summary.get('members', []):
+    if m.get('diverged'):
+      continue
     point = ' '.join(f'{grid_lib.SHORT[n]}={m[n]:g}'
                      for n in summary.get('grid', {}))
     label = f"{m['branch']} {point}".strip()

@@ -234,24 +234,16 @@ def plots(summary: dict, evals: list[dict]) -> dict:
   dense members as a line) and curves.png."""
 
   def accuracy(path):
-    plt = plots_lib.pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    lines, dense = {}, []
     for b in _branches(summary):
-      pts = [e for e in summary['by_density']
-             if e.get('branch', 'original') == b
-             and 'final_test_accuracy' in e]
-      if b == 'dense' and pts:
-        ax.axhline(100 * pts[0]['final_test_accuracy']['mean'], color='k',
-                   ls='--', lw=1, label='dense')
-        continue
-      plots_lib.band(ax, [100 * e['density']['mean'] for e in pts],
-                     [100 * e['final_test_accuracy']['mean'] for e in pts],
-                     [100 * e['final_test_accuracy']['std'] for e in pts],
-                     _method(summary) if b == 'original' else b,
-                     marker='o', ms=3)
-    plots_lib.density_axis(ax, min(100 * e['density']['mean']
-                                   for e in summary['by_density']))
-    plots_lib.save(fig, ax, path, title(summary), 'final test accuracy (%)')
+      pts = [(100 * e['density']['mean'], e.get('final_test_accuracy'))
+             for e in summary['by_density']
+             if e.get('branch', 'original') == b]
+      if b == 'dense':
+        dense.append(('dense', pts[0][1]))
+      else:
+        lines[_method(summary) if b == 'original' else b] = pts
+    plots_lib.accuracy_vs_density(path, title(summary), lines, dense=dense)
 
   groups = {}
   for r in evals:

@@ -53,20 +53,11 @@ def report(summary: dict, evals: list[dict], config=None) -> lifecycle.Report:
   del config
 
   def accuracy(path):
-    plt = plots_lib.pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    low = 100.0
-    for branch in summary['branches']:
-      pts = [e for e in summary['entries'] if e['branch'] == branch
-             and e.get('final_test_accuracy', {}).get('n')]
-      xs = [100 * e['density']['mean'] for e in pts]
-      low = min([low] + xs)
-      plots_lib.band(ax, xs, [100 * e['final_test_accuracy']['mean']
-                              for e in pts],
-                     [100 * e['final_test_accuracy']['std'] for e in pts],
-                     LABELS[branch], marker='o', ms=3)
-    plots_lib.density_axis(ax, low)
-    plots_lib.save(fig, ax, path, title(summary), 'final test accuracy (%)')
+    plots_lib.accuracy_vs_density(path, title(summary), {
+        LABELS[branch]: [(100 * e['density']['mean'],
+                          e.get('final_test_accuracy'))
+                         for e in summary['entries'] if e['branch'] == branch]
+        for branch in summary['branches']})
 
   last = max(e['level'] for e in summary['entries'])
   groups = {}
