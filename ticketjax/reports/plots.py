@@ -38,11 +38,16 @@ def band(ax, x, mean, std, label, **line_kwargs):
 def save(fig, ax, path: str, title_text: str, ylabel: str,
          note: str = BAND) -> None:
   """The finish every accuracy plot shares: y label, wrapped title with
-  the band `note`, grid, legend; writes `path` and closes the figure."""
+  the band `note`, grid, legend (more than 8 entries: beside the axes, on
+  a wider figure); writes `path` and closes the figure."""
   ax.set_ylabel(ylabel)
   ax.set_title(title(title_text, note, width=80), fontsize='small')
   ax.grid(alpha=0.3, which='both')
-  ax.legend(fontsize='small')
+  if len(ax.get_legend_handles_labels()[1]) > 8:  # beside the data
+    fig.set_figwidth(fig.get_figwidth() * 1.6)
+    ax.legend(fontsize='x-small', loc='upper left', bbox_to_anchor=(1.01, 1))
+  else:
+    ax.legend(fontsize='small')
   fig.tight_layout()
   fig.savefig(path)
   pyplot().close(fig)
@@ -55,7 +60,8 @@ def accuracy_vs_density(path: str, title_text: str, lines: dict, *,
 
   `lines` maps a label to [(percent of weights remaining, mean_std)] (a
   `core/stats.mean_std` dict, times `scale` on the y axis): a mean line
-  with its ± std band each. Points where every member diverged (stats
+  with its ± std band each (past 10 lines, the colours repeat with
+  another line style and marker). Points where every member diverged (stats
   None, or n = 0) are left out, and a line with none left is still named
   in the legend.
   `dense` is [(label, mean_std)]: reference lines across the plot (dashed,
@@ -65,12 +71,15 @@ def accuracy_vs_density(path: str, title_text: str, lines: dict, *,
   plt = pyplot()
   fig, ax = plt.subplots(figsize=figsize, dpi=120)
   lowest = 100.0
-  for label, pts in lines.items():
+  for i, (label, pts) in enumerate(lines.items()):
     lowest = min([lowest] + [x for x, _ in pts])
     pts = [(x, s) for x, s in pts if s and s['n']]
+    # past the colour cycle's 10 colours, another line style and marker
+    ls, marker = (('-', 'o'), ('--', 's'), ('-.', '^'))[i // 10 % 3]
     if pts:
       band(ax, [x for x, _ in pts], [scale * s['mean'] for _, s in pts],
-           [scale * s['std'] for _, s in pts], label, marker='o', ms=3)
+           [scale * s['std'] for _, s in pts], label, marker=marker, ms=3,
+           ls=ls)
     else:
       ax.plot([], [], ' ', label=f'{label}: no healthy member')
   for (label, s), ls in zip(dense, ('--', ':', '-.') * len(dense)):
