@@ -26,6 +26,23 @@ def pyplot():
   return plt
 
 
+def style(i: int) -> dict:
+  """Line style and marker of line i: past the colour cycle's 10 colours,
+  the colours repeat with another style, so no two lines look alike."""
+  ls, marker = (('-', 'o'), ('--', 's'), ('-.', '^'))[i // 10 % 3]
+  return {'ls': ls, 'marker': marker}
+
+
+def legend(fig, ax, widen: float = 1.6) -> None:
+  """The legend of `ax`; more than 8 entries go beside the axes, on a
+  figure `widen` times wider, so they cover no data."""
+  if len(ax.get_legend_handles_labels()[1]) > 8:
+    fig.set_figwidth(fig.get_figwidth() * widen)
+    ax.legend(fontsize='x-small', loc='upper left', bbox_to_anchor=(1.01, 1))
+  else:
+    ax.legend(fontsize='small')
+
+
 def band(ax, x, mean, std, label, **line_kwargs):
   """A mean line and its ± std band in the line's colour; returns the line."""
   x, mean, std = (np.asarray(v, float) for v in (x, mean, std))
@@ -38,16 +55,11 @@ def band(ax, x, mean, std, label, **line_kwargs):
 def save(fig, ax, path: str, title_text: str, ylabel: str,
          note: str = BAND) -> None:
   """The finish every accuracy plot shares: y label, wrapped title with
-  the band `note`, grid, legend (more than 8 entries: beside the axes, on
-  a wider figure); writes `path` and closes the figure."""
+  the band `note`, grid, `legend`; writes `path` and closes the figure."""
   ax.set_ylabel(ylabel)
   ax.set_title(title(title_text, note, width=80), fontsize='small')
   ax.grid(alpha=0.3, which='both')
-  if len(ax.get_legend_handles_labels()[1]) > 8:  # beside the data
-    fig.set_figwidth(fig.get_figwidth() * 1.6)
-    ax.legend(fontsize='x-small', loc='upper left', bbox_to_anchor=(1.01, 1))
-  else:
-    ax.legend(fontsize='small')
+  legend(fig, ax)
   fig.tight_layout()
   fig.savefig(path)
   pyplot().close(fig)
@@ -60,10 +72,9 @@ def accuracy_vs_density(path: str, title_text: str, lines: dict, *,
 
   `lines` maps a label to [(percent of weights remaining, mean_std)] (a
   `core/stats.mean_std` dict, times `scale` on the y axis): a mean line
-  with its ± std band each (past 10 lines, the colours repeat with
-  another line style and marker). Points where every member diverged (stats
-  None, or n = 0) are left out, and a line with none left is still named
-  in the legend.
+  with its ± std band each (`style`). Points where every member diverged
+  (stats None, or n = 0) are left out, and a line with none left is still
+  named in the legend.
   `dense` is [(label, mean_std)]: reference lines across the plot (dashed,
   with a grey band). The x axis is `density_axis` down to the sparsest
   point given.
@@ -74,12 +85,9 @@ def accuracy_vs_density(path: str, title_text: str, lines: dict, *,
   for i, (label, pts) in enumerate(lines.items()):
     lowest = min([lowest] + [x for x, _ in pts])
     pts = [(x, s) for x, s in pts if s and s['n']]
-    # past the colour cycle's 10 colours, another line style and marker
-    ls, marker = (('-', 'o'), ('--', 's'), ('-.', '^'))[i // 10 % 3]
     if pts:
       band(ax, [x for x, _ in pts], [scale * s['mean'] for _, s in pts],
-           [scale * s['std'] for _, s in pts], label, marker=marker, ms=3,
-           ls=ls)
+           [scale * s['std'] for _, s in pts], label, ms=3, **style(i))
     else:
       ax.plot([], [], ' ', label=f'{label}: no healthy member')
   for (label, s), ls in zip(dense, ('--', ':', '-.') * len(dense)):
@@ -120,7 +128,7 @@ def learning_curves(groups: dict, path: str, title_text: str) -> None:
   """
   plt = pyplot()
   fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), dpi=120)
-  for label, recs in groups.items():
+  for i, (label, recs) in enumerate(groups.items()):
     recs = [r for r in recs if not r.get('diverged')]
     steps = sorted({r['step'] for r in recs})
     if not steps:
@@ -130,13 +138,14 @@ def learning_curves(groups: dict, path: str, title_text: str) -> None:
       vals = [[scale * r[key] for r in recs if r['step'] == s]
               for s in steps]
       band(ax, steps, [np.mean(v) for v in vals], [np.std(v) for v in vals],
-           label, marker='o', ms=2)
+           label, ms=2, **style(i))
   axes[0].set_ylabel('test accuracy (%)')
   axes[1].set_ylabel('test loss')
   for ax in axes:
     ax.set_xlabel('training step')
     ax.grid(alpha=0.3)
-  axes[0].legend(fontsize='small')
+  many = len(axes[0].get_legend_handles_labels()[1]) > 8
+  legend(fig, axes[1] if many else axes[0], widen=1.3)  # many: at the right
   fig.suptitle(title(title_text), fontsize='medium')
   fig.tight_layout()
   fig.savefig(path)

@@ -265,10 +265,10 @@ def plot_layers(summary: dict, path: str, described: str = '') -> None:
   levels = sorted({m['level'] for m in tickets})
   layers = sorted(tickets[0]['density_per_layer'])
   fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-  for layer in layers:
+  for i, layer in enumerate(layers):
     mean = [100 * np.mean([m['density_per_layer'][layer] for m in tickets
                            if m['level'] == lv]) for lv in levels]
-    ax.plot(levels, mean, marker='o', ms=3, label=layer)
+    ax.plot(levels, mean, ms=3, label=layer, **plots_lib.style(i))
   total = [100 * np.mean([m['density'] for m in tickets if m['level'] == lv])
            for lv in levels]
   ax.plot(levels, total, 'k--', lw=1.5, label='all prunable')
@@ -282,7 +282,7 @@ def plot_layers(summary: dict, path: str, described: str = '') -> None:
                                'density, mean over seeds', width=80),
                fontsize='small')
   ax.grid(alpha=0.3, which='both')
-  ax.legend(fontsize='x-small', ncol=2)
+  plots_lib.legend(fig, ax)
   fig.tight_layout()
   fig.savefig(path)
   plt.close(fig)
