@@ -107,13 +107,17 @@ def draw_barriers(ax, summary: dict, prefix: str = '') -> list[int]:
 
 
 def finish_barrier_axes(ax, steps) -> None:
-  """The 2% stability line, a symlog x axis from k = 0, labels, grid."""
+  """The 2% stability line, a symlog x axis from k = 0 with a tick at
+  every rewind step, labels, grid."""
   ax.axhline(100 * lmc.STABLE_BARRIER, color='gray', ls='--', lw=1,
              label='stable (2%)')
   positive = [k for k in steps if k]
   if positive:
     ax.set_xscale('symlog', linthresh=min(positive))
     ax.set_xlim(0, max(positive) * 1.2)
+  ticks = sorted(set(steps))
+  ax.set_xticks(ticks, [f'{k:g}' for k in ticks])
+  ax.set_xticks([], minor=True)
   ax.set_xlabel('rewind step k')
   ax.set_ylabel('error barrier (%)')
   ax.grid(alpha=0.3)
