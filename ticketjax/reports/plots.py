@@ -103,7 +103,8 @@ def accuracy_vs_density(path: str, title_text: str, lines: dict, *,
 def density_axis(ax, lowest: float) -> None:
   """A log x axis of percent of weights remaining, 100 at the left, with
   readable ticks down to `lowest` (percent): IMP's 20% steps (100, 80, 64,
-  ...) while they are far enough apart, then halvings."""
+  ...) while they are far enough apart, else halvings (quarterings over a
+  wide range)."""
   ax.set_xscale('log')
   ticks = [100.0]
   t = 100.0
@@ -111,8 +112,9 @@ def density_axis(ax, lowest: float) -> None:
     t = t * 0.8 if t > 20 else t / 2
     if t >= lowest * 0.99:
       ticks.append(t)
-  if len(ticks) > 9:  # wide range: halvings only
+  if len(ticks) > 9:  # wide range: halvings, or quarterings if > 8
     ticks = [100 / 2 ** i for i in range(40) if 100 / 2 ** i >= lowest * 0.99]
+    ticks = ticks[::2] if len(ticks) > 8 else ticks
   ax.set_xticks(ticks, [f'{t:.3g}' for t in ticks])
   ax.set_xticks([], minor=True)
   ax.set_xlim(105, lowest * 0.9)

@@ -44,13 +44,18 @@ def _means(members, lam, branch) -> dict:
   return entry
 
 
+def _what(summary: dict) -> str:
+  """'CS lambda sweep: <model> on <data>, lambdas ..., <n> seeds'."""
+  lambdas = ', '.join(f'{lam:g}' for lam in summary['lambdas'])
+  return (f"CS lambda sweep: {summary['model']} on {summary['dataset']}, "
+          f"lambdas {lambdas}, {summary['num_seeds']} seeds")
+
+
 def title(summary: dict) -> str:
   """What the run is and what its ± means, in one line."""
-  lambdas = ', '.join(f'{lam:g}' for lam in summary['lambdas'])
   n = summary['num_seeds']
-  return (f"CS lambda sweep: {summary['model']} on {summary['dataset']}, "
-          f'lambdas {lambdas}, {n} seeds; ± is ±1 std over {n} seeds '
-          '(ddof 0)')
+  return f'{_what(summary)}; ± is ±1 std over {n} seeds (ddof 0)'
+
 
 
 def table(summary: dict) -> str:
@@ -115,7 +120,7 @@ def load_imp_summary(path: str) -> dict | None:
 def plot(summary: dict, imp: dict | None, path: str) -> None:
   """Ticket test accuracy against weights remaining, CS next to IMP."""
   plt = plots_lib.pyplot()
-  fig, ax = plt.subplots(figsize=(6, 4))
+  fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
   e = [x for x in summary['by_lambda'] if x['density']['n']]  # healthy
   xs = [100 * x['density']['mean'] for x in e]
   ax.errorbar(xs,
@@ -123,6 +128,11 @@ def plot(summary: dict, imp: dict | None, path: str) -> None:
               xerr=[100 * x['density']['std'] for x in e],
               yerr=[100 * x['final_test_accuracy']['std'] for x in e],
               fmt='o', capsize=3, label='CS tickets (one per lambda)')
+  for x, entry in zip(xs, e):  # each lambda over its error bar
+    acc = entry['final_test_accuracy']
+    ax.annotate(f"λ={entry['lambda']:g}", (x, 100 * (acc['mean'] + acc['std'])),
+                textcoords='offset points', xytext=(0, 4), ha='center',
+                fontsize='x-small')
   spread = 'error bars: ±1 std over seeds'
   if imp is not None:
     levels = [lv for lv in imp['levels'] if 'ticket' in lv]
@@ -135,9 +145,8 @@ def plot(summary: dict, imp: dict | None, path: str) -> None:
     ax.axhline(m[0], color='gray', ls='--', lw=1, label='dense (IMP level 0)')
     spread = f'error bars and IMP {plots_lib.BAND}'
   plots_lib.density_axis(ax, min(xs + [100.0]))
-  plots_lib.save(fig, ax, path, f"CS tickets: {summary['model']} on "
-                 f"{summary['dataset']}, {summary['num_seeds']} seeds",
-                 'test accuracy (%)', note=spread)
+  plots_lib.save(fig, ax, path, _what(summary), 'test accuracy (%)',
+                 note=spread)
 
 
 def series(summary: dict) -> list[dict]:
