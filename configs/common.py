@@ -146,6 +146,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.eval_every = 250
   c.train.eval_batch_size = 1000
   c.train.member_group = 0  # > 0: bitwise the same on any device count
+  c.train.checkpoint_every_s = 600.0  # saves a killed stage resumes from
 
   # A vmapped hyperparameter grid (ticketjax.core.grid): values per name, the
   # cartesian product runs in one program; an empty list is no grid.

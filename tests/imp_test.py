@@ -148,15 +148,18 @@ def test_more_seeds_extend_the_run_and_vmapped_equals_per_seed(tmp_path):
                                  b['final_test_accuracy'], atol=2e-3)
 
 
-def _launch(workdir, levels):
+def _launch(workdir, levels, *flags):
   return [sys.executable, '-m', 'launch.main',
           f'--config=configs/imp_mlp_mnist1d.py:smoke,levels={levels}',
-          f'--workdir={workdir}', '--config.progress=False']
+          f'--workdir={workdir}', '--config.progress=False', *flags]
 
 
 def test_kill_and_resume_gives_identical_results(tmp_path):
-  assert_kill_and_resume_identical(lambda w: _launch(w, 3), tmp_path,
-                                   'checkpoints/level_001', REPO)
+  """Killed inside a level, right after its save at step 20 (a save after
+  every chunk), the search resumes from that save."""
+  assert_kill_and_resume_identical(
+      lambda w: _launch(w, 3, '--config.train.checkpoint_every_s=0'),
+      tmp_path, 'checkpoints/level_00[1-3].steps/20', REPO)
 
 
 @pytest.mark.parametrize('field,value,match', [

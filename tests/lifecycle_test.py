@@ -239,3 +239,74 @@ def test_mid_run_outputs_redraw_plots_at_most_every_redraw_s(tmp_path,
   run.finish(summary, lines, final=True, show=False)
   assert os.path.getsize(plot) > 0
   lifecycle.release_all()
+
+
+class _Killed(Exception):
+  """Stands for a kill right after a save inside a stage."""
+
+
+def test_a_stage_killed_mid_way_resumes_from_its_newest_save(tmp_path,
+                                                             monkeypatch):
+  """`train_stage` with `train.checkpoint_every_s=0` saves after every
+  chunk but the last; a run stopped right after the step-20 save trains
+  only steps 20-40 when run again, ends with the bytes of a run never
+  stopped, and removes its saves and their records."""
+  from configs import pai_mnist1d  # pylint: disable=g-import-not-at-top
+  from ticketjax.core import train as train_lib  # pylint: disable=g-import-not-at-top
+  from ticketjax.run import steps  # pylint: disable=g-import-not-at-top
+
+  def config(every_s):
+    c = pai_mnist1d.get_config('smoke')  # 40 steps, chunks of 20
+    c.train.checkpoint_every_s = every_s
+    c.progress = False
+    return c
+
+  straight = jobs.run(config(600.0), str(tmp_path / 'straight'))
+  save = steps.MidStage.save
+
+  def save_then_stop(self, step, state_M, evals, total):
+    save(self, step, state_M, evals, total)
+    if self.saves is not None:
+      raise _Killed(step)
+
+  monkeypatch.setattr(steps.MidStage, 'save', save_then_stop)
+  with pytest.raises(_Killed):
+    jobs.run(config(0.0), str(tmp_path / 'killed'))
+  (run_dir,) = glob.glob(str(tmp_path / 'killed' / 'pai-*'))
+  assert os.listdir(os.path.join(run_dir, 'checkpoints', 'train.steps')) == [
+      '20']
+  partial = records.read_json(
+      os.path.join(run_dir, 'records', 'train.partial.json'))
+  assert {r['step'] for r in partial} == {20}
+  monkeypatch.setattr(steps.MidStage, 'save', save)
+
+  trained = []
+  train = train_lib.Trainer.train
+  def counting(self, state, data, num_steps):
+    trained.append(num_steps)
+    return train(self, state, data, num_steps)
+  monkeypatch.setattr(train_lib.Trainer, 'train', counting)
+  resumed = jobs.run(config(0.0), str(tmp_path / 'killed'))
+  assert trained == [20]  # from the step-20 save to the end
+  assert resumed['members'] == straight['members']
+  metrics = lambda s: open(os.path.join(s['run_dir'], 'metrics.jsonl')).read()
+  assert metrics(resumed) == metrics(straight)
+  assert not os.path.exists(os.path.join(run_dir, 'checkpoints',
+                                         'train.steps'))
+  assert not os.path.exists(os.path.join(run_dir, 'records',
+                                         'train.partial.json'))
+
+
+def test_exact_records_keep_non_finite_values(tmp_path):
+  """Records a resumed stage reads back keep NaN and ±inf (strict JSON
+  elsewhere writes them as null)."""
+  values = {'loss': [math.nan, math.inf, -math.inf, 1.5], 'name': 'x'}
+  path = str(tmp_path / 'r.json')
+  records.write_json(path, values, exact=True)
+  with open(path) as f:
+    json.load(f, parse_constant=lambda c: pytest.fail(f'not strict: {c}'))
+  back = records.from_exact(records.read_json(path))
+  assert math.isnan(back['loss'][0]) and back['loss'][1:] == [
+      math.inf, -math.inf, 1.5] and back['name'] == 'x'
+  records.write_json(path, values)
+  assert records.read_json(path)['loss'] == [None, None, None, 1.5]

@@ -33,6 +33,7 @@ from typing import Optional
 
 import jax
 from jax.experimental import multihost_utils
+import numpy as np
 
 
 def initialize(coordinator_address: Optional[str] = None,
@@ -63,6 +64,14 @@ def barrier(name: str) -> None:
   one process)."""
   if is_multiprocess():
     multihost_utils.sync_global_devices(name)
+
+
+def agree(flag: bool) -> bool:
+  """Process 0's `flag` on every process (a decision taken by a clock,
+  which the processes do not share); `flag` itself with one process."""
+  if not is_multiprocess():
+    return bool(flag)
+  return bool(multihost_utils.broadcast_one_to_all(np.int32(bool(flag))))
 
 
 def on_main(name: str, fn, *args) -> None:

@@ -63,6 +63,7 @@ from ticketjax.run import hosts
 from ticketjax.run import loop
 from ticketjax.run import records as records_lib
 from ticketjax.run import setup as setup_lib
+from ticketjax.run import steps as steps_lib
 from ticketjax.run import store
 from ticketjax.run import workdir as workdir_lib
 
@@ -145,19 +146,27 @@ class Run:
     Records every evaluation (`base`, who, step, metrics), flags diverged
     members, and writes `records/<name>.json` ({'evals', 'members'}: per
     member `member_stats` and densities over `prunable`), then the
-    checkpoint `checkpoint` (default `name`) of the final states.
+    checkpoint `checkpoint` (default `name`) of the final states. Every
+    `train.checkpoint_every_s` seconds it saves where it is
+    (`steps.MidStage`), so a killed stage resumes from there.
     `extras(final_M)`, if given, returns more per-member summary fields (a
     dict per member), written with the rest.
     """
     indexed = [{**w, 'member': i} for i, w in enumerate(who)]
-    evals = []
-    final_M = loop.train_chunks(
-        trainer, start_M, self.data, self.setup.train.steps,
-        self.setup.train.eval_every,
-        on_eval=lambda step, per_member: evals.extend(
-            records_lib.member_records(indexed, per_member, step=step,
-                                       **base)),
-        desc=desc, show_progress=self.show_progress)
+    total = self.setup.train.steps
+    saves = steps_lib.MidStage(self, name, self.setup.train.checkpoint_every_s)
+    try:
+      state_M, evals = saves.start(start_M)
+      final_M = loop.train_chunks(
+          trainer, state_M, self.data, total, self.setup.train.eval_every,
+          on_eval=lambda step, per_member: evals.extend(
+              records_lib.member_records(indexed, per_member, step=step,
+                                         **base)),
+          on_chunk=lambda step, state: saves.save(step, state, evals,
+                                                  total),
+          desc=desc, show_progress=self.show_progress)
+    finally:
+      saves.close()
     health.flag_diverged(evals, key=lambda r: r['member'])
     dens = masks_lib.member_densities(final_M.mask, prunable)
     members = [{**w, **health.member_stats(
@@ -170,6 +179,7 @@ class Run:
       del r['member']
     self.write_records(name, {'evals': evals, 'members': members})
     self.store.save(checkpoint or name, final_M)
+    saves.end()
     return final_M
 
   def one_stage(self, what: str, train: Callable[[], Any],
@@ -188,13 +198,15 @@ class Run:
     summary, lines = outputs(self.read_records('train'))
     return self.finish(summary, lines)
 
-  def write_records(self, name: str, obj) -> None:
-    """`records/<name>.json`, atomically (temp file + rename)."""
+  def write_records(self, name: str, obj, exact: bool = False) -> None:
+    """`records/<name>.json`, atomically (temp file + rename); `exact`
+    keeps non-finite floats for `read_records(name, exact=True)`."""
     os.makedirs(self.path('records'), exist_ok=True)
-    records_lib.write_json(self.records_path(name), obj)
+    records_lib.write_json(self.records_path(name), obj, exact)
 
-  def read_records(self, name: str):
-    return records_lib.read_json(self.records_path(name))
+  def read_records(self, name: str, exact: bool = False):
+    obj = records_lib.read_json(self.records_path(name))
+    return records_lib.from_exact(obj) if exact else obj
 
   def stored_config(self) -> dict | None:
     """The folder's `config.json`, or None before the first `begin`."""

@@ -15,21 +15,39 @@ import numpy as np
 from ticketjax.run import hosts
 
 
-def to_python(value):
+# non-finite floats in files read back exactly (`exact=True`)
+NON_FINITE = {'NaN': math.nan, 'Infinity': math.inf, '-Infinity': -math.inf}
+
+
+def to_python(value, exact: bool = False):
   """numpy/jax scalars and arrays -> Python numbers and lists (for JSON).
 
   Non-finite floats become None: every file ticketjax writes is strict
-  JSON (no NaN or Infinity literals, which other readers reject).
+  JSON (no NaN or Infinity literals, which other readers reject). With
+  `exact` they become the strings 'NaN', 'Infinity' and '-Infinity'
+  instead, which `from_exact` turns back into the same floats (records a
+  resumed stage computes on from).
   """
   if isinstance(value, Mapping):
-    return {str(k): to_python(v) for k, v in value.items()}
+    return {str(k): to_python(v, exact) for k, v in value.items()}
   if isinstance(value, (list, tuple)):
-    return [to_python(v) for v in value]
+    return [to_python(v, exact) for v in value]
   if hasattr(value, 'tolist'):
-    return to_python(np.asarray(value).tolist())
+    return to_python(np.asarray(value).tolist(), exact)
   if isinstance(value, float) and not math.isfinite(value):
-    return None
+    return (('NaN' if math.isnan(value) else
+             'Infinity' if value > 0 else '-Infinity') if exact else None)
   return value
+
+
+def from_exact(value):
+  """The inverse of `to_python(..., exact=True)`: the strings of
+  non-finite floats back to floats."""
+  if isinstance(value, dict):
+    return {k: from_exact(v) for k, v in value.items()}
+  if isinstance(value, list):
+    return [from_exact(v) for v in value]
+  return NON_FINITE.get(value, value) if isinstance(value, str) else value
 
 
 def member_records(who: Sequence[Mapping], per_member: Mapping,
@@ -95,10 +113,11 @@ def write_text(path: str, text: str) -> None:
   write_atomic(path, write)
 
 
-def write_json(path: str, obj) -> None:
-  """Writes strict JSON atomically (temp file + rename)."""
-  write_text(path, json.dumps(to_python(obj), indent=2, sort_keys=True,
-                              allow_nan=False) + '\n')
+def write_json(path: str, obj, exact: bool = False) -> None:
+  """Writes strict JSON atomically (temp file + rename); `exact`: see
+  `to_python`."""
+  write_text(path, json.dumps(to_python(obj, exact), indent=2,
+                              sort_keys=True, allow_nan=False) + '\n')
 
 
 def write_jsonl(path: str, lines: Iterable[Mapping]) -> None:

@@ -32,12 +32,16 @@ class TrainConfig:
     eval_batch_size: evaluation chunk size (memory, not semantics).
     member_group: members per compiled group (`Trainer.member_group`; 0 =
       all at once). Float rounding only, so not semantic.
+    checkpoint_every_s: seconds between the saves inside a training stage
+      that a killed run resumes from (`steps.MidStage`; 0: after every
+      evaluation chunk). Not semantic: the results are the same.
   """
   steps: int
   batch_size: int
   eval_every: int
   eval_batch_size: int = 1000
   member_group: int = 0
+  checkpoint_every_s: float = 600.0
 
   def validate(self) -> None:
     for name in ('steps', 'batch_size', 'eval_every', 'eval_batch_size'):
@@ -47,6 +51,9 @@ class TrainConfig:
     if int(self.member_group) < 0:
       raise ValueError(f'train.member_group must be >= 0, got '
                        f'{self.member_group}')
+    if not float(self.checkpoint_every_s) >= 0:  # (NaN too)
+      raise ValueError('train.checkpoint_every_s must be a number of '
+                       f'seconds >= 0, got {self.checkpoint_every_s}')
 
 
 @dataclasses.dataclass(frozen=True)

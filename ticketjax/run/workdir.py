@@ -4,13 +4,13 @@
 SHA-256 of the canonical JSON (sorted keys) of the *semantic* config: every
 field that changes what is computed. Fields that only say how much or where
 (`NON_SEMANTIC`: the seed count, the data directory, evaluation chunking,
-member grouping and the CPU kernels (float rounding only), progress
-display) stay out, so
-running more seeds of the same experiment lands in the same folder.
-`first_seed` (which seeds a run holds) is semantic but left out at its
-default 0, and so are the empty lists of `grid` (no hyperparameter grid),
-so older folders keep their names. `SCHEMA_VERSION` is part of
-the hash; bump it only when old folders must not be reused.
+member grouping and the CPU kernels (float rounding only), how often a
+stage saves where it is, progress display) stay out, so running more
+seeds of the same experiment lands in the same folder. `first_seed`
+(which seeds a run holds) is semantic but left out at its default 0, and
+so are the empty lists of `grid` (no hyperparameter grid), so older
+folders keep their names. `SCHEMA_VERSION` is part of the hash; bump it
+only when old folders must not be reused.
 """
 import hashlib
 import json
@@ -24,6 +24,7 @@ NON_SEMANTIC = (
     'data.data_dir',
     'train.eval_batch_size',
     'train.member_group',
+    'train.checkpoint_every_s',
     'cpu_kernels',
     'progress',
 )

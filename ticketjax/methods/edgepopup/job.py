@@ -37,7 +37,7 @@ from ticketjax.core import masks as masks_lib
 from ticketjax.core import train as train_lib
 from ticketjax.methods.edgepopup import core as ep
 from ticketjax.methods.edgepopup import report as report_lib
-from ticketjax.methods.edgepopup import steps as steps_lib
+from ticketjax.run import steps as steps_lib
 from ticketjax.run import hosts
 from ticketjax.run import health
 from ticketjax.run import lifecycle
@@ -172,7 +172,7 @@ class EdgePopupRun:
     if step is None:
       state, records = self.init_states(phase), []
     else:
-      records = [r for r in self.folder.read_records(phase)
+      records = [r for r in self.folder.read_records(phase, exact=True)
                  if r['step'] <= step]
       if step >= total:
         return records
@@ -184,7 +184,7 @@ class EdgePopupRun:
                                                 step=step))
 
     def on_chunk(step, state):  # records, then the checkpoint (resume)
-      self.folder.write_records(phase, records)
+      self.folder.write_records(phase, records, exact=True)
       ckpt.save(step, state)
 
     loop.train_chunks(

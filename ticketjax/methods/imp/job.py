@@ -8,8 +8,10 @@ Order of work in `run_dir` (see WORKSPACE.md for the layout):
      records and per-member summaries) and then `checkpoints/level_LLL`
      (the ticket's final state and the random-control lineage's mask). A
      level is complete when its checkpoint exists; a killed run resumes at
-     the first incomplete level and, training being deterministic, ends with
-     the same masks and metrics as a run that was never killed;
+     the first incomplete level (a level after the first from its newest
+     save inside the level, `steps.MidStage`, every
+     `train.checkpoint_every_s` seconds) and, training being deterministic,
+     ends with the same masks and metrics as a run that was never killed;
   3. `metrics.jsonl`, `summary.json`, `report.md` and `accuracy.png` are
      regenerated from the level records after every level.
 The numbers of levels and seeds stay out of the run's hash: asking for
@@ -40,6 +42,7 @@ from ticketjax.run import lifecycle
 from ticketjax.run import loop
 from ticketjax.run import records as records_lib
 from ticketjax.run import setup as setup_lib
+from ticketjax.run import steps as steps_lib
 
 
 def imp_config(config) -> imp_lib.ImpConfig:
@@ -153,8 +156,11 @@ class ImpRun:
 
   # -- levels --------------------------------------------------------------
 
-  def _train_level(self, level, branches, state_BS, end_step):
-    evals = []
+  def _train_level(self, level, branches, state_BS, end_step, evals=None,
+                   on_chunk=None):
+    """Trains a level's members to `end_step`; returns (final states,
+    `evals` extended by the level's evaluation records)."""
+    evals = [] if evals is None else evals
 
     def on_eval(step, per_member):
       # members still waiting for their rewind step (a rewind-step grid)
@@ -170,7 +176,7 @@ class ImpRun:
 
     final_BS = loop.train_chunks(
         self.pieces.trainer, state_BS, self.data, end_step,
-        self.pieces.train.eval_every, on_eval=on_eval,
+        self.pieces.train.eval_every, on_eval=on_eval, on_chunk=on_chunk,
         desc=f'level {level} ({len(branches)}x{self.N})',
         show_progress=self.folder.show_progress)
     return final_BS, evals
@@ -273,8 +279,18 @@ class ImpRun:
     first = int(np.asarray(state_BS.step)[0])
     end = (first + self.pieces.train.steps - cfg.rewind_step
            if cfg.rewind == 'finetune' else self.pieces.train.steps)
-    final_BS, evals = self._train_level(level, branches, state_BS, end)
+    # saves inside the level, so a killed level resumes where it was
+    saves = steps_lib.MidStage(self.folder, _level_name(level),
+                               self.pieces.train.checkpoint_every_s)
+    try:
+      state_BS, evals = saves.start(state_BS)
+      final_BS, evals = self._train_level(
+          level, branches, state_BS, end, evals,
+          on_chunk=lambda step, state: saves.save(step, state, evals, end))
+    finally:
+      saves.close()
     self._finish_level(level, branches, final_BS, evals, random_mask_S)
+    saves.end()
 
   def ticket_density(self, level) -> float:
     """The largest ticket density of `level` (the target stops a search

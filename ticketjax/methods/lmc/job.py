@@ -212,7 +212,7 @@ class LmcRun:
     if self.folder.has_records(partial) and ckpt.usable(copies):
       state_M = ckpt.restore(copies, state_M)
       step = int(np.asarray(state_M.step)[0])
-      evals = [r for r in self.folder.read_records(partial)
+      evals = [r for r in self.folder.read_records(partial, exact=True)
                if r['step'] <= step]
 
     def on_eval(step, per_member):
@@ -221,7 +221,7 @@ class LmcRun:
     def on_chunk(step, state):
       del step
       health.flag_diverged(evals, key=_member_key)
-      self.folder.write_records(partial, evals)
+      self.folder.write_records(partial, evals, exact=True)
       ckpt.save(copies, state)
 
     final_M = loop.train_chunks(

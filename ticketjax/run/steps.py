@@ -1,4 +1,4 @@
-"""The newest step checkpoint of one training phase, kept by orbax.
+"""Saves inside a training stage: the newest step checkpoint, by orbax.
 
 A phase that saves its whole state after every evaluation chunk resumes
 from its newest save and has no use for older ones. Orbax's
@@ -12,11 +12,15 @@ Each complete save gets its checksums (`store.seal`); a damaged save found
 when the phase opens is reported on stderr and removed, so the phase
 recomputes it (training is deterministic: the same bytes).
 
-Nothing here is particular to a method: it may move to `run/store.py`.
+`StepCheckpoints` is Edge-Popup's: it saves after every chunk. `MidStage`
+is `lifecycle.Run.train_stage`'s (every job with a `train_stage`): it
+saves every `train.checkpoint_every_s` seconds, with the stage's records
+so far.
 """
 import os
 import shutil
 import sys
+import time
 from typing import Any
 
 import jax
@@ -85,3 +89,73 @@ class StepCheckpoints:
     """Waits for the saves, then releases the manager's threads."""
     self._seal()
     self._manager.close()
+
+
+class MidStage:
+  """Saves inside one stage of a run folder, so a killed stage resumes
+  where it was instead of from its start.
+
+  At the end of an evaluation chunk before the last, once `every_s`
+  seconds have passed since the stage began or last saved (0: every
+  chunk; process 0's clock decides for all processes), the stage's records
+  so far go to `records/<name>.partial.json` (non-finite values kept
+  exactly) and then its members' state to `checkpoints/<name>.steps/<step>/`
+  (`StepCheckpoints`, the newest only). `start` resumes from the newest
+  save with the records up to its step; training being deterministic, the
+  stage ends with the bytes of a stage never killed. `end` removes both
+  once the stage's own records and checkpoint are written (`close`, if
+  training fails). Saves without intact records are dropped (the stage
+  starts over).
+  """
+
+  def __init__(self, folder, name: str, every_s: float):
+    self.folder, self.every_s = folder, float(every_s)
+    self.partial = f'{name}.partial'
+    self.directory = folder.store.path(f'{name}.steps')
+    self.saves = None  # opened at the first save, or to resume
+    if os.path.isdir(self.directory):
+      if folder.has_records(self.partial):
+        self.saves = StepCheckpoints(self.directory)
+      else:
+        hosts.on_main(f'dropped {self.directory}', shutil.rmtree,
+                      self.directory, True)
+    self._saved_at = time.monotonic()
+
+  def start(self, start_M) -> tuple[Any, list[dict]]:
+    """The state to train from and the stage's records up to it: the
+    newest save's, else `start_M` and none."""
+    step = self.saves.latest_step() if self.saves is not None else None
+    if step is None:
+      return start_M, []
+    evals = self.folder.read_records(self.partial, exact=True)
+    return (self.saves.restore(step, start_M),
+            [r for r in evals if r['step'] <= step])
+
+  def save(self, step: int, state_M, evals: list[dict], total: int) -> None:
+    """After the chunk ending at `step`: records, then state, if due."""
+    due = step < total and (
+        time.monotonic() - self._saved_at >= self.every_s)
+    if not hosts.agree(due):
+      return
+    self.folder.write_records(self.partial, evals, exact=True)
+    if self.saves is None:
+      self.saves = StepCheckpoints(self.directory)
+    self.saves.save(step, state_M)
+    self._saved_at = time.monotonic()
+
+  def close(self) -> None:
+    """Waits for the last save and releases orbax's threads."""
+    if self.saves is not None:
+      self.saves.close()
+      self.saves = None
+
+  def end(self) -> None:
+    """Removes the saves and their records (the stage is complete)."""
+    self.close()
+    hosts.on_main(f'removed {self.directory}', self._remove)
+
+  def _remove(self) -> None:
+    shutil.rmtree(self.directory, ignore_errors=True)
+    path = self.folder.records_path(self.partial)
+    if os.path.exists(path):
+      os.remove(path)
