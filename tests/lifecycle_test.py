@@ -250,7 +250,8 @@ def test_a_stage_killed_mid_way_resumes_from_its_newest_save(tmp_path,
   """`train_stage` with `train.checkpoint_every_s=0` saves after every
   chunk but the last; a run stopped right after the step-20 save trains
   only steps 20-40 when run again, ends with the bytes of a run never
-  stopped, and removes its saves and their records."""
+  stopped, and removes its saves and their records (and so does the
+  finish of a run killed before it removed them)."""
   from configs import pai_mnist1d  # pylint: disable=g-import-not-at-top
   from ticketjax.core import train as train_lib  # pylint: disable=g-import-not-at-top
   from ticketjax.run import steps  # pylint: disable=g-import-not-at-top
@@ -295,6 +296,17 @@ def test_a_stage_killed_mid_way_resumes_from_its_newest_save(tmp_path,
                                          'train.steps'))
   assert not os.path.exists(os.path.join(run_dir, 'records',
                                          'train.partial.json'))
+  # killed after the stage's checkpoint, before its saves were removed and
+  # the run finished: the rerun trains nothing and removes them
+  os.makedirs(os.path.join(run_dir, 'checkpoints', 'train.steps', '20'))
+  records.write_json(os.path.join(run_dir, 'records', 'train.partial.json'),
+                     partial)
+  os.remove(os.path.join(run_dir, 'summary.json'))
+  trained.clear()
+  again = jobs.run(config(0.0), str(tmp_path / 'killed'))
+  assert trained == [] and again['members'] == straight['members']
+  assert steps.leftovers(lifecycle.Run(config(0.0),
+                                       str(tmp_path / 'killed'))) == []
 
 
 def test_exact_records_keep_non_finite_values(tmp_path):

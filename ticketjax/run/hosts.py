@@ -23,9 +23,9 @@ Growing an IMP run to more seeds swaps checkpoints by renames: process 0
 changes the shared folder and all processes wait for it (`barrier`).
 Step saves (`run/steps.py`: Edge-Popup's, and those inside a stage) go
 through orbax's CheckpointManager, which coordinates the processes itself;
-whether a stage saves now is process 0's decision (`agree`). The IMP search, its
-growth to more seeds and an Edge-Popup run are tested on two processes
-(`tests/sharding_test.py`).
+whether a stage saves now is process 0's decision (`agree`). The IMP
+search, its growth to more seeds and an Edge-Popup run are tested on two
+processes (`tests/sharding_test.py`).
 
 On CPU (tests, or hosts without accelerators) the processes talk through
 gloo. With one process nothing here changes anything.

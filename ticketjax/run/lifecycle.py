@@ -21,7 +21,8 @@ here, written once:
   4. The method runs its stages; each stage ends by writing its records
      (`write_records`, atomic) and then its checkpoint (`store`), so a
      killed run resumes at the first stage whose checkpoint is missing
-     (`stage_done`). `train_stage` is the common one: members trained
+     (`stage_done`), from its newest save inside the stage if it has one
+     (`steps.MidStage`). `train_stage` is the common one: members trained
      from their start states to the end, with per-member summaries.
   5. `finish(summary, lines)` writes `metrics.jsonl`, `summary.json`,
      `report.md` and the method's plots (its `report(summary, lines,
@@ -334,6 +335,9 @@ class Run:
     and `show`, prints the table to stdout and where the results are to
     stderr.
     """
+    if final:  # (a kill may leave them after a stage is complete)
+      hosts.on_main('removed leftover saves', steps_lib.remove,
+                    *steps_lib.leftovers(self))
     records_lib.write_jsonl(self.path('metrics.jsonl'), lines)
     records_lib.write_json(self.path('summary.json'), summary)
     report = self.write_report(summary, lines, plots=final or (

@@ -12,10 +12,10 @@ Each complete save gets its checksums (`store.seal`); a damaged save found
 when the phase opens is reported on stderr and removed, so the phase
 recomputes it (training is deterministic: the same bytes).
 
-`StepCheckpoints` is Edge-Popup's: it saves after every chunk. `MidStage`
-is `lifecycle.Run.train_stage`'s (every job with a `train_stage`): it
-saves every `train.checkpoint_every_s` seconds, with the stage's records
-so far.
+`StepCheckpoints` keeps a phase's newest save (Edge-Popup saves after
+every chunk). `MidStage`, on top of it, saves inside `Run.train_stage`
+and IMP's levels every `train.checkpoint_every_s` seconds, with the
+stage's records so far.
 """
 import os
 import shutil
@@ -155,7 +155,25 @@ class MidStage:
     hosts.on_main(f'removed {self.directory}', self._remove)
 
   def _remove(self) -> None:
-    shutil.rmtree(self.directory, ignore_errors=True)
-    path = self.folder.records_path(self.partial)
-    if os.path.exists(path):
+    remove(self.directory, self.folder.records_path(self.partial))
+
+
+def remove(*paths: str) -> None:
+  """Deletes these folders and files where they exist."""
+  for path in paths:
+    if os.path.isdir(path):
+      shutil.rmtree(path, ignore_errors=True)
+    elif os.path.exists(path):
       os.remove(path)
+
+
+def leftovers(folder) -> list[str]:
+  """Saves inside stages and their records left in a finished run folder
+  (a run killed between a stage's checkpoint and their removal)."""
+  out = []
+  for where, end in ((folder.store.root, '.steps'),
+                     (folder.path('records'), '.partial.json')):
+    if os.path.isdir(where):
+      out += [os.path.join(where, n) for n in sorted(os.listdir(where))
+              if n.endswith(end)]
+  return out
