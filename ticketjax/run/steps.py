@@ -121,10 +121,15 @@ class MidStage:
                       self.directory, True)
     self._saved_at = time.monotonic()
 
+  def step(self) -> int | None:
+    """The step of the newest save, or None."""
+    return self.saves.latest_step() if self.saves is not None else None
+
   def start(self, start_M) -> tuple[Any, list[dict]]:
     """The state to train from and the stage's records up to it: the
-    newest save's, else `start_M` and none."""
-    step = self.saves.latest_step() if self.saves is not None else None
+    newest save's (`start_M` gives the structure), else `start_M` and
+    none."""
+    step = self.step()
     if step is None:
       return start_M, []
     evals = self.folder.read_records(self.partial, exact=True)

@@ -8,9 +8,9 @@ Order of work in `run_dir` (see WORKSPACE.md for the layout):
      records and per-member summaries) and then `checkpoints/level_LLL`
      (the ticket's final state and the random-control lineage's mask). A
      level is complete when its checkpoint exists; a killed run resumes at
-     the first incomplete level (a level after the first from its newest
-     save inside the level, `steps.MidStage`, every
-     `train.checkpoint_every_s` seconds) and, training being deterministic,
+     the first incomplete level (from its newest save inside the level,
+     `steps.MidStage`, every `train.checkpoint_every_s` seconds; in level
+     0, past the rewind step) and, training being deterministic,
      ends with the same masks and metrics as a run that was never killed;
   3. `metrics.jsonl`, `summary.json`, `report.md` and `accuracy.png` are
      regenerated from the level records after every level.
@@ -198,18 +198,37 @@ class ImpRun:
     init_S = self._with_hparams(
         trainer.init_states(self.init_keys, self.noise_keys))
     self.ckpt.save('rewind_init', init_S)
-    state_S, rewind_S, evals = init_S, init_S, []
-    ks = sorted({int(k) for k in self.rewind_steps_N} - {0})
-    for k in ks:  # one rewind step, or a grid's, in order
-      state_S, more = self._train_level(0, ('ticket',), state_S, k)
-      evals += more
-      rewind_S = train_lib.where_members(
-          jnp.asarray(self.rewind_steps_N == k), state_S, rewind_S)
-    if ks:
-      self.ckpt.save('rewind_step', rewind_S)
-    final_S, more = self._train_level(0, ('ticket',), state_S,
-                                      self.pieces.train.steps)
-    self._finish_level(0, ('ticket',), final_S, evals + more, final_S.mask)
+    saves = self._saves(0)
+    try:
+      if saves.step() is None:
+        state_S, rewind_S, evals = init_S, init_S, []
+        ks = sorted({int(k) for k in self.rewind_steps_N} - {0})
+        for k in ks:  # one rewind step, or a grid's, in order
+          state_S, evals = self._train_level(0, ('ticket',), state_S, k,
+                                             evals)
+          rewind_S = train_lib.where_members(
+              jnp.asarray(self.rewind_steps_N == k), state_S, rewind_S)
+        if ks:
+          self.ckpt.save('rewind_step', rewind_S)
+      else:  # from the save inside the level, past every rewind step
+        state_S, evals = saves.start(init_S)
+      final_S, evals = self._train_saving(saves, 0, ('ticket',), state_S,
+                                          self.pieces.train.steps, evals)
+    finally:
+      saves.close()
+    self._finish_level(0, ('ticket',), final_S, evals, final_S.mask)
+    saves.end()
+
+  def _saves(self, level) -> steps_lib.MidStage:
+    """The saves inside `level`, so a killed level resumes where it was."""
+    return steps_lib.MidStage(self.folder, _level_name(level),
+                              self.pieces.train.checkpoint_every_s)
+
+  def _train_saving(self, saves, level, branches, state_BS, end, evals):
+    """`_train_level` to `end`, saving inside the level (`saves`)."""
+    return self._train_level(
+        level, branches, state_BS, end, evals,
+        on_chunk=lambda step, state: saves.save(step, state, evals, end))
 
   @functools.cached_property
   def _level_starts(self):
@@ -279,14 +298,11 @@ class ImpRun:
     first = int(np.asarray(state_BS.step)[0])
     end = (first + self.pieces.train.steps - cfg.rewind_step
            if cfg.rewind == 'finetune' else self.pieces.train.steps)
-    # saves inside the level, so a killed level resumes where it was
-    saves = steps_lib.MidStage(self.folder, _level_name(level),
-                               self.pieces.train.checkpoint_every_s)
+    saves = self._saves(level)
     try:
       state_BS, evals = saves.start(state_BS)
-      final_BS, evals = self._train_level(
-          level, branches, state_BS, end, evals,
-          on_chunk=lambda step, state: saves.save(step, state, evals, end))
+      final_BS, evals = self._train_saving(saves, level, branches, state_BS,
+                                           end, evals)
     finally:
       saves.close()
     self._finish_level(level, branches, final_BS, evals, random_mask_S)
