@@ -158,8 +158,45 @@ def test_kill_and_resume_gives_identical_results(tmp_path):
   """Killed inside a level, right after its save at step 20 (a save after
   every chunk), the search resumes from that save."""
   assert_kill_and_resume_identical(
-      lambda w: _launch(w, 3, '--config.train.checkpoint_every_s=0'),
-      tmp_path, 'checkpoints/level_00[1-3].steps/20', REPO)
+      lambda w: _launch(w, 2, '--config.train.checkpoint_every_s=0'),
+      tmp_path, 'checkpoints/level_00[12].steps/20', REPO)
+
+
+class _Stopped(Exception):
+  """Stands for a kill right after a save inside a level."""
+
+
+def test_level_0_resumes_from_a_save_past_its_rewind_step(tmp_path,
+                                                         monkeypatch):
+  """Rewound to step 10 and stopped after level 0's save at step 20, the
+  search trains level 0 on from step 20 (not the rewind segment again)
+  and ends with the bytes of a search never stopped."""
+  from ticketjax.run import steps  # pylint: disable=g-import-not-at-top
+
+  def config():
+    c = _smoke(levels=1)
+    c.train.checkpoint_every_s, c.train.eval_every = 0.0, 10
+    c.imp.rewind, c.imp.rewind_step = 'step', 10
+    return c
+
+  straight = jobs.run(config(), str(tmp_path / 'straight'))
+  save = steps.MidStage.save
+  def save_then_stop(self, step, state, evals, total):
+    save(self, step, state, evals, total)
+    if step == 20 and self.directory.endswith('level_000.steps'):
+      raise _Stopped
+  monkeypatch.setattr(steps.MidStage, 'save', save_then_stop)
+  with pytest.raises(_Stopped):
+    jobs.run(config(), str(tmp_path / 'stopped'))
+  monkeypatch.setattr(steps.MidStage, 'save', save)
+  trained, train = [], train_lib.Trainer.train
+  monkeypatch.setattr(train_lib.Trainer, 'train', lambda self, state, data,
+                      n: (trained.append(n), train(self, state, data, n))[1])
+  resumed = jobs.run(config(), str(tmp_path / 'stopped'))
+  assert trained == [10] * 5  # level 0: 20-40; level 1: 10-40
+  assert resumed['members'] == straight['members']
+  metrics = lambda s: open(os.path.join(s['run_dir'], 'metrics.jsonl')).read()
+  assert metrics(resumed) == metrics(straight)
 
 
 @pytest.mark.parametrize('field,value,match', [
