@@ -8,8 +8,9 @@ does: absl flags, JAX's backend and the config are first set up there
 
 `run(launcher, argv, cwd)` -> `subprocess.CompletedProcess`-like result
 (returncode, stdout, stderr), as `subprocess.run(..., capture_output=True,
-text=True)` gives. Used where many calls make the imports the cost
-(`bad_input_test.py`).
+text=True)` gives; `run_together` starts several at once. Used where many
+calls make the imports the cost (`bad_input_test.py`, kill-and-resume, two
+processes on one run folder).
 """
 import json
 import os
@@ -30,49 +31,56 @@ PRELOAD = ('jax', 'matplotlib.pyplot', 'optax', 'orbax.checkpoint',
 
 
 def _serve():
-  """The helper: import once, then one forked child per request line."""
+  """The helper: import once, then per request line one forked child per
+  call (started together), answering their exit codes as a JSON list."""
   import importlib  # pylint: disable=g-import-not-at-top
-  import runpy  # pylint: disable=g-import-not-at-top
-  import traceback  # pylint: disable=g-import-not-at-top
   for module in PRELOAD:
     importlib.import_module(module)
   sys.stdout.write('ready\n')
   sys.stdout.flush()
   for line in sys.stdin:
     req = json.loads(line)
-    pid = os.fork()
-    if pid == 0:  # the child: the launcher as __main__
-      code = 1
-      try:
-        os.chdir(req['cwd'])
-        sys.path[0] = req['cwd']
-        for fd, path in ((1, req['stdout']), (2, req['stderr'])):
-          out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-          os.dup2(out, fd)
-          os.close(out)
-        sys.argv = [f"-m launch.{req['launcher']}", *req['argv']]
-        try:
-          runpy.run_module(f"launch.{req['launcher']}", run_name='__main__',
-                           alter_sys=True)
-          code = 0
-        except SystemExit as e:
-          if e.code is None:
-            code = 0
-          elif isinstance(e.code, int):
-            code = e.code
-          else:
-            print(e.code, file=sys.stderr)
-            code = 1
-        except BaseException:  # pylint: disable=broad-exception-caught
-          traceback.print_exc()
-          code = 1
-      finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    sys.stdout.write(f'{os.waitstatus_to_exitcode(status)}\n')
+    pids = [_fork(req, call) for call in req['calls']]
+    codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in pids]
+    sys.stdout.write(json.dumps(codes) + '\n')
     sys.stdout.flush()
+
+
+def _fork(req: dict, call: dict) -> int:
+  """Forks a child that runs the launcher as __main__; returns its pid."""
+  import runpy  # pylint: disable=g-import-not-at-top
+  import traceback  # pylint: disable=g-import-not-at-top
+  pid = os.fork()
+  if pid:
+    return pid
+  code = 1
+  try:
+    os.chdir(req['cwd'])
+    sys.path[0] = req['cwd']
+    for fd, path in ((1, call['stdout']), (2, call['stderr'])):
+      out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+      os.dup2(out, fd)
+      os.close(out)
+    sys.argv = [f"-m launch.{req['launcher']}", *call['argv']]
+    try:
+      runpy.run_module(f"launch.{req['launcher']}", run_name='__main__',
+                       alter_sys=True)
+      code = 0
+    except SystemExit as e:
+      if e.code is None:
+        code = 0
+      elif isinstance(e.code, int):
+        code = e.code
+      else:
+        print(e.code, file=sys.stderr)
+        code = 1
+    except BaseException:  # pylint: disable=broad-exception-caught
+      traceback.print_exc()
+      code = 1
+  finally:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _helper():
@@ -88,22 +96,34 @@ def _helper():
 
 def run(launcher: str, argv, cwd: str):
   """Runs `python -m launch.<launcher> *argv` in `cwd` (see module doc)."""
+  return run_together(launcher, [argv], cwd)[0]
+
+
+def run_together(launcher: str, argvs, cwd: str) -> list:
+  """`run` of every argv in `argvs`, all started at once (forked one after
+  the other); the results in order."""
   helper = _helper()
   with tempfile.TemporaryDirectory() as tmp:
-    paths = {k: os.path.join(tmp, k) for k in ('stdout', 'stderr')}
-    helper.stdin.write(json.dumps({'launcher': launcher, 'argv': list(argv),
-                                   'cwd': cwd, **paths}) + '\n')
+    calls = [{'argv': list(argv),
+              **{k: os.path.join(tmp, f'{k}_{i}') for k in ('stdout',
+                                                           'stderr')}}
+             for i, argv in enumerate(argvs)]
+    helper.stdin.write(json.dumps({'launcher': launcher, 'calls': calls,
+                                   'cwd': cwd}) + '\n')
     helper.stdin.flush()
     if not select.select([helper.stdout], [], [], TIMEOUT_S)[0]:
-      os.killpg(helper.pid, signal.SIGKILL)  # the helper and its child
+      os.killpg(helper.pid, signal.SIGKILL)  # the helper and its children
       helper.wait()  # the next call starts a new helper
-      raise TimeoutError(f'launch.{launcher} {argv} ran over {TIMEOUT_S} s')
-    code = int(helper.stdout.readline())
-    texts = {}
-    for k, path in paths.items():
-      with open(path, encoding='utf-8', errors='replace') as f:
-        texts[k] = f.read()
-  return types.SimpleNamespace(returncode=code, **texts)
+      raise TimeoutError(f'launch.{launcher} {argvs} ran over {TIMEOUT_S} s')
+    codes = json.loads(helper.stdout.readline())
+    out = []
+    for call, code in zip(calls, codes):
+      texts = {}
+      for k in ('stdout', 'stderr'):
+        with open(call[k], encoding='utf-8', errors='replace') as f:
+          texts[k] = f.read()
+      out.append(types.SimpleNamespace(returncode=code, **texts))
+  return out
 
 
 if __name__ == '__main__':
