@@ -14,6 +14,7 @@ from ticketjax.core import optim
 from ticketjax.core import train as train_lib
 from ticketjax.methods.imp import core as imp
 from ticketjax.run import jobs
+from ticketjax.run import steps
 from ticketjax.run import store as checkpoint
 from testlib import assert_kill_and_resume_identical, synthetic_dataset, tiny_mlp
 
@@ -170,8 +171,8 @@ def test_level_0_resumes_from_a_save_past_its_rewind_step(tmp_path,
                                                          monkeypatch):
   """Rewound to step 10 and stopped after level 0's save at step 20, the
   search trains level 0 on from step 20 (not the rewind segment again)
-  and ends with the bytes of a search never stopped."""
-  from ticketjax.run import steps  # pylint: disable=g-import-not-at-top
+  and ends with the bytes of a search never stopped; a save of fewer
+  seeds than the rerun asks for is dropped."""
 
   def config():
     c = _smoke(levels=1)
@@ -197,6 +198,15 @@ def test_level_0_resumes_from_a_save_past_its_rewind_step(tmp_path,
   assert resumed['members'] == straight['members']
   metrics = lambda s: open(os.path.join(s['run_dir'], 'metrics.jsonl')).read()
   assert metrics(resumed) == metrics(straight)
+  # stopped with 1 seed, rerun with 2: the 1-seed save is dropped
+  monkeypatch.setattr(steps.MidStage, 'save', save_then_stop)
+  one = config()
+  one.num_seeds = 1
+  with pytest.raises(_Stopped):
+    jobs.run(one, str(tmp_path / 'grown'))
+  monkeypatch.setattr(steps.MidStage, 'save', save)
+  grown = jobs.run(config(), str(tmp_path / 'grown'))
+  assert metrics(grown) == metrics(straight)
 
 
 @pytest.mark.parametrize('field,value,match', [

@@ -15,10 +15,13 @@ import pytest
 import golden_lib
 
 from configs import dense_mnist1d
+from configs import pai_mnist1d
+from ticketjax.core import train as train_lib
 from ticketjax.run import jobs
 from ticketjax.run import health
 from ticketjax.run import lifecycle
 from ticketjax.run import records
+from ticketjax.run import steps
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -262,9 +265,6 @@ def test_a_stage_killed_mid_way_resumes_from_its_newest_save(tmp_path,
   only steps 20-40 when run again, ends with the bytes of a run never
   stopped, and removes its saves and their records (and so does the
   finish of a run killed before it removed them)."""
-  from configs import pai_mnist1d  # pylint: disable=g-import-not-at-top
-  from ticketjax.core import train as train_lib  # pylint: disable=g-import-not-at-top
-  from ticketjax.run import steps  # pylint: disable=g-import-not-at-top
 
   def config(every_s):
     c = pai_mnist1d.get_config('smoke')  # 40 steps, chunks of 20

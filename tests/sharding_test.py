@@ -152,8 +152,10 @@ def _free_port() -> int:
     return sock.getsockname()[1]
 
 
+# a save inside every level (results unchanged): on two hosts, process 0's
+# clock decides and orbax saves with both
 OVERRIDES = {'num_seeds': 8, 'imp.levels': 1, 'train.member_group': 2,
-             'progress': False}
+             'train.checkpoint_every_s': 0.0, 'progress': False}
 
 
 def test_imp_search_records_are_identical_on_one_four_devices_and_two_hosts(
@@ -247,6 +249,7 @@ def test_imp_search_records_are_identical_on_one_four_devices_and_two_hosts(
   # the checkpoints are saved once, by both processes together
   assert checkpoint.Checkpoints(str(run_dir)).leading_size('level_001') == 8
   assert not (run_dir / 'extend').exists()
+  assert not list(run_dir.glob('checkpoints/*.steps'))  # removed at the end
 
   # Edge-Popup: the records of the one-device run
   alone = tmp_path / 'd1' / ep_name

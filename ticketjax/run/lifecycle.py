@@ -333,7 +333,8 @@ class Run:
     Mid-run (`final=False`) the plots are redrawn only when `REDRAW_S`
     seconds have passed since the last drawing (or the start). With `final`
     and `show`, prints the table to stdout and where the results are to
-    stderr.
+    stderr; `final` also removes saves inside stages that a kill left
+    (`steps.leftovers`).
     """
     if final:  # (a kill may leave them after a stage is complete)
       hosts.on_main('removed leftover saves', steps_lib.remove,

@@ -87,8 +87,10 @@ class StepCheckpoints:
 
   def close(self) -> None:
     """Waits for the saves, then releases the manager's threads."""
-    self._seal()
-    self._manager.close()
+    try:
+      self._seal()
+    finally:
+      self._manager.close()
 
 
 class MidStage:
@@ -150,9 +152,9 @@ class MidStage:
 
   def close(self) -> None:
     """Waits for the last save and releases orbax's threads."""
-    if self.saves is not None:
-      self.saves.close()
-      self.saves = None
+    saves, self.saves = self.saves, None
+    if saves is not None:
+      saves.close()
 
   def end(self) -> None:
     """Removes the saves and their records (the stage is complete)."""

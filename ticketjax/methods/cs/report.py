@@ -57,7 +57,6 @@ def title(summary: dict) -> str:
   return f'{_what(summary)}; ± is ±1 std over {n} seeds (ddof 0)'
 
 
-
 def table(summary: dict) -> str:
   """The title line, then one row per lambda (markdown).
 

@@ -38,6 +38,7 @@ from ticketjax.methods.imp import core as imp_lib
 from ticketjax.methods.imp import extend as imp_extend
 from ticketjax.methods.imp import report as report_lib
 from ticketjax.run import health
+from ticketjax.run import hosts
 from ticketjax.run import lifecycle
 from ticketjax.run import loop
 from ticketjax.run import records as records_lib
@@ -323,6 +324,9 @@ class ImpRun:
       if self.ckpt.exists(name):  # them: damaged, nothing can be recomputed
         self.ckpt.check(name)
     levels_done = self.levels_done()
+    if old is not None:  # saves inside a level hold the old seed count
+      hosts.on_main('dropped saves inside levels', steps_lib.remove,
+                    *steps_lib.leftovers(self.folder))
     if old is not None and levels_done:
       self.folder.lock()
       imp_extend.extend(self, old, levels_done)
