@@ -324,12 +324,13 @@ class ImpRun:
       if self.ckpt.exists(name):  # them: damaged, nothing can be recomputed
         self.ckpt.check(name)
     levels_done = self.levels_done()
-    if old is not None:  # saves inside a level hold the old seed count
+    if old is not None:
+      self.folder.lock()
+      # saves inside a level hold the old seed count
       hosts.on_main('dropped saves inside levels', steps_lib.remove,
                     *steps_lib.leftovers(self.folder))
-    if old is not None and levels_done:
-      self.folder.lock()
-      imp_extend.extend(self, old, levels_done)
+      if levels_done:
+        imp_extend.extend(self, old, levels_done)
     self.folder.begin()
     for name in ('summary.json', 'metrics.jsonl'):  # rewritten below: a
       records_lib.intact(self.folder.path(name))  # damaged one is reported
