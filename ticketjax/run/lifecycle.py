@@ -155,19 +155,16 @@ class Run:
     """
     indexed = [{**w, 'member': i} for i, w in enumerate(who)]
     total = self.setup.train.steps
-    saves = steps_lib.MidStage(self, name, self.setup.train.checkpoint_every_s)
-    try:
+    with steps_lib.MidStage(self, name,
+                            self.setup.train.checkpoint_every_s) as saves:
       state_M, evals = saves.start(start_M)
       final_M = loop.train_chunks(
           trainer, state_M, self.data, total, self.setup.train.eval_every,
           on_eval=lambda step, per_member: evals.extend(
               records_lib.member_records(indexed, per_member, step=step,
                                          **base)),
-          on_chunk=lambda step, state: saves.save(step, state, evals,
-                                                  total),
-          desc=desc, show_progress=self.show_progress)
-    finally:
-      saves.close()
+          on_chunk=saves.on_chunk(evals, total), desc=desc,
+          show_progress=self.show_progress)
     health.flag_diverged(evals, key=lambda r: r['member'])
     dens = masks_lib.member_densities(final_M.mask, prunable)
     members = [{**w, **health.member_stats(

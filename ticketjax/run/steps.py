@@ -105,9 +105,9 @@ class MidStage:
   (`StepCheckpoints`, the newest only). `start` resumes from the newest
   save with the records up to its step; training being deterministic, the
   stage ends with the bytes of a stage never killed. `end` removes both
-  once the stage's own records and checkpoint are written (`close`, if
-  training fails). Saves without intact records are dropped (the stage
-  starts over).
+  once the stage's own records and checkpoint are written; leaving a
+  `with` block closes it (`close`). Saves without intact records are
+  dropped (the stage starts over).
   """
 
   def __init__(self, folder, name: str, every_s: float):
@@ -137,6 +137,17 @@ class MidStage:
     evals = self.folder.read_records(self.partial, exact=True)
     return (self.saves.restore(step, start_M),
             [r for r in evals if r['step'] <= step])
+
+  def __enter__(self) -> 'MidStage':
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()  # orbax's threads, also when training fails
+
+  def on_chunk(self, evals: list[dict], total: int):
+    """`loop.train_chunks`'s `on_chunk`: `save` with the stage's records
+    (the list the stage extends) and its last step."""
+    return lambda step, state_M: self.save(step, state_M, evals, total)
 
   def save(self, step: int, state_M, evals: list[dict], total: int) -> None:
     """After the chunk ending at `step`: records, then state, if due."""

@@ -199,8 +199,7 @@ class ImpRun:
     init_S = self._with_hparams(
         trainer.init_states(self.init_keys, self.noise_keys))
     self.ckpt.save('rewind_init', init_S)
-    saves = self._saves(0)
-    try:
+    with self._saves(0) as saves:
       if saves.step() is None:
         state_S, rewind_S, evals = init_S, init_S, []
         ks = sorted({int(k) for k in self.rewind_steps_N} - {0})
@@ -213,10 +212,9 @@ class ImpRun:
           self.ckpt.save('rewind_step', rewind_S)
       else:  # from the save inside the level, past every rewind step
         state_S, evals = saves.start(init_S)
-      final_S, evals = self._train_saving(saves, 0, ('ticket',), state_S,
-                                          self.pieces.train.steps, evals)
-    finally:
-      saves.close()
+      final_S, evals = self._train_level(
+          0, ('ticket',), state_S, self.pieces.train.steps, evals,
+          on_chunk=saves.on_chunk(evals, self.pieces.train.steps))
     self._finish_level(0, ('ticket',), final_S, evals, final_S.mask)
     saves.end()
 
@@ -224,12 +222,6 @@ class ImpRun:
     """The saves inside `level`, so a killed level resumes where it was."""
     return steps_lib.MidStage(self.folder, _level_name(level),
                               self.pieces.train.checkpoint_every_s)
-
-  def _train_saving(self, saves, level, branches, state_BS, end, evals):
-    """`_train_level` to `end`, saving inside the level (`saves`)."""
-    return self._train_level(
-        level, branches, state_BS, end, evals,
-        on_chunk=lambda step, state: saves.save(step, state, evals, end))
 
   @functools.cached_property
   def _level_starts(self):
@@ -299,13 +291,10 @@ class ImpRun:
     first = int(np.asarray(state_BS.step)[0])
     end = (first + self.pieces.train.steps - cfg.rewind_step
            if cfg.rewind == 'finetune' else self.pieces.train.steps)
-    saves = self._saves(level)
-    try:
+    with self._saves(level) as saves:
       state_BS, evals = saves.start(state_BS)
-      final_BS, evals = self._train_saving(saves, level, branches, state_BS,
-                                           end, evals)
-    finally:
-      saves.close()
+      final_BS, evals = self._train_level(level, branches, state_BS, end,
+                                          evals, saves.on_chunk(evals, end))
     self._finish_level(level, branches, final_BS, evals, random_mask_S)
     saves.end()
 
