@@ -225,6 +225,9 @@ def test_vmapped_lambda_sweep_equals_single_lambda_runs(tmp_path):
                              b['final_test_accuracy'], atol=5e-3)
 
 
+STEPS_PER_EPOCH = 35  # the smoke's MNIST-1D: 3,500 training examples / 100
+
+
 def _launch(workdir):
   return [sys.executable, '-m', 'launch.main',
           '--config=configs/cs_mnist1d.py:smoke', f'--workdir={workdir}',
@@ -232,8 +235,12 @@ def _launch(workdir):
 
 
 def test_kill_and_resume_gives_identical_results(tmp_path):
-  assert_kill_and_resume_identical(_launch, tmp_path, 'checkpoints/round_00',
-                                   REPO)
+  """Killed inside search round 1, right after its save at the end of the
+  round's first epoch (a save after every epoch), the search resumes from
+  that save."""
+  assert_kill_and_resume_identical(
+      lambda w: _launch(w) + ['--config.train.checkpoint_every_s=0'],
+      tmp_path, f'checkpoints/round_01.steps/{3 * STEPS_PER_EPOCH}', REPO)
 
 
 def test_sanity_controls_train_next_to_the_tickets(tmp_path):

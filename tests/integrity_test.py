@@ -127,7 +127,7 @@ def test_a_named_tuple_state_is_checked_field_by_field(tmp_path):
 
 # (config module, a stage checkpoint, a stage's records) of every job
 JOBS = {
-    'dense': ('dense_mnist1d', None, None),
+    'dense': ('dense_mnist1d', 'final', 'train'),
     'imp': ('imp_mlp_mnist1d', 'level_001', 'level_001'),
     'cs': ('cs_mnist1d', 'ticket', 'ticket'),
     'pai': ('pai_mnist1d', 'final', 'train'),

@@ -319,6 +319,53 @@ def test_a_stage_killed_mid_way_resumes_from_its_newest_save(tmp_path,
                                        str(tmp_path / 'killed'))) == []
 
 
+def test_the_dense_job_resumes_inside_its_stage_and_reruns_more_seeds(
+    tmp_path, monkeypatch):
+  """The dense job saves inside its stage: stopped after its step-30 save,
+  it trains only steps 30-60 when run again and ends with the bytes of a
+  run never stopped. Asked for more seeds, it reruns from scratch (its
+  'rerun' policy): the old count's records and checkpoints go, and the
+  folder ends as a new run of that count would."""
+  metrics = lambda s: open(os.path.join(s['run_dir'], 'metrics.jsonl')).read()
+  straight = jobs.run(_smoke(), str(tmp_path / 'straight'))
+  save = steps.MidStage.save
+
+  def save_then_stop(self, step, state_M, evals, total):
+    save(self, step, state_M, evals, total)
+    if self.saves is not None:
+      raise _Killed(step)
+
+  monkeypatch.setattr(steps.MidStage, 'save', save_then_stop)
+  config = _smoke()
+  config.train.checkpoint_every_s = 0.0
+  with pytest.raises(_Killed):
+    jobs.run(config, str(tmp_path / 'w'))
+  monkeypatch.setattr(steps.MidStage, 'save', save)
+  trained = []
+  train = train_lib.Trainer.train
+  def counting(self, state, data, num_steps):
+    trained.append(num_steps)
+    return train(self, state, data, num_steps)
+  monkeypatch.setattr(train_lib.Trainer, 'train', counting)
+  resumed = jobs.run(config, str(tmp_path / 'w'))
+  assert trained == [30]  # 60 steps, evaluated every 30
+  assert metrics(resumed) == metrics(straight)
+  assert {k: v for k, v in resumed.items() if k != 'run_dir'} == {
+      k: v for k, v in straight.items() if k != 'run_dir'}
+  lifecycle.release_all()
+
+  three = _smoke(seeds=3)
+  three.train.checkpoint_every_s = 0.0  # (out of the hash: same folder)
+  grown = jobs.run(three, str(tmp_path / 'w'))
+  assert grown['run_dir'] == resumed['run_dir']
+  fresh = jobs.run(_smoke(seeds=3), str(tmp_path / 'fresh'))
+  assert metrics(grown) == metrics(fresh) and grown['num_seeds'] == 3
+  assert records.read_json(os.path.join(grown['run_dir'], 'records',
+                                        'train.json')) == records.read_json(
+      os.path.join(fresh['run_dir'], 'records', 'train.json'))
+  assert steps.leftovers(lifecycle.Run(three, str(tmp_path / 'w'))) == []
+
+
 def test_exact_records_keep_non_finite_values(tmp_path):
   """Records a resumed stage reads back keep NaN and ±inf (strict JSON
   elsewhere writes them as null)."""

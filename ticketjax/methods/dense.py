@@ -1,20 +1,21 @@
 """The dense job: `num_seeds` seeds of the unpruned network in one program.
 
-It trains every seed in one compiled program, writes one record per
-evaluation and seed, and prints the test accuracy per seed. It is the
-baseline every sparse method is read against.
+It trains every seed in one compiled program (`Run.train_stage`: records
+every evaluation, flags diverged seeds, saves inside the stage every
+`train.checkpoint_every_s` seconds, so a killed run resumes where it was),
+writes `records/train.json` and `checkpoints/final` (the trained seeds),
+and prints the test accuracy per seed. It is the baseline every sparse
+method is read against. More seeds rerun it from scratch.
 """
 from typing import Any
 
 import jax
 
+from ticketjax.core import masks as masks_lib
 from ticketjax.core import stats
 from ticketjax.core import train as train_lib
 from ticketjax.reports import plots as plots_lib
-from ticketjax.run import health
 from ticketjax.run import lifecycle
-from ticketjax.run import loop
-from ticketjax.run import records as records_lib
 
 
 SEEDS = 'rerun'  # more seeds: train them all again (one short program)
@@ -26,26 +27,24 @@ def run(config: Any, workdir: str) -> dict:
   """Dense training of `num_seeds` seeds; returns the summary dict."""
   folder = lifecycle.Run(config, workdir)
   pieces = folder.setup
-  folder.check_seeds('dense run')
-  done = folder.done()
-  if done is not None:
-    return done
-  folder.begin()
-  trainer = pieces.trainer
-  data = train_lib.to_device(pieces.dataset)
-  init_keys, noise_keys = jax.vmap(train_lib.split_seed_key)(
-      pieces.seed_keys())
-  state_S = trainer.init_states(init_keys, noise_keys)
-  lines = []
-  seeds = [{'seed': s} for s in range(pieces.num_seeds)]
-  loop.train_chunks(trainer, state_S, data, pieces.train.steps,
-                    pieces.train.eval_every,
-                    on_eval=lambda step, per_seed: lines.extend(
-                        records_lib.member_records(
-                            seeds, per_seed, job='dense', step=step)),
-                    desc=f'dense {pieces.model.name}',
-                    show_progress=folder.show_progress)
-  diverged = health.flag_diverged(lines, key=lambda r: r['seed'])
+
+  def train():
+    init_keys, noise_keys = jax.vmap(train_lib.split_seed_key)(
+        pieces.seed_keys())
+    folder.train_stage(
+        'train', pieces.trainer,
+        pieces.trainer.init_states(init_keys, noise_keys),
+        [{'seed': s} for s in range(pieces.num_seeds)], masks_lib.is_kernel,
+        desc=f'dense {pieces.model.name}', checkpoint='final', job='dense')
+
+  return folder.one_stage('dense run', train, lambda records: (
+      summarize(folder, records['evals']), records['evals']))
+
+
+def summarize(folder, lines: list[dict]) -> dict:
+  """Mean ± std over the healthy seeds of every test and validation
+  metric at the last evaluation; the diverged seeds, if any."""
+  pieces = folder.setup
   summary = {
       'job': 'dense',
       'run_dir': folder.dir,
@@ -54,6 +53,7 @@ def run(config: Any, workdir: str) -> dict:
       'steps': pieces.train.steps,
       'num_seeds': pieces.num_seeds,
   }
+  diverged = {r['seed'] for r in lines if r.get('diverged')}
   last = [r for r in lines if r['step'] == lines[-1]['step']]
   healthy = [r for r in last if r['seed'] not in diverged]
   for name in sorted(last[0]):
@@ -61,7 +61,7 @@ def run(config: Any, workdir: str) -> dict:
       summary[name] = stats.mean_std([r[name] for r in healthy])
   if diverged:
     summary['diverged_seeds'] = sorted(diverged)
-  return folder.finish(summary, lines)
+  return summary
 
 
 def report(summary: dict, lines: list[dict], config=None) -> lifecycle.Report:

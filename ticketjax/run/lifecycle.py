@@ -40,7 +40,8 @@ Seed policy. `num_seeds` is out of the hash, so a folder may hold a run with
 another seed count. The same count resumes (or finds the run done). More
 seeds extend the run where the method can (`seeds='extend'`: the new seeds
 run as a search of their own and are merged in), rerun it from scratch
-where that is cheap (`'rerun'`, the dense job), and are refused otherwise
+where that is cheap (`'rerun'`, the dense job: `begin` removes the old
+count's checkpoints, records and results), and are refused otherwise
 (`'refuse'`) with a message naming the valid counts; fewer seeds are always
 refused. A folder whose earlier attempt did no work yet (no checkpoint, no
 record) takes any count.
@@ -111,6 +112,7 @@ class Run:
     self.store = store.Checkpoints(self.dir)
     self.num_seeds = int(config.num_seeds)
     self.show_progress = bool(config.get('progress', True))
+    self.rerun = False  # set by `check_seeds` under the 'rerun' policy
     self.check_folder()
     self._drawn_at = time.monotonic()  # the last plots, or the start
 
@@ -256,6 +258,7 @@ class Run:
           f'{self.dir} holds a {what} with {old} seeds and this config asks '
           f'for {self.num_seeds}; ask for num_seeds={old}{more}')
     if policy == 'rerun':
+      self.rerun = True  # `begin` removes the other count's work
       return None
     if policy == 'extend' and extendable:
       return old
@@ -289,9 +292,16 @@ class Run:
           'move it away, or use a new workdir')
 
   def begin(self) -> None:
-    """Creates the folder, takes its lock, writes `config.json`."""
+    """Creates the folder, takes its lock, writes `config.json`; when the
+    'rerun' policy reruns another seed count, first removes that run's
+    checkpoints, records and results."""
     os.makedirs(self.dir, exist_ok=True)
     self.lock()
+    if self.rerun:
+      hosts.on_main('removed the run of another seed count', steps_lib.remove,
+                    self.store.root, self.path('records'),
+                    self.path('metrics.jsonl'), self.path('summary.json'))
+      self.rerun = False
     records_lib.write_json(self.path('config.json'), self.config.to_dict())
 
   def lock(self) -> None:

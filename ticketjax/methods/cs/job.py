@@ -9,9 +9,10 @@ program per stage. `lifecycle.Run` owns the run folder, its lock,
      `before_chunk` sets that epoch's beta (and, in round 0, saves
      `checkpoints/rewind`, the search state after `rewind_epoch` epochs);
      every round R ends by writing `records/round_RR.json` and then
-     `checkpoints/round_RR`; a round starts from the rewind weights, the
-     previous round's logits reset to min(beta * s, s_init), beta = 1 and a
-     fresh optimizer;
+     `checkpoints/round_RR`, and saves inside itself every
+     `train.checkpoint_every_s` seconds (`steps.MidStage`); a round starts
+     from the rewind weights, the previous round's logits reset to
+     min(beta * s, s_init), beta = 1 and a fresh optimizer;
   2. the ticket (hard mask s > 0 of the last round, weights rewound to the
      rewind point) is retrained with the plain trainer to `train.steps`
      (`records/ticket.json`, `checkpoints/ticket`), evaluated like an IMP
@@ -20,10 +21,11 @@ program per stage. `lifecycle.Run` owns the run folder, its lock,
      (`health.flag_diverged`) and left out of its lambda's means;
   3. `metrics.jsonl`, `summary.json`, `report.md` and `accuracy.png`
      (`report.py`).
-A killed run resumes at the first stage whose checkpoint is missing and
-ends with the same records as an uninterrupted run. A finished run, run
-again, prints its table as already done and redraws only a missing report
-or plot (or the plot, when `cs.compare_imp` changed).
+A killed run resumes at the first stage whose checkpoint is missing, from
+its newest save inside the stage if it has one, and ends with the same
+records as an uninterrupted run. A finished run, run again, prints its
+table as already done and redraws only a missing report or plot (or the
+plot, when `cs.compare_imp` changed).
 """
 import dataclasses
 from typing import Any
@@ -41,6 +43,7 @@ from ticketjax.run import lifecycle
 from ticketjax.run import loop
 from ticketjax.run import records as records_lib
 from ticketjax.run import setup as setup_lib
+from ticketjax.run import steps as steps_lib
 
 # More seeds are refused: members are lambda-major, so new seeds would need
 # a search of their own merged member by member (not implemented).
@@ -151,8 +154,10 @@ class CsRun:
         params, ms, self.noise_keys)
 
   def run_round(self, r: int) -> None:
-    """Search round r: one chunk per epoch, each at its own beta."""
+    """Search round r: one chunk per epoch, each at its own beta, saved
+    every `train.checkpoint_every_s` seconds (`steps.MidStage`)."""
     cfg, first = self.cfg, r * self.round_steps
+    end = first + self.round_steps
     search = _KeepsLoss(self.search)
 
     def before_chunk(step, state_M):
@@ -162,11 +167,15 @@ class CsRun:
       return self._with_beta(state_M, cs_lib.beta_at(
           epoch, cfg.epochs_per_round, cfg.beta_max))
 
-    state_M = loop.train_chunks(
-        search, self._round_start(r), self.data, first + self.round_steps,
-        self.spe, before_chunk=before_chunk, evaluate=False,
-        desc=f'cs round {r} ({self.L}x{self.S})',
-        show_progress=self.folder.show_progress)
+    with steps_lib.MidStage(self.folder, _round_name(r),
+                            self.pieces.train.checkpoint_every_s) as saves:
+      start_M, _ = saves.start(self._round_start(r))  # (no records)
+      state_M = loop.train_chunks(
+          search, start_M, self.data, end, self.spe,
+          before_chunk=before_chunk, evaluate=False,
+          on_chunk=saves.on_chunk([], end),
+          desc=f'cs round {r} ({self.L}x{self.S})',
+          show_progress=self.folder.show_progress)
     train_loss = np.asarray(search.loss)
     ev = loop.evaluate_splits(self.search, state_M, self.data)
     dens = jax.vmap(lambda m: masks_lib.summary(m, cfg.prunable))(
@@ -179,6 +188,7 @@ class CsRun:
         stage=_round_name(r), round=r)
     self.folder.write_records(_round_name(r), {'evals': records})
     self.folder.store.save(_round_name(r), state_M)
+    saves.end()
 
   def run_ticket(self) -> None:
     cfg, trainer = self.cfg, self.pieces.trainer
