@@ -3,8 +3,6 @@ import glob
 import io
 import json
 import os
-import subprocess
-import sys
 
 import jax
 import numpy as np
@@ -12,6 +10,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 import golden_lib
+import testlib
 
 from configs import cs_mnist1d
 from configs import dense_mnist1d
@@ -227,9 +226,7 @@ def test_model_data_mismatch_fails_early(tmp_path):
 
 
 def _launch(*args):
-  return subprocess.run([sys.executable, '-m', 'launch.main', *args],
-                        cwd=REPO, capture_output=True, text=True,
-                        timeout=600, check=False)
+  return testlib.launch('main', args, REPO)
 
 
 def test_launcher_runs_with_overrides(tmp_path):

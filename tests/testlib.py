@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import jax
@@ -94,6 +95,20 @@ def launch_env(cache_dir) -> dict:
 
 
 
+def launch(launcher: str, argv, cwd: str, env=None):
+  """`python -m launch.<launcher> *argv` in `cwd`, output captured (as
+  `subprocess.run(..., capture_output=True, text=True)` gives): a forked
+  child of `launch_pool`'s helper when the session shares one compilation
+  cache (the helper's environment, so `env` must be None or `launch_env`'s),
+  else a process of its own in `env`."""
+  if os.environ.get('JAX_COMPILATION_CACHE_DIR'):
+    import launch_pool  # pylint: disable=g-import-not-at-top
+    return launch_pool.run(launcher, list(argv), cwd)
+  return subprocess.run([sys.executable, '-m', f'launch.{launcher}', *argv],
+                        cwd=cwd, env=env, capture_output=True, text=True,
+                        timeout=600)
+
+
 def assert_kill_and_resume_identical(argv, tmp_path, checkpoint: str,
                                      cwd: str) -> dict:
   """Launches `argv(workdir)` straight through in tmp_path/straight, and
@@ -109,12 +124,8 @@ def assert_kill_and_resume_identical(argv, tmp_path, checkpoint: str,
 
   def run(name):
     cmd = argv(tmp_path / name)
-    if os.environ.get('JAX_COMPILATION_CACHE_DIR') and cmd[1] == '-m' and (
-        cmd[2].startswith('launch.')):  # `env` is then the pool's
-      import launch_pool  # pylint: disable=g-import-not-at-top
-      return launch_pool.run(cmd[2][len('launch.'):], cmd[3:], cwd)
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=600)
+    assert cmd[1] == '-m' and cmd[2].startswith('launch.'), cmd
+    return launch(cmd[2][len('launch.'):], cmd[3:], cwd, env)
   straight = run('straight')
   assert straight.returncode == 0, straight.stderr[-2000:]
   proc = subprocess.Popen(argv(tmp_path / 'killed'), cwd=cwd, env=env,

@@ -1,11 +1,10 @@
 """Per-layer weight statistics (`reports/weights.py`) and its launcher."""
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
+import testlib
 from ticketjax.reports import weights
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,10 +42,9 @@ def test_states_through_the_launcher(tmp_path):
   folder = str(tmp_path / 'gpt2')
   hf_gpt2.save(cfg, params, folder)
   out = tmp_path / 'out'
-  proc = subprocess.run(
-      [sys.executable, '-m', 'launch.weights', f'--state=random=random:{folder}',
-       f'--state=trained={folder}', f'--out={out}'], cwd=REPO,
-      capture_output=True, text=True, timeout=600)
+  proc = testlib.launch('weights', [f'--state=random=random:{folder}',
+                                    f'--state=trained={folder}',
+                                    f'--out={out}'], REPO)
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert 'trained: 12 layers' in proc.stdout  # 2 blocks x 6 projections
   for name in ('weights.md', 'weights.json', 'weights_hist.png',
@@ -56,10 +54,8 @@ def test_states_through_the_launcher(tmp_path):
   trained_rows = weights.layer_stats(weights.load_state(folder)[0])
   for r, t in zip(random_rows, trained_rows):
     assert t['std'] == pytest.approx(10 * r['std'], rel=0.2), r['layer']
-  bad = subprocess.run(
-      [sys.executable, '-m', 'launch.weights', '--state=oops',
-       f'--out={tmp_path / "x"}'], cwd=REPO, capture_output=True,
-      text=True, timeout=600)
+  bad = testlib.launch('weights', ['--state=oops', f'--out={tmp_path / "x"}'],
+                       REPO)
   assert bad.returncode == 2 and 'NAME=SOURCE' in bad.stderr
   assert not (tmp_path / 'x').exists()
 
