@@ -13,6 +13,7 @@ import types
 import pytest
 
 import golden_lib
+import testlib
 
 from configs import dense_mnist1d
 from configs import pai_mnist1d
@@ -159,13 +160,11 @@ def test_a_run_folder_is_never_reused_for_another_config(tmp_path):
   stored = json.load(open(config_path))
   stored['optimizer']['learning_rate'] = 0.5  # another config's folder
   records.write_json(config_path, stored)
-  before = {n: open(os.path.join(run_dir, n), 'rb').read()
-            for n in os.listdir(run_dir) if n != '.lock'}
+  before = testlib.file_hashes(run_dir)  # every file under it
   with pytest.raises(ValueError, match=r"config of another run \(it "
                      r"differs in \['optimizer'\]\)"):
     jobs.run(_smoke(), str(tmp_path))
-  assert {n: open(os.path.join(run_dir, n), 'rb').read()
-          for n in os.listdir(run_dir) if n != '.lock'} == before
+  assert testlib.file_hashes(run_dir) == before
   # a workdir that is itself a run folder
   with pytest.raises(ValueError, match='is a run folder'):
     jobs.run(_smoke(), run_dir)
