@@ -277,15 +277,9 @@ def plot_layers(summary: dict, path: str, described: str = '') -> None:
   ax.yaxis.set_minor_formatter(matplotlib.ticker.ScalarFormatter())
   ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
   ax.set_xlabel('level')
-  ax.set_ylabel('ticket density (% of the layer kept)')
-  ax.set_title(plots_lib.title(title(summary, described), 'per-layer '
-                               'density, mean over seeds', width=80),
-               fontsize='small')
-  ax.grid(alpha=0.3, which='both')
-  plots_lib.legend(fig, ax)
-  fig.tight_layout()
-  fig.savefig(path)
-  plt.close(fig)
+  plots_lib.save(fig, ax, path, title(summary, described),
+                 'ticket density (% of the layer kept)',
+                 note='per-layer density, mean over seeds')
 
 
 PLOTS = ('accuracy.png', 'curves.png', 'layers.png')
