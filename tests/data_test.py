@@ -19,6 +19,7 @@ import tensorflow_datasets as tfds
 import ticketjax.data
 from ticketjax.data import DataNotPreparedError
 from ticketjax.data import load_dataset
+from ticketjax.data import loaders
 from ticketjax.data import resolve_data_dir
 
 # ALGORITHMS.md 6.2: train class counts of the default MNIST-1D.
@@ -272,3 +273,41 @@ def test_damaged_prepared_data_is_named(prepared, tmp_path, damage):
       rf"data set 'mnist1d' in {os.path.join(data_dir, 'mnist1d')} is "
       r'damaged .*; delete .*regenerated offline')):
     load_dataset('mnist1d', data_dir=data_dir)
+
+
+def test_a_process_reads_a_data_set_once_until_its_files_change(
+    prepared, tmp_path, monkeypatch):
+  """The second load of the same prepared files reads nothing and gives
+  read-only arrays; a file changed since (here one flipped byte) is read
+  again, so the damage is still reported; TFDS mock data is never kept."""
+  data_dir = str(tmp_path / 'tfds')
+  shutil.copytree(prepared['data_dir'], data_dir)
+  first = load_dataset('mnist1d', data_dir=data_dir)
+  reads = []
+  read = loaders._load_mnist1d_split
+  monkeypatch.setattr(loaders, '_load_mnist1d_split',
+                      lambda source: reads.append(1) or read(source))
+  again = load_dataset('mnist1d', data_dir=data_dir, val_size=500)
+  assert reads == []
+  np.testing.assert_array_equal(again.x_test, first.x_test)
+  assert len(again.y_train) + len(again.y_val) == len(first.y_train)
+  with pytest.raises(ValueError, match='read-only'):
+    again.x_test[0, 0] = 1.0
+  version_dir = os.path.join(data_dir, 'mnist1d', '1.0.0')
+  (train,) = [f for f in os.listdir(version_dir) if '-train.array' in f]
+  path = os.path.join(version_dir, train)
+  with open(path, 'r+b') as f:
+    f.seek(os.path.getsize(path) // 3)
+    byte = f.read(1)
+    f.seek(-1, os.SEEK_CUR)
+    f.write(bytes([byte[0] ^ 0x10]))
+  os.utime(path, ns=(1, 1))  # another mtime, whatever the clock's grain
+  with pytest.raises(DataNotPreparedError, match='is damaged'):
+    load_dataset('mnist1d', data_dir=data_dir)
+  # prepared and kept, but mocked: the mock's examples, and not kept
+  load_dataset('mnist1d', data_dir=prepared['data_dir'])
+  with tfds.testing.mock_data(num_examples=8):
+    mocked = load_dataset('mnist1d', data_dir=prepared['data_dir'])
+  assert len(mocked.y_test) == 8
+  real = load_dataset('mnist1d', data_dir=prepared['data_dir'])
+  np.testing.assert_array_equal(real.x_test, prepared['dataset'].x_test)
