@@ -6,8 +6,6 @@ stderr in files. The child is a fresh process for everything the launcher
 does: absl flags, JAX's backend and the config are first set up there
 (the helper never initializes a backend nor imports a launcher).
 
-It also reads the session's MNIST-1D once, which the children inherit.
-
 `run(launcher, argv, cwd)` -> `subprocess.CompletedProcess`-like result
 (returncode, stdout, stderr), as `subprocess.run(..., capture_output=True,
 text=True)` gives; `run_together` starts several at once. Used where many
@@ -38,11 +36,6 @@ def _serve():
   import importlib  # pylint: disable=g-import-not-at-top
   for module in PRELOAD:
     importlib.import_module(module)
-  # MNIST-1D read once here (prepared first if need be), kept by the data
-  # loader, which every forked child inherits (`loaders._read_once`)
-  loaders = importlib.import_module('ticketjax.data.loaders')
-  for _ in range(2):
-    loaders.load_dataset('mnist1d')
   sys.stdout.write('ready\n')
   sys.stdout.flush()
   for line in sys.stdin:
