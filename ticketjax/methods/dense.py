@@ -7,6 +7,7 @@ writes `records/train.json` and `checkpoints/final` (the trained seeds),
 and prints the test accuracy per seed. It is the baseline every sparse
 method is read against. More seeds rerun it from scratch.
 """
+import math
 from typing import Any
 
 import jax
@@ -57,8 +58,9 @@ def summarize(folder, lines: list[dict]) -> dict:
   last = [r for r in lines if r['step'] == lines[-1]['step']]
   healthy = [r for r in last if r['seed'] not in diverged]
   for name in sorted(last[0]):
-    if name.startswith(('test_', 'val_')):
-      summary[name] = stats.mean_std([r[name] for r in healthy])
+    if name.startswith(('test_', 'val_')):  # (strict JSON: NaN read as null)
+      summary[name] = stats.mean_std([math.nan if r[name] is None
+                                      else r[name] for r in healthy])
   if diverged:
     summary['diverged_seeds'] = sorted(diverged)
   return summary

@@ -41,7 +41,7 @@ another seed count. The same count resumes (or finds the run done). More
 seeds extend the run where the method can (`seeds='extend'`: the new seeds
 run as a search of their own and are merged in), rerun it from scratch
 where that is cheap (`'rerun'`, the dense job: `begin` removes the old
-count's checkpoints, records and results), and are refused otherwise
+count's checkpoints and records), and are refused otherwise
 (`'refuse'`) with a message naming the valid counts; fewer seeds are always
 refused. A folder whose earlier attempt did no work yet (no checkpoint, no
 record) takes any count.
@@ -246,6 +246,7 @@ class Run:
     could grow (a hyperparameter grid).
     """
     policy = policy or self.method.SEEDS
+    self.rerun = False
     if policy not in SEED_POLICIES:
       raise ValueError(f'unknown seed policy {policy!r}; valid policies are '
                        f'{list(SEED_POLICIES)}')
@@ -292,15 +293,22 @@ class Run:
           'move it away, or use a new workdir')
 
   def begin(self) -> None:
-    """Creates the folder, takes its lock, writes `config.json`; when the
-    'rerun' policy reruns another seed count, first removes that run's
-    checkpoints, records and results."""
+    """Creates the folder, takes its lock, writes `config.json`.
+
+    When the 'rerun' policy reruns a run of fewer seeds, it first checks
+    the count again under the lock (another process may have run since:
+    more seeds now are refused) and removes that run's checkpoints and
+    records; its results stay until the new ones replace them (`done`
+    ignores a summary of another count).
+    """
     os.makedirs(self.dir, exist_ok=True)
     self.lock()
-    if self.rerun:
-      hosts.on_main('removed the run of another seed count', steps_lib.remove,
-                    self.store.root, self.path('records'),
-                    self.path('metrics.jsonl'), self.path('summary.json'))
+    if self.method.SEEDS == 'rerun':  # (every process, or none, gets here)
+      if self.rerun:
+        self.check_seeds()  # again, under the lock
+      if hosts.agree(self.rerun):  # process 0's reading of the folder
+        hosts.on_main('removed the run of another seed count',
+                      steps_lib.remove, self.store.root, self.path('records'))
       self.rerun = False
     records_lib.write_json(self.path('config.json'), self.config.to_dict())
 
