@@ -240,7 +240,8 @@ def test_kill_and_resume_gives_identical_results(tmp_path):
   that save."""
   assert_kill_and_resume_identical(
       lambda w: _launch(w) + ['--config.train.checkpoint_every_s=0'],
-      tmp_path, f'checkpoints/round_01.steps/{3 * STEPS_PER_EPOCH}', REPO)
+      tmp_path, f'checkpoints/round_01.steps/{3 * STEPS_PER_EPOCH}', REPO,
+      resumes=f'resuming round_01 from its save at step {3 * STEPS_PER_EPOCH}')
 
 
 def test_sanity_controls_train_next_to_the_tickets(tmp_path):

@@ -160,7 +160,8 @@ def test_kill_and_resume_gives_identical_results(tmp_path):
   every chunk), the search resumes from that save."""
   assert_kill_and_resume_identical(
       lambda w: _launch(w, 2, '--config.train.checkpoint_every_s=0'),
-      tmp_path, 'checkpoints/level_00[12].steps/20', REPO)
+      tmp_path, 'checkpoints/level_00[12].steps/20', REPO,
+      resumes='from its save at step 20')
 
 
 class _Stopped(Exception):

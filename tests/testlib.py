@@ -102,6 +102,7 @@ def launch(launcher: str, argv, cwd: str, env=None):
   cache (the helper's environment, so `env` must be None or `launch_env`'s),
   else a process of its own in `env`."""
   if os.environ.get('JAX_COMPILATION_CACHE_DIR'):
+    assert env is None or env == launch_env(None), 'the pool has its own'
     import launch_pool  # pylint: disable=g-import-not-at-top
     return launch_pool.run(launcher, list(argv), cwd)
   return subprocess.run([sys.executable, '-m', f'launch.{launcher}', *argv],
@@ -110,12 +111,13 @@ def launch(launcher: str, argv, cwd: str, env=None):
 
 
 def assert_kill_and_resume_identical(argv, tmp_path, checkpoint: str,
-                                     cwd: str) -> dict:
+                                     cwd: str, resumes: str = '') -> dict:
   """Launches `argv(workdir)` straight through in tmp_path/straight, and
   in tmp_path/killed killed as soon as `checkpoint` (a path under the run
   folder, e.g. 'checkpoints/level_001') appears, then launched again;
   asserts both runs end with the same members and byte-identical
-  `metrics.jsonl`. Returns the straight run's summary.
+  `metrics.jsonl`, and that the second launch's stderr says `resumes`
+  (e.g. 'from its save at step 20'). Returns the straight run's summary.
 
   The killed launch is a process of its own; the other two run in forked
   children of `launch_pool`'s helper when the session shares one
@@ -134,6 +136,7 @@ def assert_kill_and_resume_identical(argv, tmp_path, checkpoint: str,
   kill_when(proc, str(tmp_path / 'killed' / '*' / checkpoint))
   resumed = run('killed')
   assert resumed.returncode == 0, resumed.stderr[-2000:]
+  assert resumes in resumed.stderr, resumed.stderr[-2000:]
   (a,) = glob.glob(str(tmp_path / 'straight/*/summary.json'))
   (b,) = glob.glob(str(tmp_path / 'killed/*/summary.json'))
   with open(a) as fa, open(b) as fb:

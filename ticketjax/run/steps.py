@@ -14,8 +14,9 @@ recomputes it (training is deterministic: the same bytes).
 
 `StepCheckpoints` keeps a phase's newest save (Edge-Popup saves after
 every chunk). `MidStage`, on top of it, saves inside `Run.train_stage`
-and IMP's levels every `train.checkpoint_every_s` seconds, with the
-stage's records so far.
+(so the dense job and every retraining), IMP's levels and CS's search
+rounds every `train.checkpoint_every_s` seconds, with the stage's records
+so far.
 """
 import os
 import shutil
@@ -103,7 +104,8 @@ class MidStage:
   so far go to `records/<name>.partial.json` (non-finite values kept
   exactly) and then its members' state to `checkpoints/<name>.steps/<step>/`
   (`StepCheckpoints`, the newest only). `start` resumes from the newest
-  save with the records up to its step; training being deterministic, the
+  save with the records up to its step (and says so on stderr: `resuming
+  <stage> from its save at step N`); training being deterministic, the
   stage ends with the bytes of a stage never killed. `end` removes both
   once the stage's own records and checkpoint are written; leaving a
   `with` block closes it (`close`). Saves without intact records are
@@ -111,7 +113,7 @@ class MidStage:
   """
 
   def __init__(self, folder, name: str, every_s: float):
-    self.folder, self.every_s = folder, float(every_s)
+    self.folder, self.name, self.every_s = folder, name, float(every_s)
     self.partial = f'{name}.partial'
     self.directory = folder.store.path(f'{name}.steps')
     self.saves = None  # opened at the first save, or to resume
@@ -134,6 +136,9 @@ class MidStage:
     step = self.step()
     if step is None:
       return start_M, []
+    if hosts.is_main():
+      print(f'resuming {self.name} from its save at step {step}',
+            file=sys.stderr)
     evals = self.folder.read_records(self.partial, exact=True)
     return (self.saves.restore(step, start_M),
             [r for r in evals if r['step'] <= step])
@@ -160,6 +165,11 @@ class MidStage:
       self.saves = StepCheckpoints(self.directory)
     self.saves.save(step, state_M)
     self._saved_at = time.monotonic()
+
+  def wait(self) -> None:
+    """Blocks until the last save is complete (before another save)."""
+    if self.saves is not None:
+      self.saves.wait()
 
   def close(self) -> None:
     """Waits for the last save and releases orbax's threads."""

@@ -160,15 +160,17 @@ class CsRun:
     end = first + self.round_steps
     search = _KeepsLoss(self.search)
 
-    def before_chunk(step, state_M):
-      if r == 0 and step == self.rewind_step:
-        self.folder.store.save('rewind', state_M)
-      epoch = (step - first) // self.spe
-      return self._with_beta(state_M, cs_lib.beta_at(
-          epoch, cfg.epochs_per_round, cfg.beta_max))
-
     with steps_lib.MidStage(self.folder, _round_name(r),
                             self.pieces.train.checkpoint_every_s) as saves:
+
+      def before_chunk(step, state_M):
+        if r == 0 and step == self.rewind_step:
+          saves.wait()  # one save at a time (orbax, on every process)
+          self.folder.store.save('rewind', state_M)
+        epoch = (step - first) // self.spe
+        return self._with_beta(state_M, cs_lib.beta_at(
+            epoch, cfg.epochs_per_round, cfg.beta_max))
+
       start_M, _ = saves.start(self._round_start(r))  # (no records)
       state_M = loop.train_chunks(
           search, start_M, self.data, end, self.spe,
