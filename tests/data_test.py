@@ -4,6 +4,7 @@ MNIST-1D is generated and prepared once per session in a temporary data
 directory; the image data sets run under `tfds.testing.mock_data`, so nothing
 is downloaded and no prepared copy is needed.
 """
+import collections
 import json
 import os
 import random
@@ -29,6 +30,12 @@ _TRAIN_CLASS_COUNTS = [398, 396, 411, 394, 394, 402, 401, 404, 402, 398]
 def _row_keys(x):
   """Returns each row's bytes, to compare rows as set elements."""
   return [row.tobytes() for row in np.ascontiguousarray(x)]
+
+
+@pytest.fixture(autouse=True)
+def _nothing_kept(monkeypatch):
+  """Every test reads its data sets (the loader keeps none from before)."""
+  monkeypatch.setattr(loaders, '_KEPT', collections.OrderedDict())
 
 
 @pytest.fixture(scope='session')
@@ -304,6 +311,12 @@ def test_a_process_reads_a_data_set_once_until_its_files_change(
   os.utime(path, ns=(1, 1))  # another mtime, whatever the clock's grain
   with pytest.raises(DataNotPreparedError, match='is damaged'):
     load_dataset('mnist1d', data_dir=data_dir)
+  # a set over `_KEEP_BYTES` is read every time
+  monkeypatch.setattr(loaders, '_KEEP_BYTES', 0)
+  monkeypatch.setattr(loaders, '_KEPT', collections.OrderedDict())
+  load_dataset('mnist1d', data_dir=prepared['data_dir'])
+  assert not loaders._KEPT
+  monkeypatch.setattr(loaders, '_KEEP_BYTES', 256 << 20)
   # prepared and kept, but mocked: the mock's examples, and not kept
   load_dataset('mnist1d', data_dir=prepared['data_dir'])
   with tfds.testing.mock_data(num_examples=8):

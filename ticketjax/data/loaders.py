@@ -280,46 +280,56 @@ def _hold_out(x: np.ndarray, y: np.ndarray, val_size: int,
   return x[~is_val], y[~is_val], x[is_val], y[is_val]
 
 
-# The splits of the last `_KEEP` data sets read, by name, folder and the
-# prepared files' sizes and modification times: a process that runs several
-# jobs (a sweep, a notebook, the tests) reads a data set once (MNIST-1D:
-# about 1 s of TFDS decoding, example by example, per read). A changed,
-# added or removed file is a miss, so a damaged set is still read and
-# reported. Kept arrays are read-only.
+# The splits of the last `_KEEP` data sets read (up to `_KEEP_BYTES` each),
+# by folder and the prepared files' identity (inode, size, modification and
+# change times): a process that runs several jobs (a sweep, a notebook, the
+# tests) reads a data set once (MNIST-1D: about 1 s of TFDS decoding,
+# example by example, per read). A changed, added or removed file is a
+# miss, so a damaged set is still read and reported. Kept arrays are
+# read-only; TFDS mock data (`tfds.testing.mock_data`) is never kept.
 _KEPT = collections.OrderedDict()
 _KEEP = 2
-# the real method (as the class holds it): TFDS's mock data
-# (`tfds.testing.mock_data`) patches it, and what it returns is never kept
-_AS_DATA_SOURCE = vars(tfds.core.DatasetBuilder)['as_data_source']
+_KEEP_BYTES = 256 << 20  # Fashion-MNIST (220 MB as float32) yes, CIFAR-10 no
 
 
 def _prepared_files(folder: str) -> tuple:
-  """(relative path, size, mtime in ns) of every file under `folder`."""
+  """What identifies every file under `folder` and its contents."""
   out = []
   for root, _, names in os.walk(folder):
     for n in names:
       st = os.stat(os.path.join(root, n))
-      out.append((os.path.relpath(os.path.join(root, n), folder), st.st_size,
-                  st.st_mtime_ns))
+      out.append((os.path.relpath(os.path.join(root, n), folder), st.st_dev,
+                  st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
   return tuple(sorted(out))
+
+
+def _mocked() -> bool:
+  """Whether TFDS's reading is patched (its mock data, or a test's mock)."""
+  for fn in (vars(tfds.core.DatasetBuilder).get('as_data_source'),
+             tfds.data_source):
+    module = getattr(getattr(fn, '__wrapped__', fn), '__module__', None)
+    if not str(module).startswith('tensorflow_datasets.core'):
+      return True
+  return False
 
 
 def _read_once(folder: str, load: Callable[[], Splits]) -> Splits:
   """`load()`, or the splits it gave last time for the same files."""
   files = _prepared_files(folder)
-  if not files or vars(tfds.core.DatasetBuilder).get(
-      'as_data_source') is not _AS_DATA_SOURCE:  # not prepared, or mocked
-    return load()
-  key = (os.path.abspath(folder), files)
-  if key not in _KEPT:
-    splits = load()
+  key = (os.path.realpath(folder), files)
+  if key in _KEPT and not _mocked():
+    _KEPT.move_to_end(key)
+    return _KEPT[key]
+  splits = load()
+  # kept when the files were there and did not change while being read
+  if (files and not _mocked() and _prepared_files(folder) == files
+      and sum(a.nbytes for a in splits) <= _KEEP_BYTES):
     for array in splits:
       array.setflags(write=False)
     _KEPT[key] = splits
     while len(_KEPT) > _KEEP:
       _KEPT.popitem(last=False)
-  _KEPT.move_to_end(key)
-  return _KEPT[key]
+  return splits
 
 
 def _check_shape(name: str, x: np.ndarray, input_shape: tuple[int, ...]):
@@ -373,6 +383,10 @@ def load_dataset(name: str, *, data_dir: Optional[str] = None,
     context: text data sets only: the window length T (default 128).
     tokenizer: text data sets only: `'char'` (the default) or the path of a
       `tokenizers` JSON file.
+
+  An image or MNIST-1D set read before in this process, whose prepared
+  files have not changed since, is not read again (`_read_once`): its test
+  arrays are then shared and read-only.
 
   Returns:
     A `Dataset`: x float32 (N, *input_shape), y int32 (N,); the validation
