@@ -20,6 +20,7 @@ import tensorflow_datasets as tfds
 import ticketjax.data
 from ticketjax.data import DataNotPreparedError
 from ticketjax.data import load_dataset
+from ticketjax.data import kept
 from ticketjax.data import loaders
 from ticketjax.data import resolve_data_dir
 
@@ -35,7 +36,7 @@ def _row_keys(x):
 @pytest.fixture(autouse=True)
 def _nothing_kept(monkeypatch):
   """Every test reads its data sets (the loader keeps none from before)."""
-  monkeypatch.setattr(loaders, '_KEPT', collections.OrderedDict())
+  monkeypatch.setattr(kept, 'KEPT', collections.OrderedDict())
 
 
 @pytest.fixture(scope='session')
@@ -311,12 +312,12 @@ def test_a_process_reads_a_data_set_once_until_its_files_change(
   os.utime(path, ns=(1, 1))  # another mtime, whatever the clock's grain
   with pytest.raises(DataNotPreparedError, match='is damaged'):
     load_dataset('mnist1d', data_dir=data_dir)
-  # a set over `_KEEP_BYTES` is read every time
-  monkeypatch.setattr(loaders, '_KEEP_BYTES', 0)
-  monkeypatch.setattr(loaders, '_KEPT', collections.OrderedDict())
+  # a set over `KEEP_BYTES` is read every time
+  monkeypatch.setattr(kept, 'KEEP_BYTES', 0)
+  monkeypatch.setattr(kept, 'KEPT', collections.OrderedDict())
   load_dataset('mnist1d', data_dir=prepared['data_dir'])
-  assert not loaders._KEPT
-  monkeypatch.setattr(loaders, '_KEEP_BYTES', 256 << 20)
+  assert not kept.KEPT
+  monkeypatch.setattr(kept, 'KEEP_BYTES', 256 << 20)
   # prepared and kept, but mocked: the mock's examples, and not kept
   load_dataset('mnist1d', data_dir=prepared['data_dir'])
   with tfds.testing.mock_data(num_examples=8):

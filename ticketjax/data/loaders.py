@@ -25,7 +25,6 @@ permutation from `numpy.random.default_rng(split_seed)`, fixed and independent
 of any training seed, so every run that uses the same `split_seed` sees the
 same validation set.
 """
-import collections
 import functools
 import json
 import operator
@@ -37,6 +36,7 @@ import tensorflow_datasets as tfds
 
 from ticketjax.core.types import Dataset
 from ticketjax.data import image_builders
+from ticketjax.data import kept
 from ticketjax.data import mnist1d_builder
 from ticketjax.data import text
 
@@ -280,58 +280,6 @@ def _hold_out(x: np.ndarray, y: np.ndarray, val_size: int,
   return x[~is_val], y[~is_val], x[is_val], y[is_val]
 
 
-# The splits of the last `_KEEP` data sets read (up to `_KEEP_BYTES` each),
-# by folder and the prepared files' identity (inode, size, modification and
-# change times): a process that runs several jobs (a sweep, a notebook, the
-# tests) reads a data set once (MNIST-1D: about 1 s of TFDS decoding,
-# example by example, per read). A changed, added or removed file is a
-# miss, so a damaged set is still read and reported. Kept arrays are
-# read-only; TFDS mock data (`tfds.testing.mock_data`) is never kept.
-_KEPT = collections.OrderedDict()
-_KEEP = 2
-_KEEP_BYTES = 256 << 20  # Fashion-MNIST (220 MB as float32) yes, CIFAR-10 no
-
-
-def _prepared_files(folder: str) -> tuple:
-  """What identifies every file under `folder` and its contents."""
-  out = []
-  for root, _, names in os.walk(folder):
-    for n in names:
-      st = os.stat(os.path.join(root, n))
-      out.append((os.path.relpath(os.path.join(root, n), folder), st.st_dev,
-                  st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
-  return tuple(sorted(out))
-
-
-def _mocked() -> bool:
-  """Whether TFDS's reading is patched (its mock data, or a test's mock)."""
-  for fn in (vars(tfds.core.DatasetBuilder).get('as_data_source'),
-             tfds.data_source):
-    module = getattr(getattr(fn, '__wrapped__', fn), '__module__', None)
-    if not str(module).startswith('tensorflow_datasets.core'):
-      return True
-  return False
-
-
-def _read_once(folder: str, load: Callable[[], Splits]) -> Splits:
-  """`load()`, or the splits it gave last time for the same files."""
-  files = _prepared_files(folder)
-  key = (os.path.realpath(folder), files)
-  if key in _KEPT and not _mocked():
-    _KEPT.move_to_end(key)
-    return _KEPT[key]
-  splits = load()
-  # kept when the files were there and did not change while being read
-  if (files and not _mocked() and _prepared_files(folder) == files
-      and sum(a.nbytes for a in splits) <= _KEEP_BYTES):
-    for array in splits:
-      array.setflags(write=False)
-    _KEPT[key] = splits
-    while len(_KEPT) > _KEEP:
-      _KEPT.popitem(last=False)
-  return splits
-
-
 def _check_shape(name: str, x: np.ndarray, input_shape: tuple[int, ...]):
   """Fails loudly when the stored examples do not have the expected shape."""
   if x.shape[1:] != input_shape:
@@ -385,7 +333,7 @@ def load_dataset(name: str, *, data_dir: Optional[str] = None,
       `tokenizers` JSON file.
 
   An image or MNIST-1D set read before in this process, whose prepared
-  files have not changed since, is not read again (`_read_once`): its test
+  files have not changed since, is not read again (`kept.read_once`): its test
   arrays are then shared and read-only.
 
   Returns:
@@ -416,7 +364,7 @@ def load_dataset(name: str, *, data_dir: Optional[str] = None,
   val_size = _check_val_size(val_size)
   data_dir = resolve_data_dir(data_dir)
   x_train, y_train, x_test, y_test = _guarded(
-      name, name, data_dir, lambda: _read_once(
+      name, name, data_dir, lambda: kept.read_once(
           os.path.join(data_dir, name), lambda: spec.load(data_dir)))
   _check_shape(name, x_train, spec.input_shape)
   _check_shape(name, x_test, spec.input_shape)
