@@ -159,12 +159,12 @@ def _smoke():
   return config
 
 
-def _launch(workdir, cache):
+def _launch(workdir, cache, *extra):
   """The launcher on the smoke config; runs share a compilation cache."""
   env = launch_env(cache)
   args = [sys.executable, '-m', 'launch.main',
           '--config=configs/edgepopup_mnist1d.py:smoke',
-          f'--workdir={workdir}', '--config.progress=False']
+          f'--workdir={workdir}', '--config.progress=False', *extra]
   return subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)
 
@@ -190,8 +190,9 @@ def test_smoke_end_to_end_and_idempotent(straight, capsys):
                'accuracy.png', 'curves.png', 'records/edgepopup.json',
                'records/dense.json'):
     assert os.path.exists(os.path.join(run_dir, name)), name
-  for phase in ('edgepopup', 'dense'):  # only the newest checkpoint is kept
-    assert os.listdir(os.path.join(run_dir, 'checkpoints', phase)) == ['40']
+  # each phase's final states; no save inside a phase is left
+  assert sorted(os.listdir(os.path.join(run_dir, 'checkpoints'))) == [
+      'dense', 'edgepopup']
   assert [e['k'] for e in summary['k']] == [0.3, 0.7]
   for entry in summary['k']:
     assert 'diverged' not in entry
@@ -233,18 +234,18 @@ def test_smoke_end_to_end_and_idempotent(straight, capsys):
 
 
 def test_kill_and_resume_gives_identical_records(straight, tmp_path):
-  """Killed once its step-20 checkpoint is complete, and given a record
-  past its newest checkpoint (a kill between records and checkpoint): the
-  resumed run drops that record and ends as the uninterrupted one."""
+  """Killed once its step-20 save inside the edgepopup phase is complete
+  (a save after every chunk), and given a record past that save (a kill
+  between records and save): the resumed run drops that record, resumes
+  from the save and ends as the uninterrupted one."""
   straight_dir, cache = straight
-  proc = _launch(tmp_path, cache)
-  kill_when(proc, str(tmp_path / '*/checkpoints/edgepopup/20'))
-  assert not glob.glob(str(tmp_path / '*/checkpoints/dense'))
+  proc = _launch(tmp_path, cache, '--config.train.checkpoint_every_s=0')
+  kill_when(proc, str(tmp_path / '*/checkpoints/edgepopup.steps/20'))
+  assert not glob.glob(str(tmp_path / '*/checkpoints/dense*'))
   (b,) = glob.glob(str(tmp_path / '*'))
-  latest = max(int(n) for n in os.listdir(os.path.join(b, 'checkpoints',
-                                                       'edgepopup'))
-               if n.isdigit())
-  path = os.path.join(b, 'records', 'edgepopup.json')
+  latest = max(int(n) for n in os.listdir(os.path.join(
+      b, 'checkpoints', 'edgepopup.steps')) if n.isdigit())
+  path = os.path.join(b, 'records', 'edgepopup.partial.json')
   cut = json.load(open(path))
   cut.append({**cut[-1], 'step': latest + 1, 'test_accuracy': -1.0})
   with open(path, 'w') as f:
@@ -252,6 +253,7 @@ def test_kill_and_resume_gives_identical_records(straight, tmp_path):
   resumed = _launch(tmp_path, cache)
   _, err = resumed.communicate(timeout=600)
   assert resumed.returncode == 0, err[-2000:]
+  assert f'resuming edgepopup from its save at step {latest}' in err, err
   (a,) = glob.glob(str(straight_dir / '*'))
   assert os.path.basename(a) == os.path.basename(b)
   for name in ('metrics.jsonl', 'records/edgepopup.json',
@@ -278,12 +280,21 @@ def _records(ks, seeds, bad=None):
 
 
 def _summary(lines, ks, seeds):
+  """The summary of these records, phase by phase as `Run.train_stage`
+  writes them (a k's members keep a fraction k of their weights)."""
   health.flag_diverged(lines, key=report.member_key)
-  records = {p: [r for r in lines if r['method'] == p]
-             for p in ('edgepopup', 'dense')}
-  densities = [{'density': k, 'density_per_layer': {'w': k}}
-               for k in ks for _ in range(seeds)]
-  summary = report.summarize(records, densities, ks, seeds)
+  records = {}
+  for phase in ('edgepopup', 'dense'):
+    evals = [r for r in lines if r['method'] == phase]
+    whos = {report.member_key(r): r for r in evals}  # in member order
+    records[phase] = {'evals': evals, 'members': [
+        {'method': m, 'seed': s, **({'k': k} if k else {}),
+         'density': k or 1.0,
+         **({'density_per_layer': {'w': k}} if k else {}),
+         **health.member_stats([r for r in evals
+                                if report.member_key(r) == (m, k, s)])}
+        for m, k, s in whos]}
+  summary = report.summarize(records, ks)
   summary.update({'model': 'mlp', 'dataset': 'mnist1d', 'steps': 20,
                   'num_seeds': seeds, 'init': 'signed_constant'})
   return summary
@@ -334,7 +345,7 @@ def test_sanity_controls_evaluate_shuffled_reinit_and_inverted_masks(
     assert set(e['controls']) == {'shuffle', 'reinit', 'invert'}
   # the controls' subnetworks, rebuilt: same kept counts, other weights
   run = edgepopup_run.EdgePopupRun(config, str(tmp_path))
-  state = run._restore('edgepopup', config.train.steps)  # pylint: disable=protected-access
+  state = run.final_state()
   keys = jnp.tile(run.init_keys, (K, 1))
   fresh = run._states('edgepopup', jax.vmap(lambda k: jax.random.fold_in(  # pylint: disable=protected-access
       k, ep.REINIT_TAG))(run.init_keys), run.noise_keys)

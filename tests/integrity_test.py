@@ -131,7 +131,7 @@ JOBS = {
     'imp': ('imp_mlp_mnist1d', 'level_001', 'level_001'),
     'cs': ('cs_mnist1d', 'ticket', 'ticket'),
     'pai': ('pai_mnist1d', 'final', 'train'),
-    'edgepopup': ('edgepopup_mnist1d', 'edgepopup/40', 'dense'),
+    'edgepopup': ('edgepopup_mnist1d', 'edgepopup', 'dense'),
     'lmc': ('lmc_mnist1d', 'rewind_k000030', 'k_000030'),
 }
 

@@ -87,11 +87,11 @@ def _smoke(arg='smoke,mlp'):
   return config
 
 
-def _launch(workdir, cache):
+def _launch(workdir, cache, *extra):
   env = launch_env(cache)
   args = [sys.executable, '-m', 'launch.main',
           '--config=configs/lmc_mnist1d.py:smoke,mlp',
-          f'--workdir={workdir}', '--config.progress=False']
+          f'--workdir={workdir}', '--config.progress=False', *extra]
   return subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)
 
@@ -169,23 +169,23 @@ def test_finished_run_heals_missing_and_empty_outputs(straight, tmp_path,
 
 
 def test_a_damaged_unfinished_step_is_recomputed(straight, tmp_path, capsys):
-  # k = 30 cut mid-step (its partial records there, not its final ones)
-  # with its copies' checkpoint emptied: the rerun says so, trains the
+  # k = 0 cut mid-step (its partial records there, not its final ones)
+  # with its save inside the step emptied: the rerun says so, trains the
   # copies again from W_k and ends with the straight run's bytes
   run_dir = _copy_run(straight, tmp_path)
   names = ('metrics.jsonl', 'summary.json', 'report.md')
   want = {n: open(os.path.join(run_dir, n), 'rb').read() for n in names}
-  done = os.path.join(run_dir, 'records', 'k_000030.json')
+  done = os.path.join(run_dir, 'records', 'k_000000.json')
   evals = json.load(open(done))['evals']
   os.remove(done)
   with open(done.replace('.json', '.partial.json'), 'w') as f:
-    json.dump([r for r in evals if r['step'] <= 20], f)
-  copies = os.path.join(run_dir, 'checkpoints', 'copies_k000030')
-  shutil.rmtree(copies)
-  os.makedirs(copies)
+    json.dump([r for r in evals if r['step'] <= 30], f)
+  shutil.rmtree(os.path.join(run_dir, 'checkpoints', 'copies_k000000'))
+  save = os.path.join(run_dir, 'checkpoints', 'k_000000.steps', '30')
+  os.makedirs(save)
   os.remove(os.path.join(run_dir, 'summary.json'))
   jobs.run(_smoke(), str(tmp_path / 'w'))
-  assert f'{copies} is damaged (it is empty): recomputing it' in (
+  assert f'{save} is damaged (it is empty): recomputing it' in (
       capsys.readouterr().err)
   for n in names:  # the summary's run_dir is the copy's
     got = open(os.path.join(run_dir, n), 'rb').read()
@@ -228,13 +228,16 @@ def test_summary_leaves_diverged_pairs_out_and_counts_them():
 
 def test_kill_mid_step_and_resume_gives_identical_records(straight,
                                                           tmp_path):
+  """Killed at the save inside step k = 0 after its first chunk (a save
+  after every chunk), the analysis resumes from that save."""
   straight_dir, cache = straight
-  proc = _launch(tmp_path, cache)
-  kill_when(proc, str(tmp_path / '*/checkpoints/copies_k000000'))
-  assert not glob.glob(str(tmp_path / '*/records/k_000030.json'))
+  proc = _launch(tmp_path, cache, '--config.train.checkpoint_every_s=0')
+  kill_when(proc, str(tmp_path / '*/checkpoints/k_000000.steps/30'))
+  assert not glob.glob(str(tmp_path / '*/records/k_000000.json'))
   resumed = _launch(tmp_path, cache)
   _, err = resumed.communicate(timeout=600)
   assert resumed.returncode == 0, err[-2000:]
+  assert 'resuming k_000000 from its save at step 30' in err, err[-2000:]
   (a,) = glob.glob(str(straight_dir / '*'))
   (b,) = glob.glob(str(tmp_path / '*'))
   for name in ('metrics.jsonl', 'records/k_000000.json',

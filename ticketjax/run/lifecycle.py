@@ -148,10 +148,11 @@ class Run:
 
     Records every evaluation (`base`, who, step, metrics), flags diverged
     members, and writes `records/<name>.json` ({'evals', 'members'}: per
-    member `member_stats` and densities over `prunable`), then the
-    checkpoint `checkpoint` (default `name`) of the final states. Every
-    `train.checkpoint_every_s` seconds it saves where it is
-    (`steps.MidStage`), so a killed stage resumes from there.
+    member `member_stats` and, unless `prunable` is None, the densities of
+    its mask over `prunable`), then the checkpoint `checkpoint` (default
+    `name`) of the final states. Every `train.checkpoint_every_s` seconds
+    it saves where it is (`steps.MidStage`), so a killed stage resumes from
+    there.
     `extras(final_M)`, if given, returns more per-member summary fields (a
     dict per member), written with the rest.
     """
@@ -168,7 +169,8 @@ class Run:
           on_chunk=saves.on_chunk(evals, total), desc=desc,
           show_progress=self.show_progress)
     health.flag_diverged(evals, key=lambda r: r['member'])
-    dens = masks_lib.member_densities(final_M.mask, prunable)
+    dens = (masks_lib.member_densities(final_M.mask, prunable)
+            if prunable else [{}] * len(who))
     members = [{**w, **health.member_stats(
         [r for r in evals if r['member'] == i], train=train_accuracy),
                 **dens[i]} for i, w in enumerate(who)]

@@ -1,22 +1,21 @@
 """Saves inside a training stage: the newest step checkpoint, by orbax.
 
-A phase that saves its whole state after every evaluation chunk resumes
-from its newest save and has no use for older ones. Orbax's
-`CheckpointManager` does all the bookkeeping: `<directory>/<step>/` per save
-(written to a temporary folder and renamed when complete, so a kill leaves
-the older step or the newer one, never a part), only the newest kept
-(`max_to_keep=1`), temporary folders of a cut save removed when the manager
-opens, `latest_step()`, and on several processes one coordinated save
-(process 0 writes; the folder must be on storage every host mounts).
+A stage that saves its whole state inside itself resumes from its newest
+save and has no use for older ones. Orbax's `CheckpointManager` does all
+the bookkeeping: `<directory>/<step>/` per save (written to a temporary
+folder and renamed when complete, so a kill leaves the older step or the
+newer one, never a part), only the newest kept (`max_to_keep=1`),
+temporary folders of a cut save removed when the manager opens,
+`latest_step()`, and on several processes one coordinated save (process 0
+writes; the folder must be on storage every host mounts).
 Each complete save gets its checksums (`store.seal`); a damaged save found
-when the phase opens is reported on stderr and removed, so the phase
+when the stage opens is reported on stderr and removed, so the stage
 recomputes it (training is deterministic: the same bytes).
 
-`StepCheckpoints` keeps a phase's newest save (Edge-Popup saves after
-every chunk). `MidStage`, on top of it, saves inside `Run.train_stage`
-(so the dense job and every retraining), IMP's levels and CS's search
-rounds every `train.checkpoint_every_s` seconds, with the stage's records
-so far.
+`StepCheckpoints` keeps a stage's newest save. `MidStage`, on top of it,
+saves inside `Run.train_stage` (so the dense job, Edge-Popup's phases and
+every retraining), IMP's levels, CS's search rounds and LMC's copies every
+`train.checkpoint_every_s` seconds, with the stage's records so far.
 """
 import os
 import shutil
@@ -34,7 +33,7 @@ from ticketjax.run import store
 
 
 class StepCheckpoints:
-  """The newest checkpoint of one phase, under `directory/<step>/`."""
+  """The newest checkpoint of one stage, under `directory/<step>/`."""
 
   def __init__(self, directory: str):
     self.directory = directory

@@ -10,23 +10,19 @@ Two phases, each one compiled program over its members:
 Seed s uses `pieces.seed_keys()[s]` in both phases, so all k values
 of a seed search the same random network and see the same data order.
 
-The run folder and its lifecycle are `lifecycle.Run`'s. Files of the job:
-  after every evaluation chunk of a phase, `records/<phase>.json` (the
-  phase's evaluation records so far) and then the phase's checkpoint
-  `checkpoints/<phase>/<step>/` (the whole TrainState of every member; only
-  the newest is kept, `steps.StepCheckpoints`). A killed run resumes from
-  the newest checkpoint with the records up to its step (later records are
-  of steps it trains again) and, training being deterministic, ends with
-  the same records as a run never killed.
-  `metrics.jsonl`, `summary.json`, `report.md`, `accuracy.png` and
-  `curves.png` are written after each phase; `summary.json` with
-  `finished: true` marks the run done, and a rerun then only prints the
-  table (rewriting a missing report or plot first).
+The run folder, its lifecycle and each phase's training are
+`lifecycle.Run`'s (`train_stage`): a phase ends by writing `records/<phase>.json` (its
+evaluation records and member summaries) and then `checkpoints/<phase>`
+(the final states), and saves inside itself every
+`train.checkpoint_every_s` seconds, so a killed run resumes where it was
+and, training being deterministic, ends with the same records as a run
+never killed. `metrics.jsonl`, `summary.json`, `report.md`, `accuracy.png`
+and `curves.png` are written after each phase; `summary.json` with
+`finished: true` marks the run done, and a rerun then only prints the
+table (rewriting a missing report or plot first).
 """
 import dataclasses
 import functools
-import os
-import shutil
 from typing import Any
 
 import jax
@@ -37,9 +33,6 @@ from ticketjax.core import masks as masks_lib
 from ticketjax.core import train as train_lib
 from ticketjax.methods.edgepopup import core as ep
 from ticketjax.methods.edgepopup import report as report_lib
-from ticketjax.run import steps as steps_lib
-from ticketjax.run import hosts
-from ticketjax.run import health
 from ticketjax.run import lifecycle
 from ticketjax.run import loop
 from ticketjax.run import records as records_lib
@@ -86,7 +79,6 @@ class EdgePopupRun:
         'dense': base,
     }
     self.phases = PHASES if self.cfg.dense_baseline else PHASES[:1]
-    self.checkpoints = {}  # phase -> StepCheckpoints, opened after begin()
     self.S, self.K = self.pieces.num_seeds, len(self.cfg.k)
     self.init_keys, self.noise_keys = jax.vmap(train_lib.split_seed_key)(
         self.pieces.seed_keys())
@@ -140,87 +132,37 @@ class EdgePopupRun:
         lambda m: jnp.sum(m, dtype=jnp.int32),
         ep.subnetwork_masks(scores, state))))
 
-  # -- phases --------------------------------------------------------------
+  # -- the run -------------------------------------------------------------
 
-  def _abstract_state(self, phase: str):
-    return jax.eval_shape(functools.partial(self._states, phase),
-                          self.init_keys, self.noise_keys)
+  def phase(self, phase: str) -> dict:
+    """Trains `phase` unless it is done (`Run.train_stage`); returns its
+    records."""
+    if not self.folder.stage_done(phase):
+      members = self.members(phase)
+      self.folder.train_stage(
+          phase, self.trainers[phase], self.init_states(phase), members,
+          None, desc=f'{phase} ({len(members)} members)',
+          extras=(self._densities if phase == 'edgepopup'
+                  else lambda _: [{'density': 1.0}] * self.S))
+    return self.folder.read_records(phase)
 
-  def _open(self, phase: str) -> steps_lib.StepCheckpoints:
-    if phase not in self.checkpoints:
-      self.checkpoints[phase] = steps_lib.StepCheckpoints(
-          os.path.join(self.folder.store.root, phase))
-    return self.checkpoints[phase]
+  def final_state(self) -> train_lib.TrainState:
+    """The edgepopup phase's final states (its checkpoint)."""
+    return self.folder.store.restore('edgepopup',
+                                     self.init_states('edgepopup'))
 
-  def _restore(self, phase: str, step: int):
-    return self._open(phase).restore(step, self._abstract_state(phase))
-
-  def phase(self, phase: str) -> list[dict]:
-    """Trains `phase` to the end (resuming); returns its records.
-
-    The records are written before their checkpoint, so those of steps
-    after the newest checkpoint (a kill between the two) are dropped.
-    Damaged records (reported) retrain the phase from its start.
-    """
-    total = self.pieces.train.steps
-    if (os.path.exists(self.folder.records_path(phase))
-        and not self.folder.has_records(phase)):
-      hosts.on_main(f'dropped {phase} checkpoints', lambda: shutil.rmtree(
-          os.path.join(self.folder.store.root, phase), ignore_errors=True))
-    ckpt = self._open(phase)
-    step = ckpt.latest_step()
-    if step is None:
-      state, records = self.init_states(phase), []
-    else:
-      records = [r for r in self.folder.read_records(phase, exact=True)
-                 if r['step'] <= step]
-      if step >= total:
-        return records
-      state = self._restore(phase, step)
-    members = self.members(phase)
-
-    def on_eval(step, per_member):
-      records.extend(records_lib.member_records(members, per_member,
-                                                step=step))
-
-    def on_chunk(step, state):  # records, then the checkpoint (resume)
-      self.folder.write_records(phase, records, exact=True)
-      ckpt.save(step, state)
-
-    loop.train_chunks(
-        self.trainers[phase], state, self.data, total,
-        self.pieces.train.eval_every, on_eval=on_eval, on_chunk=on_chunk,
-        desc=f'{phase} ({len(members)} members)',
-        show_progress=self.folder.show_progress)
-    ckpt.wait()
-    return records
-
-  @functools.cached_property
-  def data(self) -> train_lib.DeviceData:
-    return train_lib.to_device(self.pieces.dataset)
-
-  @functools.cached_property
-  def final_densities(self) -> list[dict]:
-    """Per edgepopup member: weights kept overall and per layer (fractions).
-
-    Counted from the masks the final scores select, not from the formula.
-    """
-    state = self._restore('edgepopup',
-                          self._open('edgepopup').latest_step())
+  def _densities(self, state) -> list[dict]:
+    """Per edgepopup member: weights kept overall and per layer (fractions),
+    counted from the masks its scores select, not from the formula."""
     kept = jax.tree.map(np.asarray, self._kept_counts(state.params,
                                                       state.model_state))
     paths = masks_lib.leaf_paths(state.params)
     sizes = [x[0].size for x in jax.tree.leaves(state.params)]
     kept = jax.tree.leaves(kept)
-    out = []
-    for i in range(self.K * self.S):
-      out.append({
-          'density': sum(int(c[i]) for c in kept) / sum(sizes),
-          'density_per_layer': {p: int(c[i]) / n for p, c, n in
-                                zip(paths, kept, sizes)}})
-    return out
-
-  # -- the run -------------------------------------------------------------
+    return [{'density': sum(int(c[i]) for c in kept) / sum(sizes),
+             'density_per_layer': {p: int(c[i]) / n for p, c, n in
+                                   zip(paths, kept, sizes)}}
+            for i in range(self.K * self.S)]
 
   def run(self) -> dict:
     folder = self.folder
@@ -229,18 +171,14 @@ class EdgePopupRun:
     if done is not None:
       return done
     folder.begin()
-    try:
-      records = {}
-      for phase in self.phases:
-        records[phase] = self.phase(phase)
-        summary = self.write_outputs(
-            records, final=phase == self.phases[-1] and not self.cfg.controls)
-      if self.cfg.controls:
-        records['controls'] = self.controls()
-        summary = self.write_outputs(records, final=True)
-    finally:  # the run folder's lock is released by `jobs.run`
-      for ckpt in self.checkpoints.values():
-        ckpt.close()
+    records = {}
+    for phase in self.phases:
+      records[phase] = self.phase(phase)
+      summary = self.write_outputs(
+          records, final=phase == self.phases[-1] and not self.cfg.controls)
+    if self.cfg.controls:
+      records['controls'] = self.controls()
+      summary = self.write_outputs(records, final=True)
     return summary
 
   def controls(self) -> list[dict]:
@@ -248,8 +186,7 @@ class EdgePopupRun:
     (`records/controls.json`; `core.control`), computed once."""
     if self.folder.has_records('controls'):
       return self.folder.read_records('controls')
-    step = self._open('edgepopup').latest_step()
-    state = self._restore('edgepopup', step)
+    step, state = self.pieces.train.steps, self.final_state()
     tile = lambda x: jnp.tile(x, (self.K,) + (1,) * (x.ndim - 1))
     keys_M = tile(self.init_keys)
     fresh = self._states(
@@ -262,7 +199,8 @@ class EdgePopupRun:
                               fresh.model_state)
       ev = loop.evaluate_splits(
           self.trainers['edgepopup'],
-          state._replace(params=scores, model_state=model_state), self.data)
+          state._replace(params=scores, model_state=model_state),
+          self.folder.data)
       out += records_lib.member_records(
           [{**w, 'branch': name} for w in self.members('edgepopup')], ev,
           step=step)
@@ -270,16 +208,11 @@ class EdgePopupRun:
     return out
 
   def write_outputs(self, records: dict, final: bool = False) -> dict:
-    """metrics.jsonl, summary.json, report.md and plots from records.
-
-    Members whose loss diverged are flagged in their records and the
-    summary (`health.flag_diverged`); the others' numbers are unchanged.
-    """
-    lines = [r for phase in PHASES for r in records.get(phase, [])]
-    health.flag_diverged(lines, key=report_lib.member_key)
-    lines += records.get('controls', [])
-    summary = report_lib.summarize(records, self.final_densities, self.cfg.k,
-                                   self.S)
+    """metrics.jsonl, summary.json, report.md and plots from records
+    (diverged members flagged by `Run.train_stage`)."""
+    lines = [r for phase in PHASES for r in records.get(phase, {}).get(
+        'evals', [])] + records.get('controls', [])
+    summary = report_lib.summarize(records, self.cfg.k)
     summary.update({
         'job': 'edgepopup', 'run_dir': self.folder.dir, 'finished': final,
         'model': self.pieces.model.name, 'dataset': self.pieces.dataset.name,

@@ -19,35 +19,23 @@ def member_key(record: dict) -> tuple:
   return record['method'], record.get('k'), record['seed']
 
 
-def summarize(records: dict, densities: list[dict], ks,
-              num_seeds: int) -> dict:
+def summarize(records: dict, ks) -> dict:
   """Per k (and dense): mean ± std over seeds of the final metrics.
 
-  `records` maps a phase to its records (diverged members already flagged,
-  `health.flag_diverged`), `densities` holds the kept fractions of each
-  Edge-Popup member (k-major). Diverged members are marked, left out of the
-  means and counted (`health.aggregate`). A k's density is the mean over
-  all its members: the kept count is exact whatever the scores. Returns
-  {'k': [{'k', 'density', 'density_per_layer', stats...}], 'dense':
-  {stats...} or None, 'members': [per-member summaries]}.
+  `records` maps a phase to its records (`Run.train_stage`'s: diverged
+  members flagged, member summaries with their densities) and 'controls'
+  to the controls' evaluation records. Diverged members are left out of
+  the means and counted (`health.aggregate`). A k's density is the mean
+  over all its members: the kept count is exact whatever the scores.
+  Returns {'k': [{'k', 'density', 'density_per_layer', stats...}],
+  'dense': {stats...} or None, 'members': [per-member summaries]}.
   """
-  by_member = {}
   controls = {}
   for rec in records.get('controls', []):
     controls.setdefault((rec['k'], rec['branch']), []).append(
         rec['test_accuracy'])
-  for rec in records.get('edgepopup', []) + records.get('dense', []):
-    by_member.setdefault(member_key(rec), []).append(rec)
-  members = []
-  for i, k in enumerate(x for x in ks for _ in range(num_seeds)):
-    who = {'method': 'edgepopup', 'k': k, 'seed': i % num_seeds}
-    members.append({**who, **densities[i], **health.member_stats(
-        by_member[member_key(who)])})
-  for s in range(num_seeds):
-    mine = by_member.get(('dense', None, s))
-    if mine:
-      members.append({'method': 'dense', 'seed': s, 'density': 1.0,
-                      **health.member_stats(mine)})
+  members = [m for phase in ('edgepopup', 'dense')
+             for m in records.get(phase, {}).get('members', [])]
   per_k = []
   for k in ks:
     group = [m for m in members if m.get('k') == k]

@@ -11,13 +11,13 @@ before any write, then the lock and `config.json`):
      W_k of an IMP rewind step is its ticket's start.
   2. For each k in order: the N networks x S seeds x C copies
      (`core.copy_states`) train from W_k to the end in one compiled program
-     per chunk; after every chunk the evaluation records go to
-     `records/k_KKKKKK.partial.json` and the copies' state to
-     `checkpoints/copies_kKKKKKK`, so a killed run resumes mid-step k. Then
+     per chunk, saving inside the stage every `train.checkpoint_every_s`
+     seconds (`steps.MidStage`), so a killed run resumes mid-step k. Then
      every pair of copies is interpolated (one program,
-     `path.pair_path_metrics`) on each split and `records/k_KKKKKK.json` is
-     written: that file marks k done. The final copies stay on disk as
-     probe endpoints (`python -m launch.probe`).
+     `path.pair_path_metrics`) on each split, the final copies are saved as
+     `checkpoints/copies_kKKKKKK` (the probe's endpoints, `python -m
+     launch.probe`) and `records/k_KKKKKK.json` is written: that file marks
+     k done.
   3. `metrics.jsonl`, `summary.json`, `report.md`, `barrier.png` and
      `paths.png` are regenerated from the records after every k this
      attempt computed, so every restore that can fail comes before them.
@@ -44,6 +44,7 @@ from ticketjax.run import lifecycle
 from ticketjax.run import loop
 from ticketjax.run import records as records_lib
 from ticketjax.run import setup as setup_lib
+from ticketjax.run import steps as steps_lib
 from ticketjax.run import store
 
 SEEDS = 'refuse'  # copies of other seeds would need their own parents
@@ -199,43 +200,29 @@ class LmcRun:
       return self.folder.read_records(name), False
     ckpt = self.folder.store
     rewind_S = ckpt.restore(f'rewind_k{k:06d}', self.template)
-    state_M = instability.copy_states(rewind_S, self.masks_NS,
+    start_M = instability.copy_states(rewind_S, self.masks_NS,
                                       self.noise_keys, self.C)
-    copies, partial = f'copies_k{k:06d}', name + '.partial'
-    legacy = self.folder.records_path(name) + '.partial'  # before 2026-11
-    if os.path.exists(legacy):
-      os.replace(legacy, self.folder.records_path(partial))
-    evals, who = [], [{'rewind_step': k, 'network': n, 'seed': s, 'copy': c}
-                      for n, s, c in self._layout()]
-    # resume from the copies' checkpoint with the records up to its step;
-    # either one damaged: from W_k
-    if self.folder.has_records(partial) and ckpt.usable(copies):
-      state_M = ckpt.restore(copies, state_M)
-      step = int(np.asarray(state_M.step)[0])
-      evals = [r for r in self.folder.read_records(partial, exact=True)
-               if r['step'] <= step]
-
-    def on_eval(step, per_member):
-      evals.extend(records_lib.member_records(who, per_member, step=step))
-
-    def on_chunk(step, state):
-      del step
-      health.flag_diverged(evals, key=_member_key)
-      self.folder.write_records(partial, evals, exact=True)
-      ckpt.save(copies, state)
-
-    final_M = loop.train_chunks(
-        self.pieces.trainer, state_M, self.data, self.pieces.train.steps,
-        self.pieces.train.eval_every, on_eval=on_eval, on_chunk=on_chunk,
-        desc=f'k={k} ({len(self.networks)}x{self.S}x{self.C})',
-        show_progress=self.folder.show_progress)
+    who = [{'rewind_step': k, 'network': n, 'seed': s, 'copy': c}
+           for n, s, c in self._layout()]
+    total = self.pieces.train.steps
+    with steps_lib.MidStage(self.folder, name,
+                            self.pieces.train.checkpoint_every_s) as saves:
+      state_M, evals = saves.start(start_M)
+      final_M = loop.train_chunks(
+          self.pieces.trainer, state_M, self.data, total,
+          self.pieces.train.eval_every,
+          on_eval=lambda step, per_member: evals.extend(
+              records_lib.member_records(who, per_member, step=step)),
+          on_chunk=saves.on_chunk(evals, total),
+          desc=f'k={k} ({len(self.networks)}x{self.S}x{self.C})',
+          show_progress=self.folder.show_progress)
     diverged = health.flag_diverged(evals, key=_member_key)
     records = {'evals': evals, 'pairs': self.pair_records(k, final_M,
                                                           diverged),
-               'members': evals[-len(self._layout()):]}
+               'members': evals[-len(who):]}
+    ckpt.save(f'copies_k{k:06d}', final_M)  # the probe's endpoints
     self.folder.write_records(name, records)
-    if os.path.exists(self.folder.records_path(partial)):
-      os.remove(self.folder.records_path(partial))
+    saves.end()
     return records, True
 
   def pair_records(self, k: int, final_M, diverged: set) -> list[dict]:
