@@ -4,7 +4,8 @@
 exceeds `DIVERGED_FACTOR` times its first recorded loss, or exceeds
 `LOSS_LIMIT` (1e4 nats), as diverged in its records; `member_stats` sums up
 one member's records (final, best, early-stopping point) and `aggregate`
-takes mean ± std over the healthy members, counting the diverged ones.
+takes mean ± std over the healthy members, counting the diverged ones, and
+`series` groups them for the cross-run report.
 Pure functions of plain records: every method and `lifecycle.Run` use them.
 """
 import math
@@ -51,6 +52,20 @@ def aggregate(members: list[dict], names: Sequence[str]) -> dict:
   if diverged:
     out.update(diverged=diverged, members=len(members))
   return out
+
+
+def series(summary: dict, label: Callable[[dict], str],
+           x: Callable[[dict], Any], reference: str = '') -> list[dict]:
+  """The cross-run report's series of a run (a method's `series`): its
+  healthy members grouped by `label(member)`, each group's points
+  {x(member): [members]}; the group named `reference` (a dense network)
+  is drawn as a line. Diverged members are left out, as in the means."""
+  groups = {}
+  for m in summary.get('members', []):
+    if not m.get('diverged'):
+      groups.setdefault(label(m), {}).setdefault(x(m), []).append(m)
+  return [{'label': name, 'points': points, 'reference': name == reference}
+          for name, points in groups.items()]
 
 
 def flag_diverged(records: list[dict], key: Callable[[dict], Any],

@@ -10,6 +10,7 @@ import numpy as np
 
 from ticketjax.core import stats
 from ticketjax.reports import plots as plots_lib
+from ticketjax.run import health
 from ticketjax.run import lifecycle
 from ticketjax.run import records as records_lib
 
@@ -151,11 +152,6 @@ def plot(summary: dict, imp: dict | None, path: str) -> None:
 def series(summary: dict) -> list[dict]:
   """Series for the cross-run report: lambda -> its healthy tickets ('CS'),
   and one per control branch ('CS shuffle', ...)."""
-  out = {}
-  for m in summary.get('members', []):
-    if not m.get('diverged'):
-      b = m.get('branch', 'original')
-      label = 'CS' if b == 'original' else f'CS {b}'
-      out.setdefault(label, {}).setdefault(m['lambda'], []).append(m)
-  return [{'label': label, 'points': points}
-          for label, points in out.items()]
+  return health.series(summary, lambda m: (
+      'CS' if m.get('branch', 'original') == 'original'
+      else f"CS {m['branch']}"), lambda m: m['lambda'])

@@ -193,9 +193,4 @@ def report(summary: dict, evals: list[dict], config=None) -> lifecycle.Report:
 
 def series(summary: dict) -> list[dict]:
   """A series per (variant, distribution): density -> members."""
-  out = {}
-  for m in summary.get('members', []):
-    if not m.get('diverged'):
-      out.setdefault(_label(m), {}).setdefault(m['density_target'],
-                                               []).append(m)
-  return [{'label': label, 'points': points} for label, points in out.items()]
+  return health.series(summary, _label, lambda m: m['density_target'])

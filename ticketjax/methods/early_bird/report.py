@@ -8,6 +8,7 @@ import numpy as np
 
 from ticketjax.core import stats
 from ticketjax.reports import plots as plots_lib
+from ticketjax.run import health
 from ticketjax.run import lifecycle
 
 PLOTS = ('accuracy.png', 'distance.png', 'curves.png')
@@ -139,12 +140,8 @@ def report(summary: dict, evals: list[dict], config=None) -> lifecycle.Report:
 def series(summary: dict) -> list[dict]:
   """Early-Bird tickets and full-training tickets: density -> members;
   the dense members as the reference line."""
-  out = {}
-  for m in summary.get('members', []):
-    if m.get('diverged'):
-      continue
-    label = {'dense': 'dense', 'full': 'full-training ticket'}.get(
-        m['branch'], f"Early-Bird {summary['score']}")
-    out.setdefault(label, {}).setdefault(m['density_target'], []).append(m)
-  return [{'label': label, 'points': points, 'reference': label == 'dense'}
-          for label, points in out.items()]
+  names = {'dense': 'dense', 'full': 'full-training ticket'}
+  return health.series(
+      summary, lambda m: names.get(m['branch'],
+                                   f"Early-Bird {summary['score']}"),
+      lambda m: m['density_target'], reference='dense')

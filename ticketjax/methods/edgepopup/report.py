@@ -156,16 +156,7 @@ def plot_accuracy(summary: dict, path: str) -> None:
 
 
 def series(summary: dict) -> list[dict]:
-  """Edge-Popup (k -> members) and its dense-trained baseline.
-
-  Diverged members are left out, as in the summary's means.
-  """
-  groups = {}
-  for m in summary.get('members', []):
-    if m.get('diverged'):
-      continue
-    label = ('Edge-Popup' if m.get('method', 'edgepopup') == 'edgepopup'
-             else 'dense-trained')
-    groups.setdefault(label, {}).setdefault(m.get('k', 1.0), []).append(m)
-  return [{'label': label, 'points': points}
-          for label, points in groups.items()]
+  """Edge-Popup (k -> members) and its dense-trained baseline."""
+  return health.series(summary, lambda m: (
+      'Edge-Popup' if m.get('method', 'edgepopup') == 'edgepopup'
+      else 'dense-trained'), lambda m: m.get('k', 1.0))

@@ -24,6 +24,7 @@ import numpy as np
 from ticketjax.core import grid as grid_lib
 from ticketjax.core import stats
 from ticketjax.reports import plots as plots_lib
+from ticketjax.run import health
 from ticketjax.run import lifecycle
 
 BRANCH_ORDER = ('ticket', 'finetune', 'reinit', 'shuffle', 'random', 'invert')
@@ -299,15 +300,10 @@ def report(summary: dict, evals: list[dict], config) -> lifecycle.Report:
 def series(summary: dict) -> list[dict]:
   """One series per branch (and grid point): level -> its healthy members
   (diverged ones are left out, as in the summary's means)."""
-  groups = {}
-  for m in summary.get('members', []):
-    if m.get('diverged'):
-      continue
+  def label(m):
     point = ' '.join(f'{grid_lib.SHORT[n]}={m[n]:g}'
                      for n in summary.get('grid', {}))
     label = f"{m['branch']} {point}".strip()
-    if summary.get('structure'):
-      label = f"{label} ({summary['structure']})"
-    groups.setdefault(label, {}).setdefault(m['level'], []).append(m)
-  return [{'label': label, 'points': points}
-          for label, points in groups.items()]
+    structure = summary.get('structure')
+    return f'{label} ({structure})' if structure else label
+  return health.series(summary, label, lambda m: m['level'])

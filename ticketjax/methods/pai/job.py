@@ -260,14 +260,9 @@ def plots(summary: dict, evals: list[dict]) -> dict:
 def series(summary: dict) -> list[dict]:
   """A series per branch: target density -> its members over seeds; the
   dense members of `prune_at='trained'` as the reference line."""
-  out = {}
-  for m in summary.get('members', []):
-    if m.get('diverged'):
-      continue
+  def label(m):
     b = m.get('branch', 'original')
-    label = ('dense-trained' if b == 'dense' else f'PaI {_method(summary)}'
-             + ('' if b == 'original' else f' {b}'))
-    out.setdefault(label, {}).setdefault(m['density_target'], []).append(m)
-  return [{'label': label, 'points': points,
-           'reference': label == 'dense-trained'}
-          for label, points in out.items()]
+    return ('dense-trained' if b == 'dense' else f'PaI {_method(summary)}'
+            + ('' if b == 'original' else f' {b}'))
+  return health.series(summary, label, lambda m: m['density_target'],
+                       reference='dense-trained')

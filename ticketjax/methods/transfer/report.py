@@ -6,6 +6,7 @@ test accuracy and loss against step of every branch at the sparsest level.
 """
 from ticketjax.core import stats
 from ticketjax.reports import plots as plots_lib
+from ticketjax.run import health
 from ticketjax.run import lifecycle
 
 PLOTS = ('accuracy.png', 'curves.png')
@@ -72,9 +73,5 @@ def report(summary: dict, evals: list[dict], config=None) -> lifecycle.Report:
 
 def series(summary: dict) -> list[dict]:
   """One series per branch: level -> its healthy members."""
-  out = {}
-  for m in summary.get('members', []):
-    if not m.get('diverged'):
-      out.setdefault(m['branch'], {}).setdefault(m['level'], []).append(m)
-  return [{'label': f'transfer {LABELS[b]}', 'points': points}
-          for b, points in out.items()]
+  return health.series(summary, lambda m: f"transfer {LABELS[m['branch']]}",
+                       lambda m: m['level'])
