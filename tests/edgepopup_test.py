@@ -264,6 +264,11 @@ def test_kill_and_resume_gives_identical_records(straight, tmp_path):
   assert sa['members'] == sb['members'] and sa['k'] == sb['k']
 
 
+def _who(record: dict) -> tuple:
+  """(method, k, seed): who a record or member summary belongs to."""
+  return record['method'], record.get('k'), record['seed']
+
+
 def _records(ks, seeds, bad=None):
   """Records of 2 evaluations per member; member `bad`'s loss goes NaN."""
   out = []
@@ -272,7 +277,7 @@ def _records(ks, seeds, bad=None):
             for s in range(seeds)] + [{'method': 'dense', 'seed': s}
                                       for s in range(seeds)]
     for i, who in enumerate(whos):
-      loss = math.nan if step == 20 and bad == report.member_key(who) else 1.0
+      loss = math.nan if step == 20 and bad == _who(who) else 1.0
       out.append({**who, 'step': step, 'train_loss': loss,
                   'train_accuracy': 0.5, 'test_loss': 1.0,
                   'test_accuracy': 0.5 + 0.01 * i + 0.1 * (step == 20)})
@@ -282,17 +287,17 @@ def _records(ks, seeds, bad=None):
 def _summary(lines, ks, seeds):
   """The summary of these records, phase by phase as `Run.train_stage`
   writes them (a k's members keep a fraction k of their weights)."""
-  health.flag_diverged(lines, key=report.member_key)
+  health.flag_diverged(lines, key=_who)
   records = {}
   for phase in ('edgepopup', 'dense'):
     evals = [r for r in lines if r['method'] == phase]
-    whos = {report.member_key(r): r for r in evals}  # in member order
+    whos = {_who(r): r for r in evals}  # in member order
     records[phase] = {'evals': evals, 'members': [
         {'method': m, 'seed': s, **({'k': k} if k else {}),
          'density': k or 1.0,
          **({'density_per_layer': {'w': k}} if k else {}),
          **health.member_stats([r for r in evals
-                                if report.member_key(r) == (m, k, s)])}
+                                if _who(r) == (m, k, s)])}
         for m, k, s in whos]}
   summary = report.summarize(records, ks)
   summary.update({'model': 'mlp', 'dataset': 'mnist1d', 'steps': 20,
@@ -313,7 +318,7 @@ def test_diverged_member_is_flagged_counted_and_left_out(tmp_path):
   assert k07['final_test_accuracy']['values'] == [healthy['k'][1][
       'final_test_accuracy']['values'][0]]
   flagged = [m for m in summary['members'] if m.get('diverged')]
-  assert [report.member_key(m) for m in flagged] == [('edgepopup', 0.7, 1)]
+  assert [_who(m) for m in flagged] == [('edgepopup', 0.7, 1)]
   text = report.table(summary)
   assert '| 0.3 | 30.00 | 60.5 ± 0.5 |' in text and '| ok |' in text
   assert ('| 0.7 | 70.00 | 62.0 ± 0.0 | 62.0 ± 0.0 | 50.0 ± 0.0 | '

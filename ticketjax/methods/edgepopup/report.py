@@ -14,11 +14,6 @@ STATS = ('final_test_accuracy', 'final_test_loss', 'final_train_accuracy',
          'best_test_accuracy')
 
 
-def member_key(record: dict) -> tuple:
-  """(method, k, seed): who a record or member summary belongs to."""
-  return record['method'], record.get('k'), record['seed']
-
-
 def summarize(records: dict, ks) -> dict:
   """Per k (and dense): mean ± std over seeds of the final metrics.
 
