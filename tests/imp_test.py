@@ -1,6 +1,7 @@
 """IMP: rewinding, controls, resume after SIGKILL, idempotence, bad configs."""
 import json
 import os
+import shutil
 import sys
 
 import jax
@@ -168,37 +169,53 @@ class _Stopped(Exception):
   """Stands for a kill right after a save inside a level."""
 
 
-def test_level_0_resumes_from_a_save_past_its_rewind_step(tmp_path,
-                                                         monkeypatch):
-  """Rewound to step 10 and stopped after level 0's save at step 20, the
-  search trains level 0 on from step 20 (not the rewind segment again)
-  and ends with the bytes of a search never stopped; a save of fewer
-  seeds than the rerun asks for is dropped."""
+@pytest.mark.parametrize('stop,trains,lost', [
+    (10, [5, 10, 10, 5], False),  # before the rewind step
+    (25, [10, 5], False),  # past it
+    (25, [10, 5, 10, 10, 5], True),  # past it, its states gone: from 0
+])
+def test_level_0_resumes_from_a_save_before_or_past_its_rewind_step(
+    tmp_path, monkeypatch, stop, trains, lost):
+  """Rewound to step 15 (chunks end at 10, 15, 25, 35, 40) and stopped
+  after level 0's save at `stop`, the search trains level 0 on from there
+  and ends with the bytes of a search never stopped; without
+  `checkpoints/rewind_step` (`lost`) a save past the rewind step is
+  dropped and level 0 trains from its start. A save of fewer seeds than
+  the rerun asks for is dropped."""
 
   def config():
     c = _smoke(levels=0)  # the dense level alone
     c.train.checkpoint_every_s, c.train.eval_every = 0.0, 10
-    c.imp.rewind, c.imp.rewind_step = 'step', 10
+    c.imp.rewind, c.imp.rewind_step = 'step', 15
     return c
 
   straight = jobs.run(config(), str(tmp_path / 'straight'))
   save = steps.MidStage.save
   def save_then_stop(self, step, state, evals, total):
     save(self, step, state, evals, total)
-    if step == 20 and self.directory.endswith('level_000.steps'):
+    if step == stop and self.directory.endswith('level_000.steps'):
       raise _Stopped
   monkeypatch.setattr(steps.MidStage, 'save', save_then_stop)
   with pytest.raises(_Stopped):
     jobs.run(config(), str(tmp_path / 'stopped'))
   monkeypatch.setattr(steps.MidStage, 'save', save)
+  (run_dir,) = (tmp_path / 'stopped').glob('imp-*')
+  if lost:
+    shutil.rmtree(run_dir / 'checkpoints' / 'rewind_step')
   trained, train = [], train_lib.Trainer.train
   monkeypatch.setattr(train_lib.Trainer, 'train', lambda self, state, data,
                       n: (trained.append(n), train(self, state, data, n))[1])
   resumed = jobs.run(config(), str(tmp_path / 'stopped'))
-  assert trained == [10] * 2  # level 0: 20-40
+  assert trained == trains
   assert resumed['members'] == straight['members']
   metrics = lambda s: open(os.path.join(s['run_dir'], 'metrics.jsonl')).read()
   assert metrics(resumed) == metrics(straight)
+  for name in ('rewind_step', 'level_000'):  # the same arrays
+    a, b = (checkpoint.Checkpoints(r['run_dir']).restore_raw(name)
+            for r in (resumed, straight))
+    jax.tree.map(np.testing.assert_array_equal, a, b)
+  if stop != 25 or lost:
+    return
   # stopped with 1 seed, rerun with 2: the 1-seed save is dropped
   monkeypatch.setattr(steps.MidStage, 'save', save_then_stop)
   one = config()

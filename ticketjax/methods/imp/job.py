@@ -9,9 +9,9 @@ Order of work in `run_dir` (see WORKSPACE.md for the layout):
      (the ticket's final state and the random-control lineage's mask). A
      level is complete when its checkpoint exists; a killed run resumes at
      the first incomplete level (from its newest save inside the level,
-     `steps.MidStage`, every `train.checkpoint_every_s` seconds; in level
-     0, past the rewind step) and, training being deterministic,
-     ends with the same masks and metrics as a run that was never killed;
+     `steps.MidStage`, every `train.checkpoint_every_s` seconds) and,
+     training being deterministic, ends with the same masks and metrics
+     as a run that was never killed;
   3. `metrics.jsonl`, `summary.json`, `report.md` and `accuracy.png` are
      regenerated from the level records after every level.
 The numbers of levels and seeds stay out of the run's hash: asking for
@@ -158,9 +158,10 @@ class ImpRun:
   # -- levels --------------------------------------------------------------
 
   def _train_level(self, level, branches, state_BS, end_step, evals=None,
-                   on_chunk=None):
-    """Trains a level's members to `end_step`; returns (final states,
-    `evals` extended by the level's evaluation records)."""
+                   on_chunk=None, **chunks):
+    """Trains a level's members to `end_step` (`chunks`: more arguments of
+    `loop.train_chunks`); returns (final states, `evals` extended by the
+    level's evaluation records)."""
     evals = [] if evals is None else evals
 
     def on_eval(step, per_member):
@@ -179,7 +180,7 @@ class ImpRun:
         self.pieces.trainer, state_BS, self.data, end_step,
         self.pieces.train.eval_every, on_eval=on_eval, on_chunk=on_chunk,
         desc=f'level {level} ({len(branches)}x{self.N})',
-        show_progress=self.folder.show_progress)
+        show_progress=self.folder.show_progress, **chunks)
     return final_BS, evals
 
   def _finish_level(self, level, branches, final_BS, evals, random_mask_S):
@@ -195,26 +196,42 @@ class ImpRun:
                    {'ticket': ticket_S, 'random_mask': random_mask_S})
 
   def level0(self):
-    trainer = self.pieces.trainer
+    """The dense level. Chunks also end at every rewind step k (a grid's
+    several), where the members rewound to k take their state into
+    `checkpoints/rewind_step`; saves inside the level resume anywhere,
+    before a rewind step too (that checkpoint holds the ones passed)."""
+    trainer, total = self.pieces.trainer, self.pieces.train.steps
     init_S = self._with_hparams(
         trainer.init_states(self.init_keys, self.noise_keys))
     self.ckpt.save('rewind_init', init_S)
-    with self._saves(0) as saves:
-      if saves.step() is None:
-        state_S, rewind_S, evals = init_S, init_S, []
-        ks = sorted({int(k) for k in self.rewind_steps_N} - {0})
-        for k in ks:  # one rewind step, or a grid's, in order
-          state_S, evals = self._train_level(0, ('ticket',), state_S, k,
-                                             evals)
+    ks = sorted({int(k) for k in self.rewind_steps_N} - {0})
+    ends, start = [], 0  # the chunks of training to each k in turn
+    for end in ks + [total]:
+      ends += loop.chunk_ends(start, end, self.pieces.train.eval_every)
+      start = end
+    saves = self._saves(0)
+    resumed = saves.step() is not None
+    if resumed and ks and ks[0] < saves.step() and not self.ckpt.usable(
+        'rewind_step'):  # past a rewind step whose states are gone
+      saves.end()
+      saves, resumed = self._saves(0), False
+    with saves:
+      state_S, evals = saves.start(init_S)
+      rewind_S = (self.ckpt.restore('rewind_step', init_S)
+                  if resumed and self.ckpt.usable('rewind_step') else init_S)
+
+      def before_chunk(step, state_S):
+        nonlocal rewind_S
+        if step in ks:  # the members rewound to this step keep it
           rewind_S = train_lib.where_members(
-              jnp.asarray(self.rewind_steps_N == k), state_S, rewind_S)
-        if ks:
+              jnp.asarray(self.rewind_steps_N == step), state_S, rewind_S)
+          saves.wait()  # one save at a time (orbax, on every process)
           self.ckpt.save('rewind_step', rewind_S)
-      else:  # from the save inside the level, past every rewind step
-        state_S, evals = saves.start(init_S)
+        return state_S
+
       final_S, evals = self._train_level(
-          0, ('ticket',), state_S, self.pieces.train.steps, evals,
-          on_chunk=saves.on_chunk(evals, self.pieces.train.steps))
+          0, ('ticket',), state_S, total, evals, saves.on_chunk(evals, total),
+          stops=ends, before_chunk=before_chunk)
     self._finish_level(0, ('ticket',), final_S, evals, final_S.mask)
     saves.end()
 
