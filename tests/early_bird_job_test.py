@@ -21,6 +21,7 @@ from ticketjax.core import train as train_lib
 from ticketjax.methods.early_bird import core
 from ticketjax.run import jobs
 from ticketjax.run import setup as setup_lib
+from ticketjax.run import steps
 from ticketjax.run import store
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -200,6 +201,56 @@ def _launch(workdir):
 def test_kill_and_resume_gives_identical_results(tmp_path):
   assert_kill_and_resume_identical(_launch, tmp_path, 'checkpoints/level_1',
                                    REPO)
+
+
+class _Stopped(Exception):
+  """Stands for a kill right after a save inside a search."""
+
+
+@pytest.mark.parametrize('arg,stage,stop,trains', [
+    # one-shot: the search on to step 200, then the retraining
+    ('smoke', 'search', 50, [10] * 15 + [100] * 2),
+    ('smoke,levels=2', 'level_1', 10, None),  # stops where it settles
+])
+def test_a_search_stopped_after_a_save_inside_resumes_from_it(
+    tmp_path, monkeypatch, capsys, arg, stage, stop, trains):
+  """Stopped right after its save at `stop` (a save after every check),
+  the search trains on from there with its FIFOs, Early-Bird masks,
+  declarations and records, and the run ends with the bytes of a run
+  never stopped."""
+  def config():
+    c = _smoke(arg)
+    c.train.checkpoint_every_s = 0.0
+    return c
+
+  straight = jobs.run(config(), str(tmp_path / 'straight'))
+  save = steps.MidStage.save
+  def save_then_stop(self, step, *args):
+    save(self, step, *args)
+    if step == stop and self.directory.endswith(f'{stage}.steps'):
+      raise _Stopped
+  monkeypatch.setattr(steps.MidStage, 'save', save_then_stop)
+  with pytest.raises(_Stopped):
+    jobs.run(config(), str(tmp_path / 'stopped'))
+  monkeypatch.setattr(steps.MidStage, 'save', save)
+  trained, train = [], train_lib.Trainer.train
+  monkeypatch.setattr(train_lib.Trainer, 'train', lambda self, state, data,
+                      n: (trained.append(n), train(self, state, data, n))[1])
+  capsys.readouterr()
+  resumed = jobs.run(config(), str(tmp_path / 'stopped'))
+  assert f'resuming {stage} from its save at step {stop}' in (
+      capsys.readouterr().err)
+  if trains:
+    assert trained == trains
+  read = lambda s, name: open(os.path.join(s['run_dir'], name)).read()
+  for name in ('metrics.jsonl', f'records/{stage}.json'):
+    assert read(resumed, name) == read(straight, name), name
+  a, b = (store.Checkpoints(r['run_dir']).restore_raw(stage)
+          for r in (resumed, straight))
+  jax.tree.map(np.testing.assert_array_equal, a, b)
+  assert not [n for n in os.listdir(os.path.join(resumed['run_dir'],
+                                                 'checkpoints'))
+              if n.endswith('.steps')]
 
 
 @pytest.mark.parametrize('field,value,match', [

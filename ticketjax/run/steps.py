@@ -14,8 +14,9 @@ recomputes it (training is deterministic: the same bytes).
 
 `StepCheckpoints` keeps a stage's newest save. `MidStage`, on top of it,
 saves inside `Run.train_stage` (so the dense job, Edge-Popup's phases and
-every retraining), IMP's levels, CS's search rounds and LMC's copies every
-`train.checkpoint_every_s` seconds, with the stage's records so far.
+every retraining), IMP's levels, CS's search rounds, LMC's copies and
+Early-Bird's searches every `train.checkpoint_every_s` seconds, with the
+stage's records so far: every training stage of every job.
 """
 import os
 import shutil
@@ -128,19 +129,21 @@ class MidStage:
     """The step of the newest save, or None."""
     return self.saves.latest_step() if self.saves is not None else None
 
-  def start(self, start_M) -> tuple[Any, list[dict]]:
+  def start(self, start_M) -> tuple[Any, Any]:
     """The state to train from and the stage's records up to it: the
     newest save's (`start_M` gives the structure), else `start_M` and
-    none."""
+    none. Records are a list, or a dict of lists (as saved)."""
     step = self.step()
     if step is None:
       return start_M, []
     if hosts.is_main():
       print(f'resuming {self.name} from its save at step {step}',
             file=sys.stderr)
-    evals = self.folder.read_records(self.partial, exact=True)
-    return (self.saves.restore(step, start_M),
-            [r for r in evals if r['step'] <= step])
+    saved = self.folder.read_records(self.partial, exact=True)
+    upto = lambda recs: [r for r in recs if r['step'] <= step]
+    return self.saves.restore(step, start_M), (
+        {k: upto(v) for k, v in saved.items()} if isinstance(saved, dict)
+        else upto(saved))
 
   def __enter__(self) -> 'MidStage':
     return self
@@ -153,8 +156,10 @@ class MidStage:
     (the list the stage extends) and its last step."""
     return lambda step, state_M: self.save(step, state_M, evals, total)
 
-  def save(self, step: int, state_M, evals: list[dict], total: int) -> None:
-    """After the chunk ending at `step`: records, then state, if due."""
+  def save(self, step: int, state_M, evals, total: int) -> None:
+    """After the chunk ending at `step`: records (a list of them with a
+    'step' each, or a dict of such lists), then state (or `state_M()`,
+    taken only when a save is due), if due."""
     due = step < total and (
         time.monotonic() - self._saved_at >= self.every_s)
     if not hosts.agree(due):
@@ -162,7 +167,7 @@ class MidStage:
     self.folder.write_records(self.partial, evals, exact=True)
     if self.saves is None:
       self.saves = StepCheckpoints(self.directory)
-    self.saves.save(step, state_M)
+    self.saves.save(step, state_M() if callable(state_M) else state_M)
     self._saved_at = time.monotonic()
 
   def wait(self) -> None:

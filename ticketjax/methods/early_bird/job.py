@@ -19,8 +19,12 @@ Then every ticket retrains from its seed's init (rewind to step 0, fresh
 optimizer, no penalty) to `train.steps`, next to the dense network: members
 are branch-major ('early_bird', then 'full' in one-shot, then 'dense'),
 then density (or level), then seed; `records/train.json` and
-`checkpoints/final`. A stage killed before its checkpoint runs again from
-its start, which, training being deterministic, gives the same records.
+`checkpoints/final`. Every stage saves inside itself every
+`train.checkpoint_every_s` seconds (`steps.MidStage`; a search's save
+holds its FIFOs of masks, its Early-Bird masks so far and the declared
+steps, its records the evaluations and checks), so a killed stage resumes
+from its newest save and, training being deterministic, ends with the
+records of a stage never killed.
 """
 import dataclasses
 from typing import Any
@@ -42,6 +46,7 @@ from ticketjax.run import loop
 from ticketjax.run import progress as progress_lib
 from ticketjax.run import records as records_lib
 from ticketjax.run import setup as setup_lib
+from ticketjax.run import steps as steps_lib
 
 SEEDS = 'refuse'
 NON_SEMANTIC = ()
@@ -164,28 +169,59 @@ def search(folder, cfg: core.EarlyBirdConfig, start_S, name: str,
                                m, t), masks, ticket_KS)
     return masks, bits
 
-  state = start_S
-  step = int(np.asarray(state.step).min())
-  bar = progress_lib.Progress(
-      T, f'early-bird {name} ({S} seeds, {K} tracker{"s" * (K > 1)})',
-      enabled=folder.show_progress, start=step)
-  last_masks, last_bits = check_all(step, state)
-  for end in loop.chunk_ends(step, T, every):
-    state, metrics = trainer.train(state, folder.data, end - step)
-    step = end
-    per_seed = jax.tree.map(np.asarray, {
-        **loop.train_means(metrics),
-        **loop.evaluate_splits(trainer, state, folder.data)})
-    evals.extend(records_lib.member_records(
-        who, per_seed, branch='search', step=step))
-    last_masks, last_bits = check_all(step, state)
-    settled = stop_early and len(declared) == K * S
-    if settled:  # the last progress line says where the level stopped
-      bar.total = step
-    bar.update(step, loss=float(np.mean(per_seed['train_loss'])),
-               test_acc=float(np.mean(per_seed['test_accuracy'])))
-    if settled:
-      break
+  n = live.shape[1]
+
+  def snapshot(state_S):  # what a save inside the search holds
+    fifo_bits = np.zeros((K, S, cfg.window, n), bool)
+    sizes = np.zeros((K, S), np.int32)
+    for (k, s), masks in fifo.items():
+      sizes[k, s] = len(masks)
+      for i, b in enumerate(masks):
+        fifo_bits[k, s, i, live[s]] = b
+    return {'state': state_S, 'ticket': ticket_KS, 'fifo': fifo_bits,
+            'fifo_sizes': sizes, 'declared': np.array(
+                [[declared.get((k, s), -1) for s in range(S)]
+                 for k in range(K)], np.int32)}
+
+  with steps_lib.MidStage(folder, name,
+                          pieces.train.checkpoint_every_s) as saves:
+    state, step = start_S, int(np.asarray(start_S.step).min())
+    if saves.step() is None:
+      last_masks, last_bits = check_all(step, state)
+    else:  # from the save inside the search, with its FIFOs and checks
+      ticket_KS = masks_now(start_S.params, start_S.mask)[0]
+      saved, records = saves.start(snapshot(start_S))
+      state, ticket_KS = saved['state'], saved['ticket']
+      evals, checks = records['evals'], records['checks']
+      step = int(np.asarray(state.step).min())
+      for k in range(K):
+        for s in range(S):
+          fifo[k, s] = tuple(saved['fifo'][k, s, i][live[s]]
+                             for i in range(saved['fifo_sizes'][k, s]))
+          if saved['declared'][k, s] >= 0:
+            declared[k, s] = int(saved['declared'][k, s])
+      last_masks, last_bits = masks_now(state.params, state.mask)
+    bar = progress_lib.Progress(
+        T, f'early-bird {name} ({S} seeds, {K} tracker{"s" * (K > 1)})',
+        enabled=folder.show_progress, start=step)
+    for end in loop.chunk_ends(step, T, every):
+      state, metrics = trainer.train(state, folder.data, end - step)
+      step = end
+      per_seed = jax.tree.map(np.asarray, {
+          **loop.train_means(metrics),
+          **loop.evaluate_splits(trainer, state, folder.data)})
+      evals.extend(records_lib.member_records(
+          who, per_seed, branch='search', step=step))
+      last_masks, last_bits = check_all(step, state)
+      settled = stop_early and len(declared) == K * S
+      if settled:  # the last progress line says where the level stopped
+        bar.total = step
+      bar.update(step, loss=float(np.mean(per_seed['train_loss'])),
+                 test_acc=float(np.mean(per_seed['test_accuracy'])))
+      if settled:
+        break
+      saves.save(step, lambda state=state: snapshot(state),
+                 {'evals': evals, 'checks': checks}, T)
   # a member that never declared keeps its last mask (and saves nothing)
   never = np.array([[(k, s) not in declared for s in range(S)]
                     for k in range(K)])
@@ -214,6 +250,7 @@ def search(folder, cfg: core.EarlyBirdConfig, start_S, name: str,
       lambda x: x.reshape((K * S,) + x.shape[2:]), tree)
   out = {'early_bird': flat(ticket_KS), 'last': flat(last_masks)}
   folder.store.save(name, out)
+  saves.end()
   return out
 
 
