@@ -6,6 +6,7 @@ import glob
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -262,6 +263,28 @@ def test_kill_and_resume_gives_identical_records(straight, tmp_path):
         os.path.join(b, name)).read(), name
   sa, sb = (json.load(open(os.path.join(d, 'summary.json'))) for d in (a, b))
   assert sa['members'] == sb['members'] and sa['k'] == sb['k']
+
+
+def test_a_phase_of_the_older_layout_is_trained_again(straight, tmp_path,
+                                                      capsys):
+  """A run folder left unfinished by the code before the phases were
+  stages (records/<phase>.json a list of evaluation records): the phase
+  is trained again, which stderr says, and the run ends as the straight
+  one."""
+  workdir, _ = straight
+  (src,) = glob.glob(str(workdir / '*'))
+  run_dir = tmp_path / 'w' / os.path.basename(src)
+  shutil.copytree(src, run_dir)
+  path = run_dir / 'records' / 'edgepopup.json'
+  path.write_text(json.dumps(json.loads(path.read_text())['evals']))
+  for name in ('summary.json', 'metrics.jsonl'):
+    os.remove(run_dir / name)
+  capsys.readouterr()
+  jobs.run(_smoke(), str(tmp_path / 'w'))
+  err = capsys.readouterr().err
+  assert err.count('is of an older layout: training edgepopup again') == 1
+  assert (run_dir / 'metrics.jsonl').read_text() == open(
+      os.path.join(src, 'metrics.jsonl')).read()
 
 
 def _who(record: dict) -> tuple:

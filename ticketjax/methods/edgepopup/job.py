@@ -23,6 +23,7 @@ table (rewriting a missing report or plot first).
 """
 import dataclasses
 import functools
+import sys
 from typing import Any
 
 import jax
@@ -33,6 +34,7 @@ from ticketjax.core import masks as masks_lib
 from ticketjax.core import train as train_lib
 from ticketjax.methods.edgepopup import core as ep
 from ticketjax.methods.edgepopup import report as report_lib
+from ticketjax.run import hosts
 from ticketjax.run import lifecycle
 from ticketjax.run import loop
 from ticketjax.run import records as records_lib
@@ -136,15 +138,22 @@ class EdgePopupRun:
 
   def phase(self, phase: str) -> dict:
     """Trains `phase` unless it is done (`Run.train_stage`); returns its
-    records."""
-    if not self.folder.stage_done(phase):
+    records. A phase of an older run folder, whose records are a list
+    (before the phases were stages, 2026-12), is trained again."""
+    records = (self.folder.read_records(phase)
+               if self.folder.stage_done(phase) else None)
+    if isinstance(records, list) and hosts.is_main():
+      print(f'{self.folder.records_path(phase)} is of an older layout: '
+            f'training {phase} again', file=sys.stderr)
+    if not isinstance(records, dict):
       members = self.members(phase)
       self.folder.train_stage(
           phase, self.trainers[phase], self.init_states(phase), members,
           None, desc=f'{phase} ({len(members)} members)',
           extras=(self._densities if phase == 'edgepopup'
                   else lambda _: [{'density': 1.0}] * self.S))
-    return self.folder.read_records(phase)
+      records = self.folder.read_records(phase)
+    return records
 
   def final_state(self) -> train_lib.TrainState:
     """The edgepopup phase's final states (its checkpoint)."""
