@@ -27,6 +27,7 @@ from ticketjax.methods.edgepopup import report
 from ticketjax.run import jobs
 from ticketjax.run import health
 from ticketjax.run import setup as setup_lib
+from ticketjax.run import store
 from testlib import kill_when, launch_env, synthetic_dataset, tiny_mlp
 import golden_lib
 
@@ -268,15 +269,19 @@ def test_kill_and_resume_gives_identical_records(straight, tmp_path):
 def test_a_phase_of_the_older_layout_is_trained_again(straight, tmp_path,
                                                       capsys):
   """A run folder left unfinished by the code before the phases were
-  stages (records/<phase>.json a list of evaluation records): the phase
-  is trained again, which stderr says, and the run ends as the straight
-  one."""
+  stages (records/<phase>.json a list of evaluation records, the phase's
+  newest save in checkpoints/<phase>/<step>/): the phase is trained
+  again, which stderr says, and the run ends as the straight one."""
   workdir, _ = straight
   (src,) = glob.glob(str(workdir / '*'))
   run_dir = tmp_path / 'w' / os.path.basename(src)
   shutil.copytree(src, run_dir)
   path = run_dir / 'records' / 'edgepopup.json'
   path.write_text(json.dumps(json.loads(path.read_text())['evals']))
+  old = run_dir / 'checkpoints' / 'edgepopup'
+  os.rename(old, run_dir / 'checkpoints' / '40')
+  os.makedirs(old)
+  os.rename(run_dir / 'checkpoints' / '40', old / '40')
   for name in ('summary.json', 'metrics.jsonl'):
     os.remove(run_dir / name)
   capsys.readouterr()
@@ -285,6 +290,7 @@ def test_a_phase_of_the_older_layout_is_trained_again(straight, tmp_path,
   assert err.count('is of an older layout: training edgepopup again') == 1
   assert (run_dir / 'metrics.jsonl').read_text() == open(
       os.path.join(src, 'metrics.jsonl')).read()
+  assert os.listdir(old) != ['40'] and store.problem(str(old)) is None
 
 
 def _who(record: dict) -> tuple:

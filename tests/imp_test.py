@@ -18,6 +18,7 @@ from ticketjax.run import jobs
 from ticketjax.run import steps
 from ticketjax.run import store as checkpoint
 from testlib import assert_kill_and_resume_identical, synthetic_dataset, tiny_mlp
+import testlib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -169,24 +170,31 @@ class _Stopped(Exception):
   """Stands for a kill right after a save inside a level."""
 
 
-@pytest.mark.parametrize('stop,trains,lost', [
-    (10, [5, 10, 10, 5], False),  # before the rewind step
-    (25, [10, 5], False),  # past it
-    (25, [10, 5, 10, 10, 5], True),  # past it, its states gone: from 0
+@pytest.mark.parametrize('k,stop,trains,lost', [
+    (15, 10, [5, 10, 10, 5], False),  # before the rewind step
+    (15, 25, [10, 5], False),  # past it
+    (15, 25, [10, 5, 10, 10, 5], 'deleted'),  # past it, its states gone:
+    (15, 25, [10, 5, 10, 10, 5], 'damaged'),  # level 0 from step 0
+    ((10, 25), 20, [5, 10, 5], False),  # a grid: between its two steps
 ])
 def test_level_0_resumes_from_a_save_before_or_past_its_rewind_step(
-    tmp_path, monkeypatch, stop, trains, lost):
-  """Rewound to step 15 (chunks end at 10, 15, 25, 35, 40) and stopped
-  after level 0's save at `stop`, the search trains level 0 on from there
-  and ends with the bytes of a search never stopped; without
-  `checkpoints/rewind_step` (`lost`) a save past the rewind step is
-  dropped and level 0 trains from its start. A save of fewer seeds than
-  the rerun asks for is dropped."""
+    tmp_path, monkeypatch, k, stop, trains, lost):
+  """Rewound to step 15 (chunks end at 10, 15, 25, 35, 40), or a grid of
+  steps 10 and 25 (10, 20, 25, 35, 40), and stopped after level 0's save
+  at `stop`, the search trains level 0 on from there and ends with the
+  bytes of a search never stopped; without `checkpoints/rewind_step`
+  (`lost`) a save past the rewind step is dropped and level 0 trains from
+  its start, and so with it damaged (reported). A save of fewer seeds
+  than the rerun asks for is dropped."""
 
   def config():
     c = _smoke(levels=0)  # the dense level alone
     c.train.checkpoint_every_s, c.train.eval_every = 0.0, 10
-    c.imp.rewind, c.imp.rewind_step = 'step', 15
+    c.imp.rewind = 'step'
+    if isinstance(k, tuple):
+      c.grid.rewind_step = k
+    else:
+      c.imp.rewind_step = k
     return c
 
   straight = jobs.run(config(), str(tmp_path / 'straight'))
@@ -200,8 +208,11 @@ def test_level_0_resumes_from_a_save_before_or_past_its_rewind_step(
     jobs.run(config(), str(tmp_path / 'stopped'))
   monkeypatch.setattr(steps.MidStage, 'save', save)
   (run_dir,) = (tmp_path / 'stopped').glob('imp-*')
-  if lost:
+  if lost == 'deleted':
     shutil.rmtree(run_dir / 'checkpoints' / 'rewind_step')
+  elif lost:
+    testlib.flip_a_bit(testlib.largest_file(str(
+        run_dir / 'checkpoints' / 'rewind_step')))
   trained, train = [], train_lib.Trainer.train
   monkeypatch.setattr(train_lib.Trainer, 'train', lambda self, state, data,
                       n: (trained.append(n), train(self, state, data, n))[1])

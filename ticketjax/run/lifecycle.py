@@ -170,7 +170,7 @@ class Run:
           show_progress=self.show_progress)
     health.flag_diverged(evals, key=lambda r: r['member'])
     dens = (masks_lib.member_densities(final_M.mask, prunable)
-            if prunable else [{}] * len(who))
+            if prunable is not None else [{}] * len(who))
     members = [{**w, **health.member_stats(
         [r for r in evals if r['member'] == i], train=train_accuracy),
                 **dens[i]} for i, w in enumerate(who)]

@@ -16,7 +16,8 @@ recomputes it (training is deterministic: the same bytes).
 saves inside `Run.train_stage` (so the dense job, Edge-Popup's phases and
 every retraining), IMP's levels, CS's search rounds, LMC's copies and
 Early-Bird's searches every `train.checkpoint_every_s` seconds, with the
-stage's records so far: every training stage of every job.
+stage's records so far. (LMC's parent trajectory saves at its rewind
+steps.)
 """
 import os
 import shutil

@@ -178,7 +178,8 @@ def search(folder, cfg: core.EarlyBirdConfig, start_S, name: str,
       sizes[k, s] = len(masks)
       for i, b in enumerate(masks):
         fifo_bits[k, s, i, live[s]] = b
-    return {'state': state_S, 'ticket': ticket_KS, 'fifo': fifo_bits,
+    return {'state': state_S, 'ticket': ticket_KS,
+            'fifo': np.packbits(fifo_bits, axis=-1),  # 8 bits a byte
             'fifo_sizes': sizes, 'declared': np.array(
                 [[declared.get((k, s), -1) for s in range(S)]
                  for k in range(K)], np.int32)}
@@ -194,9 +195,11 @@ def search(folder, cfg: core.EarlyBirdConfig, start_S, name: str,
       state, ticket_KS = saved['state'], saved['ticket']
       evals, checks = records['evals'], records['checks']
       step = int(np.asarray(state.step).min())
+      fifo_bits = np.unpackbits(np.asarray(saved['fifo']), axis=-1,
+                                count=n).astype(bool)
       for k in range(K):
         for s in range(S):
-          fifo[k, s] = tuple(saved['fifo'][k, s, i][live[s]]
+          fifo[k, s] = tuple(fifo_bits[k, s, i][live[s]]
                              for i in range(saved['fifo_sizes'][k, s]))
           if saved['declared'][k, s] >= 0:
             declared[k, s] = int(saved['declared'][k, s])

@@ -210,15 +210,14 @@ class ImpRun:
       ends += loop.chunk_ends(start, end, self.pieces.train.eval_every)
       start = end
     saves = self._saves(0)
-    resumed = saves.step() is not None
-    if resumed and ks and ks[0] < saves.step() and not self.ckpt.usable(
-        'rewind_step'):  # past a rewind step whose states are gone
+    past = ks and saves.step() is not None and ks[0] < saves.step()
+    if past and not self.ckpt.usable('rewind_step'):  # its states are gone
       saves.end()
-      saves, resumed = self._saves(0), False
+      saves, past = self._saves(0), False
     with saves:
       state_S, evals = saves.start(init_S)
-      rewind_S = (self.ckpt.restore('rewind_step', init_S)
-                  if resumed and self.ckpt.usable('rewind_step') else init_S)
+      rewind_S = (self.ckpt.restore('rewind_step', init_S) if past
+                  else init_S)  # (a k not passed yet is taken when passed)
 
       def before_chunk(step, state_S):
         nonlocal rewind_S
@@ -326,10 +325,12 @@ class ImpRun:
     old = self.folder.check_seeds(
         'grid search' if self.grid.names else 'search',
         extendable=not self.grid.names)
-    for name in ('rewind_init', 'rewind_step'):  # every level starts from
-      if self.ckpt.exists(name):  # them: damaged, nothing can be recomputed
-        self.ckpt.check(name)
     levels_done = self.levels_done()
+    # every level after 0 starts from these (level 0 writes them again):
+    # damaged after level 0, nothing can recompute them
+    for name in ('rewind_init', 'rewind_step') if levels_done else ():
+      if self.ckpt.exists(name):
+        self.ckpt.check(name)
     if old is not None:
       self.folder.lock()
       # saves inside a level hold the old seed count
