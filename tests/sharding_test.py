@@ -166,8 +166,9 @@ def test_imp_search_records_are_identical_on_one_device_and_two_hosts(
   sweep (`launch.sweep`, whose multi-host flags are `launch.main`'s) with a
   report from each: first with 4 seeds, then grown in place to 8
   (`imp_extend`, which swaps checkpoints), then an Edge-Popup smoke run
-  that saves inside its phase; its records equal a one-device run's. (One process of 4 devices, the same layout without the
-  hosts, gave the same bits too; it was dropped to keep the suite short.)
+  that saves inside its phase; its records equal a one-device run's. (One
+  process of 4 devices, the same layout without the hosts, gave the same
+  bits too; it was dropped to keep the suite short.)
 
   Bitwise equality across layouts is claimed for XLA's default emitters,
   which users run: with conftest's compile-speed flag (the older emitter) an
