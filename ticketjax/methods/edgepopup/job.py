@@ -11,12 +11,12 @@ Seed s uses `pieces.seed_keys()[s]` in both phases, so all k values
 of a seed search the same random network and see the same data order.
 
 The run folder, its lifecycle and each phase's training are
-`lifecycle.Run`'s (`train_stage`): a phase ends by writing `records/<phase>.json` (its
-evaluation records and member summaries) and then `checkpoints/<phase>`
-(the final states), and saves inside itself every
-`train.checkpoint_every_s` seconds, so a killed run resumes where it was
-and, training being deterministic, ends with the same records as a run
-never killed. `metrics.jsonl`, `summary.json`, `report.md`, `accuracy.png`
+`lifecycle.Run`'s (`train_stage`): a phase ends by writing
+`records/<phase>.json` (its evaluation records and member summaries) and
+then `checkpoints/<phase>` (the final states), and saves inside itself
+every `train.checkpoint_every_s` seconds, so a killed run resumes where
+it was and, training being deterministic, ends with the same records as
+a run never killed. `metrics.jsonl`, `summary.json`, `report.md`, `accuracy.png`
 and `curves.png` are written after each phase; `summary.json` with
 `finished: true` marks the run done, and a rerun then only prints the
 table (rewriting a missing report or plot first).
