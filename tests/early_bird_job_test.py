@@ -15,13 +15,13 @@ import pytest
 
 from configs import early_bird_mnist1d
 from testlib import assert_kill_and_resume_identical
+import testlib
 from ticketjax.core import masks as masks_lib
 from ticketjax.core import pruning
 from ticketjax.core import train as train_lib
 from ticketjax.methods.early_bird import core
 from ticketjax.run import jobs
 from ticketjax.run import setup as setup_lib
-from ticketjax.run import steps
 from ticketjax.run import store
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -203,10 +203,6 @@ def test_kill_and_resume_gives_identical_results(tmp_path):
                                    REPO)
 
 
-class _Stopped(Exception):
-  """Stands for a kill right after a save inside a search."""
-
-
 @pytest.mark.parametrize('arg,stage,stop', [
     ('smoke', 'search', 50),  # one-shot: trains its search to step 200
     ('smoke,levels=2', 'level_1', 10),  # stops where it settles
@@ -223,20 +219,11 @@ def test_a_search_stopped_after_a_save_inside_resumes_from_it(
     c.train.checkpoint_every_s = 0.0
     return c
 
-  trained, train = [], train_lib.Trainer.train
-  monkeypatch.setattr(train_lib.Trainer, 'train', lambda self, state, data,
-                      n: (trained.append(n), train(self, state, data, n))[1])
+  trained = testlib.count_training(monkeypatch)
   straight = jobs.run(config(), str(tmp_path / 'straight'))
-  chunks, trained[:] = list(trained), []
-  save = steps.MidStage.save
-  def save_then_stop(self, step, *args):
-    save(self, step, *args)
-    if step == stop and self.directory.endswith(f'{stage}.steps'):
-      raise _Stopped
-  monkeypatch.setattr(steps.MidStage, 'save', save_then_stop)
-  with pytest.raises(_Stopped):
-    jobs.run(config(), str(tmp_path / 'stopped'))
-  monkeypatch.setattr(steps.MidStage, 'save', save)
+  chunks = list(trained)
+  testlib.run_until_save(config(), str(tmp_path / 'stopped'), monkeypatch,
+                         stage, stop)
   trained[:] = []
   capsys.readouterr()
   resumed = jobs.run(config(), str(tmp_path / 'stopped'))

@@ -15,7 +15,6 @@ from ticketjax.core import optim
 from ticketjax.core import train as train_lib
 from ticketjax.methods.imp import core as imp
 from ticketjax.run import jobs
-from ticketjax.run import steps
 from ticketjax.run import store as checkpoint
 from testlib import assert_kill_and_resume_identical, synthetic_dataset, tiny_mlp
 import testlib
@@ -166,10 +165,6 @@ def test_kill_and_resume_gives_identical_results(tmp_path):
       resumes='from its save at step 20')
 
 
-class _Stopped(Exception):
-  """Stands for a kill right after a save inside a level."""
-
-
 @pytest.mark.parametrize('k,stop,trains,lost', [
     (15, 10, [5, 10, 10, 5], False),  # before the rewind step
     (15, 25, [10, 5], False),  # past it
@@ -198,24 +193,15 @@ def test_level_0_resumes_from_a_save_before_or_past_its_rewind_step(
     return c
 
   straight = jobs.run(config(), str(tmp_path / 'straight'))
-  save = steps.MidStage.save
-  def save_then_stop(self, step, state, evals, total):
-    save(self, step, state, evals, total)
-    if step == stop and self.directory.endswith('level_000.steps'):
-      raise _Stopped
-  monkeypatch.setattr(steps.MidStage, 'save', save_then_stop)
-  with pytest.raises(_Stopped):
-    jobs.run(config(), str(tmp_path / 'stopped'))
-  monkeypatch.setattr(steps.MidStage, 'save', save)
+  testlib.run_until_save(config(), str(tmp_path / 'stopped'), monkeypatch,
+                         'level_000', stop)
   (run_dir,) = (tmp_path / 'stopped').glob('imp-*')
   if lost == 'deleted':
     shutil.rmtree(run_dir / 'checkpoints' / 'rewind_step')
   elif lost:
     testlib.flip_a_bit(testlib.largest_file(str(
         run_dir / 'checkpoints' / 'rewind_step')))
-  trained, train = [], train_lib.Trainer.train
-  monkeypatch.setattr(train_lib.Trainer, 'train', lambda self, state, data,
-                      n: (trained.append(n), train(self, state, data, n))[1])
+  trained = testlib.count_training(monkeypatch)
   resumed = jobs.run(config(), str(tmp_path / 'stopped'))
   assert trained == trains
   assert resumed['members'] == straight['members']
@@ -228,12 +214,10 @@ def test_level_0_resumes_from_a_save_before_or_past_its_rewind_step(
   if stop != 25 or lost:
     return
   # stopped with 1 seed, rerun with 2: the 1-seed save is dropped
-  monkeypatch.setattr(steps.MidStage, 'save', save_then_stop)
   one = config()
   one.num_seeds = 1
-  with pytest.raises(_Stopped):
-    jobs.run(one, str(tmp_path / 'grown'))
-  monkeypatch.setattr(steps.MidStage, 'save', save)
+  testlib.run_until_save(one, str(tmp_path / 'grown'), monkeypatch,
+                         'level_000', stop)
   grown = jobs.run(config(), str(tmp_path / 'grown'))
   assert metrics(grown) == metrics(straight)
 

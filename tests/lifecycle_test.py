@@ -17,7 +17,6 @@ import testlib
 
 from configs import dense_mnist1d
 from configs import pai_mnist1d
-from ticketjax.core import train as train_lib
 from ticketjax.run import jobs
 from ticketjax.run import health
 from ticketjax.run import lifecycle
@@ -253,39 +252,6 @@ def test_mid_run_outputs_redraw_plots_at_most_every_redraw_s(tmp_path,
   lifecycle.release_all()
 
 
-class _Killed(Exception):
-  """Stands for a kill right after a save inside a stage."""
-
-
-def _run_until_first_save(config, workdir, monkeypatch) -> None:
-  """`jobs.run`, stopped (`_Killed`) right after its first save inside a
-  stage."""
-  save = steps.MidStage.save
-
-  def save_then_stop(self, step, state_M, evals, total):
-    save(self, step, state_M, evals, total)
-    if self.saves is not None:
-      raise _Killed(step)
-
-  monkeypatch.setattr(steps.MidStage, 'save', save_then_stop)
-  with pytest.raises(_Killed):
-    jobs.run(config, workdir)
-  monkeypatch.setattr(steps.MidStage, 'save', save)
-
-
-def _count_training(monkeypatch) -> list:
-  """The steps of every `Trainer.train` call from now on, as a list."""
-  trained = []
-  train = train_lib.Trainer.train
-
-  def counting(self, state, data, num_steps):
-    trained.append(num_steps)
-    return train(self, state, data, num_steps)
-
-  monkeypatch.setattr(train_lib.Trainer, 'train', counting)
-  return trained
-
-
 def test_a_stage_killed_mid_way_resumes_from_its_newest_save(tmp_path,
                                                              monkeypatch):
   """`train_stage` with `train.checkpoint_every_s=0` saves after every
@@ -301,14 +267,14 @@ def test_a_stage_killed_mid_way_resumes_from_its_newest_save(tmp_path,
     return c
 
   straight = jobs.run(config(600.0), str(tmp_path / 'straight'))
-  _run_until_first_save(config(0.0), str(tmp_path / 'killed'), monkeypatch)
+  testlib.run_until_save(config(0.0), str(tmp_path / 'killed'), monkeypatch)
   (run_dir,) = glob.glob(str(tmp_path / 'killed' / 'pai-*'))
   assert os.listdir(os.path.join(run_dir, 'checkpoints', 'train.steps')) == [
       '20']
   partial = records.read_json(
       os.path.join(run_dir, 'records', 'train.partial.json'))
   assert {r['step'] for r in partial} == {20}
-  trained = _count_training(monkeypatch)
+  trained = testlib.count_training(monkeypatch)
   resumed = jobs.run(config(0.0), str(tmp_path / 'killed'))
   assert trained == [20]  # from the step-20 save to the end
   assert resumed['members'] == straight['members']
@@ -342,8 +308,8 @@ def test_the_dense_job_resumes_inside_its_stage_and_reruns_more_seeds(
   straight = jobs.run(_smoke(), str(tmp_path / 'straight'))
   config = _smoke()
   config.train.checkpoint_every_s = 0.0
-  _run_until_first_save(config, str(tmp_path / 'w'), monkeypatch)
-  trained = _count_training(monkeypatch)
+  testlib.run_until_save(config, str(tmp_path / 'w'), monkeypatch)
+  trained = testlib.count_training(monkeypatch)
   resumed = jobs.run(config, str(tmp_path / 'w'))
   assert trained == [30]  # 60 steps, evaluated every 30
   assert metrics(resumed) == metrics(straight)

@@ -19,6 +19,45 @@ import numpy as np
 from ticketjax.core.types import Dataset, Model
 
 
+class Stopped(Exception):
+  """Stands for a kill right after a save inside a stage."""
+
+
+def run_until_save(config, workdir, monkeypatch, stage: str = '',
+                   step: int | None = None) -> None:
+  """`jobs.run`, stopped (`Stopped`) right after its first save inside a
+  stage, or, given `stage` and `step`, right after that stage's save at
+  that step."""
+  from ticketjax.run import jobs, steps  # pylint: disable=g-import-not-at-top
+  import pytest  # pylint: disable=g-import-not-at-top
+  save = steps.MidStage.save
+
+  def save_then_stop(self, at, *args):
+    save(self, at, *args)
+    if self.saves is not None and (not stage or (
+        self.name == stage and at == step)):
+      raise Stopped(at)
+
+  monkeypatch.setattr(steps.MidStage, 'save', save_then_stop)
+  with pytest.raises(Stopped):
+    jobs.run(config, workdir)
+  monkeypatch.setattr(steps.MidStage, 'save', save)
+
+
+def count_training(monkeypatch) -> list:
+  """The steps of every `Trainer.train` call from now on, as a list."""
+  from ticketjax.core import train as train_lib  # pylint: disable=g-import-not-at-top
+  trained = []
+  train = train_lib.Trainer.train
+
+  def counting(self, state, data, num_steps):
+    trained.append(num_steps)
+    return train(self, state, data, num_steps)
+
+  monkeypatch.setattr(train_lib.Trainer, 'train', counting)
+  return trained
+
+
 def tiny_mlp(in_dim=8, hidden=16, num_classes=3) -> Model:
   """A 2-layer ReLU MLP with 'dense_0' and 'output' layers (pure JAX)."""
 
