@@ -23,7 +23,7 @@ from configs import dense_mnist1d
 from configs import imp_mlp_mnist1d
 from configs import pai_mnist1d
 from ticketjax.run import jobs
-from ticketjax.run import lifecycle
+from ticketjax.run import lock
 
 import launch_pool
 import testlib
@@ -45,7 +45,7 @@ def finished(tmp_path_factory):
     config = module.get_config('smoke')
     config.progress = False
     jobs.run(config, root)
-  lifecycle.release_all()
+  lock.release_all()
   return root
 
 

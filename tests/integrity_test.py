@@ -15,7 +15,7 @@ import pytest
 
 from configs import imp_mlp_mnist1d
 from ticketjax.run import jobs
-from ticketjax.run import lifecycle
+from ticketjax.run import lock
 from ticketjax.run import store
 
 import testlib
@@ -102,7 +102,7 @@ def test_imp_recomputes_a_damaged_level_to_the_same_bytes(tmp_path, capsys):
   with pytest.raises(ValueError, match=r'checkpoints/rewind_init cannot be '
                      'used: its file .* sha256 differs'):
     jobs.run(config, str(tmp_path))
-  lifecycle.release_all()
+  lock.release_all()
   assert testlib.file_hashes(run_dir) == damaged
 
 
@@ -165,7 +165,7 @@ def test_every_job_recomputes_damaged_files_to_the_same_bytes(
       os.remove(os.path.join(run_dir, 'summary.json'))
     capsys.readouterr()
     assert jobs.run(config, str(tmp_path)) == summary, name
-    lifecycle.release_all()
+    lock.release_all()
     err = capsys.readouterr().err
     assert 'is damaged' in err and 'recomputing it' in err, (name, err)
     assert _outputs(run_dir) == before, name

@@ -20,6 +20,7 @@ from configs import pai_mnist1d
 from ticketjax.run import jobs
 from ticketjax.run import health
 from ticketjax.run import lifecycle
+from ticketjax.run import lock
 from ticketjax.run import records
 from ticketjax.run import steps
 
@@ -86,7 +87,7 @@ def test_seed_policies(tmp_path):
       fewer.check_seeds(policy=policy)
   with pytest.raises(ValueError, match="unknown seed policy 'grow'"):
     fewer.check_seeds(policy='grow')
-  lifecycle.release_all()
+  lock.release_all()
 
 
 def test_flag_diverged_marks_a_member_from_its_first_bad_record():
@@ -249,7 +250,7 @@ def test_mid_run_outputs_redraw_plots_at_most_every_redraw_s(tmp_path,
   os.remove(plot)
   run.finish(summary, lines, final=True, show=False)
   assert os.path.getsize(plot) > 0
-  lifecycle.release_all()
+  lock.release_all()
 
 
 def test_a_stage_killed_mid_way_resumes_from_its_newest_save(tmp_path,
@@ -315,7 +316,7 @@ def test_the_dense_job_resumes_inside_its_stage_and_reruns_more_seeds(
   assert metrics(resumed) == metrics(straight)
   assert {k: v for k, v in resumed.items() if k != 'run_dir'} == {
       k: v for k, v in straight.items() if k != 'run_dir'}
-  lifecycle.release_all()
+  lock.release_all()
 
   three = _smoke(seeds=3)
   three.train.checkpoint_every_s = 0.0  # (out of the hash: same folder)

@@ -10,7 +10,7 @@ from configs import common
 from configs import imp_mlp_mnist1d
 from configs import transfer_lenet300_fashion_mnist_to_mnist_5k as transfer
 from ticketjax.run import jobs
-from ticketjax.run import lifecycle
+from ticketjax.run import lock
 
 
 @pytest.fixture(scope='module')
@@ -88,7 +88,7 @@ def test_bad_transfer_inputs_fail_before_any_write(imp_runs, tmp_path, which,
     common.mnist1d_mlp_protocol(config, value)
   with pytest.raises(ValueError, match=match):
     jobs.run(config, str(tmp_path / 'w'))
-  lifecycle.release_all()
+  lock.release_all()
   assert not (tmp_path / 'w').exists()
 
 
@@ -104,5 +104,5 @@ def test_a_damaged_source_ticket_is_named_before_any_write(imp_runs,
     f.truncate(10)
   with pytest.raises(ValueError, match='level_002 cannot be used'):
     jobs.run(_config(copy, target), str(tmp_path / 'w'))
-  lifecycle.release_all()
+  lock.release_all()
   assert not (tmp_path / 'w').exists()

@@ -7,7 +7,7 @@ It looks up the method named by `config.job` in the registry
 from typing import Any
 
 from ticketjax.methods import registry
-from ticketjax.run import lifecycle
+from ticketjax.run import lock
 
 
 def run(config: Any, workdir: str) -> dict:
@@ -16,4 +16,4 @@ def run(config: Any, workdir: str) -> dict:
   try:
     return method.run(config, workdir)
   finally:
-    lifecycle.release_all()  # the run folders' locks (`Run.lock`)
+    lock.release_all()  # the run folders' locks (`Run.lock`)

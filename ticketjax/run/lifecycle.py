@@ -14,10 +14,10 @@ here, written once:
      bad input fails with a ValueError and an untouched workdir.
   2. `check_seeds(...)` applies the one seed policy (below) against the
      folder's `config.json`.
-  3. `begin()` creates the folder, takes its lock (`.lock`: one writer per
-     run folder; a second process is refused with a message naming the
-     holder; the kernel drops the lock of a killed process, so a stale lock
-     never blocks a rerun) and writes `config.json`.
+  3. `begin()` creates the folder, takes its lock (`run/lock.py`, `.lock`:
+     one writer per run folder; a second process is refused with a message
+     naming the holder; the kernel drops the lock of a killed process, so a
+     stale lock never blocks a rerun) and writes `config.json`.
   4. The method runs its stages; each stage ends by writing its records
      (`write_records`, atomic) and then its checkpoint (`store`), so a
      killed run resumes at the first stage whose checkpoint is missing
@@ -49,10 +49,8 @@ record) takes any count.
 Health: `run/health.py` flags diverged members in their records;
 summaries leave them out of their means and count them.
 """
-import fcntl
 import functools
 import os
-import socket
 import sys
 import time
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
@@ -62,6 +60,7 @@ from ticketjax.core import train as train_lib
 from ticketjax.methods import registry
 from ticketjax.run import health
 from ticketjax.run import hosts
+from ticketjax.run import lock as lock_lib
 from ticketjax.run import loop
 from ticketjax.run import records as records_lib
 from ticketjax.run import setup as setup_lib
@@ -71,9 +70,6 @@ from ticketjax.run import workdir as workdir_lib
 
 SEED_POLICIES = ('extend', 'rerun', 'refuse')
 REDRAW_S = 60.0  # mid-run outputs redraw the plots at most this often
-
-# run folder -> its open, locked `.lock` file, while this process runs it
-_HELD = {}
 
 
 class Report(NamedTuple):
@@ -315,30 +311,10 @@ class Run:
     records_lib.write_json(self.path('config.json'), self.config.to_dict())
 
   def lock(self) -> None:
-    """Takes `.lock` (one writer per run folder; ValueError if held).
-
-    Held until `release_all` (`jobs.run` calls it when the job returns or
-    fails); taking it again in the same process is a no-op.
-    """
-    if self.dir in _HELD or not hosts.is_main():  # process 0 holds it
-      return
-    path = self.path('.lock')
-    # stays open while the run holds the lock (closed by release_all)
-    f = open(path, 'a+', encoding='utf-8')
-    try:
-      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-      f.seek(0)
-      holder = f.read().strip() or 'another process'
-      f.close()
-      raise ValueError(
-          f'{self.dir} is in use by {holder}; one process writes a run '
-          'folder at a time: wait for it to finish or stop it') from None
-    f.seek(0)
-    f.truncate()
-    f.write(f'process {os.getpid()} on {socket.gethostname()}\n')
-    f.flush()
-    _HELD[self.dir] = f
+    """Takes the folder's `.lock` (`run/lock.py`: one writer per run
+    folder, ValueError if another process holds it) until `jobs.run`
+    releases it."""
+    lock_lib.take(self.dir)
 
   # -- outputs -------------------------------------------------------------
 
@@ -420,11 +396,3 @@ class Run:
     print(table)
     print(f'results: {self.dir}', file=sys.stderr)
 
-
-
-def release_all() -> None:
-  """Releases every run-folder lock this process holds."""
-  while _HELD:
-    _, f = _HELD.popitem()
-    fcntl.flock(f, fcntl.LOCK_UN)
-    f.close()

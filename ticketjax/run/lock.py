@@ -1,0 +1,47 @@
+"""One writer per run folder: the `.lock` file a run holds while it runs.
+
+`take(folder)` locks `<folder>/.lock` with `flock` and writes who holds it;
+a second process taking it gets a ValueError naming the holder. The kernel
+drops the lock of a killed process, so a stale `.lock` never blocks a
+rerun. On several hosts only process 0 takes it. `release_all` (called by
+`jobs.run` when a job returns or fails) drops every lock this process holds.
+"""
+import fcntl
+import os
+import socket
+
+from ticketjax.run import hosts
+
+# run folder -> its open, locked `.lock` file, while this process runs it
+_HELD = {}
+
+
+def take(folder: str) -> None:
+  """Locks `folder` for this process (ValueError if another holds it);
+  taking it again in the same process is a no-op."""
+  if folder in _HELD or not hosts.is_main():  # process 0 holds it
+    return
+  # stays open while the run holds the lock (closed by release_all)
+  f = open(os.path.join(folder, '.lock'), 'a+', encoding='utf-8')
+  try:
+    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except OSError:
+    f.seek(0)
+    holder = f.read().strip() or 'another process'
+    f.close()
+    raise ValueError(
+        f'{folder} is in use by {holder}; one process writes a run folder '
+        'at a time: wait for it to finish or stop it') from None
+  f.seek(0)
+  f.truncate()
+  f.write(f'process {os.getpid()} on {socket.gethostname()}\n')
+  f.flush()
+  _HELD[folder] = f
+
+
+def release_all() -> None:
+  """Releases every run-folder lock this process holds."""
+  while _HELD:
+    _, f = _HELD.popitem()
+    fcntl.flock(f, fcntl.LOCK_UN)
+    f.close()
