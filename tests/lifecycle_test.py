@@ -105,7 +105,7 @@ def test_flag_diverged_marks_a_member_from_its_first_bad_record():
   assert health.flag_diverged(early, key=lambda r: r['m']) == {0}
 
 
-def test_member_stats_and_aggregate():
+def test_member_stats_aggregate_and_the_health_cell():
   recs = [{'step': 10, 'test_accuracy': 0.5, 'test_loss': 1.0,
            'train_accuracy': 0.6, 'val_loss': 0.9},
           {'step': 20, 'test_accuracy': 0.4, 'test_loss': 1.2,
@@ -119,6 +119,13 @@ def test_member_stats_and_aggregate():
   assert agg['x']['mean'] == 2.0 and agg['x']['n'] == 2
   assert 'absent' not in agg and (agg['diverged'], agg['members']) == (1, 3)
   assert 'diverged' not in health.aggregate(members[:2], ('x',))
+  # the table cell: counts out of the entry's members, else the seeds
+  assert health.column(agg) == 'diverged 1/3'
+  assert health.column({'diverged': 2}, 4) == 'diverged 2/4'
+  assert health.column({'diverged': 1, 'members': 3, 'collapsed': 2}, 3,
+                       collapsed=' (an empty layer)') == (
+                           'diverged 1/3, collapsed 2/3 (an empty layer)')
+  assert health.column(health.aggregate(members[:2], ('x',)), 2) == 'ok'
 
 
 def test_json_is_strict_and_damage_is_named(tmp_path):

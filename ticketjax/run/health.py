@@ -4,8 +4,9 @@
 exceeds `DIVERGED_FACTOR` times its first recorded loss, or exceeds
 `LOSS_LIMIT` (1e4 nats), as diverged in its records; `member_stats` sums up
 one member's records (final, best, early-stopping point) and `aggregate`
-takes mean ± std over the healthy members, counting the diverged ones, and
-`series` groups them for the cross-run report.
+takes mean ± std over the healthy members, counting the diverged ones;
+`column` is a table's health cell and `series` groups the members for the
+cross-run report.
 Pure functions of plain records: every method and `lifecycle.Run` use them.
 """
 import math
@@ -66,6 +67,18 @@ def series(summary: dict, label: Callable[[dict], str],
       groups.setdefault(label(m), {}).setdefault(x(m), []).append(m)
   return [{'label': name, 'points': points, 'reference': name == reference}
           for name, points in groups.items()]
+
+
+def column(entry: dict, seeds: int | None = None, collapsed: str = '') -> str:
+  """A table's health cell for an aggregated `entry`: 'diverged k/n' (n:
+  the entry's 'members', else `seeds`) and 'collapsed c/<seeds>' followed
+  by `collapsed` when it counts any; 'ok' when neither."""
+  out = []
+  if entry.get('diverged'):
+    out.append(f"diverged {entry['diverged']}/{entry.get('members', seeds)}")
+  if entry.get('collapsed'):
+    out.append(f"collapsed {entry['collapsed']}/{seeds}{collapsed}")
+  return ', '.join(out) or 'ok'
 
 
 def flag_diverged(records: list[dict], key: Callable[[dict], Any],

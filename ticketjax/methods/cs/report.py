@@ -65,7 +65,7 @@ def table(summary: dict) -> str:
   seeds did ('diverged k/n'); a lambda with no healthy seed shows no means.
   """
   entries, n = summary['by_lambda'], summary['num_seeds']
-  health = any(e.get('diverged') for e in entries)
+  unhealthy = any(e.get('diverged') for e in entries)
   rows = []
   for e in entries:
     cells = ([stats.format_mean_std(e['density']),
@@ -74,13 +74,12 @@ def table(summary: dict) -> str:
     cells += [stats.format_mean_std(c['final_test_accuracy'])
               if c['final_test_accuracy']['n'] else '-'
               for c in e.get('controls', {}).values()]
-    if health:
-      k = e.get('diverged', 0)
-      cells.append(f'diverged {k}/{n}' if k else 'ok')
+    if unhealthy:
+      cells.append(health.column(e, n))
     rows.append([f"{e['lambda']:g}", *cells])
   header = ['lambda', 'weights remaining (%)', 'ticket test acc (%)']
   header += [f'{b} test acc (%)' for b in entries[0].get('controls', {})]
-  if health:
+  if unhealthy:
     header.append('health')
   steps = (f"\n\nsequential training steps: {summary['sequential_steps']}; "
            f"over all {len(summary['members'])} members: "

@@ -162,8 +162,7 @@ def table(summary: dict) -> str:
                  fmt(acc) if acc else 'n/a',
                  fmt(e['best_test_accuracy']) if acc else 'n/a',
                  f"{e['jaccard_initial']['mean']:.3f}" if acc else 'n/a',
-                 f"diverged {e['diverged']}/{e['members']}"
-                 if e.get('diverged') else 'ok'])
+                 health.column(e)])
   return (title(summary) + ' (test accuracy %, mean ± std over seeds)\n\n'
           + stats.markdown_table(
               ['method', 'weights remaining (%)', 'final test acc (%)',

@@ -42,14 +42,6 @@ def _name(e: dict) -> str:
           else 'early-bird ticket')
 
 
-def _health(e: dict, n: int) -> str:
-  out = [f"diverged {e['diverged']}/{e['members']}"] if e.get(
-      'diverged') else []
-  if e.get('collapsed'):
-    out.append(f"collapsed {e['collapsed']}/{n} (an empty layer)")
-  return ', '.join(out) or 'ok'
-
-
 def table(summary: dict) -> str:
   fmt = stats.format_mean_std
   channels = summary['structure'] == 'channels'
@@ -70,7 +62,7 @@ def table(summary: dict) -> str:
         fmt(e['steps_saved']) if eb else '',
         fmt(e['distance_to_last'], scale=1, digits=3)
         if eb and not summary['levels'] else '',
-        _health(e, summary['num_seeds'])])
+        health.column(e, n, collapsed=' (an empty layer)')])
   header = ['ticket', 'target density (%)', 'weights remaining (%)',
             *(['channels kept (%)'] if channels else []),
             'final test acc (%)', 'declared at epoch (declared/seeds)',

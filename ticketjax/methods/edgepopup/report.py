@@ -85,20 +85,19 @@ def table(summary: dict) -> str:
              for e in summary['k']]
   if summary.get('dense'):
     entries.append(('dense (trained)', '100.00', summary['dense']))
-  health = any(e.get('diverged') for _, _, e in entries)
+  unhealthy = any(e.get('diverged') for _, _, e in entries)
   branches = list(summary['k'][0].get('controls', {}))
   rows = []
   for label, density, e in entries:
     row = [label, density] + [_cell(e.get(name)) for name in (
         'final_test_accuracy', 'best_test_accuracy', 'final_train_accuracy')]
     row += [_cell(e.get('controls', {}).get(b)) for b in branches]
-    if health:
-      row.append(f"diverged {e['diverged']}/{seeds}" if e.get('diverged')
-                 else 'ok')
+    if unhealthy:
+      row.append(health.column(e, seeds))
     rows.append(row)
   header = ['k (fraction kept)', 'weights kept (%)', 'test acc (%)',
             'best test acc (%)', 'train acc (%)'] + [
-                f'{b} test acc (%)' for b in branches] + (['health'] * health)
+                f'{b} test acc (%)' for b in branches] + (['health'] * unhealthy)
   return (title(summary) + ' (final-step accuracy, mean ± std over seeds; '
           'the k rows train no weight)\n\n' +
           stats.markdown_table(header, rows))

@@ -200,11 +200,6 @@ def table(summary: dict) -> str:
   fmt = stats.format_mean_std
   rows = []
   for e in summary['by_density']:
-    health = [f"diverged {e['diverged']}/{e['members']}"] if e.get(
-        'diverged') else []
-    if e.get('collapsed'):
-      health.append(f"collapsed {e['collapsed']}/{summary['num_seeds']}")
-    health = ', '.join(health) or 'ok'
     stop = e.get('early_stop_step')
     rows.append([e.get('branch', 'original'),
                  f"{100 * e['density_target']:g}",
@@ -213,7 +208,8 @@ def table(summary: dict) -> str:
                  else 'n/a',
                  fmt(e['best_test_accuracy']) if 'best_test_accuracy' in e
                  else 'n/a',
-                 fmt(stop, scale=1, digits=0) if stop else '', health])
+                 fmt(stop, scale=1, digits=0) if stop else '',
+                 health.column(e, summary['num_seeds'])])
   return (title(summary) + ' (test accuracy %, mean ± std over seeds)\n\n'
           + stats.markdown_table(
               ['branch', 'target density (%)', 'weights remaining (%)',
