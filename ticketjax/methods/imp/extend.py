@@ -23,7 +23,6 @@ records, all save the merged checkpoints together, and process 0 alone
 renames and deletes in the shared folders while the others wait
 (`hosts.barrier`).
 """
-import json
 import os
 import shutil
 
@@ -37,8 +36,8 @@ from ticketjax.run import store
 
 
 def _seeds_in(records_path: str) -> int:
-  with open(records_path, encoding='utf-8') as f:
-    return len({r['seed'] for r in json.load(f)['summaries']})
+  return len({r['seed']
+              for r in records_lib.read_json(records_path)['summaries']})
 
 
 def _rename_in(ckpt: store.Checkpoints, name: str, merged_path: str):
@@ -108,10 +107,7 @@ def extend(run, old: int, levels_done: int) -> None:
     path, sub_path = run.records_path(level), sub.records_path(level)
     if _seeds_in(path) == new:
       continue
-    with open(path, encoding='utf-8') as f:
-      mine = json.load(f)
-    with open(sub_path, encoding='utf-8') as f:
-      theirs = json.load(f)
+    mine, theirs = records_lib.read_json(path), records_lib.read_json(sub_path)
     for rec in theirs['evals'] + theirs['summaries']:
       rec['seed'] += old
     order = {b: i for i, b in enumerate(run.cfg.branches(level))}
