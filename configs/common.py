@@ -59,10 +59,24 @@ def parse_arg(arg: str | None, **defaults) -> Variant:
       out[key] = ast.literal_eval(value)
     except (ValueError, SyntaxError):
       out[key] = value
+    _check_type(key, value, out[key], defaults[key])
   out.given = frozenset(given)
   if 'seeds' in defaults:
     out['seeds'] = out.or_smoke('seeds', min(defaults['seeds'], SMOKE_SEEDS))
   return out
+
+
+def _check_type(key: str, text: str, value, default) -> None:
+  """A variant whose default is an int takes an int; a flag takes True or
+  False (or is given bare); others take what their config reads."""
+  if isinstance(default, bool):
+    if not isinstance(value, bool):
+      raise ValueError(f'config variant {key}={text} is a flag: write '
+                       f'{key!r} alone, or {key}=True / {key}=False')
+  elif isinstance(default, int) and (
+      not isinstance(value, int) or isinstance(value, bool)):
+    raise ValueError(f'config variant {key}={text} must be an integer, e.g. '
+                     f'{key}={default}')
 
 
 def smoke_rewind_steps(ks, steps: int) -> tuple[int, ...]:
@@ -76,14 +90,22 @@ def slash_floats(text) -> tuple[float, ...]:
   """'1e-2/3e-3' (or one number, or '') -> (0.01, 0.003) for grid variants."""
   if isinstance(text, (int, float)):
     return (float(text),)
-  return tuple(float(v) for v in str(text).split('/') if v)
+  try:
+    return tuple(float(v) for v in str(text).split('/') if v)
+  except ValueError:
+    raise ValueError(f"{text!r} is not numbers joined by '/', e.g. "
+                     '1e-2/3e-3') from None
 
 
 def slash_ints(text) -> tuple[int, ...]:
   """'0/100/1000' (or one int, or '') -> (0, 100, 1000) for list variants."""
   if isinstance(text, int):
     return (text,)
-  return tuple(int(v) for v in str(text).split('/') if v)
+  try:
+    return tuple(int(v) for v in str(text).split('/') if v)
+  except ValueError:
+    raise ValueError(f"{text!r} is not integers joined by '/', e.g. "
+                     '0/100/1000') from None
 
 
 def lmc_section(rewind_steps, copies: int, levels

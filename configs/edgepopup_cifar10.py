@@ -11,8 +11,8 @@ prepared in the TFDS data dir.
   python -m launch.main --config=configs/edgepopup_cifar10.py:model=conv6,k=0.5 --workdir=/tmp/ep
 
 Variants: model=conv2|conv4|conv6 (default conv4), k=K (one value or
-several joined by '/'), seeds=N (default 1), steps=N, smoke (2 seeds, k
-0.3/0.7, 40 steps).
+several joined by '/'), seeds=N (default 1), steps=N, smoke (1 seed, k
+0.3/0.7, 40 steps; a k=, steps= or seeds= given with it wins).
 
 Runtime and result: not measured (CIFAR-10 is not prepared on the 2-core
 development machine; the tests validate this config on TFDS mock data
@@ -42,4 +42,4 @@ def get_config(arg=None):
   c.train.batch_size = 128
   c.train.eval_every = 1950
   c.edgepopup = edgepopup_mnist1d.edgepopup_section(opts['k'])
-  return edgepopup_mnist1d.smoke(c) if opts['smoke'] else c
+  return edgepopup_mnist1d.smoke(c, opts) if opts['smoke'] else c

@@ -9,7 +9,8 @@ TFDS data dir (the error message says how if not).
   python -m launch.main --config=configs/edgepopup_mnist.py --workdir=/tmp/ep
 
 Variants: k=K (one value or several joined by '/'), seeds=N (default 2),
-steps=N (default 9400), smoke (2 seeds, k 0.3/0.7, 40 steps).
+steps=N (default 9400), smoke (2 seeds, k 0.3/0.7, 40 steps; a k=,
+steps= or seeds= given with it wins).
 
 Runtime and result: not measured (MNIST is not prepared on the 2-core
 development machine; the tests validate this config on TFDS mock data
@@ -33,4 +34,4 @@ def get_config(arg=None):
   c.train.batch_size = 128
   c.train.eval_every = 470
   c.edgepopup = edgepopup_mnist1d.edgepopup_section(opts['k'])
-  return edgepopup_mnist1d.smoke(c) if opts['smoke'] else c
+  return edgepopup_mnist1d.smoke(c, opts) if opts['smoke'] else c

@@ -18,7 +18,8 @@ Variants (comma-separated after ':'):
   steps=N      training steps (default 3000, 75 epochs);
   controls=A/B sanity checks of the found supermasks, evaluated: shuffle,
                reinit, invert (e.g. controls=shuffle/reinit/invert);
-  smoke        2 seeds, k 0.3/0.7, 40 steps: the tests' run (~20 s).
+  smoke        2 seeds, k 0.3/0.7, 40 steps: the tests' run (~20 s); a
+               seeds=, k= or steps= given with it wins.
 A run folder keeps its seed count (it is out of the hash): another count in
 the same workdir is refused. report.md shows the table, accuracy.png (test
 accuracy against k) and curves.png (test accuracy and loss against step).
@@ -74,10 +75,14 @@ def sgd_recipe(c: ml_collections.ConfigDict, weight_decay: float
   return c
 
 
-def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """The tests' variant: 2 seeds, k 0.3/0.7, 40 steps of batch 16."""
-  c.edgepopup.k = (0.3, 0.7)
-  c.train.steps = 40
+def smoke(c: ml_collections.ConfigDict, opts: common.Variant
+          ) -> ml_collections.ConfigDict:
+  """The tests' variant: k 0.3/0.7, 40 steps of batch 16 (`parse_arg`
+  caps the seeds at 2); a k= or steps= the variant `opts` gave wins."""
+  if 'k' not in opts.given:
+    c.edgepopup.k = (0.3, 0.7)
+  if 'steps' not in opts.given:
+    c.train.steps = 40
   c.train.eval_every = 10
   c.train.batch_size = min(c.train.batch_size, 16)
   c.train.eval_batch_size = 64
@@ -105,4 +110,4 @@ def get_config(arg=None):
   c.edgepopup = edgepopup_section(opts['k'])
   c.edgepopup.controls = tuple(
       v for v in str(opts['controls']).split('/') if v)
-  return smoke(c) if opts['smoke'] else c
+  return smoke(c, opts) if opts['smoke'] else c

@@ -3,8 +3,11 @@ import pytest
 
 from configs import common
 from configs import dense_mnist1d
+from configs import edgepopup_mnist
+from configs import edgepopup_mnist1d
 from configs import imp_mlp_mnist1d
 from configs import imp_resnet20_cifar10
+from configs import lmc_mnist1d
 from ticketjax.methods import registry
 from ticketjax.run import setup as setup_lib
 
@@ -18,6 +21,47 @@ def test_smoke_keeps_given_seeds_and_levels():
   c = imp_resnet20_cifar10.get_config('smoke,levels=2,seeds=1')
   assert (c.num_seeds, c.imp.levels) == (1, 2)
   assert imp_resnet20_cifar10.get_config('smoke').imp.levels == 1
+
+
+@pytest.mark.parametrize('module', [edgepopup_mnist1d, edgepopup_mnist])
+def test_smoke_keeps_given_k_and_steps(module):
+  c = module.get_config('smoke')
+  assert (c.edgepopup.k, c.train.steps) == ((0.3, 0.7), 40)
+  c = module.get_config('smoke,k=0.5,steps=100')
+  assert (c.edgepopup.k, c.train.steps) == ((0.5,), 100)
+  with pytest.raises(ValueError, match='edgepopup.k'):  # not replaced
+    registry.get('edgepopup').check(module.get_config('smoke,k=1.5'))
+
+
+def test_lmc_smoke_keeps_given_copies_and_rewind_steps():
+  c = lmc_mnist1d.get_config('smoke')
+  assert (c.lmc.copies, c.lmc.rewind_steps) == (2, (0, 30))
+  c = lmc_mnist1d.get_config('smoke,copies=3,rewind=0/20/40')
+  assert (c.lmc.copies, c.lmc.rewind_steps) == (3, (0, 20, 40))
+  # a rewind step past the smoke run's 60 steps is refused, not dropped
+  c = lmc_mnist1d.get_config('smoke,rewind=0/50/100')
+  assert c.lmc.rewind_steps == (0, 50, 100)
+  with pytest.raises(ValueError, match=r'lie in \[0, train.steps = 60\)'):
+    registry.get('lmc').check(c)
+
+
+@pytest.mark.parametrize('arg, message', [
+    ('smoke,seeds=abc', 'config variant seeds=abc must be an integer, e.g. '
+     'seeds=3'),
+    ('seeds=2.5', 'config variant seeds=2.5 must be an integer'),
+    ('cnn=1', "config variant cnn=1 is a flag: write 'cnn' alone"),
+])
+def test_a_variant_of_the_wrong_type_is_named(arg, message):
+  with pytest.raises(ValueError, match=message):
+    dense_mnist1d.get_config(arg)
+  assert dense_mnist1d.get_config('cnn=False').model.name == 'mnist1d_mlp'
+
+
+def test_slash_lists_name_bad_text():
+  with pytest.raises(ValueError, match="'abc' is not integers joined by"):
+    lmc_mnist1d.get_config('rewind=abc')
+  with pytest.raises(ValueError, match="'x' is not numbers joined by"):
+    imp_mlp_mnist1d.get_config('lr=x')
 
 
 @pytest.mark.parametrize('arg', ['k=0/100/500,smoke', 'smoke,k=0/100/500'])
