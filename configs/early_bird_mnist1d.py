@@ -2,7 +2,8 @@
 with BatchNorm, and early-bird IMP.
 
 Default: the 40-100-100-10 residual MLP of the ticket protocol (Adam 1e-2,
-batch 100, 1500 steps = 37.5 epochs of 40 steps), layerwise magnitude
+batch 100, 1500 steps, about 43 epochs of 35 steps: 3,500 training examples
+after the 500 held out for validation), layerwise magnitude
 masks at densities 50/20/10% checked every epoch (window 5, epsilon 0.1);
 each Early-Bird ticket and the full-training ticket of its density
 retrain from the init for 1500 steps next to the dense network. 4 seeds.
@@ -17,7 +18,7 @@ Variants (comma-separated after ':'):
                  convolutions together (global), the network-slimming L1
                  penalty 1e-4 on the scales during the search; densities
                  70/50/30% of the channels (the paper's 30/50/70% pruned);
-                 the dense CNN protocol (6000 steps = 150 epochs);
+                 the dense CNN protocol (6000 steps, about 171 epochs);
   levels=L       early-bird IMP: L levels pruning 20% of the survivors
                  each, every level trained only until its mask settles;
   densities=A/B  fractions kept (one-shot);
