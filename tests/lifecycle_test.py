@@ -147,11 +147,18 @@ def test_bad_workdirs_fail_before_anything_is_written(tmp_path):
   afile.write_text('x')
   locked = tmp_path / 'locked'
   locked.mkdir()
+  deep = os.path.join(tmp_path, 'new', *['d' * 200] * 20)  # > 4,096 - 256
   for workdir, match in ((afile, 'is a file'),
                          (afile / 'below', 'lies below the file'),
-                         ('', 'the workdir is empty')):
+                         ('', 'the workdir is empty'),
+                         (tmp_path / 'new' / ('x' * 300),
+                          'a name in it is 300 characters, longer than'),
+                         (deep, 'characters long; a run writes paths up'),
+                         ('/proc/ticketjax_test',  # a folder no one creates
+                          'not writable|cannot create the run folder')):
     with pytest.raises(ValueError, match=match):
       jobs.run(_smoke(), str(workdir))
+  assert sorted(os.listdir(tmp_path)) == ['a_file', 'locked']
   if os.geteuid() != 0:  # root writes anywhere
     locked.chmod(0o500)
     with pytest.raises(ValueError, match='not writable'):

@@ -299,7 +299,12 @@ class Run:
     records; its results stay until the new ones replace them (`done`
     ignores a summary of another count).
     """
-    os.makedirs(self.dir, exist_ok=True)
+    try:
+      os.makedirs(self.dir, exist_ok=True)
+    except OSError as e:  # what `check_folder` cannot see: /proc, say
+      raise ValueError(f'cannot create the run folder {self.dir} '
+                       f'({e.strerror}); give a workdir this process can '
+                       'write') from None
     self.lock()
     if self.method.SEEDS == 'rerun':  # (every process, or none, gets here)
       if self.rerun:

@@ -86,10 +86,16 @@ def run_dir(workdir: str, config: Any, extra_non_semantic=()) -> str:
       workdir, f'{config.job}-{config_hash(config, extra_non_semantic)}')
 
 
+# the longest path a run writes below its workdir (run folder, checkpoint
+# step, orbax's temporary names), with room to spare
+PATH_INSIDE = 256
+
+
 def check_folder(path: str, what: str) -> None:
   """ValueError naming `what` for a folder path that is empty, a file,
-  below a file, or where this process cannot write (checked before
-  anything is written; the folder need not exist yet)."""
+  below a file, where this process cannot write, or whose names or length
+  the file system cannot hold (checked before anything is written; the
+  folder need not exist yet)."""
   if not path:
     raise ValueError(f'the {what} is empty; give a folder (created if '
                      'missing)')
@@ -105,3 +111,15 @@ def check_folder(path: str, what: str) -> None:
   if not os.access(existing, os.W_OK | os.X_OK):
     raise ValueError(f'{what} {path}: {existing} is not writable by this '
                      'process; give a folder it can write')
+  shown = path if len(path) <= 100 else f'{path[:50]}...{path[-30:]}'
+  longest = os.pathconf(existing, 'PC_NAME_MAX')
+  for name in full.split(os.sep):
+    if len(name) > longest:
+      raise ValueError(f'{what} {shown}: a name in it is {len(name)} '
+                       f'characters, longer than the {longest} this file '
+                       'system allows')
+  room = os.pathconf(existing, 'PC_PATH_MAX') - PATH_INSIDE
+  if len(full) > room:
+    raise ValueError(f'{what} {shown} is {len(full)} characters long; a run '
+                     f'writes paths up to {PATH_INSIDE} characters below '
+                     f'it, so give one of at most {room}')
