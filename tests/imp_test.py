@@ -100,7 +100,8 @@ def test_imp_smoke_end_to_end_extend_and_idempotent(tmp_path):
   assert more['members'][:len(summary['members'])] == summary['members']
 
 
-def test_more_seeds_extend_the_run_and_vmapped_equals_per_seed(tmp_path):
+def test_more_seeds_extend_the_run_and_vmapped_equals_per_seed(tmp_path,
+                                                               capsys):
   """Seed 0 alone, then extended to 2 seeds (the smoke cap) in place; seed
   1 alone; and both seeds vmapped from scratch.
 
@@ -110,8 +111,11 @@ def test_more_seeds_extend_the_run_and_vmapped_equals_per_seed(tmp_path):
   one = jobs.run(_smoke(levels=1, seeds=1), str(tmp_path / 'w'))
   old_level1 = open(os.path.join(one['run_dir'],
                                  'records/level_001.json')).read()
+  capsys.readouterr()
   two = jobs.run(_smoke(levels=1, seeds=2), str(tmp_path / 'w'))
   assert two['run_dir'] == one['run_dir'] and two['num_seeds'] == 2
+  assert (f"extending the search in {two['run_dir']} from 1 to 2 seeds: "
+          'only the new seeds train') in capsys.readouterr().err
   run_dir = two['run_dir']
   assert not os.path.exists(os.path.join(run_dir, 'extend'))
   ckpt = checkpoint.Checkpoints(run_dir)

@@ -313,7 +313,7 @@ def test_a_stage_killed_mid_way_resumes_from_its_newest_save(tmp_path,
 
 
 def test_the_dense_job_resumes_inside_its_stage_and_reruns_more_seeds(
-    tmp_path, monkeypatch):
+    tmp_path, monkeypatch, capsys):
   """The dense job saves inside its stage: stopped after its step-30 save,
   it trains only steps 30-60 when run again and ends with the bytes of a
   run never stopped. Asked for more seeds, it reruns from scratch (its
@@ -334,8 +334,11 @@ def test_the_dense_job_resumes_inside_its_stage_and_reruns_more_seeds(
 
   three = _smoke(seeds=3)
   three.train.checkpoint_every_s = 0.0  # (out of the hash: same folder)
+  capsys.readouterr()
   grown = jobs.run(three, str(tmp_path / 'w'))
   assert grown['run_dir'] == resumed['run_dir']
+  assert (f"{grown['run_dir']} holds a run of 2 seeds: training all 3 "
+          'again') in capsys.readouterr().err
   fresh = jobs.run(_smoke(seeds=3), str(tmp_path / 'fresh'))
   assert metrics(grown) == metrics(fresh) and grown['num_seeds'] == 3
   assert records.read_json(os.path.join(grown['run_dir'], 'records',

@@ -43,8 +43,9 @@ run as a search of their own and are merged in), rerun it from scratch
 where that is cheap (`'rerun'`, the dense job: `begin` removes the old
 count's checkpoints and records), and are refused otherwise
 (`'refuse'`) with a message naming the valid counts; fewer seeds are always
-refused. A folder whose earlier attempt did no work yet (no checkpoint, no
-record) takes any count.
+refused. Extending and rerunning each say so in one stderr line. A folder
+whose earlier attempt did no work yet (no checkpoint, no record) takes any
+count.
 
 Health: `run/health.py` flags diverged members in their records;
 summaries leave them out of their means and count them.
@@ -260,6 +261,10 @@ class Run:
       self.rerun = True  # `begin` removes the other count's work
       return None
     if policy == 'extend' and extendable:
+      if hosts.is_main():
+        print(f'extending the {what} in {self.dir} from {old} to '
+              f'{self.num_seeds} seeds: only the new seeds train',
+              file=sys.stderr)
       return old
     raise ValueError(
         f'{self.dir} holds a {what} with {old} seeds and this config asks '
@@ -310,6 +315,9 @@ class Run:
       if self.rerun:
         self.check_seeds()  # again, under the lock
       if hosts.agree(self.rerun):  # process 0's reading of the folder
+        if hosts.is_main():
+          print(f'{self.dir} holds a run of {self.stored_seeds()} seeds: '
+                f'training all {self.num_seeds} again', file=sys.stderr)
         hosts.on_main('removed the run of another seed count',
                       steps_lib.remove, self.store.root, self.path('records'))
       self.rerun = False
