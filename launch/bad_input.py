@@ -36,14 +36,36 @@ def _explain(e: BaseException) -> str:
 def parse_flags(argv):
   """absl's flag parsing, with every failure (a missing or broken config
   file, a config without get_config, a bad variant, an unknown override, a
-  malformed flag) turned into one `error:` line and exit 2."""
+  malformed flag, an argument that is not a flag) turned into one `error:`
+  line and exit 2."""
+  rest = parse_flags_and_paths(argv)
+  if len(rest) > 1:
+    _fail(f'unexpected arguments {rest[1:]}: this program takes flags only; '
+          f'valid: {_valid()}, see --helpfull')
+  return rest
+
+
+def parse_flags_and_paths(argv):
+  """`parse_flags` for a program that also takes arguments (paths) after
+  its flags: returns them after the program name."""
   try:
     return flags.FLAGS(argv)
   except (flags.Error, AttributeError, KeyError, TypeError, ValueError,
           OSError, SyntaxError, ImportError) as e:
     _fail(f'{_explain(e)} (flags: {" ".join(argv[1:])}); valid: '
-          '--config=FILE.py[:VARIANT] with a get_config(arg), overrides '
-          '--config.<existing field>=<value>, see --helpfull')
+          f'{_valid()}, see --helpfull')
+
+
+def _valid() -> str:
+  """The program's own flags (those its main module defines) and, for
+  the launcher of config files, the config syntax."""
+  own = sorted(f.name for f in flags.FLAGS.flags_by_module_dict().get(
+      sys.argv[0], ()))
+  text = 'flags ' + ', '.join(f'--{name}' for name in own)
+  if 'config' in own:
+    text += ('; --config=FILE.py[:VARIANT] with a get_config(arg), '
+             'overrides --config.<existing field>=<value>')
+  return text
 
 
 @contextlib.contextmanager

@@ -26,8 +26,7 @@ flags.mark_flags_as_required(['network', 'out'])
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  del argv  # (bad_input.parse_flags refuses arguments that are not flags)
   logs.to_file('ticketjax_export')
   with bad_input.exit_on_value_error():
     manifest = export.export_network(_NETWORK.value, _OUT.value)

@@ -32,8 +32,7 @@ flags.mark_flags_as_required(['config', 'workdir'])
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  del argv  # (bad_input.parse_flags refuses arguments that are not flags)
   logs.to_file('ticketjax')
   with bad_input.launching('the config'):
     config = _CONFIG.value

@@ -35,8 +35,7 @@ flags.mark_flags_as_required(['dataset'])
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  del argv  # (bad_input.parse_flags refuses arguments that are not flags)
   logs.to_file('ticketjax_prepare')
   with bad_input.exit_on_value_error():
     data_dir = loaders.resolve_data_dir(_DATA_DIR.value)

@@ -34,8 +34,7 @@ flags.mark_flags_as_required(['a', 'b'])
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  del argv  # (bad_input.parse_flags refuses arguments that are not flags)
   logs.to_file('ticketjax_probe')
   with bad_input.exit_on_value_error():
     path_probe.main(_A.value, _B.value, split=_SPLIT.value,

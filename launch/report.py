@@ -37,4 +37,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=bad_input.parse_flags)
+  app.run(main, flags_parser=bad_input.parse_flags_and_paths)

@@ -54,8 +54,7 @@ def load_sweep(spec: str):
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  del argv  # (bad_input.parse_flags refuses arguments that are not flags)
   logs.to_file('ticketjax_sweep')
   with bad_input.launching('starting JAX (--jax_platforms, '
                            '--num_processes, --coordinator_address)'):

@@ -32,8 +32,7 @@ flags.mark_flags_as_required(['corpus', 'vocab_size', 'out'])
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  del argv  # (bad_input.parse_flags refuses arguments that are not flags)
   logs.to_file('ticketjax_tokenizer')
   with bad_input.exit_on_value_error():
     tokenizer = text.train_bpe(_CORPUS.value, _VOCAB_SIZE.value,

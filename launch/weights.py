@@ -28,8 +28,7 @@ flags.mark_flags_as_required(['state', 'out'])
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  del argv  # (bad_input.parse_flags refuses arguments that are not flags)
   logs.to_file('ticketjax_weights')
   with bad_input.exit_on_value_error():
     result = weights.write(weights.parse_states(_STATE.value), _OUT.value)

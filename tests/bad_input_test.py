@@ -128,7 +128,19 @@ CASES = [
     ('config-syntax-error', 'main', ['--config={root}/broken.py'],
      'broken.py', _sweep_file('def get_config(arg):\n  return [\n')),
     ('variant-seeds-abc', 'main', ['--config=configs/dense_mnist1d.py:'
-                                   'seeds=abc'], 'seeds', None),
+                                   'seeds=abc'],
+     'config variant seeds=abc must be an integer', None),
+    ('variant-seeds-float', 'main', ['--config=configs/dense_mnist1d.py:'
+                                     'seeds=2.5'],
+     'config variant seeds=2.5 must be an integer', None),
+    ('variant-flag-given-a-value', 'main',
+     ['--config=configs/dense_mnist1d.py:cnn=1'], "write 'cnn' alone", None),
+    ('variant-rewind-not-ints', 'main',
+     [f'--config={LMC},rewind=0/ten'], "'0/ten' is not integers", None),
+    ('variant-smoke-rewind-past-its-end', 'main',
+     [f'--config={LMC},rewind=0/100'], 'lie in [0, train.steps = 60)', None),
+    ('main-extra-argument', 'main', [f'--config={DENSE}', 'extra'],
+     "unexpected arguments ['extra']: this program takes flags only", None),
     ('variant-seeds-0', 'main', ['--config=configs/dense_mnist1d.py:seeds=0'],
      'num_seeds', None),
     ('variant-unknown', 'main', ['--config=configs/dense_mnist1d.py:smok'],
@@ -362,6 +374,17 @@ CASES = [
                                       '--b={imp}/checkpoints/level_000:1',
                                       '--split=val'], 'split', None),
     # the report launcher
+    ('report-no-flags', 'report', [],
+     'valid: flags --only, --out, --workdir', None),
+    ('report-workdir-is-a-file', 'report', ['--workdir={file}'],
+     'workdir {file} is a file', None),
+    ('probe-extra-argument', 'probe', ['--a={imp}/checkpoints/level_001',
+                                       '--b={imp}/checkpoints/level_001',
+                                       'extra'],
+     "unexpected arguments ['extra']", None),
+    ('workdir-name-too-long', 'main', [f'--config={DENSE}',
+                                       '--workdir={root}/' + 'x' * 300],
+     'a name in it is 300 characters', None),
     ('report-no-such-workdir', 'report', ['--workdir={root}/nope',
                                           '--out={root}/r'], 'no such workdir',
      None),
@@ -460,6 +483,6 @@ def test_bad_input_gives_one_error_line_exit_2_and_changes_nothing(
   assert proc.returncode == 2, proc.stderr[-3000:]
   lines = proc.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith('error: '), proc.stderr
-  assert culprit in lines[0], lines[0]
+  assert culprit.format(**names) in lines[0], lines[0]
   assert 'Traceback' not in proc.stderr
   assert testlib.file_hashes(root) == before

@@ -42,6 +42,9 @@ def find_runs(paths) -> list[dict]:
   """Summaries of the run folders in (or at) `paths`, sorted by folder."""
   runs = []
   for path in paths:
+    if os.path.isfile(path):
+      raise ValueError(f'workdir {path} is a file; give a folder of run '
+                       'folders, or a run folder')
     if not os.path.isdir(path):
       raise ValueError(f'no such workdir: {path!r}')
     files = sorted(glob.glob(os.path.join(path, '*', 'summary.json')))
@@ -253,13 +256,13 @@ def write(paths, out_dir: str, only: str = '') -> str:
   ('<job> <model>[ #n] <method's label>', as the table shows them) it
   matches (`re.search`); ValueError when it is not one or matches none.
   """
-  workdir_lib.check_folder(out_dir, 'report folder (--out)')
   try:
     pattern = re.compile(only) if only else None
   except re.error as e:
     raise ValueError(f'--only {only!r} is not a regular expression: '
                      f'{e}') from None
-  runs = find_runs(paths)
+  runs = find_runs(paths)  # (reads only)
+  workdir_lib.check_folder(out_dir, 'report folder (--out)')
   name_runs(runs)
   series = [s for r in runs for s in accuracy_series(r)]
   if pattern:
