@@ -205,7 +205,7 @@ def plot_lmc(runs, path) -> None:
   fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
   steps = []
   for run in runs:
-    steps += lmc_report.draw_barriers(ax, run, f"{_name(run)} {run['model']} ")
+    steps += lmc_report.draw_barriers(ax, run, f'{_name(run)} ')
   lmc_report.finish_barrier_axes(ax, steps)
   ax.set_title(plots_lib.title('Error barrier against rewind step, every '
                                'LMC run'), fontsize='small')

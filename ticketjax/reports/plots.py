@@ -104,7 +104,8 @@ def density_axis(ax, lowest: float) -> None:
   """A log x axis of percent of weights remaining, 100 at the left, with
   readable ticks down to `lowest` (percent): IMP's 20% steps (100, 80, 64,
   ...) while they are far enough apart, else halvings (quarterings over a
-  wide range)."""
+  wide range), and `lowest` itself when the last of those is well above
+  it."""
   ax.set_xscale('log')
   ticks = [100.0]
   t = 100.0
@@ -115,6 +116,8 @@ def density_axis(ax, lowest: float) -> None:
   if len(ticks) > 9:  # wide range: halvings, or quarterings if > 8
     ticks = [100 / 2 ** i for i in range(40) if 100 / 2 ** i >= lowest * 0.99]
     ticks = ticks[::2] if len(ticks) > 8 else ticks
+  if ticks[-1] > 1.15 * lowest:  # the sparsest point gets its own tick
+    ticks.append(lowest)
   ax.set_xticks(ticks, [f'{t:.3g}' for t in ticks])
   ax.set_xticks([], minor=True)
   ax.set_xlim(105, lowest * 0.9)
@@ -146,9 +149,15 @@ def learning_curves(groups: dict, path: str, title_text: str) -> None:
   for ax in axes:
     ax.set_xlabel('training step')
     ax.grid(alpha=0.3)
-  many = len(axes[0].get_legend_handles_labels()[1]) > 8
-  legend(fig, axes[1] if many else axes[0], widen=1.3)  # many: at the right
   fig.suptitle(title(title_text), fontsize='medium')
-  fig.tight_layout()
+  handles, labels = axes[0].get_legend_handles_labels()
+  below = 0.0  # the legend goes below both panels, covering no line
+  if handles:
+    ncol = min(3, len(handles))
+    below = 0.25 * -(-len(handles) // ncol) + 0.1  # inches
+    fig.set_figheight(fig.get_figheight() + below)
+    fig.legend(handles, labels, loc='lower center', ncol=ncol,
+               fontsize='small', frameon=False)
+  fig.tight_layout(rect=(0, below / fig.get_figheight(), 1, 1))
   fig.savefig(path)
   plt.close(fig)

@@ -4,7 +4,8 @@ The driver trains in chunks; after each chunk it calls `update`. On a
 terminal the line redraws in place; in a log (CI, Colab cells, files) it
 prints at most about `max_lines` lines per bar so logs stay readable. The
 first chunk includes compilation, so the rate and ETA are measured from the
-end of the first chunk on.
+end of the first chunk on; the last line's time is the whole bar's, with
+compiling.
 """
 import sys
 import time
@@ -57,7 +58,8 @@ class Progress:
     parts = [f'{self.desc} {self.done}/{self.total} ({pct:3.0f}%)'.strip(),
              f'{self.rate:,.0f} steps/s',
              f'ETA {_fmt_time(eta)}' if self.done < self.total else
-             f'took {_fmt_time(time.perf_counter() - self.t0)}']
+             f'took {_fmt_time(time.perf_counter() - self.t0)} with '
+             'compiling']
     parts += [f'{k} {v:.4g}' for k, v in scalars.items()]
     return ' | '.join(parts)
 

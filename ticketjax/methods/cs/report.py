@@ -68,7 +68,7 @@ def table(summary: dict) -> str:
   unhealthy = any(e.get('diverged') for e in entries)
   rows = []
   for e in entries:
-    cells = ([stats.format_mean_std(e['density']),
+    cells = ([stats.format_mean_std(e['density'], digits=2),
               stats.format_mean_std(e['final_test_accuracy'])]
              if e['density']['n'] else ['-', '-'])
     cells += [stats.format_mean_std(c['final_test_accuracy'])

@@ -64,10 +64,10 @@ def table(summary: dict) -> str:
         f"{100 * summary['networks'][e['network']]:.2f}", e['split'],
         _barrier_cell(e), 'yes' if e['stable'] else 'no',
         _cell(e['final_test_accuracy'])])
-  heading = (f"Instability of {summary['model']} on {summary['dataset']}: "
-             f"{summary['num_seeds']} seeds x {summary['copies']} copies, "
-             f"{len(summary['alphas'])} alphas, {summary['train_steps']} "
-             'steps (barrier mean ± std over pairs and seeds)')
+  heading = (f"{title(summary)}; {summary['num_seeds']} seeds x "
+             f"{summary['copies']} copies, {len(summary['alphas'])} alphas, "
+             f"{summary['train_steps']} steps (barrier mean ± std over pairs "
+             'and seeds)')
   return heading + '\n\n' + stats.markdown_table(header, rows)
 
 
