@@ -145,6 +145,17 @@ def _garble(path):
     f.write('{"not json\n')
 
 
+def _first_line(path):  # still JSON lines: the sha256 sum finds it
+  with open(path, encoding='utf-8') as f:
+    first = f.readline()
+  with open(path, 'w', encoding='utf-8') as f:
+    f.write(first)
+
+
+def _empty(path):
+  open(path, 'w').close()
+
+
 @pytest.mark.parametrize('job', sorted(JOBS))
 def test_every_job_recomputes_damaged_files_to_the_same_bytes(
     job, tmp_path, capsys):
@@ -154,7 +165,8 @@ def test_every_job_recomputes_damaged_files_to_the_same_bytes(
   summary = jobs.run(config, str(tmp_path))
   run_dir = summary['run_dir']
   before = _outputs(run_dir)
-  damages = [(_cut, 'summary.json'), (_garble, 'metrics.jsonl')]
+  damages = [(_cut, 'summary.json'), (_garble, 'metrics.jsonl'),
+             (_first_line, 'metrics.jsonl'), (_empty, 'metrics.jsonl')]
   if records:  # an attempt cut before its summary, with a stage damaged
     damages += [(_cut, f'records/{records}.json'),
                 (testlib.flip_a_bit, f'checkpoints/{checkpoint}')]

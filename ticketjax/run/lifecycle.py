@@ -24,10 +24,11 @@ here, written once:
      (`stage_done`), from its newest save inside the stage if it has one
      (`steps.MidStage`). `train_stage` is the common one: members trained
      from their start states to the end, with per-member summaries.
-  5. `finish(summary, lines)` writes `metrics.jsonl`, `summary.json`,
-     `report.md` and the method's plots (its `report(summary, lines,
-     config) -> Report`), all atomically, and prints the table and where
-     the results went. A method may also call it mid-run (`final=False`,
+  5. `finish(summary, lines)` writes `metrics.jsonl`, `summary.json`
+     (and their sha256 sums, `records/outputs.json`: a file emptied or cut
+     at a line end still parses), `report.md` and the method's plots (its
+     `report(summary, lines, config) -> Report`), all atomically, and
+     prints the table and where the results went. A method may also call it mid-run (`final=False`,
      after an IMP level, say): the records, summary and report are
      rewritten, and the plots redrawn at most once every `REDRAW_S`
      seconds (a level of seconds would spend most of its time drawing);
@@ -70,6 +71,9 @@ from ticketjax.run import store
 from ticketjax.run import workdir as workdir_lib
 
 SEED_POLICIES = ('extend', 'rerun', 'refuse')
+# written by `finish`, with their sha256 sums in `SUMS`
+OUTPUTS = ('metrics.jsonl', 'summary.json')
+SUMS = 'records/outputs.json'
 REDRAW_S = 60.0  # mid-run outputs redraw the plots at most this often
 
 
@@ -347,6 +351,7 @@ class Run:
                     *steps_lib.leftovers(self))
     records_lib.write_jsonl(self.path('metrics.jsonl'), lines)
     records_lib.write_json(self.path('summary.json'), summary)
+    records_lib.seal(self.dir, OUTPUTS, SUMS)
     report = self.write_report(summary, lines, plots=final or (
         time.monotonic() - self._drawn_at >= REDRAW_S))
     if final and show:
@@ -374,19 +379,21 @@ class Run:
       self._drawn_at = time.monotonic()
     return report
 
-  def done(self) -> dict | None:
+  def done(self, finished: Callable[[dict], bool] | None = None
+           ) -> dict | None:
     """The stored summary of a finished run of this seed count, else None.
 
-    A finished run is announced as done; a report or plot that is missing
-    or empty, or a non-semantic field (what only the report reads) changed
-    since, is redrawn first (and `config.json` takes the new field).
+    Finished: `finished(summary)`, by default its 'finished' field (True
+    when absent). A finished run is announced as done; a report or plot
+    that is missing or empty, or a non-semantic field (what only the
+    report reads) changed since, is redrawn first (and `config.json` takes
+    the new field).
     """
-    if not (records_lib.intact(self.path('summary.json'))
-            and records_lib.intact(self.path('metrics.jsonl'))):
+    if not records_lib.sealed(self.dir, OUTPUTS, SUMS):
       return None  # not finished, or derived files to recompute
     summary = self.read_summary()
-    if not summary.get('finished', True) or (
-        summary.get('num_seeds') != self.num_seeds):
+    finished = finished or (lambda s: s.get('finished', True))
+    if not finished(summary) or summary.get('num_seeds') != self.num_seeds:
       return None
     changed = workdir_lib.semantic_config(  # the method's NON_SEMANTIC
         self.stored_config() or {}) != workdir_lib.semantic_config(

@@ -4,6 +4,7 @@
 in WORKSPACE.md); `summary.json` holds the aggregates. Values are plain
 Python numbers, so any tool reads them without ticketjax.
 """
+import hashlib
 import json
 import math
 import os
@@ -87,6 +88,37 @@ def intact(path: str) -> bool:
   except ValueError as e:
     print(f'{str(e).split("; delete")[0]}: recomputing it', file=sys.stderr)
     return False
+  return True
+
+
+def _sha256(path: str) -> str:
+  with open(path, 'rb') as f:
+    return hashlib.sha256(f.read()).hexdigest()
+
+
+def seal(folder: str, names: Sequence[str], sums: str) -> None:
+  """Writes `folder/sums`: the sha256 of each file `names` in `folder`."""
+  write_json(os.path.join(folder, sums),
+             {name: _sha256(os.path.join(folder, name)) for name in names})
+
+
+def sealed(folder: str, names: Sequence[str], sums: str) -> bool:
+  """Whether the files `names` in `folder` are there, parse (`intact`) and
+  have the sha256 sums `seal` wrote: a file emptied or cut at a line end
+  still parses. A damaged one is reported on stderr as being recomputed;
+  without `sums` (a folder from before them) parsing suffices."""
+  if not all(intact(os.path.join(folder, name)) for name in names):
+    return False
+  path = os.path.join(folder, sums)
+  if not os.path.exists(path):
+    return True
+  if not intact(path):
+    return False
+  for name, want in read_json(path).items():
+    if _sha256(os.path.join(folder, name)) != want:
+      print(f'{os.path.join(folder, name)} is damaged (its sha256 differs '
+            'from the one written with it): recomputing it', file=sys.stderr)
+      return False
   return True
 
 
