@@ -77,7 +77,7 @@ def _smoke(levels=2, seeds=2):
   return config
 
 
-def test_imp_smoke_end_to_end_extend_and_idempotent(tmp_path):
+def test_imp_smoke_end_to_end_extend_and_idempotent(tmp_path, capsys):
   summary = jobs.run(_smoke(levels=1), str(tmp_path))
   run_dir = summary['run_dir']
   assert summary['levels_done'] == 2
@@ -92,6 +92,15 @@ def test_imp_smoke_end_to_end_extend_and_idempotent(tmp_path):
   assert {'early_stop_step', 'best_test_accuracy', 'density_per_layer',
           'final_test_accuracy', 'final_test_loss'} <= set(member)
   stamp = os.path.getmtime(os.path.join(run_dir, 'checkpoints/level_001'))
+  # run again: found done, the table printed, no file written again
+  files = ('metrics.jsonl', 'summary.json', 'report.md', 'accuracy.png')
+  stamps = [os.stat(os.path.join(run_dir, f)).st_mtime_ns for f in files]
+  capsys.readouterr()
+  assert jobs.run(_smoke(levels=1), str(tmp_path)) == summary
+  out, err = capsys.readouterr()
+  assert f'already done: {run_dir}' in err and '| level |' in out
+  assert [os.stat(os.path.join(run_dir, f)).st_mtime_ns
+          for f in files] == stamps
   # more levels extend the same run folder; finished levels are skipped
   more = jobs.run(_smoke(levels=2), str(tmp_path))
   assert more['run_dir'] == run_dir and more['levels_done'] == 3

@@ -44,6 +44,7 @@ from ticketjax.run import loop
 from ticketjax.run import records as records_lib
 from ticketjax.run import setup as setup_lib
 from ticketjax.run import steps as steps_lib
+from ticketjax.run import store
 
 
 def imp_config(config) -> imp_lib.ImpConfig:
@@ -314,6 +315,23 @@ class ImpRun:
     self._finish_level(level, branches, final_BS, evals, random_mask_S)
     saves.end()
 
+  def _complete(self, levels_done: int) -> bool:
+    """Whether the search has every level it will train (`imp.levels`, or
+    fewer when the last ticket reached `imp.target_density`), the records
+    and checkpoint of each intact (checked quietly: the levels loop reports
+    and recomputes a damaged one)."""
+    def intact(level):
+      try:
+        self.folder.read_records(_level_name(level))
+      except (OSError, ValueError):
+        return False
+      return store.problem(self.ckpt.path(_level_name(level))) is None
+    if not all(intact(level) for level in range(levels_done)):
+      return False
+    return levels_done == self.cfg.levels + 1 or bool(
+        levels_done and self.cfg.target_density
+        and self.ticket_density(levels_done - 1) <= self.cfg.target_density)
+
   def ticket_density(self, level) -> float:
     """The largest ticket density of `level` (the target stops a search
     once every lineage's ticket is at or below it)."""
@@ -331,6 +349,10 @@ class ImpRun:
     for name in ('rewind_init', 'rewind_step') if levels_done else ():
       if self.ckpt.exists(name):
         self.ckpt.check(name)
+    if old is None and not self.quiet and self._complete(levels_done):
+      done = self.folder.done(lambda s: s.get('levels_done') == levels_done)
+      if done is not None:
+        return done
     if old is not None:
       self.folder.lock()
       # saves inside a level hold the old seed count
