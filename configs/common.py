@@ -5,7 +5,8 @@ A config file's `get_config(arg)` receives the text after ':' in
 {'smoke': True, 'seeds': 8}: bare words are flags, `k=v` values are parsed
 as Python literals when they can be, else kept as strings. A value given in
 ARG always wins: `smoke` shrinks only what ARG leaves at its default
-(`:smoke,seeds=3` runs 3 seeds; `:smoke` alone runs at most `SMOKE_SEEDS`).
+(`:smoke,seeds=3` runs 3 seeds; `:smoke` alone runs at most `SMOKE_SEEDS`),
+except a grid of rewind steps past a smoke run's end (`smoke_rewind_steps`).
 """
 import ast
 import importlib.util
@@ -80,9 +81,11 @@ def _check_type(key: str, text: str, value, default) -> None:
 
 
 def smoke_rewind_steps(ks, steps: int) -> tuple[int, ...]:
-  """A smoke run's stand-ins for a grid of rewind steps `ks`: as many
-  values, evenly spaced in [0, steps) from 0 (the paper's k are past a
-  smoke run's end)."""
+  """A smoke run's grid of rewind steps: `ks` when all lie before its
+  `steps`, else stand-ins, as many values evenly spaced in [0, steps)
+  from 0 (the paper's k, e.g. 0/100/500, are past a smoke run's end)."""
+  if all(k < steps for k in ks):
+    return tuple(ks)
   return tuple(i * (steps // len(ks)) for i in range(len(ks)))
 
 

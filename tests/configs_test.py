@@ -9,6 +9,7 @@ from configs import imp_mlp_mnist1d
 from configs import imp_resnet20_cifar10
 from configs import lmc_mnist1d
 from ticketjax.methods import registry
+from ticketjax.methods.imp import report as imp_report
 from ticketjax.run import setup as setup_lib
 
 
@@ -73,6 +74,21 @@ def test_smoke_with_a_rewind_grid_builds(arg):
   built = setup_lib.build(c)
   assert built.grid.size == 3
   registry.get('imp').check(c)
+
+
+def test_smoke_keeps_a_rewind_grid_that_fits():
+  c = imp_mlp_mnist1d.get_config('smoke,k=0/10/25')
+  assert c.grid.rewind_step == (0, 10, 25)
+
+
+def test_imp_titles_say_what_a_grid_sets():
+  describe = lambda arg: imp_report.describe(imp_mlp_mnist1d.get_config(arg))
+  assert describe('smoke') == ('layerwise_magnitude pruning at rates dense '
+                               '0.2, output 0.1, rewound to init')
+  assert describe('smoke,rate=0.2/0.4') == (
+      "layerwise_magnitude pruning at the grid's rates, rewound to init")
+  assert describe('smoke,k=0/10/25,rule=global') == (
+      "global_magnitude pruning at rates 0.2, rewound to the grid's steps")
 
 
 def test_global_rule_variant():

@@ -91,23 +91,28 @@ def _branches(summary):
 
 def describe(config) -> str:
   """'layerwise_magnitude pruning at rates 0.2 (output 0.1), rewound to
-  init': the search's rule, rates and rewind mode, from its config."""
-  imp = config.imp
+  init': the search's rule, rates and rewind mode, from its config (a
+  grid's rates or rewind steps: 'the grid's')."""
+  imp, grid = config.imp, config.get('grid') or {}
   rates = imp.get('rates', 0.2)
-  if hasattr(rates, 'items'):
-    rates = ', '.join(f'{k} {float(v):g}' for k, v in dict(rates).items())
+  if grid.get('pruning_rate'):
+    rates = "the grid's rates"
+  elif hasattr(rates, 'items'):
+    rates = 'rates ' + ', '.join(f'{k} {float(v):g}'
+                                 for k, v in dict(rates).items())
   else:
-    rates = f'{float(rates):g}'
+    rates = f'rates {float(rates):g}'
   k = imp.get('rewind_step', 0)
+  step = "the grid's steps" if grid.get('rewind_step') else f'step {k}'
   rewind = {'init': 'rewound to init',
-            'step': f'rewound to step {k}',
-            'lr': f'learning rate rewound to step {k}',
+            'step': f'rewound to {step}',
+            'lr': f'learning rate rewound to {step}',
             'finetune': f'fine-tuned for train.steps - {k} steps',
             }.get(imp.get('rewind', 'init'), imp.get('rewind'))
   structure = imp.get('structure', 'unstructured')
   structure = '' if structure == 'unstructured' else f' ({structure})'
   return f"{imp.get('rule', 'layerwise_magnitude')}{structure} pruning at " \
-      f'rates {rates}, {rewind}'
+      f'{rates}, {rewind}'
 
 
 def title(summary: dict, described: str = '') -> str:
