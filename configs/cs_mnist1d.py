@@ -11,10 +11,10 @@ repo does; Adam on the logits gives worse masks), weights rewound to epoch
   python -m launch.main --config=configs/cs_mnist1d.py --workdir=/tmp/tj
 
 Runtime: 1 min 42 s on 2 CPU cores (8 lambdas x 4 seeds = 32 members).
-Measured (WORKSPACE.md): tickets from 89% down to 4.4% of the weights in
-one run; 64.7-62.8% test accuracy down to 12.2% (IMP's tickets there:
-63-64%, dense 62.9%), 61.4% at 4.4%; 4,580 sequential steps against the
-16,500 IMP needs to reach 12.3%.
+Measured (docs/results.md, "Continuous Sparsification vs IMP"): tickets
+from 89% down to 4.4% of the weights in one run; 64.7-62.8% test accuracy
+down to 12.2% (IMP's tickets there: 63-64%, dense 62.9%), 61.4% at 4.4%;
+4,580 sequential steps against the 16,500 IMP needs to reach 12.3%.
 
 Set `--config.cs.compare_imp=DIR/imp-<hash>` to draw IMP's ticket curve of
 the same model in `accuracy.png`.

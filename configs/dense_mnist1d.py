@@ -11,9 +11,9 @@ Variants (comma-separated after ':'):
   seeds=N   N seeds instead of 3;
   smoke     60 steps, 2 seeds: a seconds-long check used by the tests.
 
-Runtime on 2 CPU cores and expected result (measured, see WORKSPACE.md):
-MLP about 30 s, mean test accuracy about 65% (published 65-68%); CNN about
-1-2 min, about 92% (published 92-94%).
+Runtime on 2 CPU cores and expected result (measured, docs/results.md,
+"Dense MNIST-1D baselines"): MLP about 20 s, mean test accuracy about 65.7%
+(published 65-68%); CNN about 35 s, about 92.7% (published 92-94%).
 """
 from configs import common
 
