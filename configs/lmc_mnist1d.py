@@ -28,7 +28,10 @@ Variants (comma-separated after ':'):
   rewind=A/B rewind steps, e.g. rewind=0/100/1000;
   smoke      2 seeds x 2 copies, 60 steps, k in {0, 30}: seconds (a
              seeds=, copies= or rewind= given with it wins; rewind steps
-             must lie below the 60 steps).
+             must lie below the 60 steps). The tickets of an
+             imp_mlp_mnist1d smoke run (40 steps) need its steps too:
+             :mlp,levels=1,smoke,rewind=0/20 --config.train.steps=40
+             --config.train.eval_every=20.
 
 Runtime on 2 CPU cores and result (measured): docs/results.md, "Instability
 of the dense MNIST-1D CNN" and "Instability of IMP tickets".

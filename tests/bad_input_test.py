@@ -352,7 +352,11 @@ CASES = [
         '--b={imp}/checkpoints/level_000:1'], 'members 0..1', None),
     ('probe-member-not-a-number', 'probe', [
         '--a={imp}/checkpoints/level_000:x',
-        '--b={imp}/checkpoints/level_000:1'], 'level_000:x', None),
+        '--b={imp}/checkpoints/level_000:1'],
+     "level_000:x': member 'x' is not a member index", None),
+    ('probe-a-run-folder', 'probe', ['--a={imp}',
+                                     '--b={imp}/checkpoints/level_000:1'],
+     'is a run folder or its checkpoints/, not a checkpoint folder', None),
     ('probe-a-file', 'probe', ['--a={file}:0',
                                '--b={imp}/checkpoints/level_000:1'], 'file',
      None),

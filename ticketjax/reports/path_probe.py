@@ -30,21 +30,30 @@ from ticketjax.run import workdir as workdir_lib
 MASK_CHOICES = ('none', 'a', 'b')
 
 
+ENDPOINT = 'an endpoint is PATH[:MEMBER], PATH = <run_dir>/checkpoints/<name>'
+
+
 def parse_endpoint(spec: str) -> tuple[str, int]:
   """'PATH[:MEMBER]' -> (absolute checkpoint path, member index)."""
   path, sep, member = spec.rpartition(':')
-  if not sep or not member.isdigit():
+  if not sep or os.path.isdir(spec):
     path, member = spec, '0'
+  elif not member.isdigit():
+    raise ValueError(f'{spec!r}: member {member!r} is not a member index '
+                     f'(0, 1, ...); {ENDPOINT}')
   path = os.path.abspath(path.rstrip('/'))
   if not os.path.isdir(path):
-    raise ValueError(f'no checkpoint folder {path!r} (an endpoint is '
-                     'PATH[:MEMBER], PATH = <run_dir>/checkpoints/<name>)')
+    raise ValueError(f'no checkpoint folder {path!r} ({ENDPOINT})')
   return path, int(member)
 
 
 def _run_config(path: str) -> dict:
   run_dir = os.path.dirname(os.path.dirname(path))
   config_path = os.path.join(run_dir, 'config.json')
+  if os.path.exists(os.path.join(path, 'config.json')) or os.path.basename(
+      path) == 'checkpoints':
+    raise ValueError(f'{path!r} is a run folder or its checkpoints/, not a '
+                     f'checkpoint folder ({ENDPOINT})')
   if not os.path.exists(config_path):
     raise ValueError(f'{path!r} is not inside a run folder: no '
                      f'{config_path}')
