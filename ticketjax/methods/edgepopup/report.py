@@ -97,7 +97,8 @@ def table(summary: dict) -> str:
     rows.append(row)
   header = ['k (fraction kept)', 'weights kept (%)', 'test acc (%)',
             'best test acc (%)', 'train acc (%)'] + [
-                f'{b} test acc (%)' for b in branches] + (['health'] * unhealthy)
+                f'{b} test acc (%)' for b in branches] + (
+                    ['health'] * unhealthy)
   return (title(summary) + ' (final-step accuracy, mean ± std over seeds; '
           'the k rows train no weight)\n\n' +
           stats.markdown_table(header, rows))

@@ -320,17 +320,17 @@ class ImpRun:
     fewer when the last ticket reached `imp.target_density`), the records
     and checkpoint of each intact (checked quietly: the levels loop reports
     and recomputes a damaged one)."""
-    def intact(level):
-      try:
-        self.folder.read_records(_level_name(level))
-      except (OSError, ValueError):
+    try:
+      if not (levels_done == self.cfg.levels + 1 or (
+          levels_done and self.cfg.target_density and self.ticket_density(
+              levels_done - 1) <= self.cfg.target_density)):
         return False
-      return store.problem(self.ckpt.path(_level_name(level))) is None
-    if not all(intact(level) for level in range(levels_done)):
+      for level in range(levels_done):
+        self.folder.read_records(_level_name(level))
+    except (OSError, ValueError):
       return False
-    return levels_done == self.cfg.levels + 1 or bool(
-        levels_done and self.cfg.target_density
-        and self.ticket_density(levels_done - 1) <= self.cfg.target_density)
+    return all(store.problem(self.ckpt.path(_level_name(level))) is None
+               for level in range(levels_done))
 
   def ticket_density(self, level) -> float:
     """The largest ticket density of `level` (the target stops a search
