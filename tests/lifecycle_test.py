@@ -152,8 +152,8 @@ def test_bad_workdirs_fail_before_anything_is_written(tmp_path):
                          (afile / 'below', 'lies below the file'),
                          ('', 'the workdir is empty'),
                          (tmp_path / 'new' / ('x' * 300),
-                          'a name in it is 300 characters, longer than'),
-                         (deep, 'characters long; a run writes paths up'),
+                          'a name in it is 300 bytes, longer than'),
+                         (deep, 'bytes long; a run writes paths up'),
                          ('/proc/ticketjax_test',  # a folder no one creates
                           'not writable|cannot create the run folder')):
     with pytest.raises(ValueError, match=match):
@@ -345,6 +345,30 @@ def test_the_dense_job_resumes_inside_its_stage_and_reruns_more_seeds(
                                         'train.json')) == records.read_json(
       os.path.join(fresh['run_dir'], 'records', 'train.json'))
   assert steps.leftovers(lifecycle.Run(three, str(tmp_path / 'w'))) == []
+
+
+def test_outputs_are_sealed_only_when_all_are_written(tmp_path, capsys):
+  """`finish` unseals the outputs first and seals them last: a run killed
+  while writing them (here: its plots) is not found done on its rerun,
+  which writes them again, quietly, to the same bytes."""
+  summary = jobs.run(_smoke(), str(tmp_path))
+  run_dir = summary['run_dir']
+  sums = os.path.join(run_dir, 'records', 'outputs.json')
+  sealed = open(sums).read()
+  assert set(json.loads(sealed)) == {'metrics.jsonl', 'summary.json'}
+  before = testlib.file_hashes(run_dir)
+  with open(sums, 'w') as f:  # as `finish` leaves it until the end
+    f.write('{}')
+  os.remove(os.path.join(run_dir, 'curves.png'))
+  capsys.readouterr()
+  assert jobs.run(_smoke(), str(tmp_path)) == summary
+  err = capsys.readouterr().err
+  assert 'already done' not in err and 'damaged' not in err
+  assert open(sums).read() == sealed
+  after = testlib.file_hashes(run_dir)
+  assert after.keys() == before.keys()  # the plot drawn again
+  assert {k: v for k, v in after.items() if not k.endswith('.png')} == {
+      k: v for k, v in before.items() if not k.endswith('.png')}
 
 
 def test_exact_records_keep_non_finite_values(tmp_path):

@@ -24,10 +24,11 @@ here, written once:
      (`stage_done`), from its newest save inside the stage if it has one
      (`steps.MidStage`). `train_stage` is the common one: members trained
      from their start states to the end, with per-member summaries.
-  5. `finish(summary, lines)` writes `metrics.jsonl`, `summary.json`
-     (and their sha256 sums, `records/outputs.json`: a file emptied or cut
-     at a line end still parses), `report.md` and the method's plots (its
-     `report(summary, lines, config) -> Report`), all atomically, and
+  5. `finish(summary, lines)` writes `metrics.jsonl`, `summary.json`,
+     `report.md` and the method's plots (its `report(summary, lines,
+     config) -> Report`) and, when all are written, the sha256 sums of the
+     first two (`records/outputs.json`: a file emptied or cut at a line end
+     still parses), all atomically, and
      prints the table and where the results went. A method may also call
      it mid-run (`final=False`, after an IMP level, say): the records,
      summary and report are rewritten, and the plots redrawn at most once
@@ -265,10 +266,6 @@ class Run:
       self.rerun = True  # `begin` removes the other count's work
       return None
     if policy == 'extend' and extendable:
-      if hosts.is_main():
-        print(f'extending the {what} in {self.dir} from {old} to '
-              f'{self.num_seeds} seeds: only the new seeds train',
-              file=sys.stderr)
       return old
     raise ValueError(
         f'{self.dir} holds a {what} with {old} seeds and this config asks '
@@ -344,16 +341,20 @@ class Run:
     seconds have passed since the last drawing (or the start). With `final`
     and `show`, prints the table to stdout and where the results are to
     stderr; `final` also removes saves inside stages that a kill left
-    (`steps.leftovers`).
+    (`steps.leftovers`), and, once every file is written, seals the
+    outputs (`SUMS`; until then they are unsealed, so `done()` never takes
+    a mid-run summary or a write cut short).
     """
+    records_lib.seal(self.dir, (), SUMS)  # unsealed while they change
     if final:  # (a kill may leave them after a stage is complete)
       hosts.on_main('removed leftover saves', steps_lib.remove,
                     *steps_lib.leftovers(self))
     records_lib.write_jsonl(self.path('metrics.jsonl'), lines)
     records_lib.write_json(self.path('summary.json'), summary)
-    records_lib.seal(self.dir, OUTPUTS, SUMS)
     report = self.write_report(summary, lines, plots=final or (
         time.monotonic() - self._drawn_at >= REDRAW_S))
+    if final:
+      records_lib.seal(self.dir, OUTPUTS, SUMS)
     if final and show:
       self.announce(report.table)
     return summary

@@ -97,7 +97,8 @@ def _sha256(path: str) -> str:
 
 
 def seal(folder: str, names: Sequence[str], sums: str) -> None:
-  """Writes `folder/sums`: the sha256 of each file `names` in `folder`."""
+  """Writes `folder/sums`: the sha256 of each file `names` in `folder`
+  (no names: unsealed, while they are being written)."""
   write_json(os.path.join(folder, sums),
              {name: _sha256(os.path.join(folder, name)) for name in names})
 
@@ -106,7 +107,8 @@ def sealed(folder: str, names: Sequence[str], sums: str) -> bool:
   """Whether the files `names` in `folder` are there, parse (`intact`) and
   have the sha256 sums `seal` wrote: a file emptied or cut at a line end
   still parses. A damaged one is reported on stderr as being recomputed;
-  without `sums` (a folder from before them) parsing suffices."""
+  unsealed ones (a mid-run or cut write) are not sealed, silently; without
+  `sums` (a folder from before them) parsing suffices."""
   if not all(intact(os.path.join(folder, name)) for name in names):
     return False
   path = os.path.join(folder, sums)
@@ -114,8 +116,11 @@ def sealed(folder: str, names: Sequence[str], sums: str) -> bool:
     return True
   if not intact(path):
     return False
-  for name, want in read_json(path).items():
-    if _sha256(os.path.join(folder, name)) != want:
+  want = read_json(path)
+  if set(want) != set(names):
+    return False
+  for name in names:
+    if _sha256(os.path.join(folder, name)) != want[name]:
       print(f'{os.path.join(folder, name)} is damaged (its sha256 differs '
             'from the one written with it): recomputing it', file=sys.stderr)
       return False
