@@ -54,6 +54,9 @@ def parse_arg(arg: str | None, **defaults) -> Variant:
                        f'{sorted(defaults)}')
     given.add(key)
     if not sep:
+      if not isinstance(defaults[key], bool):
+        raise ValueError(f'config variant {key!r} needs a value, e.g. '
+                         f'{key}={defaults[key]!r}')
       out[key] = True
       continue
     try:

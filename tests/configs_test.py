@@ -51,6 +51,7 @@ def test_lmc_smoke_keeps_given_copies_and_rewind_steps():
      'seeds=3'),
     ('seeds=2.5', 'config variant seeds=2.5 must be an integer'),
     ('cnn=1', "config variant cnn=1 is a flag: write 'cnn' alone"),
+    ('smoke,seeds', "config variant 'seeds' needs a value, e.g. seeds=3"),
 ])
 def test_a_variant_of_the_wrong_type_is_named(arg, message):
   with pytest.raises(ValueError, match=message):
