@@ -25,6 +25,7 @@ of them run in the one program of each level. Records carry the point's
 values next to the seed. A grid run cannot grow to more seeds.
 """
 import functools
+import sys
 from typing import Any
 
 import jax
@@ -322,8 +323,9 @@ class ImpRun:
     and recomputes a damaged one)."""
     try:
       if not (levels_done == self.cfg.levels + 1 or (
-          levels_done and self.cfg.target_density and self.ticket_density(
-              levels_done - 1) <= self.cfg.target_density)):
+          0 < levels_done <= self.cfg.levels and self.cfg.target_density
+          and self.ticket_density(levels_done - 1)
+          <= self.cfg.target_density)):
         return False
       for level in range(levels_done):
         self.folder.read_records(_level_name(level))
@@ -359,6 +361,9 @@ class ImpRun:
       hosts.on_main('dropped saves inside levels', steps_lib.remove,
                     *steps_lib.leftovers(self.folder))
       if levels_done:
+        if hosts.is_main():
+          print(f'extending the search in {self.run_dir} from {old} to '
+                f'{self.S} seeds: only the new seeds train', file=sys.stderr)
         imp_extend.extend(self, old, levels_done)
     self.folder.begin()
     for name in ('summary.json', 'metrics.jsonl'):  # rewritten below: a
