@@ -388,7 +388,7 @@ CASES = [
      "unexpected arguments ['extra']", None),
     ('workdir-name-too-long', 'main', [f'--config={DENSE}',
                                        '--workdir={root}/' + 'x' * 300],
-     'a name in it is 300 characters', None),
+     'a name in it is 300 bytes', None),
     ('report-no-such-workdir', 'report', ['--workdir={root}/nope',
                                           '--out={root}/r'], 'no such workdir',
      None),

@@ -112,14 +112,14 @@ def check_folder(path: str, what: str) -> None:
     raise ValueError(f'{what} {path}: {existing} is not writable by this '
                      'process; give a folder it can write')
   shown = path if len(path) <= 100 else f'{path[:50]}...{path[-30:]}'
-  longest = os.pathconf(existing, 'PC_NAME_MAX')
+  longest = os.pathconf(existing, 'PC_NAME_MAX')  # bytes
   for name in full.split(os.sep):
-    if len(name) > longest:
-      raise ValueError(f'{what} {shown}: a name in it is {len(name)} '
-                       f'characters, longer than the {longest} this file '
-                       'system allows')
+    if 0 < longest < len(os.fsencode(name)):
+      raise ValueError(f'{what} {shown}: a name in it is '
+                       f'{len(os.fsencode(name))} bytes, longer than the '
+                       f'{longest} this file system allows')
   room = os.pathconf(existing, 'PC_PATH_MAX') - PATH_INSIDE
-  if len(full) > room:
-    raise ValueError(f'{what} {shown} is {len(full)} characters long; a run '
-                     f'writes paths up to {PATH_INSIDE} characters below '
-                     f'it, so give one of at most {room}')
+  if 0 < room < len(os.fsencode(full)):
+    raise ValueError(f'{what} {shown} is {len(os.fsencode(full))} bytes '
+                     f'long; a run writes paths up to {PATH_INSIDE} bytes '
+                     f'below it, so give one of at most {room}')
