@@ -117,6 +117,7 @@ def density_axis(ax, lowest: float) -> None:
     ticks = [100 / 2 ** i for i in range(40) if 100 / 2 ** i >= lowest * 0.99]
     ticks = ticks[::2] if len(ticks) > 8 else ticks
   if ticks[-1] > 1.15 * lowest:  # the sparsest point gets its own tick
+    ticks = ticks[:-1] if ticks[-1] < 1.5 * lowest and len(ticks) > 1 else ticks
     ticks.append(lowest)
   ax.set_xticks(ticks, [f'{t:.3g}' for t in ticks])
   ax.set_xticks([], minor=True)
