@@ -28,15 +28,14 @@ here, written once:
      `report.md` and the method's plots (its `report(summary, lines,
      config) -> Report`) and, when all are written, the sha256 sums of the
      first two (`records/outputs.json`: a file emptied or cut at a line end
-     still parses), all atomically, and
-     prints the table and where the results went. A method may also call
-     it mid-run (`final=False`, after an IMP level, say): the records,
-     summary and report are rewritten, and the plots redrawn at most once
-     every `REDRAW_S` seconds (a level of seconds would spend most of its
-     time drawing); the finished run's files are the same either way. A
-     rerun of a finished run (`done()`) prints the table again, first
-     redrawing a report or plot that is missing, empty, or drawn under
-     other non-semantic fields.
+     still parses), all atomically, and prints the table and where the
+     results went. A method may also call it mid-run (`final=False`, after
+     an IMP level, say): the records, summary and report are rewritten,
+     and the plots redrawn at most once every `REDRAW_S` seconds (a level
+     of seconds would spend most of its time drawing); the finished run's
+     files are the same either way. A rerun of a finished run (`done()`)
+     prints the table again, first redrawing a report or plot that is
+     missing, empty, or drawn under other non-semantic fields.
 
 Seed policy. `num_seeds` is out of the hash, so a folder may hold a run with
 another seed count. The same count resumes (or finds the run done). More
