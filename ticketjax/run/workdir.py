@@ -113,13 +113,13 @@ def check_folder(path: str, what: str) -> None:
                      'process; give a folder it can write')
   shown = path if len(path) <= 100 else f'{path[:50]}...{path[-30:]}'
   longest = os.pathconf(existing, 'PC_NAME_MAX')  # bytes
-  for name in full.split(os.sep):
-    if 0 < longest < len(os.fsencode(name)):
-      raise ValueError(f'{what} {shown}: a name in it is '
-                       f'{len(os.fsencode(name))} bytes, longer than the '
-                       f'{longest} this file system allows')
-  room = os.pathconf(existing, 'PC_PATH_MAX') - PATH_INSIDE
-  if 0 < room < len(os.fsencode(full)):
-    raise ValueError(f'{what} {shown} is {len(os.fsencode(full))} bytes '
-                     f'long; a run writes paths up to {PATH_INSIDE} bytes '
-                     f'below it, so give one of at most {room}')
+  for size in (len(os.fsencode(name)) for name in full.split(os.sep)):
+    if 0 < longest < size:
+      raise ValueError(f'{what} {shown}: a name in it is {size} bytes, '
+                       f'longer than the {longest} this file system allows')
+  room, size = (os.pathconf(existing, 'PC_PATH_MAX') - PATH_INSIDE,
+                len(os.fsencode(full)))
+  if 0 < room < size:
+    raise ValueError(f'{what} {shown} is {size} bytes long; a run writes '
+                     f'paths up to {PATH_INSIDE} bytes below it, so give '
+                     f'one of at most {room}')

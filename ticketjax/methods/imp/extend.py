@@ -25,6 +25,7 @@ renames and deletes in the shared folders while the others wait
 """
 import os
 import shutil
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -72,8 +73,12 @@ def _finish_cut_swaps(ckpt: store.Checkpoints, sub_ckpt):
 
 
 def extend(run, old: int, levels_done: int) -> None:
-  """Grows `run` (an `imp_run.ImpRun` for S_new seeds) from `old` seeds."""
+  """Grows `run` (an `imp_run.ImpRun` for S_new seeds) from `old` seeds,
+  saying so on stderr."""
   new = run.S
+  if hosts.is_main():
+    print(f'extending the search in {run.run_dir} from {old} to {new} '
+          'seeds: only the new seeds train', file=sys.stderr)
   sub_dir = os.path.join(run.run_dir, 'extend', f'seeds_{old}_{new}')
   sub_ckpt = store.Checkpoints(sub_dir)
   hosts.on_main('imp_extend: cut swaps finished', _finish_cut_swaps,

@@ -25,7 +25,6 @@ of them run in the one program of each level. Records carry the point's
 values next to the seed. A grid run cannot grow to more seeds.
 """
 import functools
-import sys
 from typing import Any
 
 import jax
@@ -361,9 +360,6 @@ class ImpRun:
       hosts.on_main('dropped saves inside levels', steps_lib.remove,
                     *steps_lib.leftovers(self.folder))
       if levels_done:
-        if hosts.is_main():
-          print(f'extending the search in {self.run_dir} from {old} to '
-                f'{self.S} seeds: only the new seeds train', file=sys.stderr)
         imp_extend.extend(self, old, levels_done)
     self.folder.begin()
     for name in ('summary.json', 'metrics.jsonl'):  # rewritten below: a
