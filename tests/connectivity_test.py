@@ -40,3 +40,13 @@ def test_a_residual_connection_bridges_an_empty_layer():
   assert int(connectivity.empty_layers(mask, masks.is_kernel)) == 1
   assert int(connectivity.connected_outputs(model, mask, params, state,
                                             (40,))) == 10
+
+
+def test_member_empty_layers_counts_each_stacked_member():
+  _, _, _, mask = _setup('mnist1d_mlp')
+  one = mask['dense_1']['kernel']
+  mask_M = jax.tree.map(lambda m: jnp.stack([m, m, m]), mask)
+  mask_M['dense_1']['kernel'] = jnp.stack(
+      [one, jnp.zeros_like(one), one.at[0, 0].set(False)])
+  mask_M['output']['kernel'] = mask_M['output']['kernel'].at[1].set(False)
+  assert connectivity.member_empty_layers(mask_M, masks.is_kernel) == [0, 2, 0]

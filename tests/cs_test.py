@@ -132,7 +132,14 @@ def test_cs_smoke_end_to_end_and_idempotent(tmp_path, capsys):
   out = capsys.readouterr().out  # (TFDS may print before the table)
   assert ('CS lambda sweep: mnist1d_mlp on mnist1d, lambdas 1e-05, 0.001, 2 '
           'seeds; ± is ±1 std over 2 seeds (ddof 0)\n| lambda |') in out
-  assert 'health' not in out  # no member diverged
+  # no member diverged; lambda 1e-3 keeps 0.02%: both seeds' networks lose
+  # whole layers (layer collapse), which the table says
+  assert [e['collapsed'] for e in summary['by_lambda']] == [0, 2]
+  assert [m['empty_layers'] > 0 for m in summary['members']] == [
+      False, False, True, True]
+  assert '| 0.001 | 0.02 ± 0.02 |' in out
+  assert '| collapsed 2/2 (an empty layer) |' in out
+  assert 'diverged' not in out
   stamps = {name: os.path.getmtime(os.path.join(run_dir, name))
             for name in ('checkpoints/ticket', 'metrics.jsonl')}
   again = jobs.run(config, str(tmp_path))
@@ -179,7 +186,9 @@ def test_a_diverged_lambda_is_flagged_and_the_others_are_untouched(tmp_path):
   assert all(r['diverged'] for r in bad if r['stage'] == 'ticket')
   assert sick['by_lambda'][1]['diverged'] == 2
   assert sick['by_lambda'][1]['final_test_accuracy']['n'] == 0
-  assert '| 1e+39 | - | - | diverged 2/2 |' in sick_report
+  # (its NaN logits keep no weight: an empty mask, counted as collapsed)
+  assert ('| 1e+39 | - | - | diverged 2/2, collapsed 2/2 (an empty layer) |'
+          in sick_report)
   assert '| 1e-05 |' in sick_report and '| ok |' in sick_report
   # the healthy lambda: records, members and means bitwise as without it
   def healthy(records):
@@ -187,10 +196,10 @@ def test_a_diverged_lambda_is_flagged_and_the_others_are_untouched(tmp_path):
   assert healthy(sick_records) == healthy(well_records)
   assert healthy(sick['members']) == healthy(well['members'])
   assert sick['by_lambda'][0] == well['by_lambda'][0]
-  # a healthy run carries no trace of the health check
+  # a run without divergence carries no trace of the divergence check
   for rec in well_records + well['members'] + well['by_lambda']:
     assert 'diverged' not in rec
-  assert 'health' not in well_report
+  assert 'diverged' not in well_report
 
 
 def test_summary_and_table_leave_a_diverged_seed_out():
@@ -211,7 +220,13 @@ def test_summary_and_table_leave_a_diverged_seed_out():
   members[1].pop('diverged')  # healthy: no count, no health column
   (entry,) = cs_report.summarize(members, (0.1,))
   assert 'diverged' not in entry and entry['final_test_accuracy']['n'] == 2
+  assert entry['collapsed'] == 0  # (members without the count: none)
   assert 'health' not in cs_report.table(dict(summary, by_lambda=[entry]))
+  members[1]['empty_layers'] = 1  # a collapsed seed is counted, not left out
+  (entry,) = cs_report.summarize(members, (0.1,))
+  assert entry['collapsed'] == 1 and entry['final_test_accuracy']['n'] == 2
+  assert '| 50.00 ± 0.00 | 35.0 ± 25.0 | collapsed 1/2 (an empty layer) |' in (
+      cs_report.table(dict(summary, by_lambda=[entry])))
 
 
 def test_vmapped_lambda_sweep_equals_single_lambda_runs(tmp_path):

@@ -41,3 +41,10 @@ def empty_layers(mask: Mask, prunable: masks_lib.LeafFilter) -> jax.Array:
   """How many prunable leaves keep no weight at all."""
   kept = masks_lib.counts(mask, prunable)['kept']
   return sum((k == 0).astype(jnp.int32) for k in kept.values())
+
+
+def member_empty_layers(mask_M: Mask, prunable: masks_lib.LeafFilter
+                        ) -> list[int]:
+  """`empty_layers` of each member of stacked masks `mask_M`, as ints."""
+  return [int(e) for e in jax.vmap(
+      lambda m: empty_layers(m, prunable))(mask_M)]

@@ -19,8 +19,9 @@ def summarize(members: list[dict], lambdas) -> list[dict]:
   """Mean ± std over seeds of each lambda's tickets, diverged ones left out.
 
   An entry gets 'diverged': the count of its diverged members, only when
-  there are any (a healthy run's summary is as it always was). With
-  control branches (`cs.controls`), 'controls' holds the same per branch.
+  there are any, and 'collapsed': how many of its members (diverged ones
+  included) have an empty prunable layer. With control branches
+  (`cs.controls`), 'controls' holds the same per branch.
   """
   out = []
   branches = [b for b in dict.fromkeys(r.get('branch', 'original')
@@ -42,6 +43,8 @@ def _means(members, lam, branch) -> dict:
                         'best_test_accuracy')}
   if len(healthy) < len(recs):
     entry['diverged'] = len(recs) - len(healthy)
+  # (records written before the count existed have no 'empty_layers')
+  entry['collapsed'] = sum(1 for r in recs if r.get('empty_layers'))
   return entry
 
 
@@ -61,11 +64,12 @@ def title(summary: dict) -> str:
 def table(summary: dict) -> str:
   """The title line, then one row per lambda (markdown).
 
-  When a member diverged, a last column says how many of each lambda's
-  seeds did ('diverged k/n'); a lambda with no healthy seed shows no means.
+  When a member diverged or collapsed, a last column says how many of each
+  lambda's tickets did ('diverged k/n', 'collapsed c/n (an empty layer)');
+  a lambda with no healthy seed shows no means.
   """
   entries, n = summary['by_lambda'], summary['num_seeds']
-  unhealthy = any(e.get('diverged') for e in entries)
+  unhealthy = any(e.get('diverged') or e.get('collapsed') for e in entries)
   rows = []
   for e in entries:
     cells = ([stats.format_mean_std(e['density'], digits=2),
@@ -75,7 +79,7 @@ def table(summary: dict) -> str:
               if c['final_test_accuracy']['n'] else '-'
               for c in e.get('controls', {}).values()]
     if unhealthy:
-      cells.append(health.column(e, n))
+      cells.append(health.column(e, n, collapsed=' (an empty layer)'))
     rows.append([f"{e['lambda']:g}", *cells])
   header = ['lambda', 'weights remaining (%)', 'ticket test acc (%)']
   header += [f'{b} test acc (%)' for b in entries[0].get('controls', {})]

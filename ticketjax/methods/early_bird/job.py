@@ -311,12 +311,11 @@ def train(folder, cfg: core.EarlyBirdConfig):
 def _units(cfg: core.EarlyBirdConfig, mask_M) -> list[dict]:
   """Per member: its empty prunable layers (a collapsed network) and, with
   'channels', the fraction of prunable units kept."""
-  empty = np.asarray(jax.vmap(lambda m: connectivity.empty_layers(
-      m, cfg.prunable))(mask_M))
+  empty = connectivity.member_empty_layers(mask_M, cfg.prunable)
   if not cfg.channels:
-    return [{'empty_layers': int(e)} for e in empty]
+    return [{'empty_layers': e} for e in empty]
   kept = np.asarray(jax.vmap(lambda m: jnp.mean(core.bits(cfg, m)))(mask_M))
-  return [{'empty_layers': int(e), 'units': float(u)}
+  return [{'empty_layers': e, 'units': float(u)}
           for e, u in zip(empty, kept)]
 
 
