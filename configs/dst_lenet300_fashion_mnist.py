@@ -39,9 +39,9 @@ def get_config(arg=None):
   c.data.name = 'fashion_mnist'
   c.train.steps = opts['steps']
   c.train.eval_every = 250
-  if opts['smoke']:
-    c.train.steps = 20
+  if opts['smoke']:  # a steps= or every= given with it wins
+    c.train.steps = opts.or_smoke('steps', 20)
     c.train.eval_every = 10
-    c.dst.update_every = min(c.dst.update_every, 5)
+    c.dst.update_every = opts.or_smoke('every', 5)
     c.data.val_size = min(c.data.val_size, 4)
   return c

@@ -21,7 +21,7 @@ Variants (comma-separated after ':'):
                  the dense CNN protocol (6000 steps, about 171 epochs);
   levels=L       early-bird IMP: L levels pruning 20% of the survivors
                  each, every level trained only until its mask settles;
-  densities=A/B  fractions kept (one-shot);
+  densities=A/B  fractions kept (one-shot; not with levels=);
   scope=S        layerwise or global (default: layerwise; global with cnn);
   seeds=N        seeds (default 4);
   smoke          2 seeds, 200 steps, checks every 10 steps, window 3.
@@ -63,9 +63,15 @@ def get_config(arg=None):
     eb.scope = 'global'
     eb.structure = 'channels'
     eb.l1 = 1e-4
-  if opts['scope']:
+  if 'scope' in opts.given:
     eb.scope = opts['scope']
-  if opts['densities']:
+  if 'densities' in opts.given:
+    if eb.levels:
+      raise ValueError(
+          f"config variants levels={eb.levels} and densities="
+          f"{opts['densities']} conflict: early-bird IMP prunes {eb.rate:g} "
+          'of the survivors per level, one-shot Early-Bird prunes to the '
+          'densities; give one of them')
     eb.densities = common.slash_floats(opts['densities'])
   if opts['smoke']:
     c.train.steps = 200

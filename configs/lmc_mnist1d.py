@@ -59,7 +59,7 @@ def get_config(arg=None):
     c.train.batch_size = 100
     c.train.eval_every = 500
     rewind = (0, 25, 50, 100, 250, 500, 1000)
-  if opts['rewind']:
+  if 'rewind' in opts.given:
     rewind = common.slash_ints(opts['rewind'])
   c.lmc = common.lmc_section(rewind, opts['copies'], opts['levels'])
   if opts['random']:
@@ -67,6 +67,6 @@ def get_config(arg=None):
   if opts['smoke']:  # a copies= or rewind= given with it wins
     c.train.steps = 60
     c.train.eval_every = 30
-    if not opts['rewind']:
+    if 'rewind' not in opts.given:
       c.lmc.rewind_steps = (0, 30)  # one chunk length: fewer compiles
   return c

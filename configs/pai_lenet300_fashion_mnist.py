@@ -39,7 +39,7 @@ def get_config(arg=None):
   if opts['smoke']:
     if 'densities' not in opts.given:
       c.pai.densities = (0.5, 0.1)
-    c.train.steps = 20
+    c.train.steps = opts.or_smoke('steps', 20)  # a steps= given wins
     c.train.eval_every = 10
     c.data.val_size = min(c.data.val_size, 4)  # as imp_common.smoke
   return c

@@ -10,7 +10,10 @@ members in one compiled program.
 
 Variants (comma-separated after ':'):
   score=S        magnitude (default), random, snip, grasp or synflow
-                 (core/scores.py; synflow prunes in 100 rounds);
+                 (core/scores.py; synflow prunes in 100 rounds, another
+                 number with --config.pai.rounds=N), or
+                 magnitude_normalized (|w| over the L2 norm of its layer's
+                 kept weights);
   scope=S        layerwise (default: every layer keeps the density) or
                  global;
   at=W           init (default) or trained: score the weights after dense
@@ -58,6 +61,7 @@ def pai_section(opts) -> ml_collections.ConfigDict:
   s.scope = opts['scope']
   s.prune_exclude = ()
   s.score_batch = 256
+  s.rounds = 0  # 0: the score's own (100 for synflow, else 1)
   s.structure = str(opts['structure'])
   s.controls = tuple(v for v in str(opts['controls']).split('/') if v)
   s.prune_at = opts['at']

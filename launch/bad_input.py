@@ -10,6 +10,7 @@ culprit and what is valid, and exit code 2; no traceback reaches the user
   * `exit_on_value_error()`: the library's own checks (ValueError).
 """
 import contextlib
+import re
 import sys
 
 from absl import flags
@@ -21,15 +22,29 @@ def _fail(message: str) -> None:
   sys.exit(2)
 
 
-def _explain(e: BaseException) -> str:
+def _explain(e: BaseException, argv=()) -> str:
   """One line from an exception raised while loading a config: the
   innermost message (ml_collections wraps the config file's own error, its
-  traceback included, in its own)."""
+  traceback included, in its own, and raises KeyError for an override in
+  `argv` of a field the config does not have)."""
   while e.args and isinstance(e.args[0], BaseException):
     e = e.args[0]
+  if isinstance(e, KeyError) and e.args and isinstance(e.args[0], str):
+    # "'stepz'", or "'stepz' Did you mean \"steps\" instead of \"stepz\"?"
+    key, *hint = e.args[0].split(None, 1)
+    key = key.strip('\'"')
+    hint = f" ({' '.join(hint[0].split())})" if hint else ''
+    for flag in argv:
+      name = flag.partition('=')[0]
+      path = name[len('--config.'):].split('.')
+      if name.startswith('--config.') and key in path:
+        missing = '.'.join(path[:path.index(key) + 1])
+        return (f'{name}: the config has no field {missing!r}{hint}; an '
+                'override sets only a field its config file defines')
   text = e.args[0] if e.args and isinstance(e.args[0], str) else str(e)
   if 'Traceback (most recent call last)' in text:
     text = [line for line in text.splitlines() if line.strip()][-1]
+    text = re.sub(r'^\w+(Error|Exception): ', '', text)  # its last line
   return ' '.join(text.split()) or type(e).__name__
 
 
@@ -52,7 +67,7 @@ def parse_flags_and_paths(argv):
     return flags.FLAGS(argv)
   except (flags.Error, AttributeError, KeyError, TypeError, ValueError,
           OSError, SyntaxError, ImportError) as e:
-    _fail(f'{_explain(e)} (flags: {" ".join(argv[1:])}); valid: '
+    _fail(f'{_explain(e, argv)} (flags: {" ".join(argv[1:])}); valid: '
           f'{_valid()}, see --helpfull')
 
 

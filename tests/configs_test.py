@@ -3,11 +3,14 @@ import pytest
 
 from configs import common
 from configs import dense_mnist1d
+from configs import dst_lenet300_fashion_mnist
+from configs import early_bird_mnist1d
 from configs import edgepopup_mnist
 from configs import edgepopup_mnist1d
 from configs import imp_mlp_mnist1d
 from configs import imp_resnet20_cifar10
 from configs import lmc_mnist1d
+from configs import pai_lenet300_fashion_mnist
 from ticketjax.methods import registry
 from ticketjax.methods.imp import report as imp_report
 from ticketjax.run import setup as setup_lib
@@ -44,6 +47,29 @@ def test_lmc_smoke_keeps_given_copies_and_rewind_steps():
   assert c.lmc.rewind_steps == (0, 50, 100)
   with pytest.raises(ValueError, match=r'lie in \[0, train.steps = 60\)'):
     registry.get('lmc').check(c)
+  # a value that reads as false is still given: rewind=0 is k = 0 alone
+  assert lmc_mnist1d.get_config('smoke,rewind=0').lmc.rewind_steps == (0,)
+  assert lmc_mnist1d.get_config('rewind=0').lmc.rewind_steps == (0,)
+
+
+def test_fashion_mnist_smoke_keeps_given_steps_and_update_interval():
+  c = dst_lenet300_fashion_mnist.get_config('smoke')
+  assert (c.train.steps, c.dst.update_every) == (20, 5)
+  c = dst_lenet300_fashion_mnist.get_config('smoke,steps=100,every=50')
+  assert (c.train.steps, c.dst.update_every) == (100, 50)
+  assert pai_lenet300_fashion_mnist.get_config('smoke').train.steps == 20
+  assert pai_lenet300_fashion_mnist.get_config(
+      'smoke,steps=100').train.steps == 100
+
+
+def test_early_bird_densities_given_are_used_or_refused():
+  check = registry.get('early_bird').check
+  with pytest.raises(ValueError, match=r'early_bird.densities \[0.0\] lie '):
+    check(early_bird_mnist1d.get_config('smoke,densities=0'))  # not dropped
+  with pytest.raises(ValueError, match='levels=3 and densities=0.5 conflict'):
+    early_bird_mnist1d.get_config('levels=3,densities=0.5')
+  assert early_bird_mnist1d.get_config(
+      'densities=0.3').early_bird.densities == (0.3,)
 
 
 @pytest.mark.parametrize('arg, message', [

@@ -15,6 +15,7 @@ import testlib
 from configs import cs_mnist1d
 from configs import dense_mnist1d
 from configs import imp_mlp_mnist1d
+from configs import pai_mnist1d
 from ticketjax.methods import registry
 from ticketjax.run import jobs
 from ticketjax.run import progress
@@ -260,6 +261,10 @@ def test_run_dir_hashes_are_pinned():
   assert workdir.config_hash(cs_config, ('cs.compare_imp',)) == '265cd9ec8e5a'
   cs_config.cs.compare_imp = '/elsewhere/imp-203b350a7d83'
   assert workdir.config_hash(cs_config, ('cs.compare_imp',)) == '265cd9ec8e5a'
+  pai_config = pai_mnist1d.get_config()  # pai.rounds 0 (the score's own)
+  assert workdir.config_hash(pai_config) == 'f04163551352'  # as without it
+  pai_config.pai.rounds = 5
+  assert workdir.config_hash(pai_config) != 'f04163551352'
 
 
 def test_progress_line_has_rate_and_eta():

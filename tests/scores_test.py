@@ -10,6 +10,7 @@ from ticketjax.core import masks
 from ticketjax.core import pruning
 from ticketjax.core import scores
 from ticketjax.core.types import Model
+from ticketjax.models import get_model
 
 
 def _linear():
@@ -194,3 +195,13 @@ def test_iterative_synflow_ends_at_the_one_round_counts(scope):
   else:
     assert kept == {k: s - int(np.floor(np.float32(0.95) * s + 0.5))
                     for k, s in sizes.items()}
+
+
+def test_bn_scale_is_refused_for_a_model_without_batchnorm():
+  shapes = lambda model: jax.eval_shape(model.init, jax.random.PRNGKey(0))[0]
+  cnn = shapes(get_model('mnist1d_cnn', batch_norm=True))
+  scores.check('bn_scale', cnn)  # its convolutions have BatchNorm
+  mlp = shapes(get_model('mnist1d_mlp'))
+  scores.check('magnitude', mlp)
+  with pytest.raises(ValueError, match='this model has no BatchNorm'):
+    scores.check('bn_scale', mlp)

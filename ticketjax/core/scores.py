@@ -146,23 +146,43 @@ def synflow(ctx: ScoreContext) -> PyTree:
   return jax.tree.map(lambda g, w: jnp.abs(g * w), grads, linear)
 
 
-def bn_scale(ctx: ScoreContext) -> PyTree:
-  """Every weight of an output unit scores its BatchNorm's |scale| (the
-  channel criterion of network slimming, Liu et al. 2017, and Early-Bird
-  tickets); a kernel with no BatchNorm after it (`structure.norm_layer`)
-  scores |w|, so the output layer and plain layers keep magnitude."""
-  paths = masks_lib.leaf_paths(ctx.params)
-  leaves = jax.tree.leaves(ctx.params)
+def _bn_scales(params: PyTree) -> list:
+  """Per leaf of `params`: the |scale| leaf of the BatchNorm after it, if
+  it is a kernel with one (`structure.norm_layer`), else None."""
+  paths = masks_lib.leaf_paths(params)
+  leaves = jax.tree.leaves(params)
   where = dict(zip(paths, leaves))
   out = []
   for path, w in zip(paths, leaves):
     norm = structure.norm_layer(path) if path.endswith('/kernel') else None
     gamma = where.get(f'{norm}/scale') if norm else None
-    if gamma is not None and jnp.shape(gamma) == jnp.shape(w)[-1:]:
-      out.append(jnp.broadcast_to(jnp.abs(gamma), jnp.shape(w)))
-    else:
-      out.append(jnp.abs(w))
+    fits = gamma is not None and jnp.shape(gamma) == jnp.shape(w)[-1:]
+    out.append(gamma if fits else None)
+  return out
+
+
+def bn_scale(ctx: ScoreContext) -> PyTree:
+  """Every weight of an output unit scores its BatchNorm's |scale| (the
+  channel criterion of network slimming, Liu et al. 2017, and Early-Bird
+  tickets); a kernel with no BatchNorm after it (`structure.norm_layer`)
+  scores |w|, so the output layer and plain layers keep magnitude."""
+  leaves = jax.tree.leaves(ctx.params)
+  out = [jnp.abs(w) if gamma is None
+         else jnp.broadcast_to(jnp.abs(gamma), jnp.shape(w))
+         for w, gamma in zip(leaves, _bn_scales(ctx.params))]
   return jax.tree.unflatten(jax.tree.structure(ctx.params), out)
+
+
+def check(name: str, params: PyTree) -> None:
+  """ValueError when score `name` cannot do what it says on a model with
+  `params` (arrays or shapes): 'bn_scale' needs a kernel followed by a
+  BatchNorm, else every weight would score |w|, which is 'magnitude'."""
+  if name == 'bn_scale' and all(g is None for g in _bn_scales(params)):
+    raise ValueError(
+        "score 'bn_scale' ranks a unit's weights by the |scale| of the "
+        'BatchNorm after its kernel, and this model has no BatchNorm: every '
+        "weight would score |w|. Use score 'magnitude', or a model with "
+        'BatchNorm (e.g. mnist1d_cnn with batch_norm=True)')
 
 
 def _vdot(a: PyTree, b: PyTree) -> jax.Array:

@@ -98,22 +98,32 @@ def typed_section(cls, section: Mapping, where: str):
   return cls(**values)
 
 
-def method_section(config, name: str, cls, tuples: Sequence[str] = ()):
+def method_section(config, name: str, cls, tuples: Sequence[str] = (),
+                   floats: Sequence[str] = ()):
   """The typed `config.<name>` section of a method (`cls`, a dataclass).
 
-  Fields in `tuples` become tuples (a scalar: a 1-tuple). ValueError if the
-  section is missing or has unknown fields, naming the valid ones.
+  Fields in `tuples` become tuples (a scalar: a 1-tuple), those in `floats`
+  tuples of floats. ValueError if the section is missing, has unknown
+  fields (naming the valid ones) or a `floats` field holds no numbers.
   """
   if name not in config:
     fields = sorted(f.name for f in dataclasses.fields(cls))
     raise ValueError(f'job {config.job!r} needs a config.{name} section '
                      f'with fields {fields}')
   section = as_dict(config[name])
-  for field in tuples:
+  for field in (*tuples, *floats):
     if field in section:
       value = section[field]
       section[field] = (tuple(value) if isinstance(value, (list, tuple))
                         else (value,))
+  for field in floats:
+    if field in section:
+      try:
+        section[field] = tuple(float(v) for v in section[field])
+      except (TypeError, ValueError):
+        raise ValueError(
+            f'config.{name}.{field} = {config[name][field]!r} is not a '
+            'number or a tuple of numbers, e.g. (0.5, 0.1)') from None
   return typed_section(cls, section, name)
 
 

@@ -34,7 +34,8 @@ NON_SEMANTIC = (
 DROPPED_AT_DEFAULT = {'first_seed': 0, 'data.augment': 'none',
                       'imp.structure': 'unstructured',
                       'pai.structure': 'unstructured', 'pai.controls': [],
-                      'pai.prune_at': 'init', 'lmc.random_masks': False,
+                      'pai.prune_at': 'init', 'pai.rounds': 0,
+                      'lmc.random_masks': False,
                       'cs.controls': [], 'edgepopup.controls': []}
 
 

@@ -29,7 +29,6 @@ records as an uninterrupted run. A finished run, run again, prints its
 table as already done and redraws only a missing report or plot (or the
 plot, when `cs.compare_imp` changed).
 """
-import dataclasses
 from typing import Any
 
 import jax
@@ -59,9 +58,8 @@ PLOTS = ('accuracy.png',)
 
 def cs_config(config) -> cs_lib.CsConfig:
   cfg = setup_lib.method_section(config, 'cs', cs_lib.CsConfig,
-                                 tuples=('lambdas', 'prune_exclude',
-                                         'controls'))
-  cfg = dataclasses.replace(cfg, lambdas=tuple(float(v) for v in cfg.lambdas))
+                                 tuples=('prune_exclude', 'controls'),
+                                 floats=('lambdas',))
   cfg.validate()
   return cfg
 

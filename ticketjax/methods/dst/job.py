@@ -39,9 +39,8 @@ NAMES = {'static': 'static sparse', 'set': 'SET', 'rigl': 'RigL'}
 def dst_config(config) -> core.DstConfig:
   cfg = setup_lib.method_section(
       config, 'dst', core.DstConfig,
-      tuples=('densities', 'variants', 'distributions', 'prune_exclude'))
-  cfg = dataclasses.replace(cfg, densities=tuple(
-      float(d) for d in cfg.densities))
+      tuples=('variants', 'distributions', 'prune_exclude'),
+      floats=('densities',))
   cfg.validate()
   return cfg
 

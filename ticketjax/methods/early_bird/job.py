@@ -35,6 +35,7 @@ import numpy as np
 
 from ticketjax.core import connectivity
 from ticketjax.core import early_bird as early_bird_lib
+from ticketjax.core import scores as scores_lib
 from ticketjax.core import stats
 from ticketjax.core import structure as structure_lib
 from ticketjax.core import train as train_lib
@@ -56,9 +57,8 @@ STATS = ('final_test_accuracy', 'best_test_accuracy', 'final_test_loss',
 
 def early_bird_config(config) -> core.EarlyBirdConfig:
   cfg = setup_lib.method_section(config, 'early_bird', core.EarlyBirdConfig,
-                                 tuples=('densities', 'prune_exclude'))
-  cfg = dataclasses.replace(cfg, densities=tuple(
-      float(d) for d in cfg.densities))
+                                 tuples=('prune_exclude',),
+                                 floats=('densities',))
   cfg.validate()
   return cfg
 
@@ -76,6 +76,7 @@ def run(config: Any, workdir: str) -> dict:
   params = jax.eval_shape(pieces.trainer.model.init,
                           jax.random.PRNGKey(0))[0]
   structure_lib.check(cfg.structure, params, cfg.prunable)
+  scores_lib.check(cfg.score, params)
   if cfg.l1:
     core.l1_penalty(cfg.l1, params)  # a model without BatchNorm: refused
   every = check_every(cfg, pieces)

@@ -52,10 +52,9 @@ PHASES = ('edgepopup', 'dense')
 def edgepopup_config(config) -> ep.EdgePopupConfig:
   """The typed, validated `config.edgepopup` section."""
   cfg = setup_lib.method_section(config, 'edgepopup', ep.EdgePopupConfig,
-                                 tuples=('k',))
+                                 floats=('k',))
   cfg.validate()
-  return dataclasses.replace(cfg, k=tuple(float(v) for v in cfg.k),
-                             scale_fan=bool(cfg.scale_fan),
+  return dataclasses.replace(cfg, scale_fan=bool(cfg.scale_fan),
                              dense_baseline=bool(cfg.dense_baseline))
 
 

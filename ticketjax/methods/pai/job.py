@@ -11,7 +11,6 @@ summaries) and then `checkpoints/final` are written. A stage killed before
 its checkpoint trains again from its start, which, training being
 deterministic, gives the same records.
 """
-import dataclasses
 from typing import Any
 
 import jax
@@ -39,10 +38,8 @@ STATS = ('final_test_accuracy', 'best_test_accuracy', 'final_test_loss',
 
 def pai_config(config) -> core.PaiConfig:
   cfg = setup_lib.method_section(config, 'pai', core.PaiConfig,
-                                 tuples=('densities', 'prune_exclude',
-                                         'controls'))
-  cfg = dataclasses.replace(cfg, densities=tuple(
-      float(d) for d in cfg.densities))
+                                 tuples=('prune_exclude', 'controls'),
+                                 floats=('densities',))
   cfg.validate()
   return cfg
 
@@ -59,6 +56,7 @@ def run(config: Any, workdir: str) -> dict:
   params = jax.eval_shape(folder.setup.trainer.model.init,
                           jax.random.PRNGKey(0))[0]
   structure_lib.check(cfg.structure, params, cfg.prunable)
+  scores_lib.check(cfg.score, params)
 
   def outputs(records):  # the dense stage's members first, if any
     evals, members = records['evals'], records['members']
