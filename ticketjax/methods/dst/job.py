@@ -82,19 +82,22 @@ def start_states(pieces, cfg: core.DstConfig, trainer) -> train_lib.TrainState:
   shapes = jax.tree.map(lambda x: x[0], init_S.params)
   mask_keys = jax.vmap(lambda k: jax.random.fold_in(k, core.MASK_TAG))(
       init_keys)
-  groups = []
-  for d in cfg.distributions:
-    for p in cfg.densities:
-      kept = distributions.counts(shapes, p, d, cfg.prunable)
-      groups.append(jax.jit(jax.vmap(lambda k, params, kept=kept: (
-          distributions.random_mask(k, params, kept, cfg.prunable))))(
-              mask_keys, init_S.params))
-  mask_G = jax.tree.map(lambda *xs: jnp.concatenate(xs), *groups)
+  # one program for every (distribution, density) group: the counts kept
+  # per layer are traced, so the masks compile once, not once per group
+  kept = [distributions.counts(shapes, p, d, cfg.prunable)
+          for d in cfg.distributions for p in cfg.densities]
+  kept_G = {path: jnp.asarray([k[path] for k in kept], jnp.int32)
+            for path in kept[0]}
+  mask_GS = jax.jit(jax.vmap(lambda kept: jax.vmap(
+      lambda k, params: distributions.random_mask(k, params, kept,
+                                                  cfg.prunable))(
+          mask_keys, init_S.params)))(kept_G)
+  size = len(kept) * S
+  mask_G = jax.tree.map(lambda x: x.reshape((size,) + x.shape[2:]), mask_GS)
   init_G = jax.tree.map(
-      lambda x: jnp.tile(x, (len(groups),) + (1,) * (x.ndim - 1)), init_S)
+      lambda x: jnp.tile(x, (len(kept),) + (1,) * (x.ndim - 1)), init_S)
   state_G = jax.vmap(trainer.reset)(init_G.params, init_G.model_state,
                                     mask_G, init_G.key)
-  size = len(groups) * S
   out = [state_G._replace(model_state=dict(
       state_G.model_state, variant=jnp.full(
           (size,), core.VARIANTS.index(v), jnp.int32)))
