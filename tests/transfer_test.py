@@ -76,6 +76,8 @@ def test_every_branch_has_its_masks_and_the_run_resumes_done(imp_runs,
     ('levels', (1, 7), r'IMP levels \[7\] are not finished'),
     ('seeds', 9, 'has 2 seeds but this run asks for 9'),
     ('width', 50, "differs from this config in \\['model'\\]"),
+    ('data', 'fashion_mnist', "transfer.target_run .* was trained on "
+     "'fashion_mnist', not on this run's data 'mnist1d'"),
 ])
 def test_bad_transfer_inputs_fail_before_any_write(imp_runs, tmp_path, which,
                                                    value, match):
@@ -86,6 +88,15 @@ def test_bad_transfer_inputs_fail_before_any_write(imp_runs, tmp_path, which,
     config.num_seeds = value
   if which == 'width':
     common.mnist1d_mlp_protocol(config, value)
+  if which == 'data':  # a target run of other data (e.g. runs given swapped)
+    other = str(tmp_path / 'other' / os.path.basename(target))
+    shutil.copytree(target, other)
+    with open(os.path.join(other, 'config.json')) as f:
+      theirs = json.load(f)
+    theirs['data']['name'] = value
+    with open(os.path.join(other, 'config.json'), 'w') as f:
+      json.dump(theirs, f)
+    config.transfer.target_run = other
   with pytest.raises(ValueError, match=match):
     jobs.run(config, str(tmp_path / 'w'))
   lock.release_all()

@@ -3,7 +3,9 @@
 Reads, before any write, the tickets (`checkpoints/level_LLL`) and the
 initial weights (`checkpoints/rewind_init`) of the source IMP run and, if
 given, of the target IMP run; both must have this run's model, seed and
-first seed and at least its seed count, and have finished the levels.
+first seed and at least its seed count, and have finished the levels; the
+target's tickets must come from this run's data (the source's may come
+from any: other data, or other training on the same data).
 Then the L x B x S members (level-major, then branch, then seed: member i
 is level `levels[i // (B*S)]`, branch `branches[i // S % B]`, seed
 `i % S`) train on this run's data in one compiled program;
@@ -50,9 +52,11 @@ def check(config) -> None:
   transfer_config(config)
 
 
-def _imp_run(path: str, field: str, config, num_seeds: int, levels):
+def _imp_run(path: str, field: str, config, num_seeds: int, levels,
+             own_data: bool = False):
   """The checkpoints of the IMP run at `path` (ValueError if it cannot
-  give this run its tickets)."""
+  give this run its tickets; with `own_data`, the target's, also when it
+  was trained on other data than this run's)."""
   if not os.path.exists(os.path.join(path, 'config.json')):
     raise ValueError(f'{field} {path!r} is not an IMP run folder (no '
                      'config.json); give <workdir>/imp-<hash>')
@@ -69,6 +73,11 @@ def _imp_run(path: str, field: str, config, num_seeds: int, levels):
   if diff:
     raise ValueError(f'{field} {path!r} differs from this config in {diff}; '
                      'its initial weights are only this run\'s when they agree')
+  data, theirs_data = config.data.name, (theirs.get('data') or {}).get('name')
+  if own_data and theirs_data != data:
+    raise ValueError(f'{field} {path!r} was trained on {theirs_data!r}, not '
+                     f'on this run\'s data {data!r}: the target tickets are '
+                     'found on the data they are trained on')
   if int(theirs.get('num_seeds', 0)) < num_seeds:
     raise ValueError(f"{field} {path!r} has {theirs.get('num_seeds')} seeds "
                      f'but this run asks for {num_seeds}')
@@ -103,7 +112,7 @@ def run(config: Any, workdir: str) -> dict:
                                   config, S, cfg.levels)}
   if cfg.target_run:
     runs['target'] = _imp_run(cfg.target_run, 'transfer.target_run', config,
-                              S, cfg.levels)
+                              S, cfg.levels, own_data=True)
   pieces = folder.setup
   template = pieces.trainer.init_states(*jax.vmap(train_lib.split_seed_key)(
       pieces.seed_keys()))
