@@ -7,6 +7,7 @@ import os
 import jax
 import numpy as np
 import pytest
+import testlib
 
 from configs import imp_gpt_austen
 from ticketjax.data import loaders
@@ -93,6 +94,20 @@ def test_pretrain_export_and_imp_from_the_exported_weights(tmp_path):
                                            params, mask))
   with open(os.path.join(ticket, 'ticketjax_export.json')) as f:
     assert json.load(f)['network'].endswith('level_001:1')
+
+  # the run folder's hash holds the source's path: other weights exported
+  # there later make the finished run refuse, before any write, rather than
+  # be 'already done' (or extended with seeds from the new weights)
+  with open(os.path.join(imp['run_dir'], 'records', 'inputs.json')) as f:
+    assert sorted(json.load(f)) == ['data.tokenizer', 'model.kwargs.source']
+  testlib.flip_a_bit(os.path.join(out, 'model.safetensors'))
+  before = testlib.file_hashes(imp['run_dir'])
+  for seeds in (config.num_seeds, config.num_seeds + 1):
+    config.num_seeds = seeds
+    with pytest.raises(ValueError, match='the contents of model.kwargs.source '
+                       'changed since .* was run from them'):
+      jobs.run(config, str(tmp_path / 'w'))
+  assert testlib.file_hashes(imp['run_dir']) == before
 
   # the cross-run report plots and tabulates perplexity for LM runs
   report = cross_run.write([imp['run_dir']], str(tmp_path / 'report'))

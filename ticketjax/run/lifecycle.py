@@ -17,7 +17,10 @@ here, written once:
   3. `begin()` creates the folder, takes its lock (`run/lock.py`, `.lock`:
      one writer per run folder; a second process is refused with a message
      naming the holder; the kernel drops the lock of a killed process, so a
-     stale lock never blocks a rerun) and writes `config.json`.
+     stale lock never blocks a rerun) and writes `config.json` (and, the
+     first time, the sha256 of the files the config names: a pretrained
+     source, a tokenizer; `workdir.check_inputs` refuses the folder in
+     step 1 once they have changed).
   4. The method runs its stages; each stage ends by writing its records
      (`write_records`, atomic) and then its checkpoint (`store`), so a
      killed run resumes at the first stage whose checkpoint is missing
@@ -114,6 +117,7 @@ class Run:
     self.num_seeds = int(config.num_seeds)
     self.show_progress = bool(config.get('progress', True))
     self.rerun = False  # set by `check_seeds` under the 'rerun' policy
+    self.inputs = workdir_lib.input_sums(config)
     self.check_folder()
     self._drawn_at = time.monotonic()  # the last plots, or the start
 
@@ -294,9 +298,11 @@ class Run:
           f'{self.dir}/config.json is the config of another run (it differs '
           f'in {fields}); this folder is not reused for another config: '
           'move it away, or use a new workdir')
+    workdir_lib.check_inputs(self.dir, self.inputs)
 
   def begin(self) -> None:
-    """Creates the folder, takes its lock, writes `config.json`.
+    """Creates the folder, takes its lock, writes `config.json` (and
+    `records/inputs.json`, `workdir.input_sums`, if not there yet).
 
     When the 'rerun' policy reruns a run of fewer seeds, it first checks
     the count again under the lock (another process may have run since:
@@ -322,6 +328,8 @@ class Run:
                       steps_lib.remove, self.store.root, self.path('records'))
       self.rerun = False
     records_lib.write_json(self.path('config.json'), self.config.to_dict())
+    if self.inputs and not os.path.exists(self.path(workdir_lib.INPUTS)):
+      self.write_records('inputs', self.inputs)  # (workdir.check_inputs)
 
   def lock(self) -> None:
     """Takes the folder's `.lock` (`run/lock.py`: one writer per run

@@ -96,6 +96,21 @@ def _sha256(path: str) -> str:
     return hashlib.sha256(f.read()).hexdigest()
 
 
+def content_sum(path: str) -> str:
+  """sha256 of a file's bytes, or of a folder's files (their names and
+  bytes, in name order, subfolders included)."""
+  if not os.path.isdir(path):
+    return _sha256(path)
+  digest = hashlib.sha256()
+  for root, dirs, files in os.walk(path):
+    dirs.sort()
+    for name in sorted(files):
+      full = os.path.join(root, name)
+      digest.update(os.path.relpath(full, path).encode() + b'\0')
+      digest.update(_sha256(full).encode())
+  return digest.hexdigest()
+
+
 def seal(folder: str, names: Sequence[str], sums: str) -> None:
   """Writes `folder/sums`: the sha256 of each file `names` in `folder`
   (no names: unsealed, while they are being written)."""

@@ -11,11 +11,19 @@ seeds of the same experiment lands in the same folder. `first_seed`
 so are the empty lists of `grid` (no hyperparameter grid), so older
 folders keep their names. `SCHEMA_VERSION` is part of the hash; bump it
 only when old folders must not be reused.
+
+The hash holds a path, not what is at it: a config field of
+`INPUT_FIELDS` naming a file or folder (a pretrained source, a tokenizer)
+has its contents' sha256 written to `records/inputs.json` when the run
+begins, and `check_inputs` refuses the folder once they have changed (its
+results are the old contents').
 """
 import hashlib
 import json
 import os
 from typing import Any
+
+from ticketjax.run import records
 
 SCHEMA_VERSION = 1
 
@@ -124,3 +132,36 @@ def check_folder(path: str, what: str) -> None:
     raise ValueError(f'{what} {shown} is {size} bytes long; a run writes '
                      f'paths up to {PATH_INSIDE} bytes below it, so give '
                      f'one of at most {room}')
+
+
+INPUT_FIELDS = ('model.kwargs.source', 'data.tokenizer', 'oneshot.model')
+INPUTS = 'records/inputs.json'
+
+
+def input_sums(config: Any) -> dict[str, str]:
+  """{field: sha256 of its contents} of the `INPUT_FIELDS` of `config`
+  that name an existing file or folder."""
+  out = {}
+  for dotted in INPUT_FIELDS:
+    value = config
+    for name in dotted.split('.'):
+      value = value.get(name) if hasattr(value, 'get') else None
+    if isinstance(value, str) and value and os.path.exists(value):
+      out[dotted] = records.content_sum(value)
+  return out
+
+
+def check_inputs(run_dir: str, sums: dict[str, str]) -> None:
+  """ValueError if `run_dir` was run from other contents of its input
+  files than `sums` (`input_sums` now)."""
+  path = os.path.join(run_dir, INPUTS)
+  if not records.intact(path):
+    return
+  stored = records.read_json(path)
+  changed = [f for f in stored if sums.get(f) != stored[f]]
+  if changed:
+    raise ValueError(
+        f'the contents of {", ".join(changed)} changed since {run_dir} was '
+        'run from them (their sha256 differs): its results are those of the '
+        'old contents; use another workdir, or move the folder away to run '
+        'again')
