@@ -26,15 +26,18 @@ def imp_config(seeds: int, levels: int,
   return c
 
 
-def smoke(c: ml_collections.ConfigDict, steps: int = 20,
-          levels: int = 1) -> ml_collections.ConfigDict:
-  """Seconds-long variant for tests: `levels` levels of `steps` steps (the
-  seed count comes from `common.parse_arg`: 2 unless given).
+def smoke(c: ml_collections.ConfigDict, opts: common.Variant,
+          steps: int = 20, levels: int = 1) -> ml_collections.ConfigDict:
+  """Seconds-long variant for tests: `levels` levels of `steps` steps,
+  unless the variant `opts` gave levels= or steps= itself (the seed count
+  comes from `common.parse_arg`: 2 unless given).
 
   Batches of 8 (of 4 below 20 steps) and 4 validation examples fit TFDS
   mock data of 16 examples. The CIFAR nets use 4 steps: a Conv-6 step
   costs about a thousand MLP steps.
   """
+  levels = opts.or_smoke('levels', levels) if 'levels' in opts else levels
+  steps = opts.or_smoke('steps', steps) if 'steps' in opts else steps
   c.imp.levels = levels
   c.train.steps = steps
   c.train.eval_every = steps // 2
@@ -64,5 +67,4 @@ def conv_cifar10(arg, *, model: str, learning_rate: float, steps: int,
   c.train.batch_size = 60
   c.train.eval_every = 1000
   c.imp.rates.conv = conv_rate
-  return smoke(c, steps=4, levels=opts.or_smoke('levels', 1)) if opts[
-      'smoke'] else c
+  return smoke(c, opts, steps=4) if opts['smoke'] else c

@@ -57,5 +57,5 @@ def get_config(arg=None):
     c.imp.control_levels = (c.imp.levels,)
   if opts['smoke']:
     c.imp.control_levels = ()
-    return imp_common.smoke(c, steps=4, levels=opts.or_smoke('levels', 1))
+    return imp_common.smoke(c, opts, steps=4)
   return c

@@ -61,6 +61,6 @@ def get_config(arg=None):
     c.train.steps = 20
     c.train.eval_every = 10
     c.train.batch_size = 8
-    if c.imp.rewind_step:
+    if c.imp.rewind_step and 'k' not in opts.given:
       c.imp.rewind_step = 10
   return c

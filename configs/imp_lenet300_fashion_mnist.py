@@ -52,5 +52,5 @@ def get_config(arg=None):
         v for v in str(opts['controls']).split('/') if v != 'none')
   if opts['smoke']:
     c.imp.control_levels = ()
-    return imp_common.smoke(c)
+    return imp_common.smoke(c, opts)
   return c

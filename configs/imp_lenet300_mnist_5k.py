@@ -28,4 +28,4 @@ def get_config(arg=None):
   c.imp.rates.dense = 0.2
   c.imp.rates.output = 0.1
   c.imp.controls = ()
-  return imp_common.smoke(c) if opts['smoke'] else c
+  return imp_common.smoke(c, opts) if opts['smoke'] else c

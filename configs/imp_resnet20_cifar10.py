@@ -43,5 +43,4 @@ def get_config(arg=None):
   c.imp.rewind = 'step'
   c.imp.rewind_step = 2000
   c.grid.rewind_step = common.slash_ints(opts['k'])
-  return imp_common.smoke(c, steps=4, levels=opts.or_smoke('levels', 1)) if \
-      opts['smoke'] else c
+  return imp_common.smoke(c, opts, steps=4) if opts['smoke'] else c

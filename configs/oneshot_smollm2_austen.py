@@ -43,9 +43,9 @@ def get_config(arg=None):
   c.oneshot.percdamp = 0.01
   c.oneshot.batch = 4
   c.oneshot.save_masks = False
-  if opts['smoke']:
-    c.oneshot.context = 64
-    c.oneshot.calibration_windows = 4
-    c.oneshot.evaluation_windows = 2
+  if opts['smoke']:  # a context=, calib= or eval= given with it wins
+    c.oneshot.context = opts.or_smoke('context', 64)
+    c.oneshot.calibration_windows = opts.or_smoke('calib', 4)
+    c.oneshot.evaluation_windows = opts.or_smoke('eval', 2)
     c.oneshot.targets = ('0.5',)
   return c

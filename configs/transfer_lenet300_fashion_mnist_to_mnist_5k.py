@@ -32,8 +32,8 @@ def get_config(arg=None):
   c.transfer = ml_collections.ConfigDict({
       'source_run': '', 'target_run': '', 'levels': (5, 8, 11, 13),
       'controls': ('reinit', 'random')})
-  if opts['smoke']:
-    c.train.steps = 20
+  if opts['smoke']:  # a steps= given with it wins
+    c.train.steps = opts.or_smoke('steps', 20)
     c.train.eval_every = 10
     c.train.batch_size = 8
     c.data.val_size = 4

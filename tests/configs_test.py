@@ -130,3 +130,30 @@ def test_variant_records_what_was_given():
   opts = common.parse_arg('smoke,levels=3', seeds=4, levels=10, smoke=False)
   assert opts.given == {'smoke', 'levels'}
   assert opts['seeds'] == 2 and opts.or_smoke('levels', 1) == 3
+
+
+@pytest.mark.parametrize('file, arg, field, smoke_value, given', [
+    ('imp_lenet300_mnist_5k', 'steps=50', 'train.steps', 20, 50),
+    ('imp_lenet300_mnist_5k', 'levels=2', 'imp.levels', 1, 2),
+    ('imp_lenet300_fashion_mnist', 'steps=30', 'train.steps', 20, 30),
+    ('imp_conv2_fashion_mnist', 'levels=2', 'imp.levels', 1, 2),
+    ('transfer_lenet300_fashion_mnist_to_mnist_5k', 'steps=50',
+     'train.steps', 20, 50),
+    ('oneshot_smollm2_austen', 'calib=32', 'oneshot.calibration_windows',
+     4, 32),
+    ('oneshot_smollm2_austen', 'eval=8', 'oneshot.evaluation_windows', 2, 8),
+    ('oneshot_smollm2_austen', 'context=128', 'oneshot.context', 64, 128),
+    ('imp_gpt_shakespeare', 'k=5', 'imp.rewind_step', 10, 5),
+])
+def test_smoke_keeps_a_value_given_with_it(file, arg, field, smoke_value,
+                                           given):
+  def value(variant):
+    c = common.from_file(f'configs/{file}.py:{variant}')
+    for name in field.split('.'):
+      c = c[name]
+    return c
+  if file == 'imp_gpt_shakespeare':  # k=0 is no rewind step to shrink
+    assert value('smoke,k=300') == 300  # refused by the IMP check, not moved
+  else:
+    assert value('smoke') == smoke_value
+  assert value(f'smoke,{arg}') == given == value(f'{arg},smoke')

@@ -107,9 +107,11 @@ class ImpConfig:
       raise ValueError(f'unknown rewind mode {self.rewind!r}; valid modes '
                        f'are {list(REWIND_MODES)}')
     if not 0 <= self.rewind_step < total_steps:
+      where = ('is negative' if self.rewind_step < 0
+               else 'is past the end of training')
       raise ValueError(
-          f'imp.rewind_step {self.rewind_step} is past the end of training: '
-          f'it must lie in [0, {total_steps}) (train.steps)')
+          f'imp.rewind_step {self.rewind_step} {where}: it must lie in '
+          f'[0, {total_steps}) (train.steps)')
     if self.rewind == 'init' and self.rewind_step:
       raise ValueError("rewind mode 'init' rewinds to step 0; set "
                        "imp.rewind='step' to rewind to step "
