@@ -13,7 +13,10 @@ the T tokens after each of its positions.
 Records, one stage each, so a killed run resumes at the first missing one:
 `records/dense.json`, then `records/<method>_<target>.json` (perplexity,
 the density of the projections, the wall time of the pruning and of the
-evaluation). With `save_masks`, each mask is also saved as the checkpoint
+evaluation). A resumed run's numbers are those of a run that never
+stopped; its wall times (`prune_seconds`, `eval_seconds`: measurements,
+not results) are not, so its records, `metrics.jsonl`, `summary.json` and
+table differ from such a run's in those fields only. With `save_masks`, each mask is also saved as the checkpoint
 `mask_<method>_<target>` (a mask generator for ticket searches).
 """
 import dataclasses
