@@ -242,6 +242,8 @@ def _series_section(series, metric: str, out_dir: str) -> list[str]:
   header += (['test perplexity', 'vs densest point (%)'] if metric ==
              'perplexity' else ['test acc (%)'])
   return [f'\n## {metric.capitalize()} against weights remaining\n',
+          f'Final test {metric}: mean ± std over the seeds (ddof 0), whose '
+          'number is the last column.\n',
           stats.markdown_table(header + ['seeds'], rows),
           f'\n![{metric}]({metric}.png)\n',
           f'\n## Per-layer density (%), {metric} runs\n'

@@ -9,7 +9,7 @@ import textwrap
 
 import numpy as np
 
-BAND = 'band: ±1 std over seeds'
+BAND = 'band: ±1 std over seeds (ddof 0)'
 
 
 def title(text: str, note: str = BAND, width: int = 90) -> str:

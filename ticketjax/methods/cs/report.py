@@ -136,7 +136,7 @@ def plot(summary: dict, imp: dict | None, path: str) -> None:
     ax.annotate(f"λ={entry['lambda']:g}", (x, 100 * (acc['mean'] + acc['std'])),
                 textcoords='offset points', xytext=(0, 4), ha='center',
                 fontsize='x-small')
-  spread = 'error bars: ±1 std over seeds'
+  spread = 'error bars: ±1 std over seeds (ddof 0)'
   if imp is not None:
     levels = [lv for lv in imp['levels'] if 'ticket' in lv]
     d = [100 * lv['ticket']['density'] for lv in levels]

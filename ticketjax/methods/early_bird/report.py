@@ -68,7 +68,7 @@ def table(summary: dict) -> str:
             'final test acc (%)', 'declared at epoch (declared/seeds)',
             'search steps saved (%)', 'distance to full-training mask',
             'members']
-  return (title(summary) + ' (test accuracy %, mean ± std over seeds)\n\n'
+  return (title(summary) + ' (test accuracy %, mean ± std over seeds, ddof 0)\n\n'
           + stats.markdown_table(header, rows))
 
 
@@ -103,8 +103,7 @@ def report(summary: dict, evals: list[dict], config=None) -> lifecycle.Report:
       steps = sorted(by_step)
       plots_lib.band(ax, [s / spe for s in steps],
                      [np.mean(by_step[s]) for s in steps],
-                     [np.std(by_step[s], ddof=1) if len(by_step[s]) > 1
-                      else 0.0 for s in steps], label,
+                     [np.std(by_step[s]) for s in steps], label,
                      marker='o', ms=2)
     ax.axhline(summary['epsilon'], color='k', ls=':', lw=1,
                label=f"epsilon {summary['epsilon']:g}")
@@ -112,7 +111,7 @@ def report(summary: dict, evals: list[dict], config=None) -> lifecycle.Report:
     ax.set_yscale('log')
     plots_lib.save(fig, ax, path, title(summary),
                    'largest distance of the newest mask to the window',
-                   note='mean ± 1 sample std over the seeds still searching')
+                   note='mean ± 1 std (ddof 0) over the seeds still searching')
 
   curves = {}
   for r in evals:

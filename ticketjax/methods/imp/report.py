@@ -131,7 +131,7 @@ def table(summary: dict, described: str = '') -> str:
   first line says what the search was and what the numbers are.
   """
   head = (title(summary, described) + f' (final-step test {_metric(summary)}'
-          ', mean ± std over seeds)')
+          ', mean ± std over seeds, ddof 0)')
   if 'points' in summary:
     return head + ''.join(
         f"\n\n### {entry['label']}\n\n" + _level_table(entry)
@@ -153,7 +153,7 @@ def _early_stop_table(summary: dict) -> str:
   if not rows:
     return ''
   return ('\n\nEarly-stopping iteration (step of minimum validation loss) '
-          'and the test accuracy (%) there, mean ± std over seeds\n\n'
+          'and the test accuracy (%) there, mean ± std over seeds, ddof 0\n\n'
           + stats.markdown_table(['level', 'weights remaining (%)']
                                  + [f'{b} step (acc)' for b in branches],
                                  rows))

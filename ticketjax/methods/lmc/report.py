@@ -67,7 +67,7 @@ def table(summary: dict) -> str:
   heading = (f"{title(summary)}; {summary['num_seeds']} seeds x "
              f"{summary['copies']} copies, {len(summary['alphas'])} alphas, "
              f"{summary['train_steps']} steps (barrier mean ± std over pairs "
-             'and seeds)')
+             'and seeds, ddof 0)')
   return heading + '\n\n' + stats.markdown_table(header, rows)
 
 
