@@ -15,9 +15,9 @@ Variants (comma-separated after ':'):
   seeds=N         seeds (default 4);
   smoke           2 seeds, densities 20/5%, 60 steps, updates every 10.
 
-About 1 minute on 2 CPU cores (72 members). Expected final test accuracy
-at 20 / 10 / 5% (4 seeds, ERK): static 57.0 / 51.8 / 41.4%, SET 60.8 /
-54.2 / 46.9%, RigL 60.7 / 55.5 / 49.5%; all of it in docs/results.md
+About 1.5 minutes on 2 CPU cores (72 members). Expected final test
+accuracy at 20 / 10 / 5% (4 seeds, ERK): static 57.0 / 51.6 / 41.4%, SET
+61.3 / 53.6 / 46.7%, RigL 60.4 / 55.1 / 49.4%; all of it in docs/results.md
 ("Dynamic sparse training").
 """
 from configs import common
