@@ -66,6 +66,8 @@ def test_pretrain_export_and_imp_from_the_exported_weights(tmp_path):
   assert sorted(os.listdir(out)) == ['config.json', 'model.safetensors',
                                      'ticketjax_export.json',
                                      'tokenizer.json']
+  mode = lambda name: os.stat(os.path.join(out, name)).st_mode & 0o777
+  assert mode('model.safetensors') == mode('config.json')  # not owner-only
   cfg, loaded, _ = pretrained_lib.load_pretrained(out)
   assert (cfg.vocab_size, cfg.d_model, cfg.num_layers) == (300, 32, 1)
   _assert_trees_equal(loaded, saved)  # float32 round trip: bit for bit

@@ -291,6 +291,15 @@ def load(path: str) -> tuple[transformer.DecoderConfig, dict]:
   return cfg, from_hf(cfg, read_tensors(path))
 
 
+def _save_file(tensors, path: str, metadata) -> None:
+  """safetensors' `save_file`, then the permissions of any new file (the
+  umask's: safetensors creates it readable by its owner only)."""
+  st_numpy.save_file(tensors, path, metadata)
+  umask = os.umask(0)
+  os.umask(umask)
+  os.chmod(path, 0o666 & ~umask)
+
+
 def save(
     cfg: transformer.DecoderConfig,
     params: dict,
@@ -322,14 +331,14 @@ def save(
     json.dump(config_to_hf(cfg), f, indent=2)
   metadata = {'format': 'pt'}
   if shards == 1:
-    st_numpy.save_file(tensors, os.path.join(path, WEIGHTS), metadata)
+    _save_file(tensors, os.path.join(path, WEIGHTS), metadata)
     return
   names = list(tensors)
   weight_map = {}
   for k, part in enumerate(np.array_split(np.arange(len(names)), shards)):
     shard = f'model-{k + 1:05d}-of-{shards:05d}.safetensors'
     chunk = {names[j]: tensors[names[j]] for j in part}
-    st_numpy.save_file(chunk, os.path.join(path, shard), metadata)
+    _save_file(chunk, os.path.join(path, shard), metadata)
     weight_map.update({name: shard for name in chunk})
   total = sum(int(v.nbytes) for v in tensors.values())
   with open(os.path.join(path, INDEX), 'w') as f:
