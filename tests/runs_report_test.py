@@ -8,6 +8,7 @@ import pytest
 from configs import dense_mnist1d, imp_mlp_mnist1d
 from ticketjax.core import masks
 from ticketjax.reports import cross_run
+from ticketjax.reports import plots
 from ticketjax.run import jobs
 from ticketjax.run import store as checkpoint
 
@@ -60,3 +61,21 @@ def test_only_keeps_the_series_it_matches(workdir, tmp_path):
   with pytest.raises(ValueError, match='not a regular expression'):
     cross_run.write([str(workdir)], str(tmp_path / 'o'), only='(')
   assert not (tmp_path / 'o').exists()
+
+
+@pytest.mark.parametrize('points, ticks', [
+    # a few densities (PaI, DST, Early-Bird): those, and 100
+    ([50, 20, 10, 5, 2], [100, 50, 20, 10, 5, 2]),
+    ([20, 20, 10, 5], [100, 20, 10, 5]),
+    ([51.2, 50, 10], [100, 51.2, 10]),  # 50 within 15% of 51.2: one tick
+    # many (IMP's 20% levels down to 6.9%): IMP's steps, then halvings
+    ([100 * 0.8 ** i for i in range(13)],
+     [100, 50, 25, 12.5, 6.87]),
+])
+def test_density_axis_ticks_mark_the_plotted_densities(points, ticks):
+  plt = plots.pyplot()
+  fig, ax = plt.subplots()
+  plots.density_axis(ax, min(points), points)
+  np.testing.assert_allclose(ax.get_xticks(), ticks, rtol=1e-3)
+  plt.close(fig)
+

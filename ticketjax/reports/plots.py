@@ -9,13 +9,22 @@ import textwrap
 
 import numpy as np
 
-BAND = 'band: ±1 std over seeds (ddof 0)'
+BAND = 'band: ±1 std over seeds, ddof 0'
 
 
 def title(text: str, note: str = BAND, width: int = 90) -> str:
-  """A plot title wrapped to `width` characters, `note` on its own line."""
-  lines = textwrap.wrap(text, width) + ([f'({note})'] if note else [])
-  return '\n'.join(lines)
+  """A plot title wrapped to `width` characters, between its comma-separated
+  phrases where it can ('40 steps, 2 seeds' stays on one line), `note` on
+  its own line."""
+  lines = ['']
+  for part in text.split(', '):
+    if lines[-1] and len(f'{lines[-1]}, {part}') > width:
+      lines[-1] += ','
+      lines.append(part)
+    else:
+      lines[-1] = f'{lines[-1]}, {part}' if lines[-1] else part
+  lines = [w for line in lines for w in textwrap.wrap(line, width)]
+  return '\n'.join(lines + ([f'({note})'] if note else []))
 
 
 def pyplot():
@@ -81,9 +90,10 @@ def accuracy_vs_density(path: str, title_text: str, lines: dict, *,
   """
   plt = pyplot()
   fig, ax = plt.subplots(figsize=figsize, dpi=120)
-  lowest = 100.0
+  lowest, xs = 100.0, []
   for i, (label, pts) in enumerate(lines.items()):
     lowest = min([lowest] + [x for x, _ in pts])
+    xs += [x for x, _ in pts]
     pts = [(x, s) for x, s in pts if s and s['n']]
     if pts:
       band(ax, [x for x, _ in pts], [scale * s['mean'] for _, s in pts],
@@ -96,17 +106,38 @@ def accuracy_vs_density(path: str, title_text: str, lines: dict, *,
       ax.axhspan(scale * (s['mean'] - s['std']),
                  scale * (s['mean'] + s['std']), color='gray', alpha=0.1,
                  lw=0)
-  density_axis(ax, lowest)
+  density_axis(ax, lowest, xs)
   save(fig, ax, path, title_text, ylabel)
 
 
-def density_axis(ax, lowest: float) -> None:
+def density_axis(ax, lowest: float, points=()) -> None:
   """A log x axis of percent of weights remaining, 100 at the left, with
-  readable ticks down to `lowest` (percent): IMP's 20% steps (100, 80, 64,
-  ...) while they are far enough apart, else halvings (quarterings over a
-  wide range), and `lowest` itself when the last of those is well above
-  it."""
+  readable ticks down to `lowest` (percent): the densities of the plotted
+  `points` when there are at most 8 (and 100), a point within 15% of a
+  larger one sharing its tick; else IMP's 20% steps (100, 80, 64, ...)
+  while they are far enough apart, else halvings (quarterings over a wide
+  range), and `lowest` itself when the last of those is well above it."""
   ax.set_xscale('log')
+  marks = sorted({100.0} | {float(f'{p:.4g}') for p in points}, reverse=True)
+  ticks = _point_ticks(marks) if 1 < len(marks) <= 9 else _steps(lowest)
+  ax.set_xticks(ticks, [f'{t:.3g}' for t in ticks])
+  ax.set_xticks([], minor=True)
+  ax.set_xlim(105, lowest * 0.9)
+  ax.set_xlabel('percent of weights remaining')
+
+
+def _point_ticks(marks) -> list[float]:
+  """The densities `marks` (descending), each within 15% of the tick
+  before it left out."""
+  ticks = []
+  for m in marks:
+    if not ticks or ticks[-1] > 1.15 * m:
+      ticks.append(m)
+  return ticks
+
+
+def _steps(lowest: float) -> list[float]:
+  """Ticks from 100 down to `lowest` (`density_axis`)."""
   ticks = [100.0]
   t = 100.0
   while t >= lowest * 0.99 and len(ticks) < 60:
@@ -119,10 +150,7 @@ def density_axis(ax, lowest: float) -> None:
   if ticks[-1] > 1.15 * lowest:  # the sparsest point gets its own tick
     ticks = ticks[:-1] if ticks[-1] < 1.5 * lowest and len(ticks) > 1 else ticks
     ticks.append(lowest)
-  ax.set_xticks(ticks, [f'{t:.3g}' for t in ticks])
-  ax.set_xticks([], minor=True)
-  ax.set_xlim(105, lowest * 0.9)
-  ax.set_xlabel('percent of weights remaining')
+  return ticks
 
 
 def learning_curves(groups: dict, path: str, title_text: str) -> None:

@@ -136,7 +136,7 @@ def plot(summary: dict, imp: dict | None, path: str) -> None:
     ax.annotate(f"λ={entry['lambda']:g}", (x, 100 * (acc['mean'] + acc['std'])),
                 textcoords='offset points', xytext=(0, 4), ha='center',
                 fontsize='x-small')
-  spread = 'error bars: ±1 std over seeds (ddof 0)'
+  spread = 'error bars: ±1 std over seeds, ddof 0'
   if imp is not None:
     levels = [lv for lv in imp['levels'] if 'ticket' in lv]
     d = [100 * lv['ticket']['density'] for lv in levels]
@@ -147,7 +147,7 @@ def plot(summary: dict, imp: dict | None, path: str) -> None:
     xs += d
     ax.axhline(m[0], color='gray', ls='--', lw=1, label='dense (IMP level 0)')
     spread = f'error bars and IMP {plots_lib.BAND}'
-  plots_lib.density_axis(ax, min(xs + [100.0]))
+  plots_lib.density_axis(ax, min(xs + [100.0]), xs)
   plots_lib.save(fig, ax, path, _what(summary), 'test accuracy (%)',
                  note=spread)
 

@@ -111,7 +111,7 @@ def report(summary: dict, evals: list[dict], config=None) -> lifecycle.Report:
     ax.set_yscale('log')
     plots_lib.save(fig, ax, path, title(summary),
                    'largest distance of the newest mask to the window',
-                   note='mean ± 1 std (ddof 0) over the seeds still searching')
+                   note='mean ± 1 std over the seeds still searching, ddof 0')
 
   curves = {}
   for r in evals:
