@@ -7,6 +7,7 @@ from configs import dst_lenet300_fashion_mnist
 from configs import early_bird_mnist1d
 from configs import edgepopup_mnist
 from configs import edgepopup_mnist1d
+from configs import imp_gpt_austen
 from configs import imp_mlp_mnist1d
 from configs import imp_resnet20_cifar10
 from configs import lmc_mnist1d
@@ -116,6 +117,11 @@ def test_imp_titles_say_what_a_grid_sets():
       "layerwise_magnitude pruning at the grid's rates, rewound to init")
   assert describe('smoke,k=0/10/25,rule=global') == (
       "global_magnitude pruning at rates 0.2, rewound to the grid's steps")
+  # a dense stage, and a search from pretrained weights
+  austen = lambda arg: imp_report.describe(imp_gpt_austen.get_config(arg))
+  assert austen('stage=pretrain') == 'dense training only (no pruning level)'
+  assert austen('source=/elsewhere/pretrained').endswith(
+      'rewound to the pretrained weights')
 
 
 def test_global_rule_variant():

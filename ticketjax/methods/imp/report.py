@@ -92,8 +92,13 @@ def _branches(summary):
 def describe(config) -> str:
   """'layerwise_magnitude pruning at rates 0.2 (output 0.1), rewound to
   init': the search's rule, rates and rewind mode, from its config (a
-  grid's rates or rewind steps: 'the grid's')."""
+  grid's rates or rewind steps: 'the grid's; from a pretrained source:
+  'rewound to the pretrained weights'); 'dense training only' without
+  pruning levels."""
   imp, grid = config.imp, config.get('grid') or {}
+  if not imp.get('levels', 1):
+    return 'dense training only (no pruning level)'
+  source = (config.get('model') or {}).get('kwargs', {}).get('source')
   rates = imp.get('rates', 0.2)
   if grid.get('pruning_rate'):
     rates = "the grid's rates"
@@ -104,7 +109,8 @@ def describe(config) -> str:
     rates = f'rates {float(rates):g}'
   k = imp.get('rewind_step', 0)
   step = "the grid's steps" if grid.get('rewind_step') else f'step {k}'
-  rewind = {'init': 'rewound to init',
+  rewind = {'init': ('rewound to the pretrained weights' if source
+                    else 'rewound to init'),
             'step': f'rewound to {step}',
             'lr': f'learning rate rewound to {step}',
             'finetune': f'fine-tuned for train.steps - {k} steps',
