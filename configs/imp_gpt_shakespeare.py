@@ -21,6 +21,8 @@ Variants (comma-separated after ':'):
   levels=N   pruning levels after the dense one (default 8: 16.8% left);
   k=K        rewind to step K instead of init (imp.rewind='step');
   llama      the Llama-style decoder (RMSNorm, RoPE, SwiGLU, 2 KV heads);
+  tokenizer=F  a `tokenizers` JSON file (`python -m launch.tokenizer`)
+             instead of characters (data.tokenizer);
   smoke      2 seeds, 1 level of 20 steps, one block of width 32, on
              CPython's pydoc topics (no install needed): a test run.
 
@@ -33,7 +35,7 @@ import ml_collections
 
 def get_config(arg=None):
   opts = common.parse_arg(arg, seeds=3, levels=8, k=0, llama=False,
-                          smoke=False)
+                          tokenizer='', smoke=False)
   c = imp_common.imp_config(seeds=opts['seeds'], levels=opts['levels'],
                             rates=0.2)
   c.imp.controls = ('reinit', 'random')
@@ -42,6 +44,8 @@ def get_config(arg=None):
     c.imp.rewind_step = int(opts['k'])
   c.data.name = 'shakespeare'
   c.data.context = 64
+  if 'tokenizer' in opts.given:  # (absent: characters, and the old hash)
+    c.data.tokenizer = str(opts['tokenizer'])
   c.model.name = 'llama' if opts['llama'] else 'gpt'
   c.model.kwargs = ml_collections.ConfigDict({
       'context': 64, 'd_model': 64, 'num_layers': 2, 'num_heads': 4})

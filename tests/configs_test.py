@@ -8,6 +8,7 @@ from configs import early_bird_mnist1d
 from configs import edgepopup_mnist
 from configs import edgepopup_mnist1d
 from configs import imp_gpt_austen
+from configs import imp_gpt_shakespeare
 from configs import imp_mlp_mnist1d
 from configs import imp_resnet20_cifar10
 from configs import lmc_mnist1d
@@ -122,6 +123,12 @@ def test_imp_titles_say_what_a_grid_sets():
   assert austen('stage=pretrain') == 'dense training only (no pruning level)'
   assert austen('source=/elsewhere/pretrained').endswith(
       'rewound to the pretrained weights')
+
+
+def test_the_shakespeare_config_takes_a_tokenizer_file():
+  assert 'tokenizer' not in imp_gpt_shakespeare.get_config('smoke').data
+  c = imp_gpt_shakespeare.get_config('smoke,tokenizer=/tmp/bpe.json')
+  assert c.data.tokenizer == '/tmp/bpe.json'
 
 
 def test_global_rule_variant():
