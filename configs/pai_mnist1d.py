@@ -28,7 +28,7 @@ Variants (comma-separated after ':'):
 
 About 25-70 s on 2 CPU cores (x2 for at=trained, x(1 + controls) with
 controls). Expected final test accuracy (4 seeds, magnitude, layerwise):
-61.4 ± 0.5% at 50% of the weights, 49.1 ± 1.3% at 10%, 18.2 ± 1.6% at 2%;
+61.9 ± 2.1% at 50% of the weights, 49.1 ± 1.4% at 10%, 18.2 ± 1.6% at 2%;
 every score, scope and control in docs/results.md ("Pruning at
 initialization").
 """
