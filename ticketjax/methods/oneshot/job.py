@@ -224,12 +224,17 @@ def summarize(folder, cfg: OneshotConfig, model_cfg, lines, num_eval,
 
 
 def title(summary: dict) -> str:
+  """What was pruned, on which calibration windows (none when magnitude,
+  which reads no data, is the only method) and evaluated how."""
+  calibrated = any(r['method'] != 'magnitude' for r in summary['results'])
+  calibration = (f"calibrated on {summary['calibration_windows']} windows of "
+                 f"{summary['context']} tokens of {summary['calibration']}, "
+                 if calibrated else 'magnitude only (no calibration), ')
   return (f"One-shot pruning of {summary['model']} "
-          f"({summary['num_layers']} blocks, every projection): calibrated "
-          f"on {summary['calibration_windows']} windows of "
-          f"{summary['context']} tokens of {summary['calibration']}, "
-          f"perplexity on {summary['evaluation_windows']} windows of "
-          f"{summary['evaluation']} ({summary['tokens']:,} tokens)")
+          f"({summary['num_layers']} blocks, every projection): "
+          f"{calibration}perplexity on {summary['evaluation_windows']} "
+          f"windows of {summary['context']} tokens of {summary['evaluation']} "
+          f"({summary['tokens']:,} tokens)")
 
 
 def table(summary: dict) -> str:
