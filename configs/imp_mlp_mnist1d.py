@@ -1,4 +1,4 @@
-"""The MNIST-1D lottery experiment: IMP on an MLP, layerwise, rewind to init.
+r"""The MNIST-1D lottery experiment: IMP on an MLP, layerwise, rewind to init.
 
 Frankle & Carbin's protocol on the MNIST-1D MLP (ALGORITHMS.md 6.4):
 layerwise magnitude pruning of the kernels, 20% per level (output layer

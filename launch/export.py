@@ -1,4 +1,4 @@
-"""Exports a saved GPT network of a run as a Hugging Face GPT-2 folder.
+r"""Exports a saved GPT network of a run as a Hugging Face GPT-2 folder.
 
   python -m launch.export --network=/tmp/tj/imp-HASH/checkpoints/level_000:0 \
       --out=/tmp/tj/pretrained

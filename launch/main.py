@@ -1,4 +1,4 @@
-"""Launches a ticketjax job from a config file.
+r"""Launches a ticketjax job from a config file.
 
   python -m launch.main --config=configs/dense_mnist1d.py[:variant] \
       --workdir=/tmp/tj [--config.train.steps=100] [--jax_platforms=cpu]

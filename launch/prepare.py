@@ -1,4 +1,4 @@
-"""Prepares a real data set offline, into the TFDS data dir runs read.
+r"""Prepares a real data set offline, into the TFDS data dir runs read.
 
   apt-get install -y dataset-fashion-mnist
   python -m launch.prepare --dataset=fashion_mnist [--source=DIR] \

@@ -1,4 +1,4 @@
-"""Probes the linear path between two saved networks.
+r"""Probes the linear path between two saved networks.
 
   python -m launch.probe \
       --a=/tmp/tj/lmc-HASH/checkpoints/copies_k000100:0 \

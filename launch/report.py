@@ -1,4 +1,4 @@
-"""Writes one report across finished runs.
+r"""Writes one report across finished runs.
 
   python -m launch.report --workdir=/tmp/tj [--workdir=/tmp/other ...] \
       [--out=/tmp/tj/report] [--only=REGEX]

@@ -1,4 +1,4 @@
-"""Runs the jobs of a sweep file one after another, then one report.
+r"""Runs the jobs of a sweep file one after another, then one report.
 
   python -m launch.sweep --sweep=configs/sweep_mnist1d.py[:ARG] \
       --workdir=/tmp/tj [--report=/tmp/tj/report]

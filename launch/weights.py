@@ -1,4 +1,4 @@
-"""Per-layer weight distributions of networks in several states.
+r"""Per-layer weight distributions of networks in several states.
 
   python -m launch.weights --state=random=random:smollm2 \
       --state=pretrained=smollm2 --out=/tmp/tj/weights
