@@ -65,6 +65,14 @@ def _name(run) -> str:
   return run.get('_name') or f"{run['job']} {run.get('model', '')}"
 
 
+def _steps(run) -> str:
+  """The run's `train.steps` (per level or stage), from its config.json."""
+  path = os.path.join(run['run_dir'], 'config.json')
+  if not os.path.exists(path):
+    return ''
+  return str((records_lib.read_json(path).get('train') or {}).get('steps', ''))
+
+
 def _model_label(run) -> str:
   """The model's name; for 'pretrained', with its source's file or folder
   name, e.g. 'pretrained(finetuned)' (from the run's config.json)."""
@@ -275,9 +283,10 @@ def write(paths, out_dir: str, only: str = '') -> str:
     series = kept
   os.makedirs(out_dir, exist_ok=True)
   parts = ['# ticketjax runs\n', stats.markdown_table(
-      ['run', 'job', 'model', 'data set', 'seeds'],
-      [[os.path.basename(r['run_dir']), r['job'], r.get('model', ''),
-        r.get('dataset', ''), r.get('num_seeds', '')] for r in runs])]
+      ['name', 'run', 'job', 'model', 'data set', 'training steps', 'seeds'],
+      [[_name(r), os.path.basename(r['run_dir']), r['job'], r.get('model', ''),
+        r.get('dataset', ''), _steps(r), r.get('num_seeds', '')]
+       for r in runs])]
   for metric in ('accuracy', 'perplexity'):
     parts += _series_section([s for s in series if s['metric'] == metric],
                              metric, out_dir)
