@@ -279,13 +279,15 @@ class Run:
 
   def check_folder(self) -> None:
     """The folder holds this config's run (or none yet): ValueError if its
-    `config.json` belongs to another config, or the workdir is itself a
-    run folder."""
+    `config.json` belongs to another config, the files the config names
+    changed since (`workdir.check_inputs`), or the workdir is itself a run
+    folder."""
     parent = os.path.dirname(self.dir)
     if os.path.exists(os.path.join(parent, 'config.json')):
       raise ValueError(
           f'workdir {parent} is a run folder (it holds config.json); give '
           'the folder that holds run folders, e.g. its parent')
+    self.inputs_stored = False
     stored = self.stored_config()
     if stored is None:
       return
@@ -298,7 +300,7 @@ class Run:
           f'{self.dir}/config.json is the config of another run (it differs '
           f'in {fields}); this folder is not reused for another config: '
           'move it away, or use a new workdir')
-    workdir_lib.check_inputs(self.dir, self.inputs)
+    self.inputs_stored = workdir_lib.check_inputs(self.dir, self.inputs)
 
   def begin(self) -> None:
     """Creates the folder, takes its lock, writes `config.json` (and
@@ -328,8 +330,9 @@ class Run:
                       steps_lib.remove, self.store.root, self.path('records'))
       self.rerun = False
     records_lib.write_json(self.path('config.json'), self.config.to_dict())
-    if self.inputs and not os.path.exists(self.path(workdir_lib.INPUTS)):
-      self.write_records('inputs', self.inputs)  # (workdir.check_inputs)
+    if self.inputs and not self.inputs_stored:  # (workdir.check_inputs)
+      self.write_records('inputs', self.inputs)
+      self.inputs_stored = True
 
   def lock(self) -> None:
     """Takes the folder's `.lock` (`run/lock.py`: one writer per run

@@ -151,12 +151,13 @@ def input_sums(config: Any) -> dict[str, str]:
   return out
 
 
-def check_inputs(run_dir: str, sums: dict[str, str]) -> None:
+def check_inputs(run_dir: str, sums: dict[str, str]) -> bool:
   """ValueError if `run_dir` was run from other contents of its input
-  files than `sums` (`input_sums` now)."""
+  files than `sums` (`input_sums` now); whether it holds their sums (a
+  damaged file is reported and is to be written again)."""
   path = os.path.join(run_dir, INPUTS)
   if not records.intact(path):
-    return
+    return False
   stored = records.read_json(path)
   changed = [f for f in stored if sums.get(f) != stored[f]]
   if changed:
@@ -165,3 +166,4 @@ def check_inputs(run_dir: str, sums: dict[str, str]) -> None:
         'run from them (their sha256 differs): its results are those of the '
         'old contents; use another workdir, or move the folder away to run '
         'again')
+  return True
