@@ -26,8 +26,9 @@ Variants (comma-separated after ':'):
   seeds=N        seeds (default 4);
   smoke          2 seeds, 200 steps, checks every 10 steps, window 3.
 
-Runtime on 2 CPU cores: MLP about 1 minute, CNN about 10 minutes, early-
-bird IMP with 8 levels a few minutes. Results: docs/results.md
+Runtime on 2 CPU cores: MLP about 1 minute, CNN about 4.5 minutes (its
+table reproduced exactly on 2026-12-07), early-bird IMP with 8 levels a
+few minutes. Results: docs/results.md
 ("Early-Bird tickets").
 """
 from configs import common
