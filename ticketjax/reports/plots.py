@@ -110,6 +110,16 @@ def accuracy_vs_density(path: str, title_text: str, lines: dict, *,
   save(fig, ax, path, title_text, ylabel)
 
 
+def plain_log_ticks(axis) -> None:
+  """A log axis labelled in plain numbers ('300', not '3x10^2'): its
+  decades, and its 2x and 5x minor ticks."""
+  import matplotlib.ticker  # pylint: disable=g-import-not-at-top
+  axis.set_major_formatter(matplotlib.ticker.FuncFormatter(
+      lambda v, _: f'{v:g}'))
+  axis.set_minor_formatter(matplotlib.ticker.FuncFormatter(
+      lambda v, _: f'{v:g}' if f'{v:.0e}'[0] in '25' else ''))
+
+
 def density_axis(ax, lowest: float, points=()) -> None:
   """A log x axis of percent of weights remaining, 100 at the left, with
   readable ticks down to `lowest` (percent): the densities of the plotted

@@ -285,8 +285,7 @@ def plot_layers(summary: dict, path: str, described: str = '') -> None:
            for lv in levels]
   ax.plot(levels, total, 'k--', lw=1.5, label='all prunable')
   ax.set_yscale('log')
-  ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-  ax.yaxis.set_minor_formatter(matplotlib.ticker.ScalarFormatter())
+  plots_lib.plain_log_ticks(ax.yaxis)
   ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
   ax.set_xlabel('level')
   plots_lib.save(fig, ax, path, title(summary, described),

@@ -277,6 +277,7 @@ def report(summary: dict, lines: list, config=None) -> lifecycle.Report:
     ax.set_xticks(np.arange(len(targets)),
                   [_target_name(t) for t in targets])
     ax.set_yscale('log')
+    plots_lib.plain_log_ticks(ax.yaxis)
     plots_lib.save(fig, ax, path, title(summary), 'perplexity',
                    note='one deterministic run per bar')
 
