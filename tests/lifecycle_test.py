@@ -22,6 +22,7 @@ from ticketjax.run import health
 from ticketjax.run import lifecycle
 from ticketjax.run import lock
 from ticketjax.run import records
+from ticketjax.run import workdir as workdir_lib
 from ticketjax.run import steps
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -384,3 +385,33 @@ def test_exact_records_keep_non_finite_values(tmp_path):
       math.inf, -math.inf, 1.5] and back['name'] == 'x'
   records.write_json(path, values)
   assert records.read_json(path)['loss'] == [None, None, None, 1.5]
+
+
+def test_input_sums_cover_the_files_the_loaders_read(tmp_path, monkeypatch):
+  """The sums `Run` keeps in inputs.json: a tokenizer given with `~`, a
+  source folder without its hidden files; not the built-in tokenizer
+  'char' or the packaged model 'smollm2', even if the working directory
+  holds files of those names."""
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  monkeypatch.setenv('HOME', str(tmp_path))
+  monkeypatch.chdir(tmp_path)
+  (tmp_path / 'bpe.json').write_text('{}')
+  (tmp_path / 'char').write_text('not a tokenizer')
+  (tmp_path / 'smollm2').mkdir()
+  source = tmp_path / 'pretrained'
+  (source / '.cache').mkdir(parents=True)
+  (source / '.cache' / 'meta').write_text('1')
+  (source / 'model.safetensors').write_bytes(b'weights')
+  config = ml_collections.ConfigDict({
+      'data': {'tokenizer': '~/bpe.json'},
+      'model': {'kwargs': {'source': str(source)}},
+      'oneshot': {'model': 'smollm2'}})
+  sums = workdir_lib.input_sums(config)
+  assert sorted(sums) == ['data.tokenizer', 'model.kwargs.source']
+  (source / '.cache' / 'meta').write_text('2')  # a cache: the same source
+  assert workdir_lib.input_sums(config) == sums
+  (source / 'model.safetensors').write_bytes(b'other weights')
+  assert workdir_lib.input_sums(config)['model.kwargs.source'] != sums[
+      'model.kwargs.source']
+  config.data.tokenizer = 'char'
+  assert 'data.tokenizer' not in workdir_lib.input_sums(config)

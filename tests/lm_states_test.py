@@ -100,7 +100,7 @@ def test_pretrain_export_and_imp_from_the_exported_weights(tmp_path):
   # the run folder's hash holds the source's path: other weights exported
   # there later make the finished run refuse, before any write, rather than
   # be 'already done' (or extended with seeds from the new weights)
-  with open(os.path.join(imp['run_dir'], 'records', 'inputs.json')) as f:
+  with open(os.path.join(imp['run_dir'], 'inputs.json')) as f:
     assert sorted(json.load(f)) == ['data.tokenizer', 'model.kwargs.source']
   testlib.flip_a_bit(os.path.join(out, 'model.safetensors'))
   before = testlib.file_hashes(imp['run_dir'])

@@ -304,7 +304,7 @@ class Run:
 
   def begin(self) -> None:
     """Creates the folder, takes its lock, writes `config.json` (and
-    `records/inputs.json`, `workdir.input_sums`, if not there yet).
+    `inputs.json`, `workdir.input_sums`, if not there yet).
 
     When the 'rerun' policy reruns a run of fewer seeds, it first checks
     the count again under the lock (another process may have run since:
@@ -331,7 +331,11 @@ class Run:
       self.rerun = False
     records_lib.write_json(self.path('config.json'), self.config.to_dict())
     if self.inputs and not self.inputs_stored:  # (workdir.check_inputs)
-      self.write_records('inputs', self.inputs)
+      if self.has_work() and hosts.is_main():
+        print(f'{self.dir}: recording the sha256 of {", ".join(self.inputs)} '
+              'now; the results already there were not checked against '
+              'them', file=sys.stderr)
+      records_lib.write_json(self.path(workdir_lib.INPUTS), self.inputs)
       self.inputs_stored = True
 
   def lock(self) -> None:

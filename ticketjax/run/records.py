@@ -93,18 +93,19 @@ def intact(path: str) -> bool:
 
 def _sha256(path: str) -> str:
   with open(path, 'rb') as f:
-    return hashlib.sha256(f.read()).hexdigest()
+    return hashlib.file_digest(f, 'sha256').hexdigest()  # (streamed)
 
 
 def content_sum(path: str) -> str:
   """sha256 of a file's bytes, or of a folder's files (their names and
-  bytes, in name order, subfolders included)."""
+  bytes, in name order, subfolders included; hidden ones, such as caches
+  and checkpoints of editors, left out)."""
   if not os.path.isdir(path):
     return _sha256(path)
   digest = hashlib.sha256()
   for root, dirs, files in os.walk(path):
-    dirs.sort()
-    for name in sorted(files):
+    dirs[:] = sorted(d for d in dirs if not d.startswith('.'))
+    for name in sorted(f for f in files if not f.startswith('.')):
       full = os.path.join(root, name)
       digest.update(os.path.relpath(full, path).encode() + b'\0')
       digest.update(_sha256(full).encode())

@@ -14,9 +14,9 @@ only when old folders must not be reused.
 
 The hash holds a path, not what is at it: a config field of
 `INPUT_FIELDS` naming a file or folder (a pretrained source, a tokenizer)
-has its contents' sha256 written to `records/inputs.json` when the run
-begins, and `check_inputs` refuses the folder once they have changed (its
-results are the old contents').
+has its contents' sha256 written to `inputs.json` in the run folder when
+the run begins, and `check_inputs` refuses the folder once they have
+changed (its results are the old contents').
 """
 import hashlib
 import json
@@ -134,20 +134,27 @@ def check_folder(path: str, what: str) -> None:
                      f'one of at most {room}')
 
 
-INPUT_FIELDS = ('model.kwargs.source', 'data.tokenizer', 'oneshot.model')
-INPUTS = 'records/inputs.json'
+# {config field that may name a file or folder the run reads: its values
+# that name no file (the built-in tokenizer, the packaged model)}
+INPUT_FIELDS = {'model.kwargs.source': (), 'data.tokenizer': ('char',),
+                'oneshot.model': ('smollm2',)}
+INPUTS = 'inputs.json'  # in the run folder, next to config.json
 
 
 def input_sums(config: Any) -> dict[str, str]:
   """{field: sha256 of its contents} of the `INPUT_FIELDS` of `config`
-  that name an existing file or folder."""
+  that name a file or folder (`~` expanded, relative to the working
+  directory, as the loaders read them)."""
   out = {}
-  for dotted in INPUT_FIELDS:
+  for dotted, names in INPUT_FIELDS.items():
     value = config
     for name in dotted.split('.'):
       value = value.get(name) if hasattr(value, 'get') else None
-    if isinstance(value, str) and value and os.path.exists(value):
-      out[dotted] = records.content_sum(value)
+    if not isinstance(value, str) or not value or value in names:
+      continue
+    path = os.path.abspath(os.path.expanduser(value))
+    if os.path.exists(path):
+      out[dotted] = records.content_sum(path)
   return out
 
 
