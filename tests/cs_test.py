@@ -135,8 +135,8 @@ def test_cs_smoke_end_to_end_and_idempotent(tmp_path, capsys):
   # no member diverged; lambda 1e-3 keeps 0.02%: both seeds' networks lose
   # whole layers (layer collapse), which the table says
   assert [e['collapsed'] for e in summary['by_lambda']] == [0, 2]
-  assert [m['empty_layers'] > 0 for m in summary['members']] == [
-      False, False, True, True]
+  assert [0.0 in m['density_per_layer'].values()
+          for m in summary['members']] == [False, False, True, True]
   assert '| 0.001 | 0.02 ± 0.02 |' in out
   assert '| collapsed 2/2 (an empty layer) |' in out
   assert 'diverged' not in out
@@ -220,9 +220,10 @@ def test_summary_and_table_leave_a_diverged_seed_out():
   members[1].pop('diverged')  # healthy: no count, no health column
   (entry,) = cs_report.summarize(members, (0.1,))
   assert 'diverged' not in entry and entry['final_test_accuracy']['n'] == 2
-  assert entry['collapsed'] == 0  # (members without the count: none)
+  assert entry['collapsed'] == 0
   assert 'health' not in cs_report.table(dict(summary, by_lambda=[entry]))
-  members[1]['empty_layers'] = 1  # a collapsed seed is counted, not left out
+  # a seed with an empty layer is counted as collapsed, not left out
+  members[1]['density_per_layer'] = {'dense_0': 0.8, 'dense_1': 0.0}
   (entry,) = cs_report.summarize(members, (0.1,))
   assert entry['collapsed'] == 1 and entry['final_test_accuracy']['n'] == 2
   assert '| 50.00 ± 0.00 | 35.0 ± 25.0 | collapsed 1/2 (an empty layer) |' in (

@@ -18,9 +18,9 @@ program per stage. `lifecycle.Run` owns the run folder, its lock,
      (`records/ticket.json`, `checkpoints/ticket`), evaluated like an IMP
      level; a member whose training loss turns non-finite or explodes is
      flagged 'diverged' in its records and member summary
-     (`health.flag_diverged`) and left out of its lambda's means; each
-     member's summary counts its empty prunable layers ('empty_layers',
-     a collapsed network);
+     (`health.flag_diverged`) and left out of its lambda's means; a
+     ticket with a prunable layer at density 0 (`density_per_layer`) is
+     counted as collapsed;
   3. `metrics.jsonl`, `summary.json`, `report.md` and `accuracy.png`
      (`report.py`).
 A killed run resumes at the first stage whose checkpoint is missing, from
@@ -35,7 +35,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ticketjax.core import connectivity
 from ticketjax.core import masks as masks_lib
 from ticketjax.core import pruning
 from ticketjax.core import train as train_lib
@@ -222,9 +221,6 @@ class CsRun:
     self.folder.train_stage(
         'ticket', trainer, state_M, who, cfg.prunable,
         desc=f'cs ticket ({len(who)} members)', train_accuracy=False,
-        extras=lambda final_M: [
-            {'empty_layers': e} for e in connectivity.member_empty_layers(
-                final_M.mask, cfg.prunable)],
         stage='ticket')
 
   def _control(self, name, mask_M, last, start):

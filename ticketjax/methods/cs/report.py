@@ -20,7 +20,7 @@ def summarize(members: list[dict], lambdas) -> list[dict]:
 
   An entry gets 'diverged': the count of its diverged members, only when
   there are any, and 'collapsed': how many of its members (diverged ones
-  included) have an empty prunable layer. With control branches
+  included) have an empty prunable layer (a 0 in 'density_per_layer'). With control branches
   (`cs.controls`), 'controls' holds the same per branch.
   """
   out = []
@@ -43,8 +43,8 @@ def _means(members, lam, branch) -> dict:
                         'best_test_accuracy')}
   if len(healthy) < len(recs):
     entry['diverged'] = len(recs) - len(healthy)
-  # (records written before the count existed have no 'empty_layers')
-  entry['collapsed'] = sum(1 for r in recs if r.get('empty_layers'))
+  entry['collapsed'] = sum(1 for r in recs if 0.0 in r.get(
+      'density_per_layer', {}).values())  # an empty layer
   return entry
 
 
