@@ -40,7 +40,7 @@ def smoke(c: ml_collections.ConfigDict, opts: common.Variant,
   steps = opts.or_smoke('steps', steps) if 'steps' in opts else steps
   c.imp.levels = levels
   c.train.steps = steps
-  c.train.eval_every = steps // 2
+  c.train.eval_every = max(1, steps // 2)
   c.train.batch_size = min(c.train.batch_size, 8 if steps >= 20 else 4)
   c.data.val_size = min(c.data.val_size, 4)
   c.train.eval_batch_size = 64

@@ -64,7 +64,6 @@ def get_config(arg=None):
     c.imp.levels = opts.or_smoke('levels', 1)
     c.train.steps = 20
     c.train.eval_every = 10
-    c.train.batch_size = 8
-    if c.imp.rewind_step and 'k' not in opts.given:
-      c.imp.rewind_step = 10
+    c.train.batch_size = 8  # a k= given stays (the IMP check refuses one
+                            # past the smoke run's 20 steps)
   return c

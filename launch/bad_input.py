@@ -38,7 +38,8 @@ def _explain(e: BaseException, argv=()) -> str:
       name = flag.partition('=')[0]
       path = name[len('--config.'):].split('.')
       if name.startswith('--config.') and key in path:
-        missing = '.'.join(path[:path.index(key) + 1])
+        # (the last `key` in the path: a prefix missing makes it missing)
+        missing = '.'.join(path[:len(path) - path[::-1].index(key)])
         return (f'{name}: the config has no field {missing!r}{hint}; an '
                 'override sets only a field its config file defines')
   text = e.args[0] if e.args and isinstance(e.args[0], str) else str(e)

@@ -291,7 +291,7 @@ CASES = [
     ('pai-variant-score', 'main', [f'--config={PAI},score=bogus'], 'bogus',
      None),
     ('pai-bn-scale-without-batchnorm', 'main',
-     [f'--config={PAI},score=bn_scale'], 'this model has no BatchNorm', None),
+     [f'--config={PAI},score=bn_scale'], 'no prunable kernel of this model has one', None),
     ('pai-densities-not-numbers', 'main',
      [f'--config={PAI}', '--config.pai.densities=abc'],
      "config.pai.densities = ('abc',) is not a number", None),

@@ -201,7 +201,9 @@ def test_bn_scale_is_refused_for_a_model_without_batchnorm():
   shapes = lambda model: jax.eval_shape(model.init, jax.random.PRNGKey(0))[0]
   cnn = shapes(get_model('mnist1d_cnn', batch_norm=True))
   scores.check('bn_scale', cnn)  # its convolutions have BatchNorm
+  with pytest.raises(ValueError, match='no prunable kernel'):  # not pruned
+    scores.check('bn_scale', cnn, lambda path, x: 'conv' not in path)
   mlp = shapes(get_model('mnist1d_mlp'))
   scores.check('magnitude', mlp)
-  with pytest.raises(ValueError, match='this model has no BatchNorm'):
+  with pytest.raises(ValueError, match='no prunable kernel of this model has one'):
     scores.check('bn_scale', mlp)

@@ -173,16 +173,22 @@ def bn_scale(ctx: ScoreContext) -> PyTree:
   return jax.tree.unflatten(jax.tree.structure(ctx.params), out)
 
 
-def check(name: str, params: PyTree) -> None:
+def check(name: str, params: PyTree,
+          prunable: masks_lib.LeafFilter = masks_lib.is_kernel) -> None:
   """ValueError when score `name` cannot do what it says on a model with
-  `params` (arrays or shapes): 'bn_scale' needs a kernel followed by a
-  BatchNorm, else every weight would score |w|, which is 'magnitude'."""
-  if name == 'bn_scale' and all(g is None for g in _bn_scales(params)):
+  `params` (arrays or shapes): 'bn_scale' needs a prunable kernel followed
+  by a BatchNorm, else every weight would score |w|, which is
+  'magnitude'."""
+  if name != 'bn_scale':
+    return
+  leaves = jax.tree.leaves(params)
+  if all(g is None or not prunable(p, w) for p, w, g in zip(
+      masks_lib.leaf_paths(params), leaves, _bn_scales(params))):
     raise ValueError(
         "score 'bn_scale' ranks a unit's weights by the |scale| of the "
-        'BatchNorm after its kernel, and this model has no BatchNorm: every '
-        "weight would score |w|. Use score 'magnitude', or a model with "
-        'BatchNorm (e.g. mnist1d_cnn with batch_norm=True)')
+        'BatchNorm after its kernel, and no prunable kernel of this model '
+        "has one: every weight would score |w|. Use score 'magnitude', or a "
+        'model with BatchNorm (e.g. mnist1d_cnn with batch_norm=True)')
 
 
 def _vdot(a: PyTree, b: PyTree) -> jax.Array:

@@ -88,7 +88,7 @@ def table(summary: dict) -> str:
   rows = [[seed, f'{a * 100:.2f}', f'{l:.4f}'] for seed, a, l in
           zip(healthy, acc['values'], loss['values'])]
   rows += [[seed, 'diverged', ''] for seed in diverged]
-  rows.append([f'mean ± std (n={acc["n"]})',
+  rows.append([f'mean ± std (n={acc["n"]}, ddof 0)',
                stats.format_mean_std(acc, digits=2),
                f"{loss['mean']:.4f} ± {loss['std']:.4f}"])
   note = f', diverged {len(diverged)}/{summary["num_seeds"]}' if diverged \

@@ -28,6 +28,8 @@ from ticketjax.models import transformer
 
 CONFIG = 'config.json'
 WEIGHTS = 'model.safetensors'
+_UMASK = os.umask(0o022)  # read once, at import: the umask is process-wide
+os.umask(_UMASK)
 INDEX = 'model.safetensors.index.json'
 TORCH_FILES = ('pytorch_model.bin', 'pytorch_model.bin.index.json')
 PREFIX = 'transformer.'
@@ -295,9 +297,7 @@ def _save_file(tensors, path: str, metadata) -> None:
   """safetensors' `save_file`, then the permissions of any new file (the
   umask's: safetensors creates it readable by its owner only)."""
   st_numpy.save_file(tensors, path, metadata)
-  umask = os.umask(0)
-  os.umask(umask)
-  os.chmod(path, 0o666 & ~umask)
+  os.chmod(path, 0o666 & ~_UMASK)
 
 
 def save(

@@ -5,6 +5,7 @@ Every band is ± one standard deviation over seeds (population, ddof=0, the
 `std` of `core/stats.mean_std`) and takes its line's colour; `BAND` is the
 phrase titles use for it.
 """
+import math
 import textwrap
 
 import numpy as np
@@ -112,12 +113,21 @@ def accuracy_vs_density(path: str, title_text: str, lines: dict, *,
 
 def plain_log_ticks(axis) -> None:
   """A log axis labelled in plain numbers ('300', not '3x10^2'): its
-  decades, and its 2x and 5x minor ticks."""
+  decades and its 2x and 5x minor ticks, or every minor tick when the view
+  spans less than a decade."""
   import matplotlib.ticker  # pylint: disable=g-import-not-at-top
-  axis.set_major_formatter(matplotlib.ticker.FuncFormatter(
-      lambda v, _: f'{v:g}'))
-  axis.set_minor_formatter(matplotlib.ticker.FuncFormatter(
-      lambda v, _: f'{v:g}' if f'{v:.0e}'[0] in '25' else ''))
+
+  def plain(v, _=None):
+    return f'{v:,.0f}' if v >= 1 else f'{v:g}'
+
+  def minor(v, _):
+    low, high = sorted(axis.get_view_interval())
+    mantissa = v / 10 ** math.floor(math.log10(v))
+    wanted = high < 10 * low or min(abs(mantissa - 2), abs(mantissa - 5)) < 1e-6
+    return plain(v) if wanted else ''
+
+  axis.set_major_formatter(matplotlib.ticker.FuncFormatter(plain))
+  axis.set_minor_formatter(matplotlib.ticker.FuncFormatter(minor))
 
 
 def density_axis(ax, lowest: float, points=()) -> None:

@@ -76,7 +76,7 @@ def run(config: Any, workdir: str) -> dict:
   params = jax.eval_shape(pieces.trainer.model.init,
                           jax.random.PRNGKey(0))[0]
   structure_lib.check(cfg.structure, params, cfg.prunable)
-  scores_lib.check(cfg.score, params)
+  scores_lib.check(cfg.score, params, cfg.prunable)
   if cfg.l1:
     core.l1_penalty(cfg.l1, params)  # a model without BatchNorm: refused
   every = check_every(cfg, pieces)

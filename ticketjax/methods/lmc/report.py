@@ -34,7 +34,7 @@ def band(summary: dict) -> str:
   """What the bands are: std over seeds, and over each seed's pairs of
   copies when there are more than two copies."""
   if summary['copies'] > 2:
-    return 'band: ±1 std over seeds and pairs of copies, ddof 0'
+    return plots_lib.BAND.replace('seeds', 'seeds and pairs of copies')
   return plots_lib.BAND
 
 

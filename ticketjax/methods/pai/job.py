@@ -56,7 +56,7 @@ def run(config: Any, workdir: str) -> dict:
   params = jax.eval_shape(folder.setup.trainer.model.init,
                           jax.random.PRNGKey(0))[0]
   structure_lib.check(cfg.structure, params, cfg.prunable)
-  scores_lib.check(cfg.score, params)
+  scores_lib.check(cfg.score, params, cfg.prunable)
 
   def outputs(records):  # the dense stage's members first, if any
     evals, members = records['evals'], records['members']

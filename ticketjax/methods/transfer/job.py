@@ -76,8 +76,9 @@ def _imp_run(path: str, field: str, config, num_seeds: int, levels,
   data, theirs_data = config.data.name, (theirs.get('data') or {}).get('name')
   if own_data and theirs_data != data:
     raise ValueError(f'{field} {path!r} was trained on {theirs_data!r}, not '
-                     f'on this run\'s data {data!r}: the target tickets are '
-                     'found on the data they are trained on')
+                     f'on this run\'s data {data!r}: the target tickets must '
+                     'come from an IMP run on this data (source and target '
+                     'given the other way round?)')
   if int(theirs.get('num_seeds', 0)) < num_seeds:
     raise ValueError(f"{field} {path!r} has {theirs.get('num_seeds')} seeds "
                      f'but this run asks for {num_seeds}')
