@@ -226,8 +226,8 @@ def test_summary_and_table_leave_a_diverged_seed_out():
   members[1]['density_per_layer'] = {'dense_0': 0.8, 'dense_1': 0.0}
   (entry,) = cs_report.summarize(members, (0.1,))
   assert entry['collapsed'] == 1 and entry['final_test_accuracy']['n'] == 2
-  assert '| 50.00 ± 0.00 | 35.0 ± 25.0 | collapsed 1/2 (an empty layer) |' in (
-      cs_report.table(dict(summary, by_lambda=[entry])))
+  assert ('| 50.00 ± 0.00 | 35.0 ± 25.0 | collapsed 1/2 (an empty layer) |'
+          in cs_report.table(dict(summary, by_lambda=[entry])))
 
 
 def test_vmapped_lambda_sweep_equals_single_lambda_runs(tmp_path):

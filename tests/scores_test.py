@@ -205,5 +205,6 @@ def test_bn_scale_is_refused_for_a_model_without_batchnorm():
     scores.check('bn_scale', cnn, lambda path, x: 'conv' not in path)
   mlp = shapes(get_model('mnist1d_mlp'))
   scores.check('magnitude', mlp)
-  with pytest.raises(ValueError, match='no prunable kernel of this model has one'):
+  with pytest.raises(ValueError,
+                     match='no prunable kernel of this model has one'):
     scores.check('bn_scale', mlp)

@@ -123,7 +123,8 @@ def plain_log_ticks(axis) -> None:
   def minor(v, _):
     low, high = sorted(axis.get_view_interval())
     mantissa = v / 10 ** math.floor(math.log10(v))
-    wanted = high < 10 * low or min(abs(mantissa - 2), abs(mantissa - 5)) < 1e-6
+    wanted = (high < 10 * low
+              or min(abs(mantissa - 2), abs(mantissa - 5)) < 1e-6)
     return plain(v) if wanted else ''
 
   axis.set_major_formatter(matplotlib.ticker.FuncFormatter(plain))

@@ -20,8 +20,9 @@ def summarize(members: list[dict], lambdas) -> list[dict]:
 
   An entry gets 'diverged': the count of its diverged members, only when
   there are any, and 'collapsed': how many of its members (diverged ones
-  included) have an empty prunable layer (a 0 in 'density_per_layer'). With control branches
-  (`cs.controls`), 'controls' holds the same per branch.
+  included) have an empty prunable layer (a 0 in 'density_per_layer').
+  With control branches (`cs.controls`), 'controls' holds the same per
+  branch.
   """
   out = []
   branches = [b for b in dict.fromkeys(r.get('branch', 'original')

@@ -165,7 +165,8 @@ def table(summary: dict) -> str:
                  fmt(e['best_test_accuracy']) if acc else 'n/a',
                  f"{e['jaccard_initial']['mean']:.3f}" if acc else 'n/a',
                  health.column(e)])
-  return (title(summary) + ' (test accuracy %, mean ± std over seeds, ddof 0)\n\n'
+  return (title(summary) + ' (test accuracy %, mean ± std over seeds, '
+          'ddof 0)\n\n'
           + stats.markdown_table(
               ['method', 'weights remaining (%)', 'final test acc (%)',
                'best test acc (%)', 'Jaccard(final, initial mask)',

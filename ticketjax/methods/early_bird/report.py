@@ -68,7 +68,8 @@ def table(summary: dict) -> str:
             'final test acc (%)', 'declared at epoch (declared/seeds)',
             'search steps saved (%)', 'distance to full-training mask',
             'members']
-  return (title(summary) + ' (test accuracy %, mean ± std over seeds, ddof 0)\n\n'
+  return (title(summary) + ' (test accuracy %, mean ± std over seeds, '
+          'ddof 0)\n\n'
           + stats.markdown_table(header, rows))
 
 

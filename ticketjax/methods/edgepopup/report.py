@@ -99,7 +99,8 @@ def table(summary: dict) -> str:
             'best test acc (%)', 'train acc (%)'] + [
                 f'{b} test acc (%)' for b in branches] + (
                     ['health'] * unhealthy)
-  return (title(summary) + ' (final-step accuracy, mean ± std over seeds, ddof 0; '
+  return (title(summary) + ' (final-step accuracy, mean ± std over seeds, '
+          'ddof 0; '
           'the k rows train no weight)\n\n' +
           stats.markdown_table(header, rows))
 

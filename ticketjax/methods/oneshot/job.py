@@ -16,7 +16,8 @@ the density of the projections, the wall time of the pruning and of the
 evaluation). A resumed run's numbers are those of a run that never
 stopped; its wall times (`prune_seconds`, `eval_seconds`: measurements,
 not results) are not, so its records, `metrics.jsonl`, `summary.json` and
-table differ from such a run's in those fields only. With `save_masks`, each mask is also saved as the checkpoint
+table differ from such a run's in those fields only. With `save_masks`,
+each mask is also saved as the checkpoint
 `mask_<method>_<target>` (a mask generator for ticket searches).
 """
 import dataclasses

@@ -208,7 +208,8 @@ def table(summary: dict) -> str:
                  else 'n/a',
                  fmt(stop, scale=1, digits=0) if stop else '',
                  health.column(e, summary['num_seeds'])])
-  return (title(summary) + ' (test accuracy %, mean ± std over seeds, ddof 0)\n\n'
+  return (title(summary) + ' (test accuracy %, mean ± std over seeds, '
+          'ddof 0)\n\n'
           + stats.markdown_table(
               ['branch', 'target density (%)', 'weights remaining (%)',
                'final test acc (%)', 'best test acc (%)', 'early-stop step',

@@ -46,7 +46,8 @@ def table(summary: dict) -> str:
   header = (['source level', 'weights remaining (%)']
             + [f'{LABELS[b]} test acc (%)' for b in branches]
             + [f'{b} early-stop step' for b in branches])
-  return (title(summary) + ' (final test accuracy, mean ± std over seeds, ddof 0)'
+  return (title(summary) + ' (final test accuracy, mean ± std over seeds, '
+          'ddof 0)'
           '\n\n' + stats.markdown_table(header, rows))
 
 
