@@ -36,8 +36,8 @@ def smoke(c: ml_collections.ConfigDict, opts: common.Variant,
   mock data of 16 examples. The CIFAR nets use 4 steps: a Conv-6 step
   costs about a thousand MLP steps.
   """
-  levels = opts.or_smoke('levels', levels) if 'levels' in opts else levels
-  steps = opts.or_smoke('steps', steps) if 'steps' in opts else steps
+  levels = opts.or_smoke('levels', levels)  # (a variant not given, or
+  steps = opts.or_smoke('steps', steps)  # not a variant here: the default)
   c.imp.levels = levels
   c.train.steps = steps
   c.train.eval_every = max(1, steps // 2)

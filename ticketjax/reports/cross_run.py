@@ -65,22 +65,27 @@ def _name(run) -> str:
   return run.get('_name') or f"{run['job']} {run.get('model', '')}"
 
 
+def _config(run) -> dict:
+  """The run's config.json ({} without one), read once."""
+  if '_config' not in run:
+    path = os.path.join(run['run_dir'], 'config.json')
+    run['_config'] = (records_lib.read_json(path) if os.path.exists(path)
+                      else {})
+  return run['_config']
+
+
 def _steps(run) -> str:
   """The run's `train.steps` (per level or stage), from its config.json."""
-  path = os.path.join(run['run_dir'], 'config.json')
-  if not os.path.exists(path):
-    return ''
-  return str((records_lib.read_json(path).get('train') or {}).get('steps', ''))
+  return str((_config(run).get('train') or {}).get('steps', ''))
 
 
 def _model_label(run) -> str:
   """The model's name; for 'pretrained', with its source's file or folder
   name, e.g. 'pretrained(finetuned)' (from the run's config.json)."""
   model = run.get('model', '')
-  path = os.path.join(run['run_dir'], 'config.json')
-  if model != 'pretrained' or not os.path.exists(path):
+  if model != 'pretrained' or not _config(run):
     return model
-  kwargs = records_lib.read_json(path).get('model', {}).get('kwargs') or {}
+  kwargs = _config(run).get('model', {}).get('kwargs') or {}
   source = str(kwargs.get('source', 'smollm2')).rstrip('/')
   return f'{model}({os.path.basename(source)})'
 
