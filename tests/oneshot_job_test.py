@@ -56,7 +56,7 @@ def _config(model_dir, **fields):
   return c
 
 
-def test_prunes_evaluates_and_resumes(model_dir, tmp_path):
+def test_prunes_evaluates_and_resumes(model_dir, tmp_path, capsys):
   summary = jobs.run(_config(model_dir), str(tmp_path))
   run_dir = summary['run_dir']
   assert [(r['method'], r['target']) for r in summary['results']] == [
@@ -83,7 +83,9 @@ def test_prunes_evaluates_and_resumes(model_dir, tmp_path):
   before = json.load(open(record))
   os.remove(record)
   os.remove(os.path.join(run_dir, 'summary.json'))
+  capsys.readouterr()
   again = jobs.run(_config(model_dir), str(tmp_path))
+  assert 'resuming: 5 of the 6 prunings are recorded' in capsys.readouterr().err
   after = json.load(open(record))
   for key in ('perplexity', 'loss', 'density', 'tokens'):
     assert after[key] == before[key]

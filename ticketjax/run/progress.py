@@ -21,12 +21,15 @@ def _fmt_time(seconds: float) -> str:
 
 
 class Progress:
-  """Progress of `total` steps; `update(done, **scalars)` after each chunk."""
+  """Progress of `total` steps (or other `unit`s); `update(done, **scalars)`
+  after each chunk."""
 
   def __init__(self, total: int, desc: str = '', stream=None,
-               max_lines: int = 10, enabled: bool = True, start: int = 0):
+               max_lines: int = 10, enabled: bool = True, start: int = 0,
+               unit: str = 'steps'):
     self.total = max(int(total), 1)
     self.desc = desc
+    self.unit = unit
     self.stream = stream or sys.stderr
     self.enabled = enabled
     self.tty = hasattr(self.stream, 'isatty') and self.stream.isatty()
@@ -56,7 +59,7 @@ class Progress:
     eta = (self.total - self.done) / self.rate if self.rate else 0.0
     pct = 100.0 * self.done / self.total
     parts = [f'{self.desc} {self.done}/{self.total} ({pct:3.0f}%)'.strip(),
-             f'{self.rate:,.0f} steps/s',
+             f'{self.rate:,.{1 if self.rate < 10 else 0}f} {self.unit}/s',
              f'ETA {_fmt_time(eta)}' if self.done < self.total else
              f'took {_fmt_time(time.perf_counter() - self.t0)} with '
              'compiling']

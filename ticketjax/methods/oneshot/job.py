@@ -22,6 +22,7 @@ each mask is also saved as the checkpoint
 """
 import dataclasses
 import math
+import sys
 import time
 from typing import Any
 
@@ -38,7 +39,6 @@ from ticketjax.run import setup as setup_lib
 
 SEEDS = 'refuse'
 NON_SEMANTIC = ('oneshot.batch',)
-PLOTS = ('perplexity.png',)
 BUILDS = False  # the model and the text come from `oneshot`, not data/model
 
 
@@ -182,19 +182,26 @@ def run(config: Any, workdir: str) -> dict:
     folder.write_records('dense', {'method': 'dense', 'target': 'dense',
                                    'density': 1.0, **evaluate(params)})
   todo = [(m, t) for m in cfg.methods for t in cfg.targets]
-  bar = progress_lib.Progress(len(todo) * model_cfg.num_layers,
-                              f'oneshot {cfg.model}', enabled=show)
+  recorded = {tag(m, t) for m, t in todo if folder.has_records(tag(m, t)) and (
+      not cfg.save_masks or folder.store.usable('mask_' + tag(m, t)))}
+  if recorded:
+    print(f'resuming: {len(recorded)} of the {len(todo)} prunings are '
+          'recorded', file=sys.stderr)
   for i, (method, target) in enumerate(todo):
     name = tag(method, target)
-    if folder.has_records(name) and (
-        not cfg.save_masks or folder.store.usable('mask_' + name)):
+    if name in recorded:
       continue
-    base = i * model_cfg.num_layers
+    # one bar per pruning: the blocks of one method cost alike, so its
+    # ETA holds (magnitude's blocks take far less than SparseGPT's)
+    bar = progress_lib.Progress(
+        model_cfg.num_layers, f'oneshot {cfg.model} {method} '
+        f'{_target_name(str(target))} ({i + 1}/{len(todo)})', enabled=show,
+        max_lines=2, unit='blocks')
     start = time.perf_counter()
     pruned, mask = core.prune(
         model_cfg, params, calib_x, method, target, batch=cfg.batch,
         blocksize=cfg.blocksize, percdamp=cfg.percdamp,
-        on_block=lambda b: bar.update(base + b + 1))
+        on_block=lambda b: bar.update(b + 1))
     seconds = time.perf_counter() - start
     prunable = masks_lib.is_kernel
     density = masks_lib.summary(mask, prunable)
