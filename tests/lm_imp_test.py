@@ -1,5 +1,7 @@
 """IMP on a character GPT (configs/imp_gpt_shakespeare.py) on pydoc text:
-perplexity per level, and a killed run resumes to the same bits."""
+perplexity per level (also at the early-stopping step), and a killed run
+resumes to the same bits."""
+import json
 import math
 import os
 import sys
@@ -29,3 +31,21 @@ def test_kill_and_resume_of_lm_imp_gives_identical_results(tmp_path):
   assert level1['final_test_perplexity']['mean'] == pytest.approx(
       sum(math.exp(v) for v in losses) / len(losses), rel=1e-12)
   assert abs(level1['density'] - 0.8) < 1e-3
+  # the early-stopping point's perplexity: exp of the test loss of the
+  # evaluation at each member's early-stopping step
+  evals = [json.loads(line) for line in
+           open(os.path.join(sa['run_dir'], 'metrics.jsonl'))]
+  stops = [math.exp(next(r['test_loss'] for r in evals if r['level'] == 1
+                         and r['branch'] == m['branch']
+                         and r['seed'] == m['seed']
+                         and r['step'] == m['early_stop_step']))
+           for m in sa['members'] if m['level'] == 1
+           and m['branch'] == 'ticket']
+  assert level1['early_stop_test_perplexity']['values'] == pytest.approx(
+      stops, rel=1e-12)
+  # the run's plot and tables speak of perplexity, not accuracy
+  names = os.listdir(sa['run_dir'])
+  assert 'perplexity.png' in names and 'accuracy.png' not in names
+  report = open(os.path.join(sa['run_dir'], 'report.md')).read()
+  assert 'the test perplexity there' in report
+  assert 'test acc' not in report

@@ -21,7 +21,6 @@ from ticketjax.run import lifecycle
 
 SEEDS = 'rerun'  # more seeds: train them all again (one short program)
 NON_SEMANTIC = ()
-PLOTS = ('curves.png',)
 
 
 def run(config: Any, workdir: str) -> dict:

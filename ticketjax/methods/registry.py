@@ -15,9 +15,8 @@ The launcher, the sweep and the cross-run report find a method here by its
                                   draws a group as a horizontal line
   report(summary, lines, config)  a `lifecycle.Report`: title, table and
                                   {file: draw(path)} of its plots
-  SEEDS, NON_SEMANTIC, PLOTS      its seed policy (`lifecycle`), the config
-                                  fields out of its run folder's hash, and
-                                  its plot files
+  SEEDS, NON_SEMANTIC             its seed policy (`lifecycle`) and the
+                                  config fields out of its run folder's hash
   BUILDS (optional, True)         False: the run does not build the config's
                                   data set and model (`setup.build`); the
                                   method loads what it needs itself

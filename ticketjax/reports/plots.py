@@ -174,12 +174,14 @@ def _steps(lowest: float) -> list[float]:
   return ticks
 
 
-def learning_curves(groups: dict, path: str, title_text: str) -> None:
+def learning_curves(groups: dict, path: str, title_text: str,
+                    next_token: bool = False) -> None:
   """Test accuracy (%) and loss against step, one line per group.
 
   `groups` maps a label to records with 'step', 'seed', 'test_accuracy',
   'test_loss'; each line is the mean over seeds at every step, with its band.
-  Diverged records are left out.
+  Diverged records are left out. `next_token`: a language model's, whose
+  accuracy is of the next token and loss in nats per token.
   """
   plt = pyplot()
   fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), dpi=120)
@@ -194,8 +196,10 @@ def learning_curves(groups: dict, path: str, title_text: str) -> None:
               for s in steps]
       band(ax, steps, [np.mean(v) for v in vals], [np.std(v) for v in vals],
            label, ms=2, **style(i))
-  axes[0].set_ylabel('test accuracy (%)')
-  axes[1].set_ylabel('test loss')
+  axes[0].set_ylabel('next-token test accuracy (%)' if next_token
+                     else 'test accuracy (%)')
+  axes[1].set_ylabel('test loss (nats per token)' if next_token
+                     else 'test loss')
   for ax in axes:
     ax.set_xlabel('training step')
     ax.grid(alpha=0.3)

@@ -94,7 +94,7 @@ class Run:
   Attributes:
     config: the ConfigDict as given.
     method: the method's module (`methods/registry.py`, by `config.job`):
-      its SEEDS policy, NON_SEMANTIC fields, PLOTS and `report`.
+      its SEEDS policy, NON_SEMANTIC fields and `report`.
     setup: the validated pieces (data, model, optimizer config, trainer);
       None for a method with BUILDS = False.
     dir: the run folder, `<workdir>/<job>-<hash>`.
@@ -413,15 +413,15 @@ class Run:
     changed = workdir_lib.semantic_config(  # the method's NON_SEMANTIC
         self.stored_config() or {}) != workdir_lib.semantic_config(
             self.config)
+    report = self.method.report(summary, [], self.config)
     missing = any(not os.path.exists(self.path(name))
                   or os.path.getsize(self.path(name)) == 0
-                  for name in ('report.md', *self.method.PLOTS))
+                  for name in ('report.md', *report.plots))
     if changed or missing:
       self.begin()
       lines = records_lib.read_jsonl(self.path('metrics.jsonl'))
-      table = self.write_report(summary, lines).table
-    else:
-      table = self.method.report(summary, [], self.config).table
+      report = self.write_report(summary, lines)
+    table = report.table
     self.announce(table, done_before=True)
     return summary
 

@@ -52,7 +52,6 @@ SEEDS = 'refuse'
 NON_SEMANTIC = ('cs.compare_imp',)  # only the plot reads it
 report = report_lib.report  # the plug-in's report and its cross-run
 series = report_lib.series  # series (`methods/registry.py`)
-PLOTS = ('accuracy.png',)
 
 
 def cs_config(config) -> cs_lib.CsConfig:

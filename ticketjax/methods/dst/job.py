@@ -30,7 +30,6 @@ from ticketjax.run import setup as setup_lib
 
 SEEDS = 'refuse'
 NON_SEMANTIC = ()
-PLOTS = ('accuracy.png', 'curves.png')
 STATS = ('final_test_accuracy', 'best_test_accuracy', 'final_test_loss',
          'jaccard_initial')
 NAMES = {'static': 'static sparse', 'set': 'SET', 'rigl': 'RigL'}

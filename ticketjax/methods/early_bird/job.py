@@ -374,6 +374,5 @@ def summarize(folder, cfg: core.EarlyBirdConfig, searches: list[dict],
           'members': members}
 
 
-PLOTS = report_lib.PLOTS
 report = report_lib.report  # the plug-in's report and its cross-run
 series = report_lib.series  # series (`methods/registry.py`)

@@ -11,8 +11,6 @@ from ticketjax.reports import plots as plots_lib
 from ticketjax.run import health
 from ticketjax.run import lifecycle
 
-PLOTS = ('accuracy.png', 'distance.png', 'curves.png')
-
 
 def _rule(summary: dict) -> str:
   what = (f"{summary['structure']} {summary['score']} "

@@ -45,7 +45,6 @@ SEEDS = 'refuse'
 NON_SEMANTIC = ()
 report = report_lib.report  # the plug-in's report and its cross-run
 series = report_lib.series  # series (`methods/registry.py`)
-PLOTS = ('accuracy.png', 'curves.png')
 PHASES = ('edgepopup', 'dense')
 
 

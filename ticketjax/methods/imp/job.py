@@ -12,11 +12,11 @@ Order of work in `run_dir` (see WORKSPACE.md for the layout):
      `steps.MidStage`, every `train.checkpoint_every_s` seconds) and,
      training being deterministic, ends with the same masks and metrics
      as a run that was never killed;
-  3. `metrics.jsonl`, `summary.json`, `report.md` and `accuracy.png` are
+  3. `metrics.jsonl`, `summary.json`, `report.md` and the plots are
      regenerated from the level records after every level.
 The numbers of levels and seeds stay out of the run's hash: asking for
 more levels extends the same run, and asking for more seeds runs only the
-new seeds as a sub-search and merges them in (`ticketjax.imp_extend`).
+new seeds as a sub-search and merges them in (`extend.py`).
 
 With a hyperparameter grid (`ticketjax.core.grid`) the search has N = G x S
 *lineages*, lineage g * S + s being seed s at grid point g: each is a
@@ -386,7 +386,8 @@ class ImpRun:
       evals += rec['evals']
       summaries += rec['summaries']
     text = self.pieces.dataset.y_train.ndim > 1  # next-token labels
-    summary = report_lib.summarize(summaries, self.grid, perplexity=text)
+    summary = report_lib.summarize(summaries, self.grid, perplexity=text,
+                                   evals=evals)
     summary.update({'job': 'imp', 'run_dir': self.run_dir,
                     'num_seeds': self.S, 'levels_done': levels_done,
                     'model': self.pieces.model.name,
@@ -402,7 +403,6 @@ class ImpRun:
 
 SEEDS = 'extend'  # more seeds run as a sub-search and are merged in
 NON_SEMANTIC = ('imp.levels',)  # more levels extend the same run
-PLOTS = report_lib.PLOTS
 report = report_lib.report  # the plug-in's report and its cross-run
 series = report_lib.series  # series (`methods/registry.py`)
 

@@ -9,7 +9,8 @@ control, the early-stop iteration; one table per grid point); `report` gives
 the title, the table and the run's figures:
   accuracy.png  test accuracy against percent of weights remaining, log x,
                 a band of ± one seed std per branch, the dense network as a
-                line (for a grid, the ticket of every point);
+                line (for a grid, the ticket of every point); a language
+                model's is `perplexity.png`, of test perplexity;
   curves.png    test accuracy and loss against step: the dense level, and
                 every branch of the middle and the last level;
   layers.png    each layer's ticket density against level.
@@ -30,15 +31,21 @@ from ticketjax.run import lifecycle
 BRANCH_ORDER = ('ticket', 'finetune', 'reinit', 'shuffle', 'random', 'invert')
 
 
-def summarize(members: list[dict], grid=None,
-              perplexity: bool = False) -> dict:
+def summarize(members: list[dict], grid=None, perplexity: bool = False,
+              evals: list[dict] = ()) -> dict:
   """{'levels': [{level, branch -> stats}]} from per-member summaries.
 
   With a `grid.GridSpec` that has names: {'grid': {name: values},
   'points': [{'point': {name: value}, 'label': str, 'levels': [...]}]}.
   With `perplexity` (a language model) each branch also gets
-  'final_test_perplexity', exp of each member's final mean token loss.
+  'final_test_perplexity', exp of each member's final mean token loss,
+  and with a validation split 'early_stop_test_perplexity', the same at
+  its early-stopping step (the test loss there, from the evaluation
+  records `evals`).
   """
+  if perplexity:
+    members = _with_early_stop_loss(members, evals,
+                                    grid.names if grid is not None else ())
   if grid is not None and grid.names:
     return {'grid': {n: sorted({p[n] for p in grid.points})
                      for n in grid.names},
@@ -49,6 +56,17 @@ def summarize(members: list[dict], grid=None,
                                             perplexity)}
                        for p in grid.points]}
   return _summarize_levels(members, perplexity)
+
+
+def _with_early_stop_loss(members, evals, names) -> list[dict]:
+  """Each member that has an early-stopping step, with its test loss
+  there ('early_stop_test_loss'): the evaluation of its level, branch,
+  seed and grid point at that step."""
+  def who(r):
+    return (r['level'], r['branch'], r['seed'], *(r[n] for n in names))
+  loss = {(who(r), r['step']): r['test_loss'] for r in evals}
+  return [dict(m, early_stop_test_loss=loss[who(m), m['early_stop_step']])
+          if 'early_stop_step' in m else m for m in members]
 
 
 def _summarize_levels(members: list[dict], perplexity: bool = False
@@ -76,6 +94,9 @@ def _summarize_levels(members: list[dict], perplexity: bool = False
             [r['early_stop_step'] for r in recs])
         agg['early_stop_test_accuracy'] = stats.mean_std(
             [r['early_stop_test_accuracy'] for r in recs])
+        if perplexity:
+          agg['early_stop_test_perplexity'] = stats.mean_std(
+              [math.exp(r['early_stop_test_loss']) for r in recs])
       diverged = sum(bool(r.get('diverged')) for r in everyone)
       if diverged:  # healthy runs' summaries carry no such key
         agg['diverged'] = diverged
@@ -147,28 +168,35 @@ def table(summary: dict, described: str = '') -> str:
 
 def _early_stop_table(summary: dict) -> str:
   """With a validation split and controls: each branch's early-stopping
-  iteration (minimum validation loss) and its test accuracy there."""
+  iteration (minimum validation loss) and its test accuracy (a language
+  model: perplexity) there."""
   branches = _branches(summary)
+  metric = _metric(summary)
   rows = []
   for entry in summary['levels']:
     if len(entry) > 2 and all('early_stop_step' in entry[b]
                               for b in branches if b in entry):
       rows.append([entry['level'], f"{100 * entry['ticket']['density']:.2f}"]
-                  + [_stop_cell(entry[b]) if b in entry else ''
+                  + [_stop_cell(entry[b], metric) if b in entry else ''
                      for b in branches])
   if not rows:
     return ''
+  what, short = (('test perplexity', 'ppl') if metric == 'perplexity'
+                 else ('test accuracy (%)', 'acc'))
   return ('\n\nEarly-stopping iteration (step of minimum validation loss) '
-          'and the test accuracy (%) there, mean ± std over seeds, ddof 0\n\n'
+          f'and the {what} there, mean ± std over seeds, ddof 0\n\n'
           + stats.markdown_table(['level', 'weights remaining (%)']
-                                 + [f'{b} step (acc)' for b in branches],
+                                 + [f'{b} step ({short})' for b in branches],
                                  rows))
 
 
-def _stop_cell(agg: dict) -> str:
-  step, acc = agg['early_stop_step'], agg['early_stop_test_accuracy']
-  return (f"{step['mean']:.0f} ± {step['std']:.0f} "
-          f"({stats.format_mean_std(acc)})") if step['n'] else ''
+def _stop_cell(agg: dict, metric: str = 'accuracy') -> str:
+  step = agg['early_stop_step']
+  value = (stats.format_mean_std(agg['early_stop_test_perplexity'], scale=1,
+                                 digits=2) if metric == 'perplexity'
+           else stats.format_mean_std(agg['early_stop_test_accuracy']))
+  return (f"{step['mean']:.0f} ± {step['std']:.0f} ({value})"
+          if step['n'] else '')
 
 
 def _metric(summary: dict) -> str:
@@ -223,7 +251,7 @@ def plot(summary: dict, path: str, described: str = '') -> None:
     for entry in summary['points']:
       tickets = [e['ticket'] for e in entry['levels']]
       lines[_health(f"ticket {entry['label']}", tickets)] = [
-          (100 * t['density'], t['final_test_accuracy']) for t in tickets]
+          (100 * t['density'], _value(t, metric)) for t in tickets]
   else:
     for branch in _branches(summary):
       levels = [e for e in summary['levels'] if branch in e]
@@ -262,7 +290,9 @@ def plot_curves(summary: dict, evals: list[dict], path: str,
       name = 'dense' if r['level'] == 0 else r['branch']
       groups[' '.join(filter(None, (f"level {r['level']}", name,
                                     point)))].append(r)
-  plots_lib.learning_curves(dict(groups), path, title(summary, described))
+  plots_lib.learning_curves(
+      dict(groups), path, title(summary, described),
+      next_token=_metric(summary) == 'perplexity')
 
 
 def plot_layers(summary: dict, path: str, described: str = '') -> None:
@@ -293,15 +323,12 @@ def plot_layers(summary: dict, path: str, described: str = '') -> None:
                  note='per-layer density, mean over seeds')
 
 
-PLOTS = ('accuracy.png', 'curves.png', 'layers.png')
-
-
 def report(summary: dict, evals: list[dict], config) -> lifecycle.Report:
   """Title, table and the run's figures (module docstring)."""
   described = describe(config)
   return lifecycle.Report(title(summary, described),
                           table(summary, described), {
-      'accuracy.png': lambda path: plot(summary, path, described),
+      f'{_metric(summary)}.png': lambda path: plot(summary, path, described),
       'curves.png': lambda path: plot_curves(summary, evals, path, described),
       'layers.png': lambda path: plot_layers(summary, path, described),
   })

@@ -15,7 +15,6 @@ from ticketjax.methods.lmc import path as lmc
 from ticketjax.reports import plots as plots_lib
 from ticketjax.run import lifecycle
 
-PLOTS = ('barrier.png', 'paths.png')
 pyplot = plots_lib.pyplot  # the cross-run report draws LMC axes with it
 
 

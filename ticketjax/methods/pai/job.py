@@ -31,7 +31,6 @@ from ticketjax.run import setup as setup_lib
 
 SEEDS = 'refuse'
 NON_SEMANTIC = ()
-PLOTS = ('accuracy.png', 'curves.png')
 STATS = ('final_test_accuracy', 'best_test_accuracy', 'final_test_loss',
          'early_stop_step', 'early_stop_test_accuracy')
 

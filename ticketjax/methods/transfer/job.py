@@ -32,7 +32,6 @@ from ticketjax.run import store
 
 SEEDS = 'refuse'
 NON_SEMANTIC = ()
-PLOTS = report_lib.PLOTS
 report = report_lib.report  # the plug-in's report and its cross-run
 series = report_lib.series  # series (`methods/registry.py`)
 STATS = ('final_test_accuracy', 'best_test_accuracy', 'final_test_loss',

@@ -9,7 +9,6 @@ from ticketjax.reports import plots as plots_lib
 from ticketjax.run import health
 from ticketjax.run import lifecycle
 
-PLOTS = ('accuracy.png', 'curves.png')
 LABELS = {'transferred': 'transferred ticket', 'target': 'target ticket',
           'reinit': 'transferred mask, reinit', 'random': 'random mask'}
 
