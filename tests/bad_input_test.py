@@ -277,6 +277,10 @@ CASES = [
                                             '--config.lmc.imp_run={imp}',
                                             '--config.lmc.imp_levels=(1,)'],
      'differs from this config', None),
+    ('lm-source-missing', 'main',
+     ['--config=configs/imp_gpt_austen.py:smoke,source={root}/nope'],
+     "model.kwargs.source: pretrained model '{root}/nope' is neither a file "
+     'nor a folder', None),
     # PaI
     ('pai-score-unknown', 'main', [f'--config={PAI}',
                                    '--config.pai.score=bogus'], 'bogus', None),

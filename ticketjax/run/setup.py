@@ -177,6 +177,13 @@ def build(config: Any) -> Pieces:
                      f'are {sorted(models_lib.MODELS)}')
   if config.data.get('data_dir'):
     workdir_lib.check_folder(config.data.data_dir, 'data.data_dir')
+  source = as_dict(config.model.get('kwargs', {})).get('source')
+  if source:  # before the data, whose tokenizer may be the source's
+    from ticketjax.models import pretrained as pretrained_lib  # pylint: disable=g-import-not-at-top
+    try:
+      pretrained_lib.check_source(source)
+    except ValueError as e:
+      raise ValueError(f'model.kwargs.source: {e}') from None
   dataset = data_lib.load_dataset(
       config.data.name, data_dir=config.data.get('data_dir') or None,
       val_size=int(config.data.get('val_size', 0)),
