@@ -76,8 +76,11 @@ def test_every_branch_has_its_masks_and_the_run_resumes_done(imp_runs,
     ('levels', (1, 7), r'IMP levels \[7\] are not finished'),
     ('seeds', 9, 'has 2 seeds but this run asks for 9'),
     ('width', 50, "differs from this config in \\['model'\\]"),
-    ('data', 'fashion_mnist', "transfer.target_run .* was trained on "
-     "'fashion_mnist', not on this run's data 'mnist1d'"),
+    ('data', {'name': 'fashion_mnist'}, "transfer.target_run .* was "
+     "trained on 'fashion_mnist', not on this run's data 'mnist1d'"),
+    ('data', {'val_size': 123, 'data_dir': '/elsewhere'},
+     r"trained on 'mnist1d' read otherwise: data.val_size 123 \(this run: "
+     r"\d+\); the target"),  # data_dir is not compared: where it lives
 ])
 def test_bad_transfer_inputs_fail_before_any_write(imp_runs, tmp_path, which,
                                                    value, match):
@@ -88,12 +91,13 @@ def test_bad_transfer_inputs_fail_before_any_write(imp_runs, tmp_path, which,
     config.num_seeds = value
   if which == 'width':
     common.mnist1d_mlp_protocol(config, value)
-  if which == 'data':  # a target run of other data (e.g. runs given swapped)
+  if which == 'data':  # a target run of other data (e.g. runs given swapped,
+    # or another split of the same data set)
     other = str(tmp_path / 'other' / os.path.basename(target))
     shutil.copytree(target, other)
     with open(os.path.join(other, 'config.json')) as f:
       theirs = json.load(f)
-    theirs['data']['name'] = value
+    theirs['data'].update(value)
     with open(os.path.join(other, 'config.json'), 'w') as f:
       json.dump(theirs, f)
     config.transfer.target_run = other

@@ -72,12 +72,22 @@ def _imp_run(path: str, field: str, config, num_seeds: int, levels,
   if diff:
     raise ValueError(f'{field} {path!r} differs from this config in {diff}; '
                      'its initial weights are only this run\'s when they agree')
-  data, theirs_data = config.data.name, (theirs.get('data') or {}).get('name')
-  if own_data and theirs_data != data:
-    raise ValueError(f'{field} {path!r} was trained on {theirs_data!r}, not '
-                     f'on this run\'s data {data!r}: the target tickets must '
-                     'come from an IMP run on this data (source and target '
-                     'given the other way round?)')
+  data, theirs_data = mine.get('data') or {}, theirs.get('data') or {}
+  if own_data and theirs_data.get('name') != data.get('name'):
+    raise ValueError(f"{field} {path!r} was trained on "
+                     f"{theirs_data.get('name')!r}, not on this run's data "
+                     f"{data.get('name')!r}: the target tickets must come "
+                     'from an IMP run on this data (source and target given '
+                     'the other way round?)')
+  # the same data set read otherwise (another split, augmentation or
+  # tokenizer) is other data too; where it lives (data_dir) is not
+  other = [f'data.{k} {theirs_data.get(k)!r} (this run: {data.get(k)!r})'
+           for k in sorted(set(data) | set(theirs_data) - {'data_dir'})
+           if k != 'data_dir' and theirs_data.get(k) != data.get(k)]
+  if own_data and other:
+    raise ValueError(f'{field} {path!r} was trained on {data.get("name")!r} '
+                     f'read otherwise: {", ".join(other)}; the target '
+                     'tickets must come from an IMP run on this data')
   if int(theirs.get('num_seeds', 0)) < num_seeds:
     raise ValueError(f"{field} {path!r} has {theirs.get('num_seeds')} seeds "
                      f'but this run asks for {num_seeds}')
