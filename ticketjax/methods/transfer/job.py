@@ -80,10 +80,11 @@ def _imp_run(path: str, field: str, config, num_seeds: int, levels,
                      'from an IMP run on this data (source and target given '
                      'the other way round?)')
   # the same data set read otherwise (another split, augmentation or
-  # tokenizer) is other data too; where it lives (data_dir) is not
-  other = [f'data.{k} {theirs_data.get(k)!r} (this run: {data.get(k)!r})'
-           for k in sorted(set(data) | set(theirs_data) - {'data_dir'})
-           if k != 'data_dir' and theirs_data.get(k) != data.get(k)]
+  # tokenizer) is other data too; where it lives (data_dir) is not, nor a
+  # field one of the two configs lacks (an older run's)
+  other = [f'data.{k} {theirs_data[k]!r} (this run: {data[k]!r})'
+           for k in sorted(set(data) & set(theirs_data) - {'data_dir'})
+           if theirs_data[k] != data[k]]
   if own_data and other:
     raise ValueError(f'{field} {path!r} was trained on {data.get("name")!r} '
                      f'read otherwise: {", ".join(other)}; the target '
