@@ -3,7 +3,10 @@ import os
 
 import pytest
 
+from configs import cs_mnist1d
 from configs import dense_mnist1d
+from configs import imp_mlp_mnist1d
+from configs import pai_mnist1d
 from launch import sweep as sweep_launcher
 from ticketjax.run import sweep
 
@@ -38,6 +41,34 @@ def test_a_bad_entry_fails_before_any_job_runs(tmp_path):
   assert not (tmp_path / 'w').exists()
   with pytest.raises(ValueError, match='the sweep has no jobs'):
     sweep.run_sweep([], str(tmp_path / 'w'))
+
+
+def _imp_rewind_past_the_end():
+  config = imp_mlp_mnist1d.get_config('smoke')
+  config.imp.rewind = 'step'
+  config.imp.rewind_step = 10**6
+  return config
+
+
+def _cs_rewind_past_the_end():
+  config = cs_mnist1d.get_config('smoke')  # epoch 1 is past train.steps
+  config.cs.rewind_epoch = 1
+  config.train.steps = 2
+  return config
+
+
+@pytest.mark.parametrize('make,match', [
+    (lambda: pai_mnist1d.get_config('smoke,score=bn_scale'),
+     'no prunable kernel of this model has one'),
+    (_imp_rewind_past_the_end, 'rewind'),
+    (_cs_rewind_past_the_end, 'cs.rewind_epoch 1 is step'),
+], ids=['pai-bn_scale-without-batchnorm', 'imp-rewind', 'cs-rewind'])
+def test_entries_are_checked_against_their_model_before_any_job_runs(
+    tmp_path, make, match):
+  # what a job checks against its built model and data (`check_built`)
+  with pytest.raises(ValueError, match=r'sweep entry 1 \(\w+\): .*' + match):
+    sweep.run_sweep([_dense('smoke'), make()], str(tmp_path / 'w'))
+  assert not (tmp_path / 'w').exists()
 
 
 def test_the_shipped_sweep_file_checks(tmp_path):

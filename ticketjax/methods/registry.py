@@ -8,6 +8,11 @@ The launcher, the sweep and the cross-run report find a method here by its
                                   summary (also written as summary.json)
   check(config) -> None           checks the method's own config section
                                   (ValueError); `setup.build` checks the rest
+  check_built(config, pieces)     (optional) checks the section against
+                                  `setup.build`'s model and data (ValueError):
+                                  what `run` checks before its first write,
+                                  but for other run folders (in a sweep, an
+                                  earlier entry may still have to write them)
   series(summary) -> list[dict]   its points for the cross-run report:
                                   [{'label', 'points': {key: [member]}}],
                                   each member with 'density' and

@@ -31,9 +31,11 @@ def check(configs: Sequence[Any]) -> None:
                        'config: get_sweep must return ConfigDicts with a job')
     try:
       method = registry.get(config.job)
-      if getattr(method, 'BUILDS', True):
-        setup_lib.build(config)
       method.check(config)
+      if getattr(method, 'BUILDS', True):
+        pieces = setup_lib.build(config)
+        if hasattr(method, 'check_built'):
+          method.check_built(config, pieces)
     except ValueError as e:
       raise ValueError(f'sweep entry {i} ({config.job}): {e}') from e
 

@@ -97,10 +97,7 @@ class CsRun:
     self.spe = p.dataset.x_train.shape[0] // p.train.batch_size
     self.round_steps = self.cfg.epochs_per_round * self.spe
     self.rewind_step = self.cfg.rewind_epoch * self.spe
-    if self.rewind_step >= p.train.steps:
-      raise ValueError(
-          f'cs.rewind_epoch {self.cfg.rewind_epoch} is step '
-          f'{self.rewind_step}, not before train.steps = {p.train.steps}')
+    check_built(config, p)
     self.search = train_lib.Trainer(
         cs_lib.wrap_model(p.model, self.cfg),
         cs_lib.make_optimizer(p.optimizer, self.round_steps,
@@ -284,6 +281,17 @@ class CsRun:
 def check(config) -> None:
   """Checks config.cs (ValueError); `setup.build` checks the rest."""
   cs_config(config)
+
+
+def check_built(config, pieces) -> None:
+  """Checks config.cs against the built data and schedule (ValueError):
+  the rewind epoch ends before training does."""
+  cfg = cs_config(config)
+  step = cfg.rewind_epoch * (pieces.dataset.x_train.shape[0]
+                             // pieces.train.batch_size)
+  if step >= pieces.train.steps:
+    raise ValueError(f'cs.rewind_epoch {cfg.rewind_epoch} is step {step}, '
+                     f'not before train.steps = {pieces.train.steps}')
 
 
 def run(config: Any, workdir: str) -> dict:

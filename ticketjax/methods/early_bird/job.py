@@ -68,11 +68,11 @@ def check(config) -> None:
   early_bird_config(config)
 
 
-def run(config: Any, workdir: str) -> dict:
-  """The `early_bird` job: see the module docstring."""
-  cfg = early_bird_config(config)  # cheap checks first
-  folder = lifecycle.Run(config, workdir)
-  pieces = folder.setup
+def check_built(config, pieces) -> None:
+  """Checks config.early_bird against the built model and schedule
+  (ValueError): structure, score and penalty fit the layers, and the mask
+  is checked before training ends."""
+  cfg = early_bird_config(config)
   params = jax.eval_shape(pieces.trainer.model.init,
                           jax.random.PRNGKey(0))[0]
   structure_lib.check(cfg.structure, params, cfg.prunable)
@@ -84,6 +84,14 @@ def run(config: Any, workdir: str) -> dict:
     raise ValueError(
         f'early_bird.check_every ({every} steps) exceeds train.steps '
         f'({pieces.train.steps}): the mask could never be checked')
+
+
+def run(config: Any, workdir: str) -> dict:
+  """The `early_bird` job: see the module docstring."""
+  cfg = early_bird_config(config)  # cheap checks first
+  folder = lifecycle.Run(config, workdir)
+  pieces = folder.setup
+  check_built(config, pieces)
 
   def outputs(records):
     searches = [folder.read_records(name) for name in search_stages(cfg)]

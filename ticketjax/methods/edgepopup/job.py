@@ -67,10 +67,7 @@ class EdgePopupRun:
     self.model = ep.supermask(self.pieces.model, init=self.cfg.init,
                               scale_fan=self.cfg.scale_fan,
                               default_k=self.cfg.k[0])
-    params = jax.eval_shape(self.pieces.model.init, jax.random.PRNGKey(0))[0]
-    if not ep.scored_subtree(params):
-      raise ValueError(f'model {self.pieces.model.name!r} has no prunable '
-                       'kernels for Edge-Popup to score')
+    check_built(config, self.pieces)
     base = self.pieces.trainer
     self.trainers = {
         'edgepopup': train_lib.Trainer(
@@ -233,6 +230,16 @@ class EdgePopupRun:
 def check(config) -> None:
   """Checks config.edgepopup (ValueError); `setup.build` the rest."""
   edgepopup_config(config)
+
+
+def check_built(config, pieces) -> None:
+  """Checks the built model (ValueError): Edge-Popup needs kernels to
+  score."""
+  del config  # its section is checked by `check`
+  params = jax.eval_shape(pieces.model.init, jax.random.PRNGKey(0))[0]
+  if not ep.scored_subtree(params):
+    raise ValueError(f'model {pieces.model.name!r} has no prunable kernels '
+                     'for Edge-Popup to score')
 
 
 def run(config: Any, workdir: str) -> dict:

@@ -97,13 +97,7 @@ class ImpRun:
     self.cfg = imp_config(config)  # cheap checks first
     self.folder = lifecycle.Run(config, workdir)
     self.pieces = self.folder.setup
-    trainer = self.pieces.trainer
-    abstract_params = jax.eval_shape(trainer.model.init,
-                                     jax.random.PRNGKey(0))[0]
-    self.cfg.validate(
-        self.pieces.train.steps, jax.tree.map(
-            lambda x: jnp.zeros(x.shape, x.dtype), abstract_params),
-        final_lr_positive=self.pieces.optimizer.schedule != 'cosine')
+    check_built(config, self.pieces)
     self.grid = self.pieces.grid  # its values were range-checked in build
     self.S = self.pieces.num_seeds
     self.N = self.grid.size * self.S  # lineages: seed s of grid point g
@@ -410,6 +404,16 @@ series = report_lib.series  # series (`methods/registry.py`)
 def check(config) -> None:
   """Checks config.imp (ValueError); `setup.build` checks the rest."""
   imp_config(config)
+
+
+def check_built(config, pieces) -> None:
+  """Checks config.imp against the built model and schedule (ValueError):
+  rewind steps, rates and structure of the real layers."""
+  params = jax.eval_shape(pieces.trainer.model.init, jax.random.PRNGKey(0))[0]
+  imp_config(config).validate(
+      pieces.train.steps,
+      jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), params),
+      final_lr_positive=pieces.optimizer.schedule != 'cosine')
 
 
 def run(config: Any, workdir: str) -> dict:

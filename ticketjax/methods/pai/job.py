@@ -48,14 +48,20 @@ def check(config) -> None:
   pai_config(config)
 
 
+def check_built(config, pieces) -> None:
+  """Checks config.pai against the built model (ValueError): its
+  structure and score fit the prunable layers."""
+  cfg = pai_config(config)
+  params = jax.eval_shape(pieces.trainer.model.init, jax.random.PRNGKey(0))[0]
+  structure_lib.check(cfg.structure, params, cfg.prunable)
+  scores_lib.check(cfg.score, params, cfg.prunable)
+
+
 def run(config: Any, workdir: str) -> dict:
   """The `pai` job: see the module docstring."""
   cfg = pai_config(config)  # cheap checks first
   folder = lifecycle.Run(config, workdir)
-  params = jax.eval_shape(folder.setup.trainer.model.init,
-                          jax.random.PRNGKey(0))[0]
-  structure_lib.check(cfg.structure, params, cfg.prunable)
-  scores_lib.check(cfg.score, params, cfg.prunable)
+  check_built(config, folder.setup)
 
   def outputs(records):  # the dense stage's members first, if any
     evals, members = records['evals'], records['members']
