@@ -92,7 +92,12 @@ class PaiConfig:
     if int(self.rounds) < 0:
       raise ValueError(f'pai.rounds must be >= 0 (0: the score\'s own), got '
                        f'{self.rounds}')
-    structure_lib.parse(self.structure)
+    st = structure_lib.parse(self.structure)
+    above = [d for d in self.densities if st.kind == 'nm' and d > st.n / st.m]
+    if above:
+      raise ValueError(f'pai.densities {above} exceed what {st.name} keeps '
+                       f'(at most {st.n} of every {st.m} weights: density '
+                       f'<= {st.n / st.m:g})')
     bad = [c for c in self.controls if c not in CONTROLS]
     if bad or len(set(self.controls)) != len(self.controls):
       raise ValueError(f'pai.controls {list(self.controls)} are not distinct '
