@@ -118,6 +118,12 @@ def test_imp_titles_say_what_a_grid_sets():
       "layerwise_magnitude pruning at the grid's rates, rewound to init")
   assert describe('smoke,k=0/10/25,rule=global') == (
       "global_magnitude pruning at rates 0.2, rewound to the grid's steps")
+  # a structure, and what it does not apply to
+  assert describe('smoke,structure=2:4') == (
+      'layerwise_magnitude (2:4; the shuffle and random controls '
+      'unstructured) pruning at rates dense 0.2, output 0.1, rewound to init')
+  assert describe('smoke,structure=channels,controls=reinit').startswith(
+      'layerwise_magnitude (channels; output layer kept) pruning')
   # a dense stage, and a search from pretrained weights
   austen = lambda arg: imp_report.describe(imp_gpt_austen.get_config(arg))
   assert austen('stage=pretrain') == 'dense training only (no pruning level)'

@@ -136,10 +136,23 @@ def describe(config) -> str:
             'lr': f'learning rate rewound to {step}',
             'finetune': f'fine-tuned for train.steps - {k} steps',
             }.get(imp.get('rewind', 'init'), imp.get('rewind'))
+  return f"{imp.get('rule', 'layerwise_magnitude')}{_structure(imp)} " \
+      f'pruning at {rates}, {rewind}'
+
+
+def _structure(imp) -> str:
+  """' (2:4; the shuffle and random controls unstructured)': a mask
+  structure, and what it leaves out (its controls keep only the per-layer
+  counts; channels never cut the output layer)."""
   structure = imp.get('structure', 'unstructured')
-  structure = '' if structure == 'unstructured' else f' ({structure})'
-  return f"{imp.get('rule', 'layerwise_magnitude')}{structure} pruning at " \
-      f'{rates}, {rewind}'
+  if structure == 'unstructured':
+    return ''
+  notes = ['output layer kept'] if structure == 'channels' else []
+  loose = [c for c in ('shuffle', 'random') if c in imp.get('controls', ())]
+  if loose:
+    notes.append(f"the {' and '.join(loose)} control"
+                 f"{'s' if len(loose) > 1 else ''} unstructured")
+  return f" ({'; '.join([structure, *notes])})"
 
 
 def title(summary: dict, described: str = '') -> str:
