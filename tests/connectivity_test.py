@@ -1,6 +1,7 @@
 """Layer collapse (`core/connectivity.py`): paths through kept weights."""
 import jax
 import jax.numpy as jnp
+import pytest
 
 from ticketjax.core import connectivity
 from ticketjax.core import masks
@@ -50,3 +51,26 @@ def test_member_empty_layers_counts_each_stacked_member():
       [one, jnp.zeros_like(one), one.at[0, 0].set(False)])
   mask_M['output']['kernel'] = mask_M['output']['kernel'].at[1].set(False)
   assert connectivity.member_empty_layers(mask_M, masks.is_kernel) == [0, 2, 0]
+
+
+def test_live_density_leaves_out_weights_that_read_removed_units():
+  model, params, state, mask = _setup('lenet_300_100', input_shape=(6,))
+  live = lambda m: float(connectivity.live_density(
+      model, m, params, state, (6,), masks.is_kernel))
+  total = 6 * 300 + 300 * 100 + 100 * 10
+  assert live(mask) == 1.0
+  # half of dense_0's units removed (a channel mask): their columns, and
+  # dense_1's rows that read them, are gone or dead
+  mask['dense_0']['kernel'] = mask['dense_0']['kernel'].at[:, 150:].set(False)
+  assert masks.summary(mask)['density/total'] > live(mask)
+  assert live(mask) == pytest.approx(
+      (6 * 150 + 150 * 100 + 100 * 10) / total)
+  # a unit of dense_1 that no output reads: its fan-in is dead too
+  mask['output']['kernel'] = mask['output']['kernel'].at[99].set(False)
+  assert live(mask) == pytest.approx(
+      (6 * 150 + 150 * 99 + 99 * 10) / total)
+  # kept weights that form no path at all
+  only = lambda shape, i, j: jnp.zeros(shape, bool).at[i, j].set(True)
+  mask['dense_0']['kernel'] = only((6, 300), 0, 3)
+  mask['dense_1']['kernel'] = only((300, 100), 5, 7)
+  assert live(mask) == 0.0

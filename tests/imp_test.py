@@ -290,3 +290,23 @@ def test_invert_control_keeps_the_lowest_trained_magnitudes(tmp_path):
             == by[('ticket', s)]['density_per_layer'])
   assert 'invert test acc (%)' in open(
       f"{summary['run_dir']}/report.md").read()
+
+
+def test_channel_tickets_report_their_live_weights(tmp_path):
+  # whole units removed leave the next layer's weights from them in the
+  # mask: each channel ticket also records the kept weights that compute
+  config = imp_mlp_mnist1d.get_config('smoke,levels=1,structure=channels')
+  config.progress = False
+  config.imp.controls = ('reinit',)
+  summary = jobs.run(config, str(tmp_path))
+  level1 = [m for m in summary['members'] if m['level'] == 1]
+  for m in summary['members']:
+    assert m['level'] == 1 or m['live_density'] == 1.0
+  for m in level1:
+    assert 0.0 < m['live_density'] < m['density']
+  ticket = summary['levels'][1]['ticket']
+  assert ticket['live_density'] == pytest.approx(np.mean(
+      [m['live_density'] for m in level1 if m['branch'] == 'ticket']))
+  text = open(f"{summary['run_dir']}/report.md").read()
+  assert 'ticket live weights (%)' in text
+  assert 'channels; output layer kept' in text

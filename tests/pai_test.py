@@ -96,7 +96,8 @@ def test_vmapped_density_sweep_equals_separate_runs(tmp_path):
     ('densities', (0.5, 1.5), r'lie outside \(0, 1\]'),
     ('densities', (), 'empty'),
     ('structure', '4:2', 'valid structures'),
-    ('structure', '1:3', r'dense_0/kernel \(input axis 40\)'),
+    ('structure', '3:6', r'dense_0/kernel \(input axis 40\)'),
+    ('structure', '1:4', r'pai.densities \[0.5\] exceed what 1:4 keeps'),
     ('controls', ('shuffle', 'flip'), "valid|'invert'"),
     ('prune_at', 'later', "valid values are \\['init', 'trained'\\]"),
 ])
@@ -159,6 +160,33 @@ def test_layer_collapse_is_counted(tmp_path):
   assert summary['by_density'][0]['collapsed'] == 2
   assert 'collapsed 2/2' in open(
       os.path.join(summary['run_dir'], 'report.md')).read()
+
+
+def test_channels_report_the_weights_that_still_compute(tmp_path):
+  # MNIST-1D MLP 40-100-100-10 with a residual stream: half the units of
+  # each hidden layer kept leaves dense_1's rows from removed units and
+  # the output's rows from units neither hidden layer keeps
+  summary = jobs.run(_smoke(structure='channels', densities=(0.5,)),
+                     str(tmp_path))
+  for m in summary['members']:
+    assert m['density'] == pytest.approx(8000 / 15000)
+    assert m['live_density'] < m['density']
+  (group,) = summary['by_density']
+  assert group['live_density']['mean'] == pytest.approx(np.mean(
+      [m['live_density'] for m in summary['members']]))
+  # counted from the saved masks: dense_0's kept units feed dense_1's kept
+  # units, and the output reads every unit of the residual stream one of
+  # the two hidden layers writes
+  final = store.Checkpoints(summary['run_dir']).restore_raw('final')['mask']
+  for i, m in enumerate(summary['members']):
+    k0, k1, out = (np.asarray(final[n]['kernel'][i])
+                   for n in ('dense_0', 'dense_1', 'output'))
+    a, b = k0.any(axis=0), k1.any(axis=0)
+    live = k0.sum() + k1[a][:, b].sum() + out[a | b].sum()
+    assert m['live_density'] == pytest.approx(live / 15000)
+  text = open(os.path.join(summary['run_dir'], 'report.md')).read()
+  assert '| target (% of units) | weights remaining (%) | live weights (%) |' \
+      in text and 'Live weights: kept weights on a path' in text
 
 
 def test_two_four_structure_keeps_two_of_every_four_inputs(tmp_path):

@@ -19,9 +19,10 @@ from ticketjax.core import masks as masks_lib
 from ticketjax.core.types import Mask, Model, PyTree
 
 
-def connected_outputs(model: Model, mask: Mask, params: PyTree, state: PyTree,
-                      example_shape: tuple) -> jax.Array:
-  """The number of output units some path of kept weights reaches."""
+def _probe(model: Model, mask: Mask, params: PyTree, state: PyTree,
+           example_shape: tuple):
+  """(the probe's weights, outputs of those weights): kernels by their 0/1
+  masks, biases by 0, the rest by absolute values, on an all-ones input."""
   def probe(path, p, m):
     name = masks_lib.path_str(path).rsplit('/', 1)[-1]
     if name in masks_lib.KERNEL_NAMES and jnp.ndim(p) >= 2:
@@ -30,11 +31,42 @@ def connected_outputs(model: Model, mask: Mask, params: PyTree, state: PyTree,
       return jnp.zeros_like(p)
     return jnp.abs(p)
 
-  weights = jax.tree_util.tree_map_with_path(probe, params, mask)
   ones = jnp.ones((1,) + tuple(example_shape), jnp.float32)
-  out, _ = model.apply(weights, jax.tree.map(jnp.abs, state), ones,
-                       train=False)
-  return jnp.sum(out[0] > 0, dtype=jnp.int32)
+  return jax.tree_util.tree_map_with_path(probe, params, mask), (
+      lambda w: model.apply(w, jax.tree.map(jnp.abs, state), ones,
+                            train=False)[0][0])
+
+
+def connected_outputs(model: Model, mask: Mask, params: PyTree, state: PyTree,
+                      example_shape: tuple) -> jax.Array:
+  """The number of output units some path of kept weights reaches."""
+  weights, outputs = _probe(model, mask, params, state, example_shape)
+  return jnp.sum(outputs(weights) > 0, dtype=jnp.int32)
+
+
+def live_density(model: Model, mask: Mask, params: PyTree, state: PyTree,
+                 example_shape: tuple, prunable: masks_lib.LeafFilter
+                 ) -> jax.Array:
+  """The fraction of the prunable weights that are kept and lie on a path
+  from the input to an output.
+
+  A kept weight that reads only from removed units (a channel mask keeps
+  the next layer's weights from a unit it removed) or feeds only removed
+  ones computes nothing. In the probe a kept weight lies on such a path
+  exactly when the sum of the outputs grows with it (its input is reached
+  and its output reaches an output), so the gradient finds them all at
+  once. Exact for ReLU MLPs; as `connected_outputs`, a lower bound with
+  BatchNorm, and max-pooling passes one position of each window.
+  """
+  weights, outputs = _probe(model, mask, params, state, example_shape)
+  grads = jax.grad(lambda w: jnp.sum(outputs(w)))(weights)
+  live = total = 0
+  for path, m, g in zip(masks_lib.leaf_paths(mask), jax.tree.leaves(mask),
+                        jax.tree.leaves(grads)):
+    if prunable(path, m):
+      live += jnp.sum(m & (g > 0), dtype=jnp.int32)
+      total += m.size
+  return live / total
 
 
 def empty_layers(mask: Mask, prunable: masks_lib.LeafFilter) -> jax.Array:

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ticketjax.core import connectivity
 from ticketjax.core import masks as masks_lib
 from ticketjax.core import optim
 from ticketjax.core import train as train_lib
@@ -87,6 +88,14 @@ def _member_summaries(level, branches, who, evals, masks_BN, prunable):
       out.append({'level': level, 'branch': branch, **lineage,
                   **health.member_stats(mine), **dens[i]})
   return out
+
+
+def _live_densities(pieces, states, prunable) -> list[float]:
+  """`connectivity.live_density` of each member of stacked `states`."""
+  shape = pieces.dataset.x_train.shape[1:]
+  live = jax.jit(jax.vmap(lambda st: connectivity.live_density(
+      pieces.model, st.mask, st.params, st.model_state, shape, prunable)))
+  return [float(v) for v in live(states)]
 
 
 class ImpRun:
@@ -182,6 +191,10 @@ class ImpRun:
     health.flag_diverged(evals, key=lambda r: r['member'])
     summaries = _member_summaries(level, branches, self.who, evals,
                                   final_BS.mask, self.cfg.prunable)
+    if self.cfg.structure == 'channels':  # weights left reading removed units
+      for summary, live in zip(summaries, _live_densities(
+          self.pieces, final_BS, self.cfg.prunable)):
+        summary['live_density'] = live
     for rec in evals:
       del rec['member']
     self.folder.write_records(_level_name(level),

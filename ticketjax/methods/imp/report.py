@@ -97,6 +97,9 @@ def _summarize_levels(members: list[dict], perplexity: bool = False
         if perplexity:
           agg['early_stop_test_perplexity'] = stats.mean_std(
               [math.exp(r['early_stop_test_loss']) for r in recs])
+      if everyone and all('live_density' in r for r in everyone):
+        agg['live_density'] = float(np.mean([r['live_density']
+                                             for r in everyone]))
       diverged = sum(bool(r.get('diverged')) for r in everyone)
       if diverged:  # healthy runs' summaries carry no such key
         agg['diverged'] = diverged
@@ -176,7 +179,9 @@ def table(summary: dict, described: str = '') -> str:
     return head + ''.join(
         f"\n\n### {entry['label']}\n\n" + _level_table(entry)
         for entry in summary['points'])
-  return head + '\n\n' + _level_table(summary) + _early_stop_table(summary)
+  live = any('live_density' in e['ticket'] for e in summary['levels'])
+  return (head + '\n\n' + _level_table(summary)
+          + (health.LIVE_NOTE if live else '') + _early_stop_table(summary))
 
 
 def _early_stop_table(summary: dict) -> str:
@@ -225,7 +230,9 @@ def _value(agg: dict, metric: str) -> dict:
 def _level_table(summary: dict) -> str:
   branches = _branches(summary)
   metric = _metric(summary)
+  live = any('live_density' in e['ticket'] for e in summary['levels'])
   header = ['level', 'weights remaining (%)']
+  header += ['ticket live weights (%)'] if live else []
   header += [f'{b} test perplexity' if metric == 'perplexity'
              else f'{b} test acc (%)' for b in branches]
   header += ['ticket early-stop step']
@@ -233,6 +240,9 @@ def _level_table(summary: dict) -> str:
   for entry in summary['levels']:
     ticket = entry['ticket']
     row = [entry['level'], f"{100 * ticket['density']:.2f}"]
+    if live:
+      row.append(f"{100 * ticket['live_density']:.2f}"
+                 if 'live_density' in ticket else '')
     for b in branches:
       row.append(_cell(entry[b], metric) if b in entry else '')
     stop = ticket.get('early_stop_step')

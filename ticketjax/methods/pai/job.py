@@ -103,6 +103,8 @@ def train(folder, cfg: core.PaiConfig):
   batch = (jnp.asarray(pieces.dataset.x_train[:n]),
            jnp.asarray(pieces.dataset.y_train[:n]))
 
+  channels = structure_lib.parse(cfg.structure).kind == 'channels'
+
   def start(init, scored, density, key, reinit_key):
     """{branch: start state} of one (density, seed)."""
     ctx = scores_lib.ScoreContext(scored.params, init.mask, key,
@@ -123,11 +125,16 @@ def train(folder, cfg: core.PaiConfig):
       out['invert'] = trainer.reset(
           init.params, init.model_state,
           core.prune_at_init(cfg, ctx, density, invert=True), init.key)
-    # layer collapse of each mask, for the records
+    # layer collapse of each mask, for the records; under channels also
+    # the weights left reading removed units (`live_density`)
+    shape = batch[0].shape[1:]
     return out, {b: (connectivity.empty_layers(st.mask, cfg.prunable),
                      connectivity.connected_outputs(
                          trainer.model, st.mask, st.params, st.model_state,
-                         batch[0].shape[1:]))
+                         shape),
+                     *([connectivity.live_density(
+                         trainer.model, st.mask, st.params, st.model_state,
+                         shape, cfg.prunable)] if channels else []))
                  for b, st in out.items()}
 
   reinit_keys = jax.vmap(lambda k: jax.random.fold_in(k, core.REINIT_TAG))(
@@ -141,7 +148,9 @@ def train(folder, cfg: core.PaiConfig):
   collapse = jax.tree.map(np.asarray, collapse)
   who = [{'branch': b, 'density_target': d, 'seed': s,
           'empty_layers': int(collapse[b][0][i * S + s]),
-          'connected_outputs': int(collapse[b][1][i * S + s])}
+          'connected_outputs': int(collapse[b][1][i * S + s]),
+          **({'live_density': float(collapse[b][2][i * S + s])}
+             if channels else {})}
          for b in cfg.branches for i, d in enumerate(cfg.densities)
          for s in range(S)]
   folder.train_stage('train', trainer, start_M, who, cfg.prunable,
@@ -163,6 +172,9 @@ def summarize(folder, cfg: core.PaiConfig, members: list[dict]) -> dict:
           'branch': b, 'density_target': d,
           'density': stats.mean_std([m['density'] for m in mine]),
           **health.aggregate(mine, STATS)})
+      if all('live_density' in m for m in mine):  # channels: see `train`
+        groups[-1]['live_density'] = stats.mean_std(
+            [m['live_density'] for m in mine])
       if b != 'dense':  # layer collapse: an empty layer, or no path
         groups[-1]['collapsed'] = sum(
             1 for m in mine
@@ -201,12 +213,15 @@ def table(summary: dict) -> str:
   """One row per branch and target density: weights kept, accuracy,
   early stop."""
   fmt = stats.format_mean_std
+  live = any('live_density' in e for e in summary['by_density'])
   rows = []
   for e in summary['by_density']:
     stop = e.get('early_stop_step')
     rows.append([e.get('branch', 'original'),
                  f"{100 * e['density_target']:g}",
                  f"{100 * e['density']['mean']:.2f}",
+                 *([f"{100 * e['live_density']['mean']:.2f}"
+                    if 'live_density' in e else ''] if live else []),
                  fmt(e['final_test_accuracy']) if 'final_test_accuracy' in e
                  else 'n/a',
                  fmt(e['best_test_accuracy']) if 'best_test_accuracy' in e
@@ -216,9 +231,15 @@ def table(summary: dict) -> str:
   return (title(summary) + ' (test accuracy %, mean ± std over seeds, '
           'ddof 0)\n\n'
           + stats.markdown_table(
-              ['branch', 'target density (%)', 'weights remaining (%)',
+              ['branch', 'target (% of units)' if _channels(summary)
+               else 'target density (%)', 'weights remaining (%)',
+               *(['live weights (%)'] if live else []),
                'final test acc (%)', 'best test acc (%)', 'early-stop step',
-               'members'], rows))
+               'members'], rows) + (health.LIVE_NOTE if live else ''))
+
+
+def _channels(summary: dict) -> bool:
+  return summary.get('structure') == 'channels'
 
 
 def _branches(summary: dict) -> list[str]:
@@ -233,17 +254,21 @@ def plots(summary: dict, evals: list[dict]) -> dict:
   """accuracy.png (accuracy vs weights remaining, a band per branch; the
   dense members as a line) and curves.png."""
 
-  def accuracy(path):
+  def accuracy(path):  # channels: at the live weights (`table`)
     lines, dense = {}, []
     for b in _branches(summary):
-      pts = [(100 * e['density']['mean'], e.get('final_test_accuracy'))
+      pts = [(100 * e.get('live_density', e['density'])['mean'],
+              e.get('final_test_accuracy'))
              for e in summary['by_density']
              if e.get('branch', 'original') == b]
       if b == 'dense':
         dense.append(('dense', pts[0][1]))
       else:
         lines[_method(summary) if b == 'original' else b] = pts
-    plots_lib.accuracy_vs_density(path, title(summary), lines, dense=dense)
+    live = any('live_density' in e for e in summary['by_density'])
+    plots_lib.accuracy_vs_density(
+        path, title(summary) + (', x: live weights' if live else ''), lines,
+        dense=dense)
 
   groups = {}
   for r in evals:
