@@ -42,6 +42,29 @@ def test_report_across_runs(workdir, tmp_path):
             if 'level 1: seed vs seed' in line]
   assert row.split('|')[3].strip() == f'{want:.3f}'
   assert 'dense_0/kernel 80.0' in text  # per-layer density of level 1
+  # each run described by its own report's title
+  assert ('| IMP mnist1d_mlp on mnist1d: layerwise_magnitude pruning at rates'
+          ' dense 0.2, output 0.1, rewound to init, 2 seeds | 40 |') in text
+
+
+def test_runs_of_one_kind_say_where_they_differ():
+  def run(name, **imp):
+    config = {'job': 'imp', 'seed': 0, 'train': {'steps': 40},
+              'imp': {'rewind': 'init', 'levels': 2, **imp}}
+    return {'job': 'imp', 'model': 'm', 'run_dir': name, '_config': config}
+  runs = [run('a'), run('b', rewind='step', rewind_step=13), run('c'),
+          run('d', levels=5), dict(run('e'), model='other')]
+  assert cross_run.differences(runs) == {
+      'a': '', 'b': 'imp.rewind=step, imp.rewind_step=13', 'c': '',
+      'd': 'imp.levels=5', 'e': ''}
+
+
+def test_edge_popup_draws_its_dense_network_as_a_reference_line():
+  from ticketjax.methods.edgepopup import report  # pylint: disable=g-import-not-at-top
+  members = [{'method': 'edgepopup', 'k': 0.5, 'density': 0.5},
+             {'method': 'dense', 'density': 1.0}]
+  assert {s['label']: s['reference'] for s in report.series(
+      {'members': members})} == {'Edge-Popup': False, 'dense-trained': True}
 
 
 def test_bad_paths_fail_clearly(tmp_path):

@@ -12,7 +12,10 @@ the folders themselves) and writes, in `out_dir`:
   token loss, and its increase over the series' densest point (the dense
   level, for IMP's tickets);
 * `lmc.png`: error barrier against rewind step for every LMC run/network;
-* `report.md`: the accuracy table behind the plot (both restricted to the
+* `report.md`: the runs (each by its own report's title, its
+  `train.steps` and the config fields in which it differs from most runs
+  of its job and model), the accuracy table behind the plot (both
+  restricted to the
   series an `only` pattern matches, when given), per-layer densities of
   every point, and mask overlap (Jaccard over prunable kernels) between the
   seeds of each IMP level (of each grid point) and between IMP and CS
@@ -77,6 +80,45 @@ def _config(run) -> dict:
 def _steps(run) -> str:
   """The run's `train.steps` (per level or stage), from its config.json."""
   return str((_config(run).get('train') or {}).get('steps', ''))
+
+
+def _flat(tree, prefix='') -> dict:
+  out = {}
+  for k, v in tree.items():
+    if isinstance(v, dict):
+      out.update(_flat(v, f'{prefix}{k}.'))
+    else:
+      out[f'{prefix}{k}'] = v
+  return out
+
+
+def differences(runs) -> dict:
+  """{run_dir: 'imp.rewind=step, imp.rewind_step=13'}: the config fields
+  (config.json, out-of-hash ones left out) in which a run differs from
+  most runs of its job and model, with its values ('-': it lacks the
+  field); '' for a run alone of its kind or like most."""
+  groups = collections.defaultdict(list)
+  for run in runs:
+    groups[run['job'], _model_label(run)].append(run)
+  out = {}
+  for group in groups.values():
+    flat = [_flat(workdir_lib.semantic_config(_config(r))) for r in group]
+    keys = sorted({k for f in flat for k in f})
+    common = {k: collections.Counter(repr(f.get(k, '-')) for f in flat
+                                     ).most_common(1)[0][0] for k in keys}
+    for run, f in zip(group, flat):
+      out[run['run_dir']] = ', '.join(
+          f'{k}={f.get(k, "-")}' for k in keys
+          if repr(f.get(k, '-')) != common[k])
+  return out
+
+
+def _title(run) -> str:
+  """What the run is, in its own report's title (method, model, data,
+  rule, rates, rewind mode, seeds), from its summary and config.json."""
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  config = ml_collections.ConfigDict(_config(run))
+  return registry.get(run['job']).report(run, [], config).title
 
 
 def _model_label(run) -> str:
@@ -287,11 +329,12 @@ def write(paths, out_dir: str, only: str = '') -> str:
                        f"{sorted(s['label'] for s in series)}")
     series = kept
   os.makedirs(out_dir, exist_ok=True)
+  differ = differences(runs)
   parts = ['# ticketjax runs\n', stats.markdown_table(
-      ['name', 'run', 'job', 'model', 'data set', 'training steps', 'seeds'],
-      [[_name(r), os.path.basename(r['run_dir']), r['job'], r.get('model', ''),
-        r.get('dataset', ''), _steps(r), r.get('num_seeds', '')]
-       for r in runs])]
+      ['name', 'run', 'what (its report\'s title)', 'train.steps',
+       'differs from most runs of its job and model in'],
+      [[_name(r), os.path.basename(r['run_dir']), _title(r), _steps(r),
+        differ[r['run_dir']]] for r in runs])]
   for metric in ('accuracy', 'perplexity'):
     parts += _series_section([s for s in series if s['metric'] == metric],
                              metric, out_dir)

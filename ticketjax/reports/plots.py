@@ -44,11 +44,16 @@ def style(i: int) -> dict:
 
 
 def legend(fig, ax, widen: float = 1.6) -> None:
-  """The legend of `ax`; more than 8 entries go beside the axes, on a
-  figure `widen` times wider, so they cover no data."""
-  if len(ax.get_legend_handles_labels()[1]) > 8:
-    fig.set_figwidth(fig.get_figwidth() * widen)
-    ax.legend(fontsize='x-small', loc='upper left', bbox_to_anchor=(1.01, 1))
+  """The legend of `ax`; more than 8 entries go beside the axes, so they
+  cover no data, in columns of at most 30 on a figure `widen` - 1 times
+  wider per column and tall enough for them."""
+  n = len(ax.get_legend_handles_labels()[1])
+  if n > 8:
+    ncol = -(-n // 30)
+    fig.set_figheight(max(fig.get_figheight(), 0.19 * -(-n // ncol) + 1.3))
+    fig.set_figwidth(fig.get_figwidth() * (1 + (widen - 1) * ncol))
+    ax.legend(fontsize='x-small', loc='upper left', bbox_to_anchor=(1.01, 1),
+              ncol=ncol)
   else:
     ax.legend(fontsize='small')
 

@@ -155,4 +155,5 @@ def series(summary: dict) -> list[dict]:
   """Edge-Popup (k -> members) and its dense-trained baseline."""
   return health.series(summary, lambda m: (
       'Edge-Popup' if m.get('method', 'edgepopup') == 'edgepopup'
-      else 'dense-trained'), lambda m: m.get('k', 1.0))
+      else 'dense-trained'), lambda m: m.get('k', 1.0),
+                       reference='dense-trained')
