@@ -85,11 +85,16 @@ def _check_type(key: str, text: str, value, default) -> None:
 
 def smoke_rewind_steps(ks, steps: int) -> tuple[int, ...]:
   """A smoke run's grid of rewind steps: `ks` when all lie before its
-  `steps`, else stand-ins, as many values evenly spaced in [0, steps)
-  from 0 (the paper's k, e.g. 0/100/500, are past a smoke run's end)."""
+  `steps`, else stand-ins (the paper's k, e.g. 0/100/500, are past a smoke
+  run's end): 0 stays 0 (a rewind to init), and the positive k become as
+  many steps evenly spaced inside (0, steps), in their order (0/100/500:
+  0/13/26; 100: 20)."""
   if all(k < steps for k in ks):
     return tuple(ks)
-  return tuple(i * (steps // len(ks)) for i in range(len(ks)))
+  positive = sorted(k for k in ks if k > 0)
+  inside = {k: (i + 1) * steps // (len(positive) + 1)
+            for i, k in enumerate(positive)}
+  return tuple(inside.get(k, 0) for k in ks)
 
 
 def slash_floats(text) -> tuple[float, ...]:

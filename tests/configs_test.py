@@ -105,6 +105,14 @@ def test_smoke_with_a_rewind_grid_builds(arg):
   registry.get('imp').check(c)
 
 
+def test_smoke_keeps_a_rewind_to_init_and_a_late_rewind_apart():
+  # k past the smoke run's 40 steps: a positive k stays a rewind step
+  assert imp_mlp_mnist1d.get_config(
+      'smoke,k=100').grid.rewind_step == (20,)
+  assert imp_mlp_mnist1d.get_config(
+      'smoke,k=0/500/100').grid.rewind_step == (0, 26, 13)
+
+
 def test_smoke_keeps_a_rewind_grid_that_fits():
   c = imp_mlp_mnist1d.get_config('smoke,k=0/10/25')
   assert c.grid.rewind_step == (0, 10, 25)
