@@ -1,11 +1,12 @@
 """The cross-run report reads finished runs and writes tables and plots."""
 import os
+import shutil
 
 import jax
 import numpy as np
 import pytest
 
-from configs import dense_mnist1d, imp_mlp_mnist1d
+from configs import cs_mnist1d, dense_mnist1d, imp_mlp_mnist1d
 from ticketjax.core import masks
 from ticketjax.reports import cross_run
 from ticketjax.reports import plots
@@ -21,6 +22,38 @@ def workdir(tmp_path_factory):
     config.progress = False
     jobs.run(config, str(root))
   return root
+
+
+def test_imp_and_cs_tickets_of_a_density_are_compared(workdir, tmp_path):
+  # CS's lambda 1e-5 keeps 18%: an IMP level at 20% is near it (a row),
+  # the 80% one of the other IMP run is not (a line that says so)
+  root = tmp_path / 'runs'
+  shutil.copytree(workdir, root)
+  imp = imp_mlp_mnist1d.get_config('smoke,levels=1,controls=none')
+  imp.imp.rates.dense = imp.imp.rates.output = 0.8  # level 1 at 20%
+  for config in (imp, cs_mnist1d.get_config('smoke')):
+    config.progress = False
+    jobs.run(config, str(root))
+  runs = cross_run.find_runs([str(root)])
+  cross_run.name_runs(runs)
+  text = cross_run.write([str(root)], str(tmp_path / 'report'))
+  (cs,) = [r for r in runs if r['job'] == 'cs']
+  (near,) = [r for r in runs if r['job'] == 'imp' and r['levels'][1][
+      'ticket']['density'] < 0.5]
+  (far,) = [r for r in runs if r['job'] == 'imp' and r is not near]
+  (row,) = [line for line in text.splitlines()
+            if f"{cross_run._name(near)} level 1 (same seed)" in line]
+  assert 'lambda 1e-05 vs' in row
+  cs_mask = checkpoint.Checkpoints(cs['run_dir']).restore_raw('ticket')[
+      'mask']
+  imp_mask = checkpoint.Checkpoints(near['run_dir']).restore_raw(
+      'level_001')['ticket']['mask']
+  take = lambda tree, i: jax.tree.map(lambda v: np.asarray(v[i], bool), tree)
+  want = np.mean([float(masks.jaccard(take(cs_mask, s), take(imp_mask, s)))
+                  for s in range(2)])  # lambda 1e-5 is members 0 and 1
+  assert row.split('|')[3].strip() == f'{want:.3f}'
+  assert (f"{cross_run._name(cs)} vs {cross_run._name(far)}: no IMP level "
+          "within 15% of a lambda's density") in text
 
 
 def test_report_across_runs(workdir, tmp_path):

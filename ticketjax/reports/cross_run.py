@@ -219,6 +219,7 @@ def overlaps(runs) -> list[list]:
     raw = store.Checkpoints(cs['run_dir']).restore_raw('ticket')
     num_seeds = cs['num_seeds']
     for imp in [r for r in imps if r['model'] == cs['model']]:
+      near = 0
       for li, lam in enumerate(cs['lambdas']):
         mine = [m for m in cs['members'] if m['lambda'] == lam]
         density = float(np.mean([m['density'] for m in mine]))
@@ -226,6 +227,7 @@ def overlaps(runs) -> list[list]:
             e['ticket']['density'] - density))
         if abs(entry['ticket']['density'] - density) > 0.15 * density:
           continue  # no IMP level near this density
+        near += 1
         imp_S = _imp_masks(imp, entry['level'])
         seeds = min(num_seeds, imp['num_seeds'])
         vals = [_jaccard(_take(raw['mask'], li * num_seeds + s),
@@ -235,6 +237,9 @@ def overlaps(runs) -> list[list]:
                      f"{100 * density:.2f} / "
                      f"{100 * entry['ticket']['density']:.2f}",
                      f'{np.mean(vals):.3f}', len(vals)])
+      if not near:  # say why the pair has no row
+        rows.append([f'{_name(cs)} vs {_name(imp)}: no IMP level within 15% '
+                     "of a lambda's density", '', '', 0])
   return rows
 
 

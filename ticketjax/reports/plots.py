@@ -205,8 +205,10 @@ def learning_curves(groups: dict, path: str, title_text: str,
                      else 'test accuracy (%)')
   axes[1].set_ylabel('test loss (nats per token)' if next_token
                      else 'test loss')
+  import matplotlib.ticker  # pylint: disable=g-import-not-at-top
   for ax in axes:
     ax.set_xlabel('training step')
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
   fig.suptitle(title(title_text), fontsize='medium')
   handles, labels = axes[0].get_legend_handles_labels()
