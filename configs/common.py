@@ -92,9 +92,9 @@ def smoke_rewind_steps(ks, steps: int) -> tuple[int, ...]:
   if all(k < steps for k in ks):
     return tuple(ks)
   positive = sorted(k for k in ks if k > 0)
-  inside = {k: (i + 1) * steps // (len(positive) + 1)
+  inside = {k: max(1, (i + 1) * steps // (len(positive) + 1))
             for i, k in enumerate(positive)}
-  return tuple(inside.get(k, 0) for k in ks)
+  return tuple(inside.get(k, k) for k in ks)  # (a negative k: refused)
 
 
 def slash_floats(text) -> tuple[float, ...]:

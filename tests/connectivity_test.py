@@ -74,3 +74,16 @@ def test_live_density_leaves_out_weights_that_read_removed_units():
   mask['dense_0']['kernel'] = only((6, 300), 0, 3)
   mask['dense_1']['kernel'] = only((300, 100), 5, 7)
   assert live(mask) == 0.0
+
+
+def test_live_density_is_nan_where_the_probe_overflows():
+  # 0/1 kernels on an all-ones input grow as the product of the fan-ins:
+  # 13 layers of 1,000 reach 1e39, past float32
+  model, params, state, mask = _setup('mlp', widths=(1000,) * 13,
+                                      input_shape=(1000,))
+  assert jnp.isnan(connectivity.live_density(model, mask, params, state,
+                                             (1000,), masks.is_kernel))
+  model, params, state, mask = _setup('mlp', widths=(1000,) * 3,
+                                      input_shape=(1000,))
+  assert connectivity.live_density(model, mask, params, state, (1000,),
+                                   masks.is_kernel) == 1.0

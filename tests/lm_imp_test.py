@@ -49,3 +49,11 @@ def test_kill_and_resume_of_lm_imp_gives_identical_results(tmp_path):
   report = open(os.path.join(sa['run_dir'], 'report.md')).read()
   assert 'the test perplexity there' in report
   assert 'test acc' not in report
+
+
+def test_a_summary_from_before_the_early_stop_perplexity_still_reports():
+  from ticketjax.methods.imp import report  # pylint: disable=g-import-not-at-top
+  agg = {'early_stop_step': {'mean': 20.0, 'std': 0.0, 'n': 2},
+         'early_stop_test_accuracy': {'mean': 0.15, 'std': 0.0, 'n': 2}}
+  assert report._stop_cell(agg, 'perplexity') == '20 ± 0 (n/a)'
+  assert report._stop_cell(agg) == '20 ± 0 (15.0 ± 0.0)'

@@ -86,10 +86,15 @@ def test_runs_of_one_kind_say_where_they_differ():
               'imp': {'rewind': 'init', 'levels': 2, **imp}}
     return {'job': 'imp', 'model': 'm', 'run_dir': name, '_config': config}
   runs = [run('a'), run('b', rewind='step', rewind_step=13), run('c'),
-          run('d', levels=5), dict(run('e'), model='other')]
+          run('d', levels=5, structure='unstructured'),
+          dict(run('e'), model='other')]
+  # (a structure given at its default is the same as none given)
   assert cross_run.differences(runs) == {
       'a': '', 'b': 'imp.rewind=step, imp.rewind_step=13', 'c': '',
       'd': 'imp.levels=5', 'e': ''}
+  # without a majority value, the field is listed for every run
+  assert cross_run.differences([run('a', rates=0.2), run('b', rates=0.4)]) == {
+      'a': 'imp.rates=0.2', 'b': 'imp.rates=0.4'}
 
 
 def test_edge_popup_draws_its_dense_network_as_a_reference_line():

@@ -121,3 +121,30 @@ def test_a_damaged_source_ticket_is_named_before_any_write(imp_runs,
     jobs.run(_config(copy, target), str(tmp_path / 'w'))
   lock.release_all()
   assert not (tmp_path / 'w').exists()
+
+
+def test_a_tokenizer_is_compared_by_its_contents(imp_runs, tmp_path):
+  # the target run read a tokenizer file elsewhere: the same bytes pass,
+  # other bytes are other data
+  from ticketjax.methods.transfer import job  # pylint: disable=g-import-not-at-top
+  from ticketjax.run import records, workdir  # pylint: disable=g-import-not-at-top
+  source, target = imp_runs
+  theirs, mine = tmp_path / 'theirs.json', tmp_path / 'mine.json'
+  theirs.write_text('{"vocab": 1}')
+  mine.write_text('{"vocab": 1}')
+  other = str(tmp_path / 'target')
+  shutil.copytree(target, other)
+  with open(os.path.join(other, 'config.json')) as f:
+    config_json = json.load(f)
+  config_json['data']['tokenizer'] = str(theirs)
+  with open(os.path.join(other, 'config.json'), 'w') as f:
+    json.dump(config_json, f)
+  records.write_json(os.path.join(other, workdir.INPUTS),
+                     {'data.tokenizer': records.content_sum(str(theirs))})
+  config = _config(source, other)
+  config.data.tokenizer = str(mine)
+  job._imp_run(other, 'transfer.target_run', config, 2, (1,), own_data=True)
+  mine.write_text('{"vocab": 2}')
+  with pytest.raises(ValueError, match='read otherwise: data.tokenizer'):
+    job._imp_run(other, 'transfer.target_run', config, 2, (1,),
+                 own_data=True)

@@ -48,25 +48,32 @@ def live_density(model: Model, mask: Mask, params: PyTree, state: PyTree,
                  example_shape: tuple, prunable: masks_lib.LeafFilter
                  ) -> jax.Array:
   """The fraction of the prunable weights that are kept and lie on a path
-  from the input to an output.
+  from the input to an output; NaN where the probe overflows.
 
   A kept weight that reads only from removed units (a channel mask keeps
-  the next layer's weights from a unit it removed) or feeds only removed
-  ones computes nothing. In the probe a kept weight lies on such a path
-  exactly when the sum of the outputs grows with it (its input is reached
-  and its output reaches an output), so the gradient finds them all at
-  once. Exact for ReLU MLPs; as `connected_outputs`, a lower bound with
-  BatchNorm, and max-pooling passes one position of each window.
+  the next layer's weights from a unit it removed, biases and all) or
+  feeds only removed ones takes no part in computing the output from the
+  input. In the probe a kept weight lies on such a path exactly when the
+  sum of the outputs grows with it (its input is reached and its output
+  reaches an output), so one gradient finds them all. Exact for ReLU
+  networks without normalization (the MLPs). With BatchNorm (as
+  `connected_outputs`) or max-pooling (one position of each window passes
+  a gradient) the count is a lower bound; for LayerNorm, GELU or SiLU
+  models (the language models) it means nothing, and the jobs leave it
+  out. Activations grow as the product of the fan-ins, so on deep
+  networks the probe can overflow float32: then NaN, not a count.
   """
   weights, outputs = _probe(model, mask, params, state, example_shape)
-  grads = jax.grad(lambda w: jnp.sum(outputs(w)))(weights)
+  out, grads = jax.value_and_grad(lambda w: jnp.sum(outputs(w)))(weights)
   live = total = 0
+  finite = jnp.isfinite(out)
   for path, m, g in zip(masks_lib.leaf_paths(mask), jax.tree.leaves(mask),
                         jax.tree.leaves(grads)):
     if prunable(path, m):
       live += jnp.sum(m & (g > 0), dtype=jnp.int32)
       total += m.size
-  return live / total
+      finite &= jnp.all(jnp.isfinite(g))
+  return jnp.where(finite, live / total, jnp.nan)
 
 
 def empty_layers(mask: Mask, prunable: masks_lib.LeafFilter) -> jax.Array:

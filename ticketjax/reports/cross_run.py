@@ -93,29 +93,41 @@ def _flat(tree, prefix='') -> dict:
 
 def differences(runs) -> dict:
   """{run_dir: 'imp.rewind=step, imp.rewind_step=13'}: the config fields
-  (config.json, out-of-hash ones left out) in which a run differs from
-  most runs of its job and model, with its values ('-': it lacks the
-  field); '' for a run alone of its kind or like most."""
+  in which a run differs from most runs of its job and model, with its
+  values; a field without a majority value is listed for every run. From
+  config.json, without the fields no run folder's hash holds (num_seeds,
+  data_dir, ...; `workdir.NON_SEMANTIC`), a field left out at its default
+  taken at it, '-' for one a run lacks; '' for a run alone of its kind or
+  like most."""
   groups = collections.defaultdict(list)
   for run in runs:
     groups[run['job'], _model_label(run)].append(run)
   out = {}
   for group in groups.values():
-    flat = [_flat(workdir_lib.semantic_config(_config(r))) for r in group]
+    flat = [{**_flat(workdir_lib.DROPPED_AT_DEFAULT),
+             **_flat(workdir_lib.semantic_config(_config(r)))}
+            for r in group]
     keys = sorted({k for f in flat for k in f})
-    common = {k: collections.Counter(repr(f.get(k, '-')) for f in flat
-                                     ).most_common(1)[0][0] for k in keys}
+    value = lambda f, k: repr(f.get(k, '-'))
+    common = {}
+    for k in keys:
+      top, count = collections.Counter(value(f, k) for f in flat
+                                       ).most_common(1)[0]
+      common[k] = top if 2 * count > len(flat) else None
     for run, f in zip(group, flat):
       out[run['run_dir']] = ', '.join(
           f'{k}={f.get(k, "-")}' for k in keys
-          if repr(f.get(k, '-')) != common[k])
+          if value(f, k) != common[k])
   return out
 
 
 def _title(run) -> str:
   """What the run is, in its own report's title (method, model, data,
-  rule, rates, rewind mode, seeds), from its summary and config.json."""
+  rule, rates, rewind mode, seeds), from its summary and config.json ('',
+  a run folder without one, which no run of ticketjax leaves)."""
   import ml_collections  # pylint: disable=g-import-not-at-top
+  if not _config(run):
+    return ''
   config = ml_collections.ConfigDict(_config(run))
   return registry.get(run['job']).report(run, [], config).title
 

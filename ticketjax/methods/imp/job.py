@@ -191,7 +191,8 @@ class ImpRun:
     health.flag_diverged(evals, key=lambda r: r['member'])
     summaries = _member_summaries(level, branches, self.who, evals,
                                   final_BS.mask, self.cfg.prunable)
-    if self.cfg.structure == 'channels':  # weights left reading removed units
+    if (self.cfg.structure == 'channels'  # weights left reading removed
+        and self.pieces.dataset.y_train.ndim == 1):  # units; not an LM's
       for summary, live in zip(summaries, _live_densities(
           self.pieces, final_BS, self.cfg.prunable)):
         summary['live_density'] = live

@@ -24,6 +24,7 @@ import numpy as np
 
 from ticketjax.core import grid as grid_lib
 from ticketjax.core import stats
+from ticketjax.methods.imp import core as imp_core
 from ticketjax.reports import plots as plots_lib
 from ticketjax.run import health
 from ticketjax.run import lifecycle
@@ -97,9 +98,10 @@ def _summarize_levels(members: list[dict], perplexity: bool = False
         if perplexity:
           agg['early_stop_test_perplexity'] = stats.mean_std(
               [math.exp(r['early_stop_test_loss']) for r in recs])
-      if everyone and all('live_density' in r for r in everyone):
-        agg['live_density'] = float(np.mean([r['live_density']
-                                             for r in everyone]))
+      live = [r['live_density'] for r in recs
+              if math.isfinite(r.get('live_density', math.nan))]
+      if live:  # channel tickets (`connectivity.live_density`)
+        agg['live_density'] = float(np.mean(live))
       diverged = sum(bool(r.get('diverged')) for r in everyone)
       if diverged:  # healthy runs' summaries carry no such key
         agg['diverged'] = diverged
@@ -151,7 +153,8 @@ def _structure(imp) -> str:
   if structure == 'unstructured':
     return ''
   notes = ['output layer kept'] if structure == 'channels' else []
-  loose = [c for c in ('shuffle', 'random') if c in imp.get('controls', ())]
+  loose = [c for c in ('shuffle', 'random')
+           if c in imp.get('controls', imp_core.CONTROLS)]
   if loose:
     notes.append(f"the {' and '.join(loose)} control"
                  f"{'s' if len(loose) > 1 else ''} unstructured")
@@ -175,13 +178,15 @@ def table(summary: dict, described: str = '') -> str:
   """
   head = (title(summary, described) + f' (final-step test {_metric(summary)}'
           ', mean ± std over seeds, ddof 0)')
+  levels = [e for p in summary.get('points', [summary]) for e in p['levels']]
+  note = (health.LIVE_NOTE if any('live_density' in e['ticket']
+                                  for e in levels) else '')
   if 'points' in summary:
     return head + ''.join(
         f"\n\n### {entry['label']}\n\n" + _level_table(entry)
-        for entry in summary['points'])
-  live = any('live_density' in e['ticket'] for e in summary['levels'])
-  return (head + '\n\n' + _level_table(summary)
-          + (health.LIVE_NOTE if live else '') + _early_stop_table(summary))
+        for entry in summary['points']) + note
+  return (head + '\n\n' + _level_table(summary) + note
+          + _early_stop_table(summary))
 
 
 def _early_stop_table(summary: dict) -> str:
@@ -210,9 +215,13 @@ def _early_stop_table(summary: dict) -> str:
 
 def _stop_cell(agg: dict, metric: str = 'accuracy') -> str:
   step = agg['early_stop_step']
-  value = (stats.format_mean_std(agg['early_stop_test_perplexity'], scale=1,
-                                 digits=2) if metric == 'perplexity'
-           else stats.format_mean_std(agg['early_stop_test_accuracy']))
+  if metric != 'perplexity':
+    value = stats.format_mean_std(agg['early_stop_test_accuracy'])
+  elif 'early_stop_test_perplexity' in agg:
+    value = stats.format_mean_std(agg['early_stop_test_perplexity'], scale=1,
+                                  digits=2)
+  else:  # a summary from before it was computed
+    value = 'n/a'
   return (f"{step['mean']:.0f} ± {step['std']:.0f} ({value})"
           if step['n'] else '')
 

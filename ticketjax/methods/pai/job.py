@@ -11,6 +11,7 @@ summaries) and then `checkpoints/final` are written. A stage killed before
 its checkpoint trains again from its start, which, training being
 deterministic, gives the same records.
 """
+import math
 from typing import Any
 
 import jax
@@ -103,7 +104,8 @@ def train(folder, cfg: core.PaiConfig):
   batch = (jnp.asarray(pieces.dataset.x_train[:n]),
            jnp.asarray(pieces.dataset.y_train[:n]))
 
-  channels = structure_lib.parse(cfg.structure).kind == 'channels'
+  channels = (structure_lib.parse(cfg.structure).kind == 'channels'
+              and pieces.dataset.y_train.ndim == 1)  # not a language model
 
   def start(init, scored, density, key, reinit_key):
     """{branch: start state} of one (density, seed)."""
@@ -172,9 +174,11 @@ def summarize(folder, cfg: core.PaiConfig, members: list[dict]) -> dict:
           'branch': b, 'density_target': d,
           'density': stats.mean_std([m['density'] for m in mine]),
           **health.aggregate(mine, STATS)})
-      if all('live_density' in m for m in mine):  # channels: see `train`
-        groups[-1]['live_density'] = stats.mean_std(
-            [m['live_density'] for m in mine])
+      live = [m['live_density'] for m in mine  # channels: see `train`
+              if not m.get('diverged')
+              and math.isfinite(m.get('live_density', math.nan))]
+      if live:
+        groups[-1]['live_density'] = stats.mean_std(live)
       if b != 'dense':  # layer collapse: an empty layer, or no path
         groups[-1]['collapsed'] = sum(
             1 for m in mine
@@ -221,7 +225,7 @@ def table(summary: dict) -> str:
                  f"{100 * e['density_target']:g}",
                  f"{100 * e['density']['mean']:.2f}",
                  *([f"{100 * e['live_density']['mean']:.2f}"
-                    if 'live_density' in e else ''] if live else []),
+                    if 'live_density' in e else 'n/a'] if live else []),
                  fmt(e['final_test_accuracy']) if 'final_test_accuracy' in e
                  else 'n/a',
                  fmt(e['best_test_accuracy']) if 'best_test_accuracy' in e
@@ -254,21 +258,17 @@ def plots(summary: dict, evals: list[dict]) -> dict:
   """accuracy.png (accuracy vs weights remaining, a band per branch; the
   dense members as a line) and curves.png."""
 
-  def accuracy(path):  # channels: at the live weights (`table`)
+  def accuracy(path):
     lines, dense = {}, []
     for b in _branches(summary):
-      pts = [(100 * e.get('live_density', e['density'])['mean'],
-              e.get('final_test_accuracy'))
+      pts = [(100 * e['density']['mean'], e.get('final_test_accuracy'))
              for e in summary['by_density']
              if e.get('branch', 'original') == b]
       if b == 'dense':
         dense.append(('dense', pts[0][1]))
       else:
         lines[_method(summary) if b == 'original' else b] = pts
-    live = any('live_density' in e for e in summary['by_density'])
-    plots_lib.accuracy_vs_density(
-        path, title(summary) + (', x: live weights' if live else ''), lines,
-        dense=dense)
+    plots_lib.accuracy_vs_density(path, title(summary), lines, dense=dense)
 
   groups = {}
   for r in evals:

@@ -29,6 +29,7 @@ from ticketjax.run import lifecycle
 from ticketjax.run import records as records_lib
 from ticketjax.run import setup as setup_lib
 from ticketjax.run import store
+from ticketjax.run import workdir as workdir_lib
 
 SEEDS = 'refuse'
 NON_SEMANTIC = ()
@@ -81,10 +82,17 @@ def _imp_run(path: str, field: str, config, num_seeds: int, levels,
                      'the other way round?)')
   # the same data set read otherwise (another split, augmentation or
   # tokenizer) is other data too; where it lives (data_dir) is not, nor a
-  # field one of the two configs lacks (an older run's)
+  # field one of the two configs lacks (an older run's); a tokenizer file
+  # is compared by its contents where both runs hold their sums
+  sums = os.path.join(path, workdir_lib.INPUTS)
+  theirs_sum = (records_lib.read_json(sums) if os.path.exists(sums)
+                else {}).get('data.tokenizer')
+  mine_sum = workdir_lib.input_sums(config).get('data.tokenizer')
+  same_file = lambda k: (k == 'tokenizer' and theirs_sum is not None
+                         and theirs_sum == mine_sum)
   other = [f'data.{k} {theirs_data[k]!r} (this run: {data[k]!r})'
            for k in sorted(set(data) & set(theirs_data) - {'data_dir'})
-           if theirs_data[k] != data[k]]
+           if theirs_data[k] != data[k] and not same_file(k)]
   if own_data and other:
     raise ValueError(f'{field} {path!r} was trained on {data.get("name")!r} '
                      f'read otherwise: {", ".join(other)}; the target '
