@@ -347,10 +347,10 @@ def write(paths, out_dir: str, only: str = '') -> str:
   os.makedirs(out_dir, exist_ok=True)
   differ = differences(runs)
   parts = ['# ticketjax runs\n', stats.markdown_table(
-      ['name', 'run', 'what (its report\'s title)', 'train.steps',
+      ['name', 'run', 'what (its report\'s title)', 'train.steps', 'seeds',
        'differs from most runs of its job and model in'],
       [[_name(r), os.path.basename(r['run_dir']), _title(r), _steps(r),
-        differ[r['run_dir']]] for r in runs])]
+        r.get('num_seeds', ''), differ[r['run_dir']]] for r in runs])]
   for metric in ('accuracy', 'perplexity'):
     parts += _series_section([s for s in series if s['metric'] == metric],
                              metric, out_dir)
