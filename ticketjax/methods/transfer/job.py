@@ -73,30 +73,9 @@ def _imp_run(path: str, field: str, config, num_seeds: int, levels,
   if diff:
     raise ValueError(f'{field} {path!r} differs from this config in {diff}; '
                      'its initial weights are only this run\'s when they agree')
-  data, theirs_data = mine.get('data') or {}, theirs.get('data') or {}
-  if own_data and theirs_data.get('name') != data.get('name'):
-    raise ValueError(f"{field} {path!r} was trained on "
-                     f"{theirs_data.get('name')!r}, not on this run's data "
-                     f"{data.get('name')!r}: the target tickets must come "
-                     'from an IMP run on this data (source and target given '
-                     'the other way round?)')
-  # the same data set read otherwise (another split, augmentation or
-  # tokenizer) is other data too; where it lives (data_dir) is not, nor a
-  # field one of the two configs lacks (an older run's); a tokenizer file
-  # is compared by its contents where both runs hold their sums
-  sums = os.path.join(path, workdir_lib.INPUTS)
-  theirs_sum = (records_lib.read_json(sums) if os.path.exists(sums)
-                else {}).get('data.tokenizer')
-  mine_sum = workdir_lib.input_sums(config).get('data.tokenizer')
-  same_file = lambda k: (k == 'tokenizer' and theirs_sum is not None
-                         and theirs_sum == mine_sum)
-  other = [f'data.{k} {theirs_data[k]!r} (this run: {data[k]!r})'
-           for k in sorted(set(data) & set(theirs_data) - {'data_dir'})
-           if theirs_data[k] != data[k] and not same_file(k)]
-  if own_data and other:
-    raise ValueError(f'{field} {path!r} was trained on {data.get("name")!r} '
-                     f'read otherwise: {", ".join(other)}; the target '
-                     'tickets must come from an IMP run on this data')
+  if own_data:
+    _check_same_data(path, field, config, mine.get('data') or {},
+                     theirs.get('data') or {})
   if int(theirs.get('num_seeds', 0)) < num_seeds:
     raise ValueError(f"{field} {path!r} has {theirs.get('num_seeds')} seeds "
                      f'but this run asks for {num_seeds}')
@@ -105,6 +84,32 @@ def _imp_run(path: str, field: str, config, num_seeds: int, levels,
   if missing:
     raise ValueError(f'IMP levels {missing} are not finished in {path!r}')
   return ckpt
+
+
+def _check_same_data(path, field, config, data, theirs_data) -> None:
+  """ValueError unless the run at `path` was trained on this run's data:
+  the same data set read the same way (split, augmentation, tokenizer);
+  where it lives (data_dir) may differ, and a field one of the two
+  configs lacks (an older run's) is not compared. A tokenizer file is
+  compared by its contents where both runs hold their sums."""
+  if theirs_data.get('name') != data.get('name'):
+    raise ValueError(f"{field} {path!r} was trained on "
+                     f"{theirs_data.get('name')!r}, not on this run's data "
+                     f"{data.get('name')!r}: the target tickets must come "
+                     'from an IMP run on this data (source and target given '
+                     'the other way round?)')
+  sums = os.path.join(path, workdir_lib.INPUTS)
+  theirs_sum = (records_lib.read_json(sums) if os.path.exists(sums)
+                else {}).get('data.tokenizer')
+  same_file = lambda k: k == 'tokenizer' and theirs_sum is not None and (
+      theirs_sum == workdir_lib.input_sums(config).get('data.tokenizer'))
+  other = [f'data.{k} {theirs_data[k]!r} (this run: {data[k]!r})'
+           for k in sorted(set(data) & set(theirs_data) - {'data_dir'})
+           if theirs_data[k] != data[k] and not same_file(k)]
+  if other:
+    raise ValueError(f'{field} {path!r} was trained on {data.get("name")!r} '
+                     f'read otherwise: {", ".join(other)}; the target '
+                     'tickets must come from an IMP run on this data')
 
 
 def _tickets(ckpt, levels, template, num_seeds):
