@@ -16,10 +16,11 @@ the folders themselves) and writes, in `out_dir`:
   `train.steps` and the config fields in which it differs from most runs
   of its job and model), the accuracy table behind the plot (both
   restricted to the series an `only` pattern matches, when given),
-  per-layer densities of every point, and mask overlap (Jaccard over prunable kernels) between the
-  seeds of each IMP level (of each grid point) and between IMP and CS
-  tickets of the same model and seed at the nearest density (within 15%),
-  read from the runs' checkpoints (grid runs take no part in IMP vs CS).
+  per-layer densities of every point, and mask overlap (Jaccard over
+  prunable kernels) between the seeds of each IMP level (of each grid
+  point) and between IMP and CS tickets of the same model and seed at the
+  nearest density (within 15%; a pair with none says so), read from the
+  runs' checkpoints (grid runs take no part in IMP vs CS).
 Pure reading: no run folder is modified.
 """
 import collections
