@@ -3,7 +3,8 @@
 Axes that change shapes or code (model, data set, search kind) cannot
 share a compiled program, so a sweep runs them as separate jobs: a sweep
 file's `get_sweep(arg)` returns a list of configs, `run_sweep` checks every
-one of them (job name, pieces, the job's own section) before the first
+one of them (job name, the job's own section, pieces, and the section
+against the built model: the method's `check_built`) before the first
 starts, runs them in order through `jobs.run` (each in its own
 content-addressed folder, so a killed sweep rerun skips the finished jobs
 and resumes the unfinished one), and writes one cross-run report
