@@ -121,7 +121,7 @@ def test_smoke_keeps_a_rewind_grid_that_fits():
 def test_imp_titles_say_what_a_grid_sets():
   describe = lambda arg: imp_report.describe(imp_mlp_mnist1d.get_config(arg))
   assert describe('smoke') == ('layerwise_magnitude pruning at rates dense '
-                               '0.2, output 0.1, rewound to init')
+                               '0.2 / output 0.1, rewound to init')
   assert describe('smoke,rate=0.2/0.4') == (
       "layerwise_magnitude pruning at the grid's rates, rewound to init")
   assert describe('smoke,k=0/10/25,rule=global') == (
@@ -129,7 +129,7 @@ def test_imp_titles_say_what_a_grid_sets():
   # a structure, and what it does not apply to
   assert describe('smoke,structure=2:4') == (
       'layerwise_magnitude (2:4; the shuffle and random controls '
-      'unstructured) pruning at rates dense 0.2, output 0.1, rewound to init')
+      'unstructured) pruning at rates dense 0.2 / output 0.1, rewound to init')
   assert describe('smoke,structure=channels,controls=reinit').startswith(
       'layerwise_magnitude (channels; output layer kept) pruning')
   # a dense stage, and a search from pretrained weights

@@ -77,7 +77,7 @@ def test_report_across_runs(workdir, tmp_path):
   assert 'dense_0/kernel 80.0' in text  # per-layer density of level 1
   # each run described by its own report's title
   assert ('| IMP mnist1d_mlp on mnist1d: layerwise_magnitude pruning at rates'
-          ' dense 0.2, output 0.1, rewound to init, 2 seeds | 40 | 2 |') in text
+          ' dense 0.2 / output 0.1, rewound to init, 2 seeds | 40 | 2 |') in text
 
 
 def test_runs_of_one_kind_say_where_they_differ():

@@ -116,11 +116,11 @@ def _branches(summary):
 
 
 def describe(config) -> str:
-  """'layerwise_magnitude pruning at rates 0.2 (output 0.1), rewound to
-  init': the search's rule, rates and rewind mode, from its config (a
-  grid's rates or rewind steps: 'the grid's; from a pretrained source:
-  'rewound to the pretrained weights'); 'dense training only' without
-  pruning levels."""
+  """'layerwise_magnitude pruning at rates dense 0.2 / output 0.1,
+  rewound to init': the search's rule, rates and rewind mode, from its
+  config (a grid's rates or rewind steps: 'the grid's'; from a pretrained
+  source: 'rewound to the pretrained weights'); 'dense training only'
+  without pruning levels."""
   imp, grid = config.imp, config.get('grid') or {}
   if not imp.get('levels', 1):
     return 'dense training only (no pruning level)'
@@ -129,8 +129,8 @@ def describe(config) -> str:
   if grid.get('pruning_rate'):
     rates = "the grid's rates"
   elif hasattr(rates, 'items'):
-    rates = 'rates ' + ', '.join(f'{k} {float(v):g}'
-                                 for k, v in dict(rates).items())
+    rates = 'rates ' + ' / '.join(  # no comma: a title wraps at commas
+        f'{k} {float(v):g}' for k, v in dict(rates).items())
   else:
     rates = f'rates {float(rates):g}'
   k = imp.get('rewind_step', 0)
