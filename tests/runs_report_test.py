@@ -54,6 +54,11 @@ def test_imp_and_cs_tickets_of_a_density_are_compared(workdir, tmp_path):
   assert row.split('|')[3].strip() == f'{want:.3f}'
   assert (f"{cross_run._name(cs)} vs {cross_run._name(far)}: no IMP level "
           "within 15% of a lambda's density") in text
+  # lambda 1e-3 empties a layer of both tickets (CS's own table says so)
+  (collapsed,) = [line for line in text.splitlines()
+                  if line.startswith(f'| {cross_run._name(cs)} ')
+                  and 'an empty layer' in line]
+  assert collapsed.endswith('(an empty layer: 2/2) | 2 |')
 
 
 def test_report_across_runs(workdir, tmp_path):

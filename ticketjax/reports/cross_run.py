@@ -15,7 +15,8 @@ the folders themselves) and writes, in `out_dir`:
 * `report.md`: the runs (each by its own report's title, its
   `train.steps` and the config fields in which it differs from most runs
   of its job and model), the accuracy table behind the plot (both
-  restricted to the series an `only` pattern matches, when given),
+  restricted to the series an `only` pattern matches, when given; a point
+  whose members lost a whole layer says how many),
   per-layer densities of every point, and mask overlap (Jaccard over
   prunable kernels) between the seeds of each IMP level (of each grid
   point) and between IMP and CS tickets of the same model and seed at the
@@ -184,7 +185,10 @@ def accuracy_series(run) -> list[dict]:
       for m in ms:
         for name, d in m.get('density_per_layer', {}).items():
           layers[name].append(d)
+      empty = sum(1 for m in ms  # members with a layer at density 0
+                  if 0.0 in m.get('density_per_layer', {}).values())
       out.append({'density': density, 'mean': mean, 'std': std, 'n': n,
+                  'empty': empty,
                   'layers': {k: float(np.mean(v)) for k, v in layers.items()}})
     series.append({'label': f"{_name(run)} {group['label']}",
                    'model': run['model'], 'dataset': run.get('dataset', ''),
@@ -305,7 +309,9 @@ def _series_section(series, metric: str, out_dir: str) -> list[str]:
                      f"{100 * (p['mean'] / first['mean'] - 1):+.1f}", p['n']])
       else:
         rows.append([s['label'], s['model'], f"{100 * p['density']:.2f}",
-                     f"{100 * p['mean']:.2f} ± {100 * p['std']:.2f}", p['n']])
+                     f"{100 * p['mean']:.2f} ± {100 * p['std']:.2f}"
+                     + (f" (an empty layer: {p['empty']}/{p['n']})"
+                        if p.get('empty') else ''), p['n']])
       if p['layers']:
         layer_rows.append([s['label'], f"{100 * p['density']:.2f}",
                            ', '.join(f'{k} {100 * v:.1f}' for k, v in
