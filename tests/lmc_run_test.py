@@ -367,3 +367,17 @@ def test_probe_between_saved_copies_matches_the_job(straight, tmp_path,
     path_probe.main(f'{ckpt}_missing:0', f'{ckpt}:1')
   with pytest.raises(ValueError, match='mask must be one of'):
     path_probe.main(f'{ckpt}:0', f'{ckpt}:1', mask='c')
+
+
+def test_probe_names_the_seed_and_grid_point_of_an_imp_member():
+  from configs import imp_mlp_mnist1d  # pylint: disable=g-import-not-at-top
+  config = imp_mlp_mnist1d.get_config('smoke,lr=1e-2/3e-3').to_dict()
+  label = lambda name, i: path_probe._member_label(
+      config, f'/w/imp-x/checkpoints/{name}', i)
+  assert label('level_001', 3) == 'seed 1 at grid point lr=0.003'
+  assert label('rewind_init', 0) == 'seed 0 at grid point lr=0.01'
+  plain = imp_mlp_mnist1d.get_config('smoke').to_dict()
+  assert path_probe._member_label(
+      plain, '/w/imp-x/checkpoints/level_002', 1) == 'seed 1'
+  assert path_probe._member_label(  # an LMC copy: no such label
+      dict(plain, job='lmc'), '/w/lmc-x/checkpoints/copies_k000010', 1) == ''

@@ -2,7 +2,8 @@
 
 An endpoint is `PATH[:MEMBER]`: PATH a checkpoint folder of a run
 (`<run_dir>/checkpoints/<name>`), MEMBER the index along its leading
-member axis (seed, or copy for `copies_k*`; default 0). The checkpoint's
+member axis (seed, or copy for `copies_k*`; default 0; an IMP member is
+printed as its seed and grid point). The checkpoint's
 train state is the one dict in it with `params` and `model_state` (the root
 for rewind points and copies, `ticket` for IMP levels). The run's
 `config.json` gives the model and the data, so both endpoints must come
@@ -18,6 +19,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from ticketjax.core import grid as grid_lib
 from ticketjax.core import masks as masks_lib
 from ticketjax.core import stats
 from ticketjax.core import train as train_lib
@@ -59,6 +61,21 @@ def _run_config(path: str) -> dict:
                      f'{config_path}')
   with open(config_path, encoding='utf-8') as f:
     return json.load(f)
+
+
+def _member_label(config: dict, path: str, member: int) -> str:
+  """Who member `member` of an IMP checkpoint is: 'seed 1', or with a
+  grid 'seed 1 at grid point lr=0.003 rate=0.4' (lineage g * S + s);
+  '' for other checkpoints (a copy of LMC, a rewind point)."""
+  if config.get('job') != 'imp' or not os.path.basename(path).startswith(
+      ('level_', 'rewind_')):
+    return ''
+  spec = grid_lib.from_config(ml_collections.ConfigDict(config))
+  g, s = divmod(member, int(config.get('num_seeds', 1)))
+  if not spec.names:
+    return f'seed {s}'
+  return (f'seed {s} at grid point {spec.label(spec.points[g])}'
+          if g < spec.size else '')
 
 
 def _find_state(tree, where: str) -> dict:
@@ -141,6 +158,8 @@ def probe_checkpoints(a: str, b: str, *, split: str = 'test',
       x_stats=data.x_train)
   result = {
       'a': f'{pa}:{ma}', 'b': f'{pb}:{mb}', 'split': split, 'mask': mask,
+      'a_member': _member_label(cfg_a, pa, ma),
+      'b_member': _member_label(cfg_b, pb, mb),
       'model': pieces.model.name, 'dataset': pieces.dataset.name,
       'alphas': np.asarray(alpha).tolist(),
       'error': np.asarray(path['error']).tolist(),
@@ -161,8 +180,10 @@ def format_result(result: dict) -> str:
   rows = [[f'{al:.3f}', f'{100 * e:.2f}', f'{l:.4f}'] for al, e, l in
           zip(result['alphas'], result['error'], result['loss'])]
   stable = 'stable' if result['barrier'] < lmc.STABLE_BARRIER else 'unstable'
+  who = lambda e: (f" ({result[e + '_member']})"
+                   if result.get(e + '_member') else '')
   return (f"{result['split']} error along (1 - alpha) a + alpha b\n"
-          f"a = {result['a']}\nb = {result['b']}\n\n" +
+          f"a = {result['a']}{who('a')}\nb = {result['b']}{who('b')}\n\n" +
           stats.markdown_table(['alpha', 'error (%)', 'loss'], rows) +
           f"\n\nerror barrier: {100 * result['barrier']:.2f}% ({stable}, "
           'threshold 2%)')
