@@ -84,17 +84,18 @@ def _check_type(key: str, text: str, value, default) -> None:
 
 
 def smoke_rewind_steps(ks, steps: int) -> tuple[int, ...]:
-  """A smoke run's grid of rewind steps: `ks` when all lie before its
-  `steps`, else stand-ins (the paper's k, e.g. 0/100/500, are past a smoke
-  run's end): 0 stays 0 (a rewind to init), and the positive k become as
-  many steps evenly spaced inside (0, steps), in their order (0/100/500:
-  0/13/26; 100: 20)."""
-  if all(k < steps for k in ks):
-    return tuple(ks)
-  positive = sorted(k for k in ks if k > 0)
-  inside = {k: max(1, (i + 1) * steps // (len(positive) + 1))
-            for i, k in enumerate(positive)}
-  return tuple(inside.get(k, k) for k in ks)  # (a negative k: refused)
+  """A smoke run's grid of rewind steps: each k before its `steps` kept,
+  and stand-ins for those past its end (the paper's k, e.g. 0/100/500):
+  as many steps evenly spaced, in their order, between the largest k kept
+  (0, a rewind to init, if none) and the end (0/100/500: 0/13/26;
+  0/10/100: 0/10/25; 100: 20). A negative k is kept, for the check to
+  refuse."""
+  kept = [k for k in ks if k < steps]
+  past = sorted(k for k in ks if k >= steps)
+  low = max([0] + kept)
+  inside = {k: low + (i + 1) * (steps - low) // (len(past) + 1)
+            for i, k in enumerate(past)}
+  return tuple(inside.get(k, k) for k in ks)
 
 
 def slash_floats(text) -> tuple[float, ...]:

@@ -23,6 +23,7 @@ def imp_config(seeds: int, levels: int,
   c.imp.prune_exclude = ()
   c.imp.controls = ('reinit', 'shuffle', 'random')
   c.imp.control_levels = ()
+  c.imp.structure = 'unstructured'  # (out of the hash at this default)
   return c
 
 

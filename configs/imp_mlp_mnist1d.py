@@ -26,8 +26,9 @@ Variants (comma-separated after ':'):
   controls=A/B  the control branches (default all three; 'none' for none);
   smoke      2 seeds, 2 levels of 40 steps: a seconds-long test run
              (a seeds= or levels= given with it wins; k past the 40
-             steps become as many steps spread over them, 0 staying 0:
-             0/100/500 runs as 0/13/26).
+             steps become as many steps spread between the largest k
+             that fits, or 0, and 40: 0/100/500 runs as 0/13/26, which
+             the title shows).
 
 A 2 x 2 grid, 4 seeds per point, 16 searches in one program per level:
 

@@ -356,7 +356,7 @@ CASES = [
      'No module named', _sweep_file(
          'import no_such_module\ndef get_sweep(arg):\n  return []\n')),
     ('sweep-not-configs', 'sweep', ['--sweep={root}/sweep.py'],
-     'sweep entry 0 is a int', _sweep_file(
+     'sweep entry 1 of 2 is a int', _sweep_file(
          'def get_sweep(arg):\n  return [1, 2]\n')),
     ('sweep-no-get_sweep', 'sweep', ['--sweep={root}/sweep.py'], 'get_sweep',
      _sweep_file('X = 1\n')),

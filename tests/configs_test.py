@@ -111,6 +111,9 @@ def test_smoke_keeps_a_rewind_to_init_and_a_late_rewind_apart():
       'smoke,k=100').grid.rewind_step == (20,)
   assert imp_mlp_mnist1d.get_config(
       'smoke,k=0/500/100').grid.rewind_step == (0, 26, 13)
+  # a k that fits stays; those past the end spread above it
+  assert imp_mlp_mnist1d.get_config(
+      'smoke,k=0/10/100').grid.rewind_step == (0, 10, 25)
 
 
 def test_smoke_keeps_a_rewind_grid_that_fits():
@@ -123,9 +126,11 @@ def test_imp_titles_say_what_a_grid_sets():
   assert describe('smoke') == ('layerwise_magnitude pruning at rates dense '
                                '0.2 / output 0.1, rewound to init')
   assert describe('smoke,rate=0.2/0.4') == (
-      "layerwise_magnitude pruning at the grid's rates, rewound to init")
+      "layerwise_magnitude pruning at the grid's rates 0.2 / 0.4, rewound "
+      'to init')
   assert describe('smoke,k=0/10/25,rule=global') == (
-      "global_magnitude pruning at rates 0.2, rewound to the grid's steps")
+      "global_magnitude pruning at rates 0.2, rewound to the grid's steps "
+      '0 / 10 / 25')
   # a structure, and what it does not apply to
   assert describe('smoke,structure=2:4') == (
       'layerwise_magnitude (2:4; the shuffle and random controls '

@@ -186,7 +186,7 @@ def test_channels_report_the_weights_that_still_compute(tmp_path):
     assert m['live_density'] == pytest.approx(live / 15000)
   text = open(os.path.join(summary['run_dir'], 'report.md')).read()
   assert '| target (% of units) | weights remaining (%) | live weights (%) |' \
-      in text and 'Live weights: kept weights on a path' in text
+      in text and 'Live weights: the kept weights on some path' in text
 
 
 def test_two_four_structure_keeps_two_of_every_four_inputs(tmp_path):

@@ -134,6 +134,8 @@ def test_only_keeps_the_series_it_matches(workdir, tmp_path):
     ([50, 20, 10, 5, 2], [100, 50, 20, 10, 5, 2]),
     ([20, 20, 10, 5], [100, 20, 10, 5]),
     ([51.2, 50, 10], [100, 51.2, 10]),  # 50 within 15% of 51.2: one tick
+    # over three decades, labels 100 / 80.7 / 70 would run together
+    ([80.7, 70, 5, 0.06], [100, 5, 0.06]),
     # many (IMP's 20% levels down to 6.9%): IMP's steps, then halvings
     ([100 * 0.8 ** i for i in range(13)],
      [100, 50, 25, 12.5, 6.87]),

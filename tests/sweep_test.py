@@ -36,7 +36,8 @@ def test_sweep_runs_jobs_in_order_then_reports_and_reruns_nothing(tmp_path):
 def test_a_bad_entry_fails_before_any_job_runs(tmp_path):
   bad = _dense('smoke')
   bad.optimizer.name = 'lion'
-  with pytest.raises(ValueError, match=r'sweep entry 1 \(dense\): .*lion'):
+  with pytest.raises(ValueError,
+                     match=r'sweep entry 2 of 2 \(dense\): .*lion'):
     sweep.run_sweep([_dense('smoke'), bad], str(tmp_path / 'w'))
   assert not (tmp_path / 'w').exists()
   with pytest.raises(ValueError, match='the sweep has no jobs'):
@@ -66,7 +67,8 @@ def _cs_rewind_past_the_end():
 def test_entries_are_checked_against_their_model_before_any_job_runs(
     tmp_path, make, match):
   # what a job checks against its built model and data (`check_built`)
-  with pytest.raises(ValueError, match=r'sweep entry 1 \(\w+\): .*' + match):
+  with pytest.raises(ValueError,
+                     match=r'sweep entry 2 of 2 \(\w+\): .*' + match):
     sweep.run_sweep([_dense('smoke'), make()], str(tmp_path / 'w'))
   assert not (tmp_path / 'w').exists()
 

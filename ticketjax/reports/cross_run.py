@@ -117,8 +117,9 @@ def differences(runs) -> dict:
                                        ).most_common(1)[0]
       common[k] = top if 2 * count > len(flat) else None
     for run, f in zip(group, flat):
+      shown = {**f, **_flat(_config(run))}  # as written (a grid's ints)
       out[run['run_dir']] = ', '.join(
-          f'{k}={f.get(k, "-")}' for k in keys
+          f'{k}={shown.get(k, "-")}' for k in keys
           if value(f, k) != common[k])
   return out
 
@@ -364,6 +365,8 @@ def write(paths, out_dir: str, only: str = '') -> str:
   overlap_rows = overlaps(runs)
   if overlap_rows:
     parts += ['\n## Mask overlap (Jaccard over prunable kernels)\n',
+              'IMP vs CS: IMP runs of one setting (a grid run takes no '
+              'part), at the level nearest each lambda\'s density.\n',
               stats.markdown_table(
                   ['masks', 'weights remaining (%)', 'Jaccard', 'pairs'],
                   overlap_rows)]

@@ -59,11 +59,14 @@ def legend(fig, ax, widen: float = 1.6) -> None:
 
 
 def band(ax, x, mean, std, label, **line_kwargs):
-  """A mean line and its ± std band in the line's colour; returns the line."""
+  """A mean line and its ± std band in the line's colour (one point: an
+  error bar); returns the line."""
   x, mean, std = (np.asarray(v, float) for v in (x, mean, std))
   line, = ax.plot(x, mean, label=label, **line_kwargs)
   ax.fill_between(x, mean - std, mean + std, alpha=0.2,
                   color=line.get_color(), lw=0)
+  if len(x) == 1:  # a band of one point is not drawn: an error bar
+    ax.errorbar(x, mean, std, color=line.get_color(), capsize=3, lw=1)
   return line
 
 
@@ -145,19 +148,23 @@ def density_axis(ax, lowest: float, points=()) -> None:
   range), and `lowest` itself when the last of those is well above it."""
   ax.set_xscale('log')
   marks = sorted({100.0} | {float(f'{p:.4g}') for p in points}, reverse=True)
-  ticks = _point_ticks(marks) if 1 < len(marks) <= 9 else _steps(lowest)
+  ticks = (_point_ticks(marks, lowest) if 1 < len(marks) <= 9
+           else _steps(lowest))
   ax.set_xticks(ticks, [f'{t:.3g}' for t in ticks])
   ax.set_xticks([], minor=True)
   ax.set_xlim(105, lowest * 0.9)
   ax.set_xlabel('percent of weights remaining')
 
 
-def _point_ticks(marks) -> list[float]:
-  """The densities `marks` (descending), each within 15% of the tick
-  before it left out."""
+def _point_ticks(marks, lowest: float = 1.0) -> list[float]:
+  """The densities `marks` (descending), each too near the tick before
+  it for their labels to part left out: within 15%, or within 7% of the
+  axis's decades down to `lowest` (100 -> 0.06: 80.7 next to 100)."""
+  decades = math.log10(100.0 / max(min(lowest, 100.0), 1e-9))
+  ratio = max(1.15, 10 ** (0.07 * decades))
   ticks = []
   for m in marks:
-    if not ticks or ticks[-1] > 1.15 * m:
+    if not ticks or ticks[-1] > ratio * m:
       ticks.append(m)
   return ticks
 

@@ -15,9 +15,10 @@ from typing import Any, Callable, Sequence
 from ticketjax.core import stats
 
 # under a table with a 'live weights' column (`connectivity.live_density`)
-LIVE_NOTE = ('\n\nLive weights: kept weights on a path from the input to an '
-             'output (a weight reading a removed unit is kept by the mask '
-             'but computes nothing).')
+LIVE_NOTE = ('\n\nLive weights: the kept weights on some path from the '
+             'input to an output. The mask also keeps weights off every '
+             'such path (one that reads only a removed unit, say), which '
+             'compute nothing.')
 DIVERGED_FACTOR = 1e3
 # A cross-entropy above this many nats (probabilities of e^-10000) has
 # diverged whatever the first recorded loss was: with a huge learning rate

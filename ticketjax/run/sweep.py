@@ -28,7 +28,8 @@ def check(configs: Sequence[Any]) -> None:
     raise ValueError('the sweep has no jobs')
   for i, config in enumerate(configs):
     if not hasattr(config, 'to_dict') or 'job' not in config:
-      raise ValueError(f'sweep entry {i} is a {type(config).__name__}, not a '
+      raise ValueError(f'sweep entry {i + 1} of {len(configs)} is a '
+                       f'{type(config).__name__}, not a '
                        'config: get_sweep must return ConfigDicts with a job')
     try:
       method = registry.get(config.job)
@@ -38,7 +39,8 @@ def check(configs: Sequence[Any]) -> None:
         if hasattr(method, 'check_built'):
           method.check_built(config, pieces)
     except ValueError as e:
-      raise ValueError(f'sweep entry {i} ({config.job}): {e}') from e
+      raise ValueError(f'sweep entry {i + 1} of {len(configs)} '
+                       f'({config.job}): {e}') from e
 
 
 def run_sweep(configs: Sequence[Any], workdir: str,

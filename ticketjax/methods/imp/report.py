@@ -126,15 +126,17 @@ def describe(config) -> str:
     return 'dense training only (no pruning level)'
   source = (config.get('model') or {}).get('kwargs', {}).get('source')
   rates = imp.get('rates', 0.2)
+  values = lambda name: ' / '.join(f'{float(v):g}' for v in grid[name])
   if grid.get('pruning_rate'):
-    rates = "the grid's rates"
+    rates = f"the grid's rates {values('pruning_rate')}"
   elif hasattr(rates, 'items'):
     rates = 'rates ' + ' / '.join(  # no comma: a title wraps at commas
         f'{k} {float(v):g}' for k, v in dict(rates).items())
   else:
     rates = f'rates {float(rates):g}'
   k = imp.get('rewind_step', 0)
-  step = "the grid's steps" if grid.get('rewind_step') else f'step {k}'
+  step = (f"the grid's steps {values('rewind_step')}"
+          if grid.get('rewind_step') else f'step {k}')
   rewind = {'init': ('rewound to the pretrained weights' if source
                     else 'rewound to init'),
             'step': f'rewound to {step}',
