@@ -90,12 +90,12 @@ def _member_summaries(level, branches, who, evals, masks_BN, prunable):
   return out
 
 
-def _live_densities(pieces, states, prunable) -> list[float]:
-  """`connectivity.live_density` of each member of stacked `states`."""
+def _live_densities(pieces, prunable):
+  """One program for `connectivity.live_density` of every member of
+  stacked states (compiled once per run, not per level)."""
   shape = pieces.dataset.x_train.shape[1:]
-  live = jax.jit(jax.vmap(lambda st: connectivity.live_density(
+  return jax.jit(jax.vmap(lambda st: connectivity.live_density(
       pieces.model, st.mask, st.params, st.model_state, shape, prunable)))
-  return [float(v) for v in live(states)]
 
 
 class ImpRun:
@@ -116,6 +116,10 @@ class ImpRun:
     self.init_keys, self.noise_keys = jax.vmap(train_lib.split_seed_key)(
         self.seed_keys)
     self.data = train_lib.to_device(self.pieces.dataset)
+    self.live = (_live_densities(self.pieces, self.cfg.prunable)  # channels:
+                 if self.cfg.structure == 'channels'  # weights left reading
+                 and self.pieces.dataset.y_train.ndim == 1  # removed units
+                 else None)  # (not counted for a language model)
     self.quiet = False  # True: no final table (a seed extension's sub-run)
 
   # -- files ---------------------------------------------------------------
@@ -191,11 +195,9 @@ class ImpRun:
     health.flag_diverged(evals, key=lambda r: r['member'])
     summaries = _member_summaries(level, branches, self.who, evals,
                                   final_BS.mask, self.cfg.prunable)
-    if (self.cfg.structure == 'channels'  # weights left reading removed
-        and self.pieces.dataset.y_train.ndim == 1):  # units; not an LM's
-      for summary, live in zip(summaries, _live_densities(
-          self.pieces, final_BS, self.cfg.prunable)):
-        summary['live_density'] = live
+    if self.live is not None:
+      for summary, live in zip(summaries, self.live(final_BS)):
+        summary['live_density'] = float(live)
     for rec in evals:
       del rec['member']
     self.folder.write_records(_level_name(level),
