@@ -76,14 +76,58 @@ def test_live_density_leaves_out_weights_that_read_removed_units():
   assert live(mask) == 0.0
 
 
-def test_live_density_is_nan_where_the_probe_overflows():
-  # 0/1 kernels on an all-ones input grow as the product of the fan-ins:
-  # 13 layers of 1,000 reach 1e39, past float32
+def test_deep_wide_networks_do_not_overflow_the_probe():
+  # 0/1 kernels on an all-ones input would grow as the product of the
+  # fan-ins, 1e39 on 13 layers of 1,000; averaged they stay at 1
   model, params, state, mask = _setup('mlp', widths=(1000,) * 13,
-                                      input_shape=(1000,))
-  assert jnp.isnan(connectivity.live_density(model, mask, params, state,
-                                             (1000,), masks.is_kernel))
-  model, params, state, mask = _setup('mlp', widths=(1000,) * 3,
                                       input_shape=(1000,))
   assert connectivity.live_density(model, mask, params, state, (1000,),
                                    masks.is_kernel) == 1.0
+  assert int(connectivity.connected_outputs(model, mask, params, state,
+                                            (1000,))) == 10
+  # one unit left in the 7th layer: its 1,000 inputs and the 1,000 weights
+  # of the 8th layer that read it are live, the rest of the 8th layer not
+  seventh, eighth = sorted(k for k in mask if k != 'output')[6:8]
+  mask[seventh]['kernel'] = mask[seventh]['kernel'].at[:, 1:].set(False)
+  assert connectivity.live_density(model, mask, params, state, (1000,),
+                                   masks.is_kernel) == pytest.approx(
+      (11 * 1000 * 1000 + 2 * 1000 + 10 * 1000) / (13 * 1000 * 1000 + 10000))
+  assert int(connectivity.connected_outputs(model, mask, params, state,
+                                            (1000,))) == 10
+
+
+def test_live_density_is_nan_where_the_probe_overflows():
+  model, params, state, mask = _setup('lenet_300_100', input_shape=(6,))
+  huge = model._replace(apply=lambda p, s, x, **kw: (
+      model.apply(p, s, x * 1e30, **kw)[0] * 1e30, s))
+  assert jnp.isnan(connectivity.live_density(huge, mask, params, state,
+                                             (6,), masks.is_kernel))
+  assert connectivity.live_density(model, mask, params, state, (6,),
+                                   masks.is_kernel) == 1.0
+
+
+def test_batchnorm_only_scales_its_channels_in_the_probe():
+  # BatchNorm's mean is 0 in the probe: a kept channel stays live however
+  # its running statistics lie, and a channel whose scale is 0 is removed
+  model, params, state, mask = _setup('mnist1d_cnn', batch_norm=True)
+  state = jax.tree.map(lambda x: x + 100.0, state)  # means of 100
+  live = lambda p, m: float(connectivity.live_density(
+      model, m, p, state, (40,), masks.is_kernel))
+  kernels = {k: v['kernel'].size for k, v in mask.items() if 'kernel' in v}
+  assert live(params, mask) == 1.0
+  assert int(connectivity.connected_outputs(model, mask, params, state,
+                                            (40,))) == 10
+  # channel 3 of conv_1 gone: its kernel column, and conv_2's weights
+  # that read it
+  channel = masks.ones_like(params)
+  channel['conv_1']['kernel'] = mask['conv_1']['kernel'].at[..., 3].set(
+      False)
+  k, c_in, c_out = mask['conv_1']['kernel'].shape
+  dead = k * c_in + mask['conv_2']['kernel'].shape[0] * c_out
+  assert live(params, channel) == pytest.approx(
+      1 - dead / sum(kernels.values()))
+  # the same channel by a BatchNorm scale of 0 (network slimming): the
+  # weights into it compute nothing either
+  params['bn_1']['scale'] = params['bn_1']['scale'].at[3].set(0.0)
+  assert live(params, mask) == pytest.approx(
+      1 - dead / sum(kernels.values()))

@@ -6,6 +6,7 @@ The stopping rule itself is tested on a hand-computed sequence in
 declaration points are checked against the recorded distances.
 """
 import os
+import pathlib
 import sys
 
 import jax
@@ -127,9 +128,22 @@ def test_channel_tickets_on_the_batchnorm_cnn(tmp_path):
           np.testing.assert_array_equal(mask[f'bn_{i}']['scale'], u)
           np.testing.assert_array_equal(mask[f'bn_{i}']['bias'], u)
         assert mask['output']['kernel'].all()
+        # live: the kernel taps from kept channels into kept channels (and
+        # the output's rows that read the 5 positions of a kept channel);
+        # none where a layer keeps no channel (global pruning empties
+        # conv_1 of one seed at 30%)
+        u0, u1, u2 = (int(u.sum()) for u in units)
+        live = (5 * 1 * u0 + 3 * u0 * u1 + 3 * u1 * u2 + 5 * u2 * 10
+                if u0 and u1 and u2 else 0)
+        member = summary['members'][
+            (name == 'last') * len(cfg.densities) * S + k * S + s]
+        assert member['live_density'] == pytest.approx(
+            live / (5 * 25 + 2 * 3 * 25 * 25 + 125 * 10))
   eb = [g for g in summary['groups'] if g['branch'] == 'early_bird']
   assert [g['units']['mean'] for g in eb] == pytest.approx(
       [52 / 75, 37 / 75, 22 / 75])
+  assert 'live weights (%)' in (
+      pathlib.Path(summary['run_dir']) / 'report.md').read_text()
   assert summary['l1'] == 1e-4 and summary['structure'] == 'channels'
 
 

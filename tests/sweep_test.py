@@ -5,6 +5,7 @@ import pytest
 
 from configs import cs_mnist1d
 from configs import dense_mnist1d
+from configs import early_bird_mnist1d
 from configs import imp_mlp_mnist1d
 from configs import pai_mnist1d
 from launch import sweep as sweep_launcher
@@ -58,12 +59,20 @@ def _cs_rewind_past_the_end():
   return config
 
 
+def _early_bird_l1_without_batchnorm():
+  config = early_bird_mnist1d.get_config('smoke')  # the MLP
+  config.early_bird.l1 = 1e-4
+  return config
+
+
 @pytest.mark.parametrize('make,match', [
     (lambda: pai_mnist1d.get_config('smoke,score=bn_scale'),
      'no prunable kernel of this model has one'),
     (_imp_rewind_past_the_end, 'rewind'),
     (_cs_rewind_past_the_end, 'cs.rewind_epoch 1 is step'),
-], ids=['pai-bn_scale-without-batchnorm', 'imp-rewind', 'cs-rewind'])
+    (_early_bird_l1_without_batchnorm, 'early_bird.l1 penalizes BatchNorm'),
+], ids=['pai-bn_scale-without-batchnorm', 'imp-rewind', 'cs-rewind',
+        'early_bird-l1-without-batchnorm'])
 def test_entries_are_checked_against_their_model_before_any_job_runs(
     tmp_path, make, match):
   # what a job checks against its built model and data (`check_built`)

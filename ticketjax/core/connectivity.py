@@ -4,13 +4,16 @@ At extreme sparsity a pruning method may empty a whole layer, or leave
 weights that no longer form a path from any input to an output (Tanaka et
 al. 2020 call it layer collapse; the network then computes a constant).
 `connected_outputs` finds the paths by running the network itself: every
-kernel replaced by its 0/1 mask, every bias by 0, other parameters and
-state by their absolute values, on an all-ones input. With ReLU-type
-activations every quantity stays >= 0, and an output is > 0 exactly when
+kernel replaced by its mask, every bias and BatchNorm mean by 0, other
+parameters and state by their absolute values, on an all-ones input. With
+ReLU-type activations every quantity stays >= 0 (BatchNorm only scales a
+channel, by 0 where its scale is 0), and an output is > 0 exactly when
 some chain of kept weights (through any skip connection the model has)
-reaches it, so no model needs its graph described. (BatchNorm's mean
-subtraction can turn such a sum negative: for models with BatchNorm the
-count is a lower bound.)
+reaches it, so no model needs its graph described. A kept weight is 1 / (the number of weights its
+output unit keeps), not 1: only signs matter, and a unit then averages
+its inputs rather than summing them, so activations do not grow as the
+product of the fan-ins (0/1 kernels overflow float32 on 13 layers of
+1,000 units).
 """
 import jax
 import jax.numpy as jnp
@@ -21,20 +24,27 @@ from ticketjax.core.types import Mask, Model, PyTree
 
 def _probe(model: Model, mask: Mask, params: PyTree, state: PyTree,
            example_shape: tuple):
-  """(the probe's weights, outputs of those weights): kernels by their 0/1
-  masks, biases by 0, the rest by absolute values, on an all-ones input."""
+  """(the probe's weights, outputs of those weights): kernels by their
+  masks over each output unit's kept fan-in, biases and BatchNorm means by
+  0, the rest by absolute values, on an all-ones input."""
   def probe(path, p, m):
     name = masks_lib.path_str(path).rsplit('/', 1)[-1]
     if name in masks_lib.KERNEL_NAMES and jnp.ndim(p) >= 2:
-      return m.astype(jnp.float32)
+      m = m.astype(jnp.float32)  # the output unit is the last axis
+      fan_in = jnp.sum(m, axis=tuple(range(m.ndim - 1)), keepdims=True)
+      return m / jnp.maximum(fan_in, 1.0)
     if name == 'bias':
       return jnp.zeros_like(p)
     return jnp.abs(p)
 
+  def statistic(path, x):
+    name = masks_lib.path_str(path).rsplit('/', 1)[-1]
+    return jnp.zeros_like(x) if name == 'mean' else jnp.abs(x)
+
   ones = jnp.ones((1,) + tuple(example_shape), jnp.float32)
+  state = jax.tree_util.tree_map_with_path(statistic, state)
   return jax.tree_util.tree_map_with_path(probe, params, mask), (
-      lambda w: model.apply(w, jax.tree.map(jnp.abs, state), ones,
-                            train=False)[0][0])
+      lambda w: model.apply(w, state, ones, train=False)[0][0])
 
 
 def connected_outputs(model: Model, mask: Mask, params: PyTree, state: PyTree,
@@ -56,12 +66,11 @@ def live_density(model: Model, mask: Mask, params: PyTree, state: PyTree,
   input. In the probe a kept weight lies on such a path exactly when the
   sum of the outputs grows with it (its input is reached and its output
   reaches an output), so one gradient finds them all. Exact for ReLU
-  networks without normalization (the MLPs). With BatchNorm (as
-  `connected_outputs`) or max-pooling (one position of each window passes
-  a gradient) the count is a lower bound; for LayerNorm, GELU or SiLU
+  networks, with BatchNorm or without; with max-pooling (one position of
+  each window passes a gradient) a lower bound; for LayerNorm, GELU or SiLU
   models (the language models) it means nothing, and the jobs leave it
-  out. Activations grow as the product of the fan-ins, so on deep
-  networks the probe can overflow float32: then NaN, not a count.
+  out. Where the probe overflows float32 (large BatchNorm statistics on
+  a deep network) it is NaN, not a count.
   """
   weights, outputs = _probe(model, mask, params, state, example_shape)
   out, grads = jax.value_and_grad(lambda w: jnp.sum(outputs(w)))(weights)
@@ -74,6 +83,14 @@ def live_density(model: Model, mask: Mask, params: PyTree, state: PyTree,
       total += m.size
       finite &= jnp.all(jnp.isfinite(g))
   return jnp.where(finite, live / total, jnp.nan)
+
+
+def member_live_density(model: Model, example_shape: tuple,
+                        prunable: masks_lib.LeafFilter):
+  """jit: `(mask_M, params_M, state_M) -> [M]` `live_density` of every
+  member of stacked masks and weights, one program for any M."""
+  return jax.jit(jax.vmap(lambda m, p, s: live_density(
+      model, m, p, s, example_shape, prunable)))
 
 
 def empty_layers(mask: Mask, prunable: masks_lib.LeafFilter) -> jax.Array:

@@ -27,6 +27,7 @@ from its newest save and, training being deterministic, ends with the
 records of a stage never killed.
 """
 import dataclasses
+import math
 from typing import Any
 
 import jax
@@ -314,18 +315,24 @@ def train(folder, cfg: core.EarlyBirdConfig):
   folder.train_stage('train', trainer, start_M, who, cfg.prunable,
                      desc=f'early-bird retrain ({len(who)} members)',
                      checkpoint='final', extras=lambda final_M: _units(
-                         cfg, final_M.mask))
+                         cfg, pieces, final_M))
 
 
-def _units(cfg: core.EarlyBirdConfig, mask_M) -> list[dict]:
+def _units(cfg: core.EarlyBirdConfig, pieces, final_M) -> list[dict]:
   """Per member: its empty prunable layers (a collapsed network) and, with
-  'channels', the fraction of prunable units kept."""
-  empty = connectivity.member_empty_layers(mask_M, cfg.prunable)
+  'channels', the fraction of prunable units kept and of prunable weights
+  live (`connectivity.live_density`: a removed channel's BatchNorm scale
+  is kept, so the next layer's weights that read it are kept too)."""
+  empty = connectivity.member_empty_layers(final_M.mask, cfg.prunable)
   if not cfg.channels:
     return [{'empty_layers': e} for e in empty]
-  kept = np.asarray(jax.vmap(lambda m: jnp.mean(core.bits(cfg, m)))(mask_M))
-  return [{'empty_layers': e, 'units': float(u)}
-          for e, u in zip(empty, kept)]
+  kept = np.asarray(jax.vmap(lambda m: jnp.mean(core.bits(cfg, m)))(
+      final_M.mask))
+  live = np.asarray(connectivity.member_live_density(
+      pieces.model, pieces.dataset.x_train.shape[1:], cfg.prunable)(
+          final_M.mask, final_M.params, final_M.model_state))
+  return [{'empty_layers': e, 'units': float(u), 'live_density': float(l)}
+          for e, u, l in zip(empty, kept, live)]
 
 
 def summarize(folder, cfg: core.EarlyBirdConfig, searches: list[dict],
@@ -352,6 +359,10 @@ def summarize(folder, cfg: core.EarlyBirdConfig, searches: list[dict],
     g['collapsed'] = sum(1 for m in mine if m['empty_layers'])
     if cfg.channels and branch != 'dense':
       g['units'] = stats.mean_std([m['units'] for m in mine])
+      live = [m['live_density'] for m in mine if not m.get('diverged')
+              and math.isfinite(m.get('live_density', math.nan))]
+      if live:  # (summaries from before it was counted: none)
+        g['live_density'] = stats.mean_std(live)
     if branch == 'early_bird':
       found = [p for p in points if p['density_target'] == d
                and p.get('level') == level]

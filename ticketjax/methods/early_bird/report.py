@@ -43,6 +43,7 @@ def _name(e: dict) -> str:
 def table(summary: dict) -> str:
   fmt = stats.format_mean_std
   channels = summary['structure'] == 'channels'
+  live = any('live_density' in e for e in summary['groups'])
   rows = []
   for e in summary['groups']:
     acc = e.get('final_test_accuracy')
@@ -53,6 +54,8 @@ def table(summary: dict) -> str:
         f"{100 * e['density']['mean']:.2f}",
         *([f"{100 * e['units']['mean']:.1f}" if 'units' in e else '']
           if channels else []),
+        *([f"{100 * e['live_density']['mean']:.2f}"
+           if 'live_density' in e else ''] if live else []),
         fmt(acc) if acc else 'n/a',
         (fmt(e['declared_epoch'], scale=1, digits=1) + f" ({e['declared']}/"
          f"{n})" if eb and e['declared'] else
@@ -63,12 +66,14 @@ def table(summary: dict) -> str:
         health.column(e, n, collapsed=' (an empty layer)')])
   header = ['ticket', 'target density (%)', 'weights remaining (%)',
             *(['channels kept (%)'] if channels else []),
+            *(['live weights (%)'] if live else []),
             'final test acc (%)', 'declared at epoch (declared/seeds)',
             'search steps saved (%)', 'distance to full-training mask',
             'members']
   return (title(summary) + ' (test accuracy %, mean ± std over seeds, '
           'ddof 0)\n\n'
-          + stats.markdown_table(header, rows))
+          + stats.markdown_table(header, rows)
+          + (health.LIVE_NOTE if live else ''))
 
 
 def report(summary: dict, evals: list[dict], config=None) -> lifecycle.Report:

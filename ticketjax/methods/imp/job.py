@@ -90,14 +90,6 @@ def _member_summaries(level, branches, who, evals, masks_BN, prunable):
   return out
 
 
-def _live_densities(pieces, prunable):
-  """One program for `connectivity.live_density` of every member of
-  stacked states (compiled once per run, not per level)."""
-  shape = pieces.dataset.x_train.shape[1:]
-  return jax.jit(jax.vmap(lambda st: connectivity.live_density(
-      pieces.model, st.mask, st.params, st.model_state, shape, prunable)))
-
-
 class ImpRun:
   """Drives one IMP search in its run folder (see the module docstring)."""
 
@@ -116,10 +108,12 @@ class ImpRun:
     self.init_keys, self.noise_keys = jax.vmap(train_lib.split_seed_key)(
         self.seed_keys)
     self.data = train_lib.to_device(self.pieces.dataset)
-    self.live = (_live_densities(self.pieces, self.cfg.prunable)  # channels:
-                 if self.cfg.structure == 'channels'  # weights left reading
-                 and self.pieces.dataset.y_train.ndim == 1  # removed units
-                 else None)  # (not counted for a language model)
+    self.live = (connectivity.member_live_density(  # channels: weights
+        self.pieces.model, self.pieces.dataset.x_train.shape[1:],  # left
+        self.cfg.prunable)  # reading removed units (compiled once per run;
+                 if self.cfg.structure == 'channels'  # not counted for a
+                 and self.pieces.dataset.y_train.ndim == 1  # language
+                 else None)  # model)
     self.quiet = False  # True: no final table (a seed extension's sub-run)
 
   # -- files ---------------------------------------------------------------
@@ -196,7 +190,8 @@ class ImpRun:
     summaries = _member_summaries(level, branches, self.who, evals,
                                   final_BS.mask, self.cfg.prunable)
     if self.live is not None:
-      for summary, live in zip(summaries, self.live(final_BS)):
+      for summary, live in zip(summaries, self.live(
+          final_BS.mask, final_BS.params, final_BS.model_state)):
         summary['live_density'] = float(live)
     for rec in evals:
       del rec['member']
