@@ -8,7 +8,9 @@ r"""Per-layer weight distributions of networks in several states.
 
 Each --state is NAME=SOURCE: 'smollm2', a .gguf file or a Hugging Face
 GPT-2 folder; 'random:SOURCE' (a fresh init of that architecture); or a
-saved network RUN/checkpoints/NAME[:MEMBER] of any run (its kept weights).
+saved network RUN/checkpoints/NAME[:MEMBER] of any run (its kept weights;
+Edge-Popup's search and CS's rounds hold scores or mask logits and are
+refused).
 Writes weights.md (std, excess kurtosis, fraction near zero per layer and
 state), weights.json, weights_hist.png and weights_layers.png to --out.
 Thin on purpose: it calls `ticketjax.reports.weights.write`.

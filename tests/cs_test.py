@@ -294,7 +294,8 @@ def test_sanity_controls_train_next_to_the_tickets(tmp_path):
     ('rewind_epoch', 5, 'rewind_epoch must be in'),
     ('temperature', 3.0, 'unknown fields'),
     ('mask_optimizer', 'rmsprop', 'unknown cs.mask_optimizer'),
-    ('controls', ('shuffle', 'random'), "names from .'shuffle', 'reinit'"),
+    ('controls', ('shuffle', 'random'),
+     r"unknown \['random'\]; valid controls are .'shuffle', 'reinit'"),
 ])
 def test_bad_cs_config_fails_before_any_work(tmp_path, field, value, match):
   config = _smoke()

@@ -408,7 +408,7 @@ def test_sanity_controls_evaluate_shuffled_reinit_and_inverted_masks(
     ('k', (0.5, 1.5), r'edgepopup.k must lie in \(0, 1\]'),
     ('init', 'foo', "unknown edgepopup.init 'foo'.*signed_constant"),
     ('prune_rate', 0.5, r"unknown fields \['prune_rate'\] in config.edgepopup"),
-    ('controls', ('shuffle', 'shuffle'), 'not distinct names from'),
+    ('controls', ('shuffle', 'shuffle'), 'a name repeats; valid controls'),
 ])
 def test_bad_config_fails_before_any_work(tmp_path, field, value, match):
   config = _smoke()

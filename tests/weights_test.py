@@ -1,11 +1,15 @@
 """Per-layer weight statistics (`reports/weights.py`) and its launcher."""
 import os
 
+import jax
 import numpy as np
 import pytest
 
+from configs import edgepopup_mnist1d
 import testlib
+from ticketjax.reports import path_probe
 from ticketjax.reports import weights
+from ticketjax.run import setup
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -72,3 +76,18 @@ def test_a_saved_run_member_with_its_mask(tmp_path):
       'dense_0/kernel', 'dense_1/kernel', 'output/kernel']
   assert [r['kept'] for r in rows] == pytest.approx([0.8, 0.8, 0.8],
                                                     abs=1e-3)
+
+
+def test_checkpoints_that_hold_no_plain_weights_are_refused():
+  config = edgepopup_mnist1d.get_config('smoke')
+  params, _ = setup.model_from_config(config).init(jax.random.PRNGKey(0))
+  config = config.to_dict()
+  path_probe.check_plain(params, config, 'RUN/checkpoints/dense')
+  # Edge-Popup's search: scores of the kernels (the weights are frozen in
+  # the model state); a CS round: mask logits beside the weights
+  scores = {k: {'kernel': v['kernel']} for k, v in params.items()}
+  for wrapped in (scores, {'logits': params, 'weights': params}):
+    with pytest.raises(ValueError, match=(
+        "does not hold the weights of a 'mnist1d_mlp' network .a checkpoint "
+        "of job 'edgepopup'")):
+      path_probe.check_plain(wrapped, config, 'RUN/checkpoints/edgepopup')

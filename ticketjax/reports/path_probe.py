@@ -19,6 +19,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from ticketjax import models as models_lib
 from ticketjax.core import grid as grid_lib
 from ticketjax.core import masks as masks_lib
 from ticketjax.core import stats
@@ -108,6 +109,25 @@ def load_endpoint(path: str, member: int):
   take = lambda tree: jax.tree.map(lambda v: np.asarray(v)[member], tree)
   return (take(state['params']), take(state['model_state']),
           take(state.get('mask')) if 'mask' in state else None, config)
+
+
+def check_plain(params, config: dict, path: str) -> None:
+  """ValueError unless `params` has the tree of the run's model: an
+  Edge-Popup search saves scores (its weights are frozen in the model
+  state) and a CS round mask logits next to the weights. Only the tree is
+  compared, so the model is built without the data set (any class count
+  gives the same tree)."""
+  kwargs = dict(config['model'].get('kwargs') or {})
+  kwargs.setdefault('num_classes', 10)
+  model = models_lib.get_model(config['model']['name'], **kwargs)
+  template = jax.eval_shape(model.init, jax.random.PRNGKey(0))[0]
+  if jax.tree.structure(params) != jax.tree.structure(template):
+    raise ValueError(
+        f'{path!r} does not hold the weights of a {model.name!r} network '
+        f"(a checkpoint of job {config.get('job')!r}: Edge-Popup's search "
+        'saves scores over frozen weights, a CS round mask logits beside '
+        'them); give a checkpoint of trained weights, e.g. an IMP level, '
+        "CS's ticket or Edge-Popup's dense")
 
 
 def probe_checkpoints(a: str, b: str, *, split: str = 'test',

@@ -20,7 +20,8 @@ A state is named 'NAME=SOURCE', SOURCE one of: 'smollm2', a .gguf file or
 a Hugging Face GPT-2 folder (a pretrained model, `setup.pretrained`);
 'random:SOURCE' (a fresh init of that model's architecture, seed 0); or
 'RUN/checkpoints/NAME[:MEMBER]' (a saved network of any ticketjax run, with
-its mask).
+its mask; `path_probe.check_plain` refuses one that holds other values than
+the network's weights).
 """
 import json
 import os
@@ -71,7 +72,8 @@ def load_state(spec: str):
                                        random=True), None
   if '/checkpoints/' in spec:
     path, member = path_probe.parse_endpoint(spec)
-    params, _, mask, _ = path_probe.load_endpoint(path, member)
+    params, _, mask, config = path_probe.load_endpoint(path, member)
+    path_probe.check_plain(params, config, path)
     return params, mask
   return setup_lib.pretrained_params(spec), None
 

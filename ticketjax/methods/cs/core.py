@@ -104,8 +104,10 @@ class CsConfig:
                        "weights' optimizer)")
     bad = [c for c in self.controls if c not in CONTROLS]
     if bad or len(set(self.controls)) != len(self.controls):
-      raise ValueError(f'cs.controls {list(self.controls)} are not distinct '
-                       f'names from {list(CONTROLS)}')
+      raise ValueError(
+          f'cs.controls {list(self.controls)}: '
+          + (f'unknown {bad}' if bad else 'a name repeats')
+          + f'; valid controls are {list(CONTROLS)}, each at most once')
     if not self.mask_learning_rate >= 0:
       raise ValueError('cs.mask_learning_rate must be >= 0 (0 = the '
                        f'weights\' rate), got {self.mask_learning_rate}')

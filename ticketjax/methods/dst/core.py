@@ -69,8 +69,11 @@ class DstConfig:
         ('distributions', self.distributions, distributions.DISTRIBUTIONS)):
       bad = [v for v in values if v not in valid]
       if not values or bad or len(set(values)) != len(values):
-        raise ValueError(f'dst.{name} {list(values)} must be distinct names '
-                         f'from {list(valid)}')
+        raise ValueError(
+            f'dst.{name} {list(values)}: '
+            + (f'unknown {bad}' if bad else 'a name repeats' if values
+               else 'none given')
+            + f'; valid {name} are {list(valid)}, each at most once')
     bad = [d for d in self.densities if not 0.0 < d <= 1.0]
     if not self.densities or bad or len(set(self.densities)) != len(
         self.densities):

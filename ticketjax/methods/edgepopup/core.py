@@ -91,8 +91,10 @@ class EdgePopupConfig:
                        f'are {list(INITS)}')
     bad = [c for c in self.controls if c not in CONTROLS]
     if bad or len(set(self.controls)) != len(self.controls):
-      raise ValueError(f'edgepopup.controls {list(self.controls)} are not '
-                       f'distinct names from {list(CONTROLS)}')
+      raise ValueError(
+          f'edgepopup.controls {list(self.controls)}: '
+          + (f'unknown {bad}' if bad else 'a name repeats')
+          + f'; valid controls are {list(CONTROLS)}, each at most once')
 
 
 def check_k(k: Any) -> float:

@@ -9,7 +9,11 @@ records and checkpoints are appended to the run's (seed indices shifted
 by S_old), `config.json` takes the new seed count and the sub-run's folder
 is removed. The old seeds' numbers are never recomputed, so they stay
 bitwise what they were (retraining them in a wider vmap would only agree to
-float rounding).
+float rounding). The new seeds' numbers, for the same reason, agree with a
+fresh run of S_new seeds only to float rounding, which training can grow
+into points of accuracy (a 2-seed MNIST-1D run grown to 3: up to 4.8
+points for seed 2); with `train.member_group=1` in both runs every member
+trains in a program of one width and they agree to the last bits.
 
 Every step can be killed and rerun: the sub-run resumes like any IMP run;
 a level counts as merged when its records hold S_new seeds; a merged
@@ -78,7 +82,11 @@ def extend(run, old: int, levels_done: int) -> None:
   new = run.S
   if hosts.is_main():
     print(f'extending the search in {run.run_dir} from {old} to {new} '
-          'seeds: only the new seeds train', file=sys.stderr)
+          'seeds: only the new seeds train. The old seeds keep their '
+          'numbers bit for bit; the new ones train in a program of another '
+          f'width than a fresh {new}-seed run, whose float rounding '
+          'training can grow into points of accuracy (train.member_group=1 '
+          'in both makes them agree to the last bits)', file=sys.stderr)
   sub_dir = os.path.join(run.run_dir, 'extend', f'seeds_{old}_{new}')
   sub_ckpt = store.Checkpoints(sub_dir)
   hosts.on_main('imp_extend: cut swaps finished', _finish_cut_swaps,

@@ -100,8 +100,10 @@ class PaiConfig:
                        f'<= {st.n / st.m:g})')
     bad = [c for c in self.controls if c not in CONTROLS]
     if bad or len(set(self.controls)) != len(self.controls):
-      raise ValueError(f'pai.controls {list(self.controls)} are not distinct '
-                       f'names from {list(CONTROLS)}')
+      raise ValueError(
+          f'pai.controls {list(self.controls)}: '
+          + (f'unknown {bad}' if bad else 'a name repeats')
+          + f'; valid controls are {list(CONTROLS)}, each at most once')
     if self.prune_at not in PRUNE_AT:
       raise ValueError(f'pai.prune_at is {self.prune_at!r}; valid values are '
                        f'{list(PRUNE_AT)}')
