@@ -9,6 +9,10 @@ Two phases, each one compiled program over its members:
              `edgepopup.dense_baseline` is False).
 Seed s uses `pieces.seed_keys()[s]` in both phases, so all k values
 of a seed search the same random network and see the same data order.
+An Edge-Popup state's `params` are the scores, its `model_state` holds
+the frozen weights and k, and its `mask` is all True (what may be
+scored): the subnetwork keeps each layer's top fraction k of its scores
+(`ep.subnetwork_masks`).
 
 The run folder, its lifecycle and each phase's training are
 `lifecycle.Run`'s (`train_stage`): a phase ends by writing

@@ -344,7 +344,9 @@ def plot_layers(summary: dict, path: str, described: str = '') -> None:
   for i, layer in enumerate(layers):
     mean = [100 * np.mean([m['density_per_layer'][layer] for m in tickets
                            if m['level'] == lv]) for lv in levels]
-    ax.plot(levels, mean, ms=3, label=layer, **plots_lib.style(i))
+    wide = (len(layers) - 1 - i) / max(len(layers) - 1, 1)  # layers of
+    ax.plot(levels, mean, ms=3 + 5 * wide, lw=1.2 + 5 * wide,  # one rate
+            label=layer, **plots_lib.style(i))  # overlap: the first widest
   total = [100 * np.mean([m['density'] for m in tickets if m['level'] == lv])
            for lv in levels]
   ax.plot(levels, total, 'k--', lw=1.5, label='all prunable')
@@ -354,7 +356,8 @@ def plot_layers(summary: dict, path: str, described: str = '') -> None:
   ax.set_xlabel('level')
   plots_lib.save(fig, ax, path, title(summary, described),
                  'ticket density (% of the layer kept)',
-                 note='per-layer density, mean over seeds')
+                 note='per-layer density, mean over seeds; a line inside a '
+                 'wider one: equal densities')
 
 
 def report(summary: dict, evals: list[dict], config) -> lifecycle.Report:
