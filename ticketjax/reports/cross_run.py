@@ -286,9 +286,7 @@ def plot_lmc(runs, path) -> None:
   lmc_report.finish_barrier_axes(ax, steps)
   ax.set_title(plots_lib.title('Error barrier against rewind step, every '
                                'LMC run'), fontsize='small')
-  fig.tight_layout()
-  fig.savefig(path)
-  plt.close(fig)
+  plots_lib.write(fig, path)
 
 
 def _series_section(series, metric: str, out_dir: str) -> list[str]:

@@ -78,7 +78,13 @@ def save(fig, ax, path: str, title_text: str, ylabel: str,
   ax.set_title(title(title_text, note, width=80), fontsize='small')
   ax.grid(alpha=0.3, which='both')
   legend(fig, ax)
-  fig.tight_layout()
+  write(fig, path)
+
+
+def write(fig, path: str, rect=None) -> None:
+  """Lays `fig` out (inside `rect`, figure fractions, if given), writes it
+  to `path` and closes it."""
+  fig.tight_layout(rect=rect)
   fig.savefig(path)
   pyplot().close(fig)
 
@@ -226,6 +232,4 @@ def learning_curves(groups: dict, path: str, title_text: str,
     fig.set_figheight(fig.get_figheight() + below)
     fig.legend(handles, labels, loc='lower center', ncol=ncol,
                fontsize='small', frameon=False)
-  fig.tight_layout(rect=(0, below / fig.get_figheight(), 1, 1))
-  fig.savefig(path)
-  plt.close(fig)
+  write(fig, path, rect=(0, below / fig.get_figheight(), 1, 1))

@@ -151,7 +151,5 @@ def write(states: list[tuple[str, str]], out_dir: str) -> dict:
   axes[0].legend(fontsize='small')
   fig.suptitle(plots_lib.title('Per-layer weight statistics per state',
                                'one network per state'), fontsize='medium')
-  fig.tight_layout()
-  fig.savefig(os.path.join(out_dir, 'weights_layers.png'))
-  plt.close(fig)
+  plots_lib.write(fig, os.path.join(out_dir, 'weights_layers.png'))
   return result

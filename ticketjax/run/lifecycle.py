@@ -13,7 +13,8 @@ here, written once:
      and never a run folder inside a run folder). Nothing is written yet: a
      bad input fails with a ValueError and an untouched workdir.
   2. `check_seeds(...)` applies the one seed policy (below) against the
-     folder's `config.json`.
+     folder's `config.json` (`start(what)` does it, returns the summary of
+     a finished run, `done()`, and otherwise goes on to step 3).
   3. `begin()` creates the folder, takes its lock (`run/lock.py`, `.lock`:
      one writer per run folder; a second process is refused with a message
      naming the holder; the kernel drops the lock of a killed process, so a
@@ -189,17 +190,25 @@ class Run:
     saves.end()
     return final_M
 
+  def start(self, what: str = 'run') -> dict | None:
+    """The seed check (`what` names the run in its errors), then the
+    summary of a finished run (`done()`), or None once `begin()` has
+    taken the folder: the method runs its stages next."""
+    self.check_seeds(what)
+    done = self.done()
+    if done is None:
+      self.begin()
+    return done
+
   def one_stage(self, what: str, train: Callable[[], Any],
                 outputs: Callable[[dict], tuple[dict, list]]) -> dict:
     """The whole life of a job with one training stage ('train', saved as
     `checkpoints/final`): the seed check, `done()`, `begin()`, `train()`
     unless its records and checkpoint are there and intact, then
     `finish(*outputs(records))`. `what` names the run in seed errors."""
-    self.check_seeds(what)
-    done = self.done()
+    done = self.start(what)
     if done is not None:
       return done
-    self.begin()
     if not (self.has_records('train') and self.store.usable('final')):
       train()
     summary, lines = outputs(self.read_records('train'))

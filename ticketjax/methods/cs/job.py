@@ -243,11 +243,9 @@ class CsRun:
   # -- driver ----------------------------------------------------------
 
   def run(self) -> dict:
-    self.folder.check_seeds('CS search')
-    done = self.folder.done()
+    done = self.folder.start('CS search')
     if done is not None:
       return done
-    self.folder.begin()
     for r in range(self.cfg.rounds):
       if not self.folder.stage_done(_round_name(r)):
         self.run_round(r)

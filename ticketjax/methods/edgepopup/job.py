@@ -173,12 +173,9 @@ class EdgePopupRun:
             for i in range(self.K * self.S)]
 
   def run(self) -> dict:
-    folder = self.folder
-    folder.check_seeds('search')
-    done = folder.done()
+    done = self.folder.start('search')
     if done is not None:
       return done
-    folder.begin()
     records = {}
     for phase in self.phases:
       records[phase] = self.phase(phase)

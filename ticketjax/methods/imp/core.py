@@ -246,3 +246,46 @@ def start_state(cfg: ImpConfig, reset: Callable, *, mask, weights,
 
 def reinit_key(seed_key, level):
   return jax.random.fold_in(jax.random.fold_in(seed_key, _REINIT_TAG), level)
+
+
+def level_starts(cfg: ImpConfig, trainer, level, branches, init_S, rewind_S,
+                 final_S, random_mask_S, seed_keys, rates_N):
+  """Every branch's start states of `level` for S seeds, and the next
+  random-lineage masks: `(state_BS, random_mask_S)`.
+
+  Prunes each seed's previous final ticket (`prune_level`; `rates_N` a
+  grid's pruning rate per lineage, or None), draws the reinit control's
+  fresh weights, and starts every branch of `branches` (static) as the
+  rewind mode says (`start_state`), branch-major on one stacked axis.
+  `trainer` gives `reset` and `model.init`. Pure: the job compiles it once
+  per branch tuple (the level traced).
+  """
+  new = jax.vmap(lambda p, m, r, key, rate: prune_level(
+      cfg, level, p, m, r, key, rates=rate))(
+          final_S.params, final_S.mask, random_mask_S, seed_keys, rates_N)
+  if cfg.rewind == 'init':
+    weights, model_state = init_S.params, init_S.model_state
+  elif cfg.rewind == 'step':
+    weights, model_state = rewind_S.params, rewind_S.model_state
+  else:
+    weights, model_state = final_S.params, final_S.model_state
+
+  def start(mask_S, weights_S, model_state_S):
+    return jax.vmap(lambda m, w, ms, i, r, f: start_state(
+        cfg, trainer.reset, mask=m, weights=w, model_state=ms,
+        init_state=i, rewind_state=r, final_state=f))(
+            mask_S, weights_S, model_state_S, init_S, rewind_S, final_S)
+
+  starts = []
+  for branch in branches:
+    if branch == 'finetune':  # the ticket's mask on theta_j
+      starts.append(start(new['ticket'], final_S.params,
+                          final_S.model_state))
+    elif branch == 'reinit':
+      reinit_params, reinit_state = jax.vmap(trainer.model.init)(
+          jax.vmap(lambda key: reinit_key(key, level))(seed_keys))
+      starts.append(start(new['ticket'], reinit_params, reinit_state))
+    else:
+      starts.append(start(new[branch], weights, model_state))
+  return (jax.tree.map(lambda *xs: jnp.concatenate(xs), *starts),
+          new['random'])

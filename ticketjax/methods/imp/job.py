@@ -69,10 +69,6 @@ def _first(tree, n):
   return jax.tree.map(lambda x: x[:n], tree)
 
 
-def _stack(trees):
-  return jax.tree.map(lambda *xs: jnp.concatenate(xs), *trees)
-
-
 def _member_summaries(level, branches, who, evals, masks_BN, prunable):
   """Per-member summary of a level from its evaluation records.
 
@@ -247,50 +243,13 @@ class ImpRun:
 
   @functools.cached_property
   def _level_starts(self):
-    """jit: `(level, branches, init_S, rewind_S, final_S, random_mask_S,
-    seed_keys, rates_N) -> (state_BS, next_random_mask_S)`.
-
-    Pruning, the controls' masks, the reinit control's fresh weights and
-    every branch's start state, as one compiled program per branch tuple
-    (the level is traced). Run op by op under `vmap` (with argsorts then),
-    one Conv-2 smoke level start took 39.5 s; now 9.3 s, mostly compile.
-    """
-    trainer, cfg = self.pieces.trainer, self.cfg
-
-    def build(level, branches, init_S, rewind_S, final_S, random_mask_S,
-              seed_keys, rates_N):
-      new = jax.vmap(lambda p, m, r, key, rate: imp_lib.prune_level(
-          cfg, level, p, m, r, key, rates=rate))(
-              final_S.params, final_S.mask, random_mask_S, seed_keys,
-              rates_N)
-      if cfg.rewind == 'init':
-        weights, model_state = init_S.params, init_S.model_state
-      elif cfg.rewind == 'step':
-        weights, model_state = rewind_S.params, rewind_S.model_state
-      else:
-        weights, model_state = final_S.params, final_S.model_state
-
-      def start(mask_S, weights_S, model_state_S):
-        return jax.vmap(lambda m, w, ms, i, r, f: imp_lib.start_state(
-            cfg, trainer.reset, mask=m, weights=w, model_state=ms,
-            init_state=i, rewind_state=r, final_state=f))(
-                mask_S, weights_S, model_state_S, init_S, rewind_S, final_S)
-
-      starts = []
-      for branch in branches:
-        if branch == 'finetune':  # the ticket's mask on theta_j
-          starts.append(start(new['ticket'], final_S.params,
-                              final_S.model_state))
-        elif branch == 'reinit':
-          reinit_params, reinit_state = jax.vmap(trainer.model.init)(
-              jax.vmap(lambda key: imp_lib.reinit_key(key, level))(
-                  seed_keys))
-          starts.append(start(new['ticket'], reinit_params, reinit_state))
-        else:
-          starts.append(start(new[branch], weights, model_state))
-      return _stack(starts), new['random']
-
-    return jax.jit(build, static_argnames='branches')
+    """jit of `imp_lib.level_starts` (pruning, the controls' masks and
+    every branch's start state), one compiled program per branch tuple.
+    Run op by op under `vmap` (with argsorts then), one Conv-2 smoke level
+    start took 39.5 s; compiled, 9.3 s, mostly compile."""
+    return jax.jit(functools.partial(imp_lib.level_starts, self.cfg,
+                                     self.pieces.trainer),
+                   static_argnames='branches')
 
   def level(self, level):
     trainer, cfg = self.pieces.trainer, self.cfg

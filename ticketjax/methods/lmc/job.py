@@ -267,12 +267,9 @@ class LmcRun:
   # -- the run -------------------------------------------------------------
 
   def run(self) -> dict:
-    folder = self.folder
-    folder.check_seeds('run of this analysis')
-    summary = folder.done()
+    summary = self.folder.start('run of this analysis')
     if summary is not None:
       return summary
-    folder.begin()
     self.parent()
     done, steps = [], self.cfg.rewind_steps
     for k in steps:

@@ -130,9 +130,7 @@ def plot_barriers(summary: dict, path: str) -> None:
   finish_barrier_axes(ax, draw_barriers(ax, summary))
   ax.set_title(f'{title(summary)}\nerror barrier against rewind step '
                f'({band(summary)})', fontsize='small')
-  fig.tight_layout()
-  fig.savefig(path)
-  plt.close(fig)
+  plots_lib.write(fig, path)
 
 
 def _error_std(lines: list[dict], entry: dict) -> np.ndarray:
@@ -175,6 +173,4 @@ def plot_paths(summary: dict, lines: list[dict], path: str) -> None:
   axes[0][0].set_ylabel('error (%)')
   fig.suptitle(f'{title(summary)}\nerror along the path between copies\n'
                f'({band(summary)})', fontsize='small')
-  fig.tight_layout()
-  fig.savefig(path)
-  plt.close(fig)
+  plots_lib.write(fig, path)
