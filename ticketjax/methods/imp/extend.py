@@ -56,12 +56,6 @@ def _rename_in(ckpt: store.Checkpoints, name: str, merged_path: str):
   shutil.rmtree(old, ignore_errors=True)
 
 
-def _swap_in(ckpt: store.Checkpoints, name: str, merged_path: str):
-  """`_rename_in` on process 0; every process returns once it is done."""
-  hosts.on_main(f'imp_extend: swapped in {name}', _rename_in, ckpt, name,
-                merged_path)
-
-
 def _finish_cut_swaps(ckpt: store.Checkpoints, sub_ckpt):
   """Completes swaps killed between their two renames (run on process 0)."""
   if not os.path.isdir(ckpt.root):
@@ -105,15 +99,23 @@ def extend(run, old: int, levels_done: int) -> None:
   keys = jax.vmap(train_lib.split_seed_key)(run.seed_keys)
   like_old = trainer.init_states(keys[0][:old], keys[1][:old])
   like_new = trainer.init_states(keys[0][old:], keys[1][old:])
-  cat = lambda a, b: jax.tree.map(lambda x, y: jnp.concatenate([x, y]), a,
-                                  b)
+
+  def merge(name, like=lambda ref: ref):
+    """Checkpoint `name` of the old seeds then the new ones, saved beside
+    the run's and swapped in by process 0 (`_rename_in`); every process
+    returns once it is done."""
+    sub_ckpt.save('merged_' + name, jax.tree.map(
+        lambda x, y: jnp.concatenate([x, y]),
+        run.ckpt.restore(name, like(like_old)),
+        sub_ckpt.restore(name, like(like_new))))
+    hosts.on_main(f'imp_extend: swapped in {name}', _rename_in, run.ckpt,
+                  name, sub_ckpt.path('merged_' + name))
+
   names = ['rewind_init'] + (['rewind_step'] if run.rewind_steps_N.any()
                              else [])
   for name in names:
     if run.ckpt.leading_size(name) == old:
-      sub_ckpt.save('merged_' + name, cat(run.ckpt.restore(name, like_old),
-                                          sub_ckpt.restore(name, like_new)))
-      _swap_in(run.ckpt, name, sub_ckpt.path('merged_' + name))
+      merge(name)
 
   for level in range(levels_done):
     name = f'level_{level:03d}'
@@ -129,11 +131,7 @@ def extend(run, old: int, levels_done: int) -> None:
         'summaries': sorted(mine['summaries'] + theirs['summaries'],
                             key=lambda r: (order[r['branch']], r['seed']))}
     if run.ckpt.leading_size(name) == old:  # else swapped before a kill
-      like = lambda ref: {'ticket': ref, 'random_mask': ref.mask}
-      sub_ckpt.save('merged_' + name, cat(
-          run.ckpt.restore(name, like(like_old)),
-          sub_ckpt.restore(name, like(like_new))))
-      _swap_in(run.ckpt, name, sub_ckpt.path('merged_' + name))
+      merge(name, lambda ref: {'ticket': ref, 'random_mask': ref.mask})
     records_lib.write_json(path, merged_records)  # marks the level merged
   config_path = os.path.join(run.run_dir, 'config.json')
   records_lib.write_json(config_path, run.config.to_dict())
