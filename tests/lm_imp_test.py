@@ -57,3 +57,33 @@ def test_a_summary_from_before_the_early_stop_perplexity_still_reports():
          'early_stop_test_accuracy': {'mean': 0.15, 'std': 0.0, 'n': 2}}
   assert report._stop_cell(agg, 'perplexity') == '20 ± 0 (n/a)'
   assert report._stop_cell(agg) == '20 ± 0 (15.0 ± 0.0)'
+
+
+def test_a_language_model_grid_reports_perplexity_at_every_point():
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  from ticketjax.core import grid as grid_lib  # pylint: disable=g-import-not-at-top
+  from ticketjax.methods.imp import report  # pylint: disable=g-import-not-at-top
+  grid = grid_lib.from_config(ml_collections.ConfigDict(
+      {'job': 'imp', 'grid': {'learning_rate': [0.003, 0.001]}}))
+  members, evals = [], []
+  for lr in (0.003, 0.001):
+    for level, branch in ((0, 'ticket'), (1, 'ticket'), (1, 'reinit')):
+      for seed in (0, 1):
+        who = {'level': level, 'branch': branch, 'seed': seed,
+               'learning_rate': lr}
+        loss = 3.0 + seed / 10 + level / 5 + lr
+        members.append({**who, 'density': 1.0 - 0.2 * level,
+                        'final_test_accuracy': 0.1,
+                        'best_test_accuracy': 0.1, 'final_test_loss': loss,
+                        'early_stop_step': 20,
+                        'early_stop_test_accuracy': 0.1})
+        evals.append({**who, 'step': 20, 'test_loss': loss})
+  summary = report.summarize(members, grid, perplexity=True, evals=evals)
+  summary.update({'metric': 'perplexity', 'num_seeds': 2})
+  text = report.table(summary)
+  # each point's tables are in perplexity: final, and at the early stop
+  assert text.count('ticket test perplexity') == 2
+  assert text.count('the test perplexity there') == 2
+  assert 'test acc' not in text
+  ppl = (math.exp(3.201) + math.exp(3.301)) / 2  # lr=0.001, level 1
+  assert f'20 ± 0 ({ppl:.2f}' in text.split('### lr=0.001')[1]

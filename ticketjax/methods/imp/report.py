@@ -185,20 +185,23 @@ def table(summary: dict, described: str = '') -> str:
                                   for e in levels) else '')
   if 'points' in summary:
     return head + ''.join(
-        f"\n\n### {entry['label']}\n\n" + _level_table(entry)
+        f"\n\n### {entry['label']}\n\n" + _level_table(entry, summary)
+        + _early_stop_table(entry, summary)
         for entry in summary['points']) + note
   return (head + '\n\n' + _level_table(summary) + note
           + _early_stop_table(summary))
 
 
-def _early_stop_table(summary: dict) -> str:
+def _early_stop_table(levels: dict, summary: dict | None = None) -> str:
   """With a validation split and controls: each branch's early-stopping
   iteration (minimum validation loss) and its test accuracy (a language
-  model: perplexity) there."""
-  branches = _branches(summary)
+  model: perplexity) there, for `levels['levels']` (a grid point's) of
+  the search `summary` (default `levels`)."""
+  summary = summary or levels
+  branches = _branches(levels)
   metric = _metric(summary)
   rows = []
-  for entry in summary['levels']:
+  for entry in levels['levels']:
     if len(entry) > 2 and all('early_stop_step' in entry[b]
                               for b in branches if b in entry):
       rows.append([entry['level'], f"{100 * entry['ticket']['density']:.2f}"]
@@ -238,17 +241,19 @@ def _value(agg: dict, metric: str) -> dict:
              else 'final_test_accuracy']
 
 
-def _level_table(summary: dict) -> str:
-  branches = _branches(summary)
-  metric = _metric(summary)
-  live = any('live_density' in e['ticket'] for e in summary['levels'])
+def _level_table(levels: dict, summary: dict | None = None) -> str:
+  """One row per level of `levels['levels']` (a grid point's) of the
+  search `summary` (default `levels`)."""
+  branches = _branches(levels)
+  metric = _metric(summary or levels)
+  live = any('live_density' in e['ticket'] for e in levels['levels'])
   header = ['level', 'weights remaining (%)']
   header += ['ticket live weights (%)'] if live else []
   header += [f'{b} test perplexity' if metric == 'perplexity'
              else f'{b} test acc (%)' for b in branches]
   header += ['ticket early-stop step']
   rows = []
-  for entry in summary['levels']:
+  for entry in levels['levels']:
     ticket = entry['ticket']
     row = [entry['level'], f"{100 * ticket['density']:.2f}"]
     if live:
