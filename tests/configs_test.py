@@ -135,8 +135,9 @@ def test_imp_titles_say_what_a_grid_sets():
   assert describe('smoke,structure=2:4') == (
       'layerwise_magnitude (2:4; the shuffle and random controls '
       'unstructured) pruning at rates dense 0.2 / output 0.1, rewound to init')
-  assert describe('smoke,structure=channels,controls=reinit').startswith(
-      'layerwise_magnitude (channels; output layer kept) pruning')
+  assert describe('smoke,structure=channels,controls=reinit') == (
+      'layerwise_magnitude (channels; output layer kept) pruning at rates '
+      'dense 0.2, rewound to init')  # (the output's rate goes unused)
   # a dense stage, and a search from pretrained weights
   austen = lambda arg: imp_report.describe(imp_gpt_austen.get_config(arg))
   assert austen('stage=pretrain') == 'dense training only (no pruning level)'

@@ -131,7 +131,8 @@ def describe(config) -> str:
     rates = f"the grid's rates {values('pruning_rate')}"
   elif hasattr(rates, 'items'):
     rates = 'rates ' + ' / '.join(  # no comma: a title wraps at commas
-        f'{k} {float(v):g}' for k, v in dict(rates).items())
+        f'{k} {float(v):g}' for k, v in dict(rates).items()
+        if not (k == 'output' and imp.get('structure') == 'channels'))
   else:
     rates = f'rates {float(rates):g}'
   k = imp.get('rewind_step', 0)
