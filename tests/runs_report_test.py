@@ -134,8 +134,10 @@ def test_only_keeps_the_series_it_matches(workdir, tmp_path):
     ([50, 20, 10, 5, 2], [100, 50, 20, 10, 5, 2]),
     ([20, 20, 10, 5], [100, 20, 10, 5]),
     ([51.2, 50, 10], [100, 51.2, 10]),  # 50 within 15% of 51.2: one tick
-    # over three decades, labels 100 / 80.7 / 70 would run together
-    ([80.7, 70, 5, 0.06], [100, 5, 0.06]),
+    # over three decades, labels 100 / 80.7 would run together; 70 and
+    # 18.3 next to 30 still part
+    ([80.7, 70, 5, 0.06], [100, 70, 5, 0.06]),
+    ([70, 30, 18.3, 0.06], [100, 70, 30, 18.3, 0.06]),
     # many (IMP's 20% levels down to 6.9%): IMP's steps, then halvings
     ([100 * 0.8 ** i for i in range(13)],
      [100, 50, 25, 12.5, 6.87]),
@@ -147,3 +149,17 @@ def test_density_axis_ticks_mark_the_plotted_densities(points, ticks):
   np.testing.assert_allclose(ax.get_xticks(), ticks, rtol=1e-3)
   plt.close(fig)
 
+
+
+def test_points_with_an_empty_layer_are_marked(tmp_path, monkeypatch):
+  drawn = {}
+  monkeypatch.setattr(plots, 'save', lambda fig, ax, *a, **k: drawn.update(
+      labels=ax.get_legend_handles_labels()[1],
+      crosses=[l.get_xydata().tolist() for l in ax.get_lines()
+               if l.get_marker() == 'x']))
+  point = lambda mean, empty: {'mean': mean, 'std': 0.01, 'n': 2,
+                               'empty': empty}
+  plots.accuracy_vs_density(str(tmp_path / 'a.png'), 't', {
+      'cs': [(18.3, point(0.34, 0)), (0.06, point(0.11, 2))]})
+  assert 'a member has an empty layer' in drawn['labels']
+  assert drawn['crosses'] == [[[0.06, 11.0]]]

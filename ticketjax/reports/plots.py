@@ -98,14 +98,15 @@ def accuracy_vs_density(path: str, title_text: str, lines: dict, *,
   `core/stats.mean_std` dict, times `scale` on the y axis): a mean line
   with its ± std band each (`style`). Points where every member diverged
   (stats None, or n = 0) are left out, and a line with none left is still
-  named in the legend.
+  named in the legend. A point whose dict counts members with an empty
+  layer ('empty', as the cross-run report's do) is marked with a cross.
   `dense` is [(label, mean_std)]: reference lines across the plot (dashed,
   with a grey band). The x axis is `density_axis` down to the sparsest
   point given.
   """
   plt = pyplot()
   fig, ax = plt.subplots(figsize=figsize, dpi=120)
-  lowest, xs = 100.0, []
+  lowest, xs, empty = 100.0, [], []
   for i, (label, pts) in enumerate(lines.items()):
     lowest = min([lowest] + [x for x, _ in pts])
     xs += [x for x, _ in pts]
@@ -113,8 +114,12 @@ def accuracy_vs_density(path: str, title_text: str, lines: dict, *,
     if pts:
       band(ax, [x for x, _ in pts], [scale * s['mean'] for _, s in pts],
            [scale * s['std'] for _, s in pts], label, ms=3, **style(i))
+      empty += [(x, scale * s['mean']) for x, s in pts if s.get('empty')]
     else:
       ax.plot([], [], ' ', label=f'{label}: no healthy member')
+  if empty:
+    ax.plot(*zip(*empty), 'x', color='k', ms=7, zorder=5,
+            label='a member has an empty layer')
   for (label, s), ls in zip(dense, ('--', ':', '-.') * len(dense)):
     if s and s['n']:
       ax.axhline(scale * s['mean'], color='gray', ls=ls, lw=1.2, label=label)
@@ -164,10 +169,11 @@ def density_axis(ax, lowest: float, points=()) -> None:
 
 def _point_ticks(marks, lowest: float = 1.0) -> list[float]:
   """The densities `marks` (descending), each too near the tick before
-  it for their labels to part left out: within 15%, or within 7% of the
-  axis's decades down to `lowest` (100 -> 0.06: 80.7 next to 100)."""
+  it for their labels to part left out: within 15%, or within 4.5% of
+  the axis's decades down to `lowest` (100 -> 0.06: 80.7 next to 100,
+  not 70)."""
   decades = math.log10(100.0 / max(min(lowest, 100.0), 1e-9))
-  ratio = max(1.15, 10 ** (0.07 * decades))
+  ratio = max(1.15, 10 ** (0.045 * decades))
   ticks = []
   for m in marks:
     if not ticks or ticks[-1] > ratio * m:
