@@ -283,6 +283,9 @@ def test_sanity_controls_train_next_to_the_tickets(tmp_path):
         assert logits[inv].max() <= logits[~inv].min(), name
   for e in summary['by_lambda']:
     assert set(e['controls']) == {'shuffle', 'reinit', 'invert'}
+  # the step count covers the search's members, not the controls
+  assert (f"over all {M} members of the search (the controls not counted): "
+          f"{summary['member_steps']}") in cs_report.table(summary)
   report = open(os.path.join(summary['run_dir'], 'report.md')).read()
   assert '| invert test acc (%) |' in report
 

@@ -86,9 +86,12 @@ def table(summary: dict) -> str:
   header += [f'{b} test acc (%)' for b in entries[0].get('controls', {})]
   if unhealthy:
     header.append('health')
+  searched = len(summary['lambdas']) * summary['num_seeds']
   steps = (f"\n\nsequential training steps: {summary['sequential_steps']}; "
-           f"over all {len(summary['members'])} members: "
-           f"{summary['member_steps']}")
+           f"over all {searched} members"
+           + (' of the search (the controls not counted)'
+              if len(summary['members']) > searched else '')
+           + f": {summary['member_steps']}")
   return title(summary) + '\n' + stats.markdown_table(
       header, rows) + steps
 
