@@ -9,11 +9,11 @@ parameters and state by their absolute values, on an all-ones input. With
 ReLU-type activations every quantity stays >= 0 (BatchNorm only scales a
 channel, by 0 where its scale is 0), and an output is > 0 exactly when
 some chain of kept weights (through any skip connection the model has)
-reaches it, so no model needs its graph described. A kept weight is 1 / (the number of weights its
-output unit keeps), not 1: only signs matter, and a unit then averages
-its inputs rather than summing them, so activations do not grow as the
-product of the fan-ins (0/1 kernels overflow float32 on 13 layers of
-1,000 units).
+reaches it, so no model needs its graph described. A kept weight is 1 /
+(the number of weights its output unit keeps), not 1: only signs matter,
+and a unit then averages its inputs rather than summing them, so
+activations do not grow as the product of the fan-ins (0/1 kernels
+overflow float32 on 13 layers of 1,000 units).
 """
 import jax
 import jax.numpy as jnp

@@ -321,8 +321,8 @@ def train(folder, cfg: core.EarlyBirdConfig):
 def _units(cfg: core.EarlyBirdConfig, pieces, final_M) -> list[dict]:
   """Per member: its empty prunable layers (a collapsed network) and, with
   'channels', the fraction of prunable units kept and of prunable weights
-  live (`connectivity.live_density`: a removed channel's BatchNorm scale
-  is kept, so the next layer's weights that read it are kept too)."""
+  live (`connectivity.live_density`: the mask keeps the next layer's
+  weights that read a removed channel, and they compute nothing)."""
   empty = connectivity.member_empty_layers(final_M.mask, cfg.prunable)
   if not cfg.channels:
     return [{'empty_layers': e} for e in empty]

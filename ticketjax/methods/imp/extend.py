@@ -13,7 +13,7 @@ float rounding). The new seeds' numbers, for the same reason, agree with a
 fresh run of S_new seeds only to float rounding, which training can grow
 into points of accuracy (a 2-seed MNIST-1D run grown to 3: up to 4.8
 points for seed 2); with `train.member_group=1` in both runs every member
-trains in a program of one width and they agree to the last bits.
+trains in a program of one width and they agree but for the last bits.
 
 Every step can be killed and rerun: the sub-run resumes like any IMP run;
 a level counts as merged when its records hold S_new seeds; a merged
@@ -79,8 +79,9 @@ def extend(run, old: int, levels_done: int) -> None:
           'seeds: only the new seeds train. The old seeds keep their '
           'numbers bit for bit; the new ones train in a program of another '
           f'width than a fresh {new}-seed run, whose float rounding '
-          'training can grow into points of accuracy (train.member_group=1 '
-          'in both makes them agree to the last bits)', file=sys.stderr)
+          'training can grow into points of accuracy (with '
+          'train.member_group=1 in both they agree but for the last bits)',
+          file=sys.stderr)
   sub_dir = os.path.join(run.run_dir, 'extend', f'seeds_{old}_{new}')
   sub_ckpt = store.Checkpoints(sub_dir)
   hosts.on_main('imp_extend: cut swaps finished', _finish_cut_swaps,
