@@ -9,6 +9,7 @@ rerun. On several hosts only process 0 takes it. `release_all` (called by
 import fcntl
 import os
 import socket
+import time
 
 from ticketjax.run import hosts
 
@@ -26,9 +27,15 @@ def take(folder: str) -> None:
   try:
     fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
   except OSError:
-    f.seek(0)
-    holder = f.read().strip() or 'another process'
+    holder = ''
+    for _ in range(20):  # the holder writes its line just after locking
+      f.seek(0)
+      holder = f.read().strip()
+      if holder:
+        break
+      time.sleep(0.05)
     f.close()
+    holder = holder or 'another process'
     raise ValueError(
         f'{folder} is in use by {holder}; one process writes a run folder '
         'at a time: wait for it to finish or stop it') from None
