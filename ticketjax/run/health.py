@@ -60,6 +60,15 @@ def aggregate(members: list[dict], names: Sequence[str]) -> dict:
   return out
 
 
+def live_density(members: list[dict]) -> dict | None:
+  """Mean ± std of the healthy members' finite 'live_density'
+  (`connectivity.live_density`; NaN where the probe overflowed); None
+  when no member has one."""
+  live = [m['live_density'] for m in members if not m.get('diverged')
+          and math.isfinite(m.get('live_density', math.nan))]
+  return stats.mean_std(live) if live else None
+
+
 def series(summary: dict, label: Callable[[dict], str],
            x: Callable[[dict], Any], reference: str = '') -> list[dict]:
   """The cross-run report's series of a run (a method's `series`): its

@@ -27,7 +27,6 @@ from its newest save and, training being deterministic, ends with the
 records of a stage never killed.
 """
 import dataclasses
-import math
 from typing import Any
 
 import jax
@@ -359,10 +358,9 @@ def summarize(folder, cfg: core.EarlyBirdConfig, searches: list[dict],
     g['collapsed'] = sum(1 for m in mine if m['empty_layers'])
     if cfg.channels and branch != 'dense':
       g['units'] = stats.mean_std([m['units'] for m in mine])
-      live = [m['live_density'] for m in mine if not m.get('diverged')
-              and math.isfinite(m.get('live_density', math.nan))]
+      live = health.live_density(mine)
       if live:  # (summaries from before it was counted: none)
-        g['live_density'] = stats.mean_std(live)
+        g['live_density'] = live
     if branch == 'early_bird':
       found = [p for p in points if p['density_target'] == d
                and p.get('level') == level]

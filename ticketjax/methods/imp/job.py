@@ -104,12 +104,14 @@ class ImpRun:
     self.init_keys, self.noise_keys = jax.vmap(train_lib.split_seed_key)(
         self.seed_keys)
     self.data = train_lib.to_device(self.pieces.dataset)
-    self.live = (connectivity.member_live_density(  # channels: weights
-        self.pieces.model, self.pieces.dataset.x_train.shape[1:],  # left
-        self.cfg.prunable)  # reading removed units (compiled once per run;
-                 if self.cfg.structure == 'channels'  # not counted for a
-                 and self.pieces.dataset.y_train.ndim == 1  # language
-                 else None)  # model)
+    # channels: the kept weights left reading removed units, compiled once
+    # per run (not counted for a language model)
+    self.live = None
+    if (self.cfg.structure == 'channels'
+        and self.pieces.dataset.y_train.ndim == 1):
+      self.live = connectivity.member_live_density(
+          self.pieces.model, self.pieces.dataset.x_train.shape[1:],
+          self.cfg.prunable)
     self.quiet = False  # True: no final table (a seed extension's sub-run)
 
   # -- files ---------------------------------------------------------------

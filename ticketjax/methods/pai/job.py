@@ -11,7 +11,6 @@ summaries) and then `checkpoints/final` are written. A stage killed before
 its checkpoint trains again from its start, which, training being
 deterministic, gives the same records.
 """
-import math
 from typing import Any
 
 import jax
@@ -174,11 +173,9 @@ def summarize(folder, cfg: core.PaiConfig, members: list[dict]) -> dict:
           'branch': b, 'density_target': d,
           'density': stats.mean_std([m['density'] for m in mine]),
           **health.aggregate(mine, STATS)})
-      live = [m['live_density'] for m in mine  # channels: see `train`
-              if not m.get('diverged')
-              and math.isfinite(m.get('live_density', math.nan))]
+      live = health.live_density(mine)  # channels: see `train`
       if live:
-        groups[-1]['live_density'] = stats.mean_std(live)
+        groups[-1]['live_density'] = live
       if b != 'dense':  # layer collapse: an empty layer, or no path
         groups[-1]['collapsed'] = sum(
             1 for m in mine
