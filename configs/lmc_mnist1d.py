@@ -17,6 +17,16 @@ whose protocol the `mlp` variant shares):
   python -m launch.main --config=configs/lmc_mnist1d.py:mlp,levels=3/6/10 \
       --workdir=/tmp/tj --config.lmc.imp_run=/tmp/tj/imp-203b350a7d83
 
+Those tickets were found by IMP rewound to init and are applied at every
+k. The paper's protocol finds each k's tickets by IMP rewound to k: give
+an IMP grid over rewind steps, and each k takes its own point's tickets
+(the rewind steps must be the grid's):
+
+  python -m launch.main --config=configs/imp_mlp_mnist1d.py:k=0/100/500,levels=10,controls=none \
+      --workdir=/tmp/tj
+  python -m launch.main --config=configs/lmc_mnist1d.py:mlp,levels=3/6/10,rewind=0/100/500,random \
+      --workdir=/tmp/tj --config.lmc.imp_run=/tmp/tj/imp-<hash of the grid>
+
 Variants (comma-separated after ':'):
   mlp        the 40-100-100-10 residual MLP with the IMP protocol (1500
              steps; rewind steps 0/25/50/100/250/500);

@@ -342,6 +342,77 @@ def test_imp_run_mismatch_fails_before_any_work(imp_run_dir, tmp_path,
   assert not (tmp_path / 'w').exists()
 
 
+@pytest.fixture(scope='module')
+def imp_grid_dir(tmp_path_factory):
+  """An IMP smoke run (2 levels) over rewind steps 0 and 20 (imp.rewind
+  'step')."""
+  config = imp_mlp_mnist1d.get_config('smoke')
+  config.progress = False
+  config.imp.controls = ()
+  config.grid.rewind_step = (0, 20)
+  config.imp.rewind = 'step'
+  summary = jobs.run(config, str(tmp_path_factory.mktemp('imp_grid')))
+  return summary['run_dir']
+
+
+def test_each_rewind_step_analyses_the_tickets_rewound_to_it(imp_grid_dir,
+                                                             tmp_path):
+  """The paper's protocol: with an IMP grid over rewind steps, k's tickets
+  are the grid point's that rewound to k (lineages g * S + s). Level 1's
+  masks are the same at every k (pruned from the one dense training);
+  level 2's come from tickets trained from W_0 or W_20."""
+  config = _imp_lmc(imp_grid_dir)
+  config.lmc.imp_levels = (2,)
+  config.lmc.random_masks = True
+  summary = jobs.run(config, str(tmp_path))
+  assert summary['tickets_per_rewind_step'] is True
+  assert 'the IMP tickets of each k were rewound to k' in lmc_report.title(
+      summary)
+  imp_mask = checkpoint.Checkpoints(imp_grid_dir).restore_raw(
+      'level_002')['ticket']['mask']
+  ckpt = checkpoint.Checkpoints(summary['run_dir'])
+  copies = {k: ckpt.restore_raw(f'copies_k{k:06d}')['mask'] for k in (0, 20)}
+  differ = False
+  for name in ('dense_0', 'dense_1', 'output'):
+    for point, k in enumerate((0, 20)):
+      for s in range(2):
+        for c in range(2):
+          member = instability.member_index(1, s, c, 2, 2)  # level_002
+          np.testing.assert_array_equal(
+              copies[k][name]['kernel'][member],
+              imp_mask[name]['kernel'][point * 2 + s])
+    ticket = instability.member_index(1, 0, 0, 2, 2)
+    rand = instability.member_index(2, 0, 0, 2, 2)
+    differ |= bool((copies[0][name]['kernel'][ticket]
+                    != copies[20][name]['kernel'][ticket]).any())
+    # the random control has the ticket's counts at every k
+    for k in (0, 20):
+      assert (copies[k][name]['kernel'][rand].sum()
+              == copies[k][name]['kernel'][ticket].sum())
+  assert differ  # rewound to 0 and to 20, IMP kept other weights
+
+
+def test_imp_grids_lmc_cannot_read_fail_before_any_work(imp_grid_dir,
+                                                       tmp_path):
+  config = _imp_lmc(imp_grid_dir)
+  config.lmc.rewind_steps = (0, 10)
+  with pytest.raises(ValueError, match=(
+      r'lmc.rewind_steps \[10\] are not rewind steps of the IMP grid .*'
+      r'rewound to \[0, 20\]')):
+    jobs.run(config, str(tmp_path / 'w'))
+  # a grid over another name: its points differ in more than W_k
+  other = tmp_path / 'imp-other'
+  other.mkdir()
+  imp_cfg = json.load(open(os.path.join(imp_grid_dir, 'config.json')))
+  imp_cfg['grid']['learning_rate'] = [0.01, 0.001]
+  (other / 'config.json').write_text(json.dumps(imp_cfg))
+  config = _imp_lmc(str(other))
+  with pytest.raises(ValueError, match=r"is a grid over \['learning_rate', "
+                     r"'rewind_step'\] .* of a grid over rewind_step alone"):
+    jobs.run(config, str(tmp_path / 'w'))
+  assert not (tmp_path / 'w').exists()
+
+
 def test_imp_run_that_is_not_an_imp_folder(tmp_path):
   config = _imp_lmc(str(tmp_path))
   with pytest.raises(ValueError, match='is not an IMP run folder'):

@@ -45,7 +45,10 @@ class LmcConfig:
     dense: analyse the dense network.
     imp_run: an IMP run folder (`<workdir>/imp-<hash>`) whose masks to
       analyse; it must have the same data, model, optimizer, training
-      length and seed, so its level-0 trajectory is this run's.
+      length and seed, so its level-0 trajectory is this run's. Its
+      tickets are applied at every k, unless it is a grid over
+      `rewind_step` alone (`imp.rewind='step'`): then each k takes the
+      tickets of the point rewound to k (the paper's protocol).
     imp_levels: IMP levels whose ticket masks are applied to W_k.
     random_masks: also analyse, for every IMP level, a random mask with the
       ticket's per-layer counts (network 'level_LLL_random'), so a

@@ -8,7 +8,11 @@ before any write, then the lock and `config.json`):
      rewind step k is saved as `checkpoints/rewind_kKKKKKK` (weights,
      optimizer state, step; k = 0 is the init itself). With the IMP run's
      config, seed and keys it is exactly that run's level-0 trajectory, so
-     W_k of an IMP rewind step is its ticket's start.
+     W_k of an IMP rewind step is its ticket's start. The IMP tickets are
+     one run's, applied at every k; an IMP grid over `rewind_step` alone
+     (`imp.rewind='step'`, e.g. `imp_mlp_mnist1d.py:k=0/100/500`) gives
+     each k the tickets of its own point, found by IMP rewound to k: the
+     paper's protocol (Frankle et al. 2020, Algorithm 2).
   2. For each k in order: the N networks x S seeds x C copies
      (`core.copy_states`) train from W_k to the end in one compiled program
      per chunk, saving inside the stage every `train.checkpoint_every_s`
@@ -32,8 +36,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
+from ticketjax.core import grid as grid_lib
 from ticketjax.core import masks as masks_lib
 from ticketjax.core import train as train_lib
 from ticketjax.methods.lmc import core as instability
@@ -95,21 +101,32 @@ class LmcRun:
         self.pieces.seed_keys())
     self.template = self.pieces.trainer.init_states(self.init_keys,
                                                     self.noise_keys)
-    self.check_imp_run()
-    self.masks_NS = self._masks()  # reads the IMP run: fails before writes
+    self.imp_lineages = self.check_imp_run()
+    self.masks_KNS = self._masks()  # reads the IMP run: fails before writes
     self.data = train_lib.to_device(self.pieces.dataset)
 
   # -- inputs --------------------------------------------------------------
 
-  def _masks(self):
-    """Masks [N, S] of the analysed networks (all ones for 'dense')."""
+  def _masks(self) -> dict:
+    """{k: masks [N, S] of the analysed networks at rewind step k} (all
+    ones for 'dense'): the IMP tickets of `imp_lineages[k]`."""
     ones_S = self.template.mask
+    out = {}
+    for k in self.cfg.rewind_steps:
+      first = self.imp_lineages.get(k, 0)
+      same = [m for j, m in out.items() if self.imp_lineages.get(j, 0) == first]
+      out[k] = same[0] if same else self._masks_from(first, ones_S)
+    return out
+
+  def _masks_from(self, first: int, ones_S):
+    """Masks [N, S]: dense, the IMP tickets of lineages first .. first + S
+    and their random controls."""
     masks = [ones_S] if self.cfg.dense else []
     if self.cfg.imp_levels:
       imp = store.Checkpoints(self.cfg.imp_run)
       for level in self.cfg.imp_levels:
         raw = imp.restore_raw(f'level_{int(level):03d}')
-        mask_S = jax.tree.map(lambda v: jnp.asarray(v[:self.S]),
+        mask_S = jax.tree.map(lambda v: jnp.asarray(v[first:first + self.S]),
                               raw['ticket']['mask'])
         try:
           masks_lib.validate(mask_S, ones_S)
@@ -125,10 +142,15 @@ class LmcRun:
                                         masks[-len(self.cfg.imp_levels):])]
     return jax.tree.map(lambda *ms: jnp.stack(ms), *masks)
 
-  def check_imp_run(self) -> None:
-    """The IMP run exists, is finished far enough and shares the protocol."""
+  def check_imp_run(self) -> dict:
+    """The IMP run exists, is finished far enough and shares the protocol.
+
+    Returns {k: the IMP lineage of seed 0 whose tickets k analyses}: for a
+    grid over rewind steps, seed 0 of the point rewound to k; else {}
+    (lineage 0 for every k).
+    """
     if not self.cfg.imp_levels:
-      return
+      return {}
     run = self.cfg.imp_run
     path = os.path.join(run, 'config.json')
     if not os.path.exists(path):
@@ -138,10 +160,23 @@ class LmcRun:
     if imp_cfg.get('job') != 'imp':
       raise ValueError(f'lmc.imp_run {run!r} holds a {imp_cfg.get("job")!r} '
                        'run, not an IMP run')
-    if any((imp_cfg.get('grid') or {}).values()):
-      raise ValueError(f'lmc.imp_run {run!r} is a hyperparameter grid; the '
-                       'analysis takes the masks of an IMP run of one '
-                       'setting (run that setting without a grid)')
+    grid = grid_lib.from_config(ml_collections.ConfigDict(imp_cfg))
+    imp = imp_cfg.get('imp') or {}
+    if grid.names and (grid.names != ('rewind_step',)
+                       or imp.get('rewind') != 'step'):
+      raise ValueError(
+          f'lmc.imp_run {run!r} is a grid over {list(grid.names)} with '
+          f"imp.rewind {imp.get('rewind')!r}; the analysis takes the masks "
+          'of an IMP run of one setting, or of a grid over rewind_step '
+          "alone with imp.rewind 'step' (each k analyses the tickets "
+          'rewound to it)')
+    steps = [p['rewind_step'] for p in grid.points] if grid.names else []
+    missing = [k for k in self.cfg.rewind_steps if steps and k not in steps]
+    if missing:
+      raise ValueError(
+          f'lmc.rewind_steps {missing} are not rewind steps of the IMP grid '
+          f'{run!r}, whose tickets are rewound to {steps}; give rewind '
+          'steps from those')
     mine = json.loads(json.dumps(self.folder.config.to_dict(), default=list))
     for tree in (imp_cfg, mine):
       tree.setdefault('first_seed', 0)  # runs from before the field
@@ -158,6 +193,9 @@ class LmcRun:
                if not ckpt.exists(f'level_{int(v):03d}')]
     if missing:
       raise ValueError(f'IMP levels {missing} are not finished in {run!r}')
+    seeds = int(imp_cfg['num_seeds'])
+    return {k: steps.index(k) * seeds for k in self.cfg.rewind_steps
+            if steps}
 
   # -- work ----------------------------------------------------------------
 
@@ -199,7 +237,7 @@ class LmcRun:
       return self.folder.read_records(name), False
     ckpt = self.folder.store
     rewind_S = ckpt.restore(f'rewind_k{k:06d}', self.template)
-    start_M = instability.copy_states(rewind_S, self.masks_NS,
+    start_M = instability.copy_states(rewind_S, self.masks_KNS[k],
                                       self.noise_keys, self.C)
     who = [{'rewind_step': k, 'network': n, 'seed': s, 'copy': c}
            for n, s, c in self._layout()]
@@ -287,7 +325,9 @@ class LmcRun:
       lines += [dict(r, kind='pair') for r in rec['pairs']]
       steps += instability.summarize_step(k, self.networks, rec['pairs'],
                                           rec['members'])
-    density = jax.vmap(jax.vmap(masks_lib.summary))(self.masks_NS)
+    # every k's masks keep the same total count (fixed per IMP level)
+    density = jax.vmap(jax.vmap(masks_lib.summary))(
+        self.masks_KNS[self.cfg.rewind_steps[0]])
     summary = {
         'job': 'lmc', 'run_dir': self.folder.dir,
         'finished': len(done) == len(self.cfg.rewind_steps),
@@ -300,6 +340,8 @@ class LmcRun:
         'imp_run': self.cfg.imp_run,
         'steps': steps,
     }
+    if self.imp_lineages:  # the tickets of each k were rewound to k
+      summary['tickets_per_rewind_step'] = True
     return self.folder.finish(summary, lines, final=summary['finished'])
 
 

@@ -24,9 +24,12 @@ def _networks(summary: dict) -> str:
 
 
 def title(summary: dict) -> str:
-  """What was analysed: method, model, data and networks."""
+  """What was analysed: method, model, data and networks (and, for the
+  tickets of an IMP rewind-step grid, that each k has its own)."""
+  per_k = ('; the IMP tickets of each k were rewound to k'
+           if summary.get('tickets_per_rewind_step') else '')
   return (f"Instability (LMC) of {summary['model']} on {summary['dataset']}: "
-          f"{_networks(summary)}")
+          f"{_networks(summary)}{per_k}")
 
 
 def band(summary: dict) -> str:
