@@ -15,7 +15,8 @@ from ticketjax.methods.cs import core as cs
 from ticketjax.methods.cs import report as cs_report
 from ticketjax.run import jobs
 from ticketjax.run import store as checkpoint
-from testlib import assert_kill_and_resume_identical, tiny_mlp
+from testlib import assert_kill_and_resume_identical
+from testlib import assert_weights_tool_reads, tiny_mlp
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -120,6 +121,8 @@ def test_cs_smoke_end_to_end_and_idempotent(tmp_path, capsys):
                'accuracy.png', 'checkpoints/rewind', 'checkpoints/round_01',
                'checkpoints/ticket'):
     assert os.path.exists(os.path.join(run_dir, name)), name
+  assert_weights_tool_reads(run_dir, config, plain=['ticket'],
+                            wrapped=['rewind', 'round_00', 'round_01'])
   assert len(summary['members']) == 2 * len(config.cs.lambdas)
   records = [json.loads(line) for line in open(
       os.path.join(run_dir, 'metrics.jsonl'))]

@@ -28,7 +28,8 @@ from ticketjax.run import jobs
 from ticketjax.run import health
 from ticketjax.run import setup as setup_lib
 from ticketjax.run import store
-from testlib import kill_when, launch_env, synthetic_dataset, tiny_mlp
+from testlib import assert_weights_tool_reads, kill_when, launch_env
+from testlib import synthetic_dataset, tiny_mlp
 import golden_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -195,6 +196,8 @@ def test_smoke_end_to_end_and_idempotent(straight, capsys):
   # each phase's final states; no save inside a phase is left
   assert sorted(os.listdir(os.path.join(run_dir, 'checkpoints'))) == [
       'dense', 'edgepopup']
+  assert_weights_tool_reads(run_dir, _smoke(), plain=['dense'],
+                            wrapped=['edgepopup'])
   assert [e['k'] for e in summary['k']] == [0.3, 0.7]
   for entry in summary['k']:
     assert 'diverged' not in entry

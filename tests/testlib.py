@@ -221,3 +221,29 @@ def file_hashes(root: str) -> dict:
         out[os.path.relpath(path, root)] = hashlib.sha256(
             f.read()).hexdigest()
   return out
+
+
+def assert_weights_tool_reads(run_dir: str, config, plain, wrapped) -> None:
+  """`launch.weights` reads each `plain` checkpoint of a run as its model's
+  weights; it and `launch.probe` refuse each `wrapped` one, whose params
+  indeed are not the model's tree (the method's `WRAPPED_CHECKPOINTS`
+  tells the truth)."""
+  import pytest  # pylint: disable=g-import-not-at-top
+  from ticketjax.reports import path_probe  # pylint: disable=g-import-not-at-top
+  from ticketjax.reports import weights  # pylint: disable=g-import-not-at-top
+  from ticketjax.run import setup  # pylint: disable=g-import-not-at-top
+  tree = jax.tree.structure(jax.eval_shape(
+      setup.model_from_config(config).init, jax.random.PRNGKey(0))[0])
+  for name in plain:
+    params, _ = weights.load_state(f'{run_dir}/checkpoints/{name}:0')
+    assert jax.tree.structure(params) == tree, name
+  for name in wrapped:
+    path = f'{run_dir}/checkpoints/{name}'
+    params = path_probe.load_endpoint(path, 0)[0]
+    assert jax.tree.structure(params) != tree, name
+    for read in (weights.load_state, lambda spec: (
+        path_probe.probe_checkpoints(spec, spec))):  # and `launch.probe`
+      with pytest.raises(ValueError, match=(
+          f"does not hold the weights of a network: checkpoint '{name}' of "
+          f"job '{config.job}' holds")):
+        read(f'{path}:0')

@@ -1,15 +1,12 @@
 """Per-layer weight statistics (`reports/weights.py`) and its launcher."""
 import os
 
-import jax
 import numpy as np
 import pytest
 
-from configs import edgepopup_mnist1d
 import testlib
 from ticketjax.reports import path_probe
 from ticketjax.reports import weights
-from ticketjax.run import setup
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -79,15 +76,19 @@ def test_a_saved_run_member_with_its_mask(tmp_path):
 
 
 def test_checkpoints_that_hold_no_plain_weights_are_refused():
-  config = edgepopup_mnist1d.get_config('smoke')
-  params, _ = setup.model_from_config(config).init(jax.random.PRNGKey(0))
-  config = config.to_dict()
-  path_probe.check_plain(params, config, 'RUN/checkpoints/dense')
-  # Edge-Popup's search: scores of the kernels (the weights are frozen in
-  # the model state); a CS round: mask logits beside the weights
-  scores = {k: {'kernel': v['kernel']} for k, v in params.items()}
-  for wrapped in (scores, {'logits': params, 'weights': params}):
+  """By the method's declared WRAPPED_CHECKPOINTS, without building the
+  model: a run from a pretrained source needs no source file (the real
+  checkpoints: `edgepopup_test`, `cs_test`)."""
+  pretrained = {'job': 'imp', 'model': {'name': 'pretrained', 'kwargs': {
+      'source': '/nowhere/gpt2'}}}
+  path_probe.check_plain(pretrained, 'RUN/checkpoints/level_002')
+  path_probe.check_plain({'job': 'edgepopup'}, 'RUN/checkpoints/dense')
+  path_probe.check_plain({'job': 'cs'}, 'RUN/checkpoints/ticket')
+  for job, name, what in (('edgepopup', 'edgepopup', 'scores over frozen'),
+                          ('cs', 'round_03', 'mask logits beside'),
+                          ('cs', 'rewind', 'mask logits beside')):
     with pytest.raises(ValueError, match=(
-        "does not hold the weights of a 'mnist1d_mlp' network .a checkpoint "
-        "of job 'edgepopup'")):
-      path_probe.check_plain(wrapped, config, 'RUN/checkpoints/edgepopup')
+        f"does not hold the weights of a network: checkpoint '{name}' of job "
+        f"'{job}' holds {what}")):
+      path_probe.check_plain({'job': job}, f'RUN/checkpoints/{name}')
+

@@ -25,6 +25,11 @@ The launcher, the sweep and the cross-run report find a method here by its
   BUILDS (optional, True)         False: the run does not build the config's
                                   data set and model (`setup.build`); the
                                   method loads what it needs itself
+  WRAPPED_CHECKPOINTS (optional)  {checkpoint name prefix: what its
+                                  params hold} for checkpoints that hold
+                                  other params than the network's weights;
+                                  `launch.weights` and `launch.probe`
+                                  refuse them
 
 Modules are imported when first asked for, so a launch pays only for the
 method it runs. Adding a method is one line here.

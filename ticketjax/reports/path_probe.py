@@ -7,9 +7,9 @@ printed as its seed and grid point). The checkpoint's
 train state is the one dict in it with `params` and `model_state` (the root
 for rewind points and copies, `ticket` for IMP levels). The run's
 `config.json` gives the model and the data, so both endpoints must come
-from runs with the same data set and model. Works for the dense, IMP and
-LMC jobs' checkpoints; CS and Edge-Popup wrap their parameters (logits,
-scores) and are refused with a clear error.
+from runs with the same data set and model. Works for every checkpoint of
+trained weights; those a method declares wrapped (`check_plain`: CS's
+search rounds, Edge-Popup's scores) are refused with a clear error.
 """
 import json
 import os
@@ -19,12 +19,13 @@ import jax
 import ml_collections
 import numpy as np
 
-from ticketjax import models as models_lib
 from ticketjax.core import grid as grid_lib
 from ticketjax.core import masks as masks_lib
 from ticketjax.core import stats
 from ticketjax.core import train as train_lib
+from ticketjax.methods import registry
 from ticketjax.methods.lmc import path as lmc
+from ticketjax.reports import plots as plots_lib
 from ticketjax.run import records as records_lib
 from ticketjax.run import setup as setup_lib
 from ticketjax.run import store
@@ -111,23 +112,21 @@ def load_endpoint(path: str, member: int):
           take(state.get('mask')) if 'mask' in state else None, config)
 
 
-def check_plain(params, config: dict, path: str) -> None:
-  """ValueError unless `params` has the tree of the run's model: an
-  Edge-Popup search saves scores (its weights are frozen in the model
-  state) and a CS round mask logits next to the weights. Only the tree is
-  compared, so the model is built without the data set (any class count
-  gives the same tree)."""
-  kwargs = dict(config['model'].get('kwargs') or {})
-  kwargs.setdefault('num_classes', 10)
-  model = models_lib.get_model(config['model']['name'], **kwargs)
-  template = jax.eval_shape(model.init, jax.random.PRNGKey(0))[0]
-  if jax.tree.structure(params) != jax.tree.structure(template):
-    raise ValueError(
-        f'{path!r} does not hold the weights of a {model.name!r} network '
-        f"(a checkpoint of job {config.get('job')!r}: Edge-Popup's search "
-        'saves scores over frozen weights, a CS round mask logits beside '
-        'them); give a checkpoint of trained weights, e.g. an IMP level, '
-        "CS's ticket or Edge-Popup's dense")
+def check_plain(config: dict, path: str) -> None:
+  """ValueError if the checkpoint at `path` holds other params than its
+  network's weights: the checkpoints its method declares in
+  `WRAPPED_CHECKPOINTS` (Edge-Popup's search saves scores over frozen
+  weights, a CS round mask logits beside them). Reads no file."""
+  job = config.get('job')
+  name = os.path.basename(path)
+  wrapped = getattr(registry.get(job), 'WRAPPED_CHECKPOINTS', {})
+  for prefix, what in wrapped.items():
+    if name.startswith(prefix):
+      raise ValueError(
+          f'{path!r} does not hold the weights of a network: checkpoint '
+          f'{name!r} of job {job!r} holds {what}; give a checkpoint of '
+          "trained weights, e.g. an IMP level, CS's ticket or Edge-Popup's "
+          'dense')
 
 
 def probe_checkpoints(a: str, b: str, *, split: str = 'test',
@@ -148,6 +147,8 @@ def probe_checkpoints(a: str, b: str, *, split: str = 'test',
   (pa, ma), (pb, mb) = parse_endpoint(a), parse_endpoint(b)
   params_a, state_a, mask_a, cfg_a = load_endpoint(pa, ma)
   params_b, state_b, mask_b, cfg_b = load_endpoint(pb, mb)
+  check_plain(cfg_a, pa)
+  check_plain(cfg_b, pb)
   for field in ('data', 'model'):
     sa, sb = dict(cfg_a[field]), dict(cfg_b[field])
     sa.pop('data_dir', None), sb.pop('data_dir', None)
@@ -210,19 +211,15 @@ def format_result(result: dict) -> str:
 
 
 def plot(result: dict, path: str) -> None:
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg', force=False)
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  fig, ax = plt.subplots(figsize=(5, 3.6), dpi=120)
+  """The error along the path, written to `path`."""
+  fig, ax = plots_lib.pyplot().subplots(figsize=(5, 3.6), dpi=120)
   ax.plot(result['alphas'], 100 * np.asarray(result['error']), marker='o',
           ms=3)
   ax.set_xlabel('alpha (0 = a, 1 = b)')
   ax.set_ylabel(f"{result['split']} error (%)")
   ax.set_title(f"barrier {100 * result['barrier']:.2f}%")
   ax.grid(alpha=0.3)
-  fig.tight_layout()
-  fig.savefig(path)
-  plt.close(fig)
+  plots_lib.write(fig, path)
 
 
 def main(a, b, **kwargs) -> dict:

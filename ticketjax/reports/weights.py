@@ -73,7 +73,7 @@ def load_state(spec: str):
   if '/checkpoints/' in spec:
     path, member = path_probe.parse_endpoint(spec)
     params, _, mask, config = path_probe.load_endpoint(path, member)
-    path_probe.check_plain(params, config, path)
+    path_probe.check_plain(config, path)
     return params, mask
   return setup_lib.pretrained_params(spec), None
 

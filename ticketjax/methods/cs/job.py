@@ -50,6 +50,10 @@ from ticketjax.run import steps as steps_lib
 # a search of their own merged member by member (not implemented).
 SEEDS = 'refuse'
 NON_SEMANTIC = ('cs.compare_imp',)  # only the plot reads it
+# the search's checkpoints hold params {weights, logits} (`launch.weights`
+# and `launch.probe` refuse them); `ticket` holds plain weights
+WRAPPED_CHECKPOINTS = {'rewind': 'mask logits beside the weights',
+                       'round_': 'mask logits beside the weights'}
 report = report_lib.report  # the plug-in's report and its cross-run
 series = report_lib.series  # series (`methods/registry.py`)
 

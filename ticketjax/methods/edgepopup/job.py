@@ -47,6 +47,9 @@ from ticketjax.run import setup as setup_lib
 # more seeds would be a new K x S program over every k: a new workdir
 SEEDS = 'refuse'
 NON_SEMANTIC = ()
+# the search's params are scores, its weights frozen in the model state
+# (`launch.weights` and `launch.probe` refuse it); `dense` holds weights
+WRAPPED_CHECKPOINTS = {'edgepopup': 'scores over frozen weights'}
 report = report_lib.report  # the plug-in's report and its cross-run
 series = report_lib.series  # series (`methods/registry.py`)
 PHASES = ('edgepopup', 'dense')
