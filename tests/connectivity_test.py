@@ -77,8 +77,8 @@ def test_live_density_leaves_out_weights_that_read_removed_units():
 
 
 def test_deep_wide_networks_do_not_overflow_the_probe():
-  # 0/1 kernels on an all-ones input would grow as the product of the
-  # fan-ins, 1e39 on 13 layers of 1,000; averaged they stay at 1
+  # 0/1 kernels on an all-ones input grow as the product of the fan-ins,
+  # 1e39 on 13 layers of 1,000 (inf); averaged they stay at 1
   model, params, state, mask = _setup('mlp', widths=(1000,) * 13,
                                       input_shape=(1000,))
   assert connectivity.live_density(model, mask, params, state, (1000,),
@@ -96,14 +96,33 @@ def test_deep_wide_networks_do_not_overflow_the_probe():
                                             (1000,))) == 10
 
 
-def test_live_density_is_nan_where_the_probe_overflows():
+def test_a_thin_channel_mask_on_a_deep_network_is_counted_exactly():
+  # one unit left in each of 14 hidden layers: the averaged probe passes on
+  # 1/1000 per layer and underflows float32; the counting probe finds the
+  # path (1,000 inputs of unit 0, 13 unit-to-unit weights, 10 outputs)
+  model, params, state, mask = _setup('mlp', widths=(1000,) * 14,
+                                      input_shape=(1000,))
+  for name in (k for k in mask if k != 'output'):
+    mask[name]['kernel'] = mask[name]['kernel'].at[:, 1:].set(False)
+  assert float(connectivity.live_density(
+      model, mask, params, state, (1000,), masks.is_kernel)) == pytest.approx(
+          (1000 + 13 + 10) / (14 * 1000 * 1000 + 10 * 1000), rel=1e-6)
+  assert int(connectivity.connected_outputs(model, mask, params, state,
+                                            (1000,))) == 10
+
+
+def test_live_density_is_nan_where_neither_probe_can_tell():
+  # outputs times inf: a live weight's gradient is inf (a path), a dead
+  # one's 0 * inf = NaN in both probes, which cannot say it is dead
   model, params, state, mask = _setup('lenet_300_100', input_shape=(6,))
-  huge = model._replace(apply=lambda p, s, x, **kw: (
-      model.apply(p, s, x * 1e30, **kw)[0] * 1e30, s))
-  assert jnp.isnan(connectivity.live_density(huge, mask, params, state,
-                                             (6,), masks.is_kernel))
-  assert connectivity.live_density(model, mask, params, state, (6,),
-                                   masks.is_kernel) == 1.0
+  infinite = model._replace(apply=lambda p, s, x, **kw: (
+      model.apply(p, s, x, **kw)[0] * jnp.inf, s))
+  live = lambda m, mask: float(connectivity.live_density(
+      m, mask, params, state, (6,), masks.is_kernel))
+  assert live(infinite, mask) == 1.0
+  mask['dense_0']['kernel'] = mask['dense_0']['kernel'].at[:, 0].set(False)
+  assert jnp.isnan(live(infinite, mask))
+  assert 0.99 < live(model, mask) < 1.0  # unit 0's 100 outputs are dead
 
 
 def test_batchnorm_only_scales_its_channels_in_the_probe():

@@ -62,8 +62,8 @@ def aggregate(members: list[dict], names: Sequence[str]) -> dict:
 
 def live_density(members: list[dict]) -> dict | None:
   """Mean ± std of the healthy members' finite 'live_density'
-  (`connectivity.live_density`; NaN where the probe overflowed); None
-  when no member has one."""
+  (`connectivity.live_density`; NaN where the probe could not tell);
+  None when no healthy member has a finite one."""
   live = [m['live_density'] for m in members if not m.get('diverged')
           and math.isfinite(m.get('live_density', math.nan))]
   return stats.mean_std(live) if live else None
