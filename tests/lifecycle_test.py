@@ -6,6 +6,7 @@ import json
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -220,6 +221,24 @@ def test_a_refused_process_waits_for_the_holder_to_name_itself(tmp_path):
     later.join()
 
 
+def test_a_killed_holders_line_names_no_one(tmp_path):
+  # a killed run leaves its line; a new holder that has locked but not
+  # yet written is not named by it
+  gone = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'],
+                        capture_output=True, text=True, check=True)
+  dead = f'process {gone.stdout.strip()} on {socket.gethostname()}\n'
+  (tmp_path / '.lock').write_text(dead)
+  with open(tmp_path / '.lock', 'a+', encoding='utf-8') as f:
+    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with pytest.raises(ValueError, match='is in use by another process;'):
+      lock.take(str(tmp_path))
+  # a holder that returns empties its line
+  lock.take(str(tmp_path))
+  assert (tmp_path / '.lock').read_text().startswith(f'process {os.getpid()}')
+  lock.release_all()
+  assert (tmp_path / '.lock').read_text() == ''
+
+
 @pytest.mark.parametrize('module', [
     'dense_mnist1d', 'imp_mlp_mnist1d', 'cs_mnist1d', 'pai_mnist1d',
     'edgepopup_mnist1d'])
@@ -249,7 +268,7 @@ def test_two_processes_at_once_one_runs_and_the_other_is_refused(
   assert codes in ([0, 2], [0, 0]), errs
   loser = errs[returned.index(codes[-1])] if (
       codes == [0, 2]) else next(e for e in errs if 'already done' in e)
-  assert ('is in use by ' in loser  # (the holder: `test_every_job_...`)
+  assert ('is in use by process' in loser  # (`test_every_job_...`)
           or 'already done' in loser), errs
   (run_dir,) = glob.glob(str(tmp_path / '*'))
   golden_lib.check(f'{module}.smoke', run_dir)

@@ -1,9 +1,10 @@
 """One writer per run folder: the `.lock` file a run holds while it runs.
 
 `take(folder)` locks `<folder>/.lock` with `flock` and writes who holds it;
-a second process taking it gets a ValueError naming the holder. The kernel
-drops the lock of a killed process, so a stale `.lock` never blocks a
-rerun. On several hosts only process 0 takes it. `release_all` (called by
+a second process taking it gets a ValueError naming the holder (a line
+of a process that is gone is no holder: a killed run leaves its line).
+The kernel drops the lock of a killed process, so a stale `.lock` never
+blocks a rerun. On several hosts only process 0 takes it. `release_all` (called by
 `jobs.run` when a job returns or fails) drops every lock this process holds.
 """
 import fcntl
@@ -30,7 +31,7 @@ def take(folder: str) -> None:
     holder = ''
     for _ in range(20):  # the holder writes its line just after locking
       f.seek(0)
-      holder = f.read().strip()
+      holder = _alive(f.read().strip())
       if holder:
         break
       time.sleep(0.05)
@@ -46,9 +47,27 @@ def take(folder: str) -> None:
   _HELD[folder] = f
 
 
+def _alive(line: str) -> str:
+  """`line`, or '' when it names a process of this host that is gone (a
+  killed holder's line, before the next holder overwrites it)."""
+  words = line.split()
+  if (len(words) == 4 and words[0] == 'process' and words[1].isdigit()
+      and words[3] == socket.gethostname()):
+    try:
+      os.kill(int(words[1]), 0)
+    except ProcessLookupError:
+      return ''
+    except OSError:  # alive, another user's
+      pass
+  return line
+
+
 def release_all() -> None:
-  """Releases every run-folder lock this process holds."""
+  """Releases every run-folder lock this process holds, emptying its
+  line first."""
   while _HELD:
     _, f = _HELD.popitem()
+    f.seek(0)
+    f.truncate()
     fcntl.flock(f, fcntl.LOCK_UN)
     f.close()
