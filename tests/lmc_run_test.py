@@ -390,6 +390,13 @@ def test_each_rewind_step_analyses_the_tickets_rewound_to_it(imp_grid_dir,
       assert (copies[k][name]['kernel'][rand].sum()
               == copies[k][name]['kernel'][ticket].sum())
   assert differ  # rewound to 0 and to 20, IMP kept other weights
+  # W_k is the grid point's own rewind state, the tickets' start
+  imp_rewind = checkpoint.Checkpoints(imp_grid_dir).restore_raw('rewind_step')
+  for point, k in enumerate((0, 20)):
+    mine = ckpt.restore_raw(f'rewind_k{k:06d}')
+    np.testing.assert_array_equal(mine['step'], [k, k])
+    for a, b in zip(jax.tree.leaves(mine), jax.tree.leaves(imp_rewind)):
+      np.testing.assert_array_equal(a, np.asarray(b)[2 * point:2 * point + 2])
 
 
 def test_imp_grids_lmc_cannot_read_fail_before_any_work(imp_grid_dir,

@@ -7,12 +7,14 @@ before any write, then the lock and `config.json`):
      (`loop.train_chunks`, one chunk per rewind step) and its state at every
      rewind step k is saved as `checkpoints/rewind_kKKKKKK` (weights,
      optimizer state, step; k = 0 is the init itself). With the IMP run's
-     config, seed and keys it is exactly that run's level-0 trajectory, so
-     W_k of an IMP rewind step is its ticket's start. The IMP tickets are
-     one run's, applied at every k; an IMP grid over `rewind_step` alone
-     (`imp.rewind='step'`, e.g. `imp_mlp_mnist1d.py:k=0/100/500`) gives
-     each k the tickets of its own point, found by IMP rewound to k: the
-     paper's protocol (Frankle et al. 2020, Algorithm 2).
+     config, seed and keys it is that run's level-0 trajectory (to float
+     rounding where the two programs hold other member counts). The IMP
+     tickets are one run's, applied at every k. An IMP grid over
+     `rewind_step` alone (`imp.rewind='step'`, e.g.
+     `imp_mlp_mnist1d.py:k=0/100/500`) gives each k the tickets of its own
+     point, found by IMP rewound to k, the paper's protocol (Frankle et
+     al. 2020, Algorithm 2); then no parent is trained: W_k is the point's
+     saved rewind state (`rewind_step`), its tickets' start bit for bit.
   2. For each k in order: the N networks x S seeds x C copies
      (`core.copy_states`) train from W_k to the end in one compiled program
      per chunk, saving inside the stage every `train.checkpoint_every_s`
@@ -193,6 +195,9 @@ class LmcRun:
                if not ckpt.exists(f'level_{int(v):03d}')]
     if missing:
       raise ValueError(f'IMP levels {missing} are not finished in {run!r}')
+    if steps and not ckpt.usable('rewind_step'):
+      raise ValueError(f'the rewind states of {run!r} '
+                       '(checkpoints/rewind_step) are missing or damaged')
     seeds = int(imp_cfg['num_seeds'])
     return {k: steps.index(k) * seeds for k in self.cfg.rewind_steps
             if steps}
@@ -204,10 +209,23 @@ class LmcRun:
 
     One `train_chunks` chunk per rewind step, no evaluation: the chunk
     lengths are the gaps between rewind steps, so a resumed parent trains
-    the same programs on the same steps as one never killed.
+    the same programs on the same steps as one never killed. From an IMP
+    grid over rewind steps: its points' saved states at their k instead.
     """
     ckpt, steps = self.folder.store, self.cfg.rewind_steps
     name = lambda k: f'rewind_k{int(k):06d}'
+    if self.imp_lineages:  # each k's W_k is its IMP grid point's
+      imp = store.Checkpoints(self.cfg.imp_run)
+      size = imp.leading_size('rewind_step')
+      like = jax.tree.map(lambda v: np.repeat(np.asarray(v)[:1], size, 0),
+                          self.template)
+      saved = imp.restore('rewind_step', like)
+      for k in steps:
+        if not ckpt.usable(name(k)):
+          first = self.imp_lineages[k]
+          ckpt.save(name(k), jax.tree.map(
+              lambda v, f=first: v[f:f + self.S], saved))
+      return
     done = []  # the saves up to the first one missing or damaged
     for k in steps:
       if not ckpt.usable(name(k)):
