@@ -4,8 +4,9 @@
 a second process taking it gets a ValueError naming the holder (a line
 of a process that is gone is no holder: a killed run leaves its line).
 The kernel drops the lock of a killed process, so a stale `.lock` never
-blocks a rerun. On several hosts only process 0 takes it. `release_all` (called by
-`jobs.run` when a job returns or fails) drops every lock this process holds.
+blocks a rerun. On several hosts only process 0 takes it. `release_all`
+(called by `jobs.run` when a job returns or fails) drops every lock this
+process holds.
 """
 import fcntl
 import os

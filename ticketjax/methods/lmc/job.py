@@ -113,12 +113,13 @@ class LmcRun:
     """{k: masks [N, S] of the analysed networks at rewind step k} (all
     ones for 'dense'): the IMP tickets of `imp_lineages[k]`."""
     ones_S = self.template.mask
-    out = {}
+    by_first = {}  # one set of masks per IMP lineage block
     for k in self.cfg.rewind_steps:
       first = self.imp_lineages.get(k, 0)
-      same = [m for j, m in out.items() if self.imp_lineages.get(j, 0) == first]
-      out[k] = same[0] if same else self._masks_from(first, ones_S)
-    return out
+      if first not in by_first:
+        by_first[first] = self._masks_from(first, ones_S)
+    return {k: by_first[self.imp_lineages.get(k, 0)]
+            for k in self.cfg.rewind_steps}
 
   def _masks_from(self, first: int, ones_S):
     """Masks [N, S]: dense, the IMP tickets of lineages first .. first + S
