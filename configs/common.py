@@ -95,7 +95,13 @@ def smoke_rewind_steps(ks, steps: int) -> tuple[int, ...]:
   low = max([0] + kept)
   inside = {k: low + (i + 1) * (steps - low) // (len(past) + 1)
             for i, k in enumerate(past)}
-  return tuple(inside.get(k, k) for k in ks)
+  mapped = tuple(inside.get(k, k) for k in ks)
+  if past and len(set(mapped)) < len(set(ks)):
+    raise ValueError(
+        f'smoke: the rewind steps {list(past)} lie past the smoke run\'s '
+        f'{steps} steps and have no distinct stand-ins after {low}; give '
+        f'rewind steps below {steps} or fewer of them')
+  return mapped
 
 
 def slash_floats(text) -> tuple[float, ...]:

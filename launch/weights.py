@@ -35,10 +35,7 @@ def main(argv):
   with bad_input.exit_on_value_error():
     result = weights.write(weights.parse_states(_STATE.value), _OUT.value)
   for name, rows in result.items():
-    mean = lambda key, rows=rows: sum(r[key] for r in rows) / len(rows)
-    print(f'{name}: {len(rows)} layers, mean std {mean("std"):.4g}, mean '
-          f'excess kurtosis {mean("kurtosis"):.2f}, mean fraction near zero '
-          f'{mean("near_zero"):.3f}')
+    print(weights.summary(name, rows))
   print(f'results: {_OUT.value}', file=sys.stderr)
 
 

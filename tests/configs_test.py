@@ -114,6 +114,16 @@ def test_smoke_keeps_a_rewind_to_init_and_a_late_rewind_apart():
   # a k that fits stays; those past the end spread above it
   assert imp_mlp_mnist1d.get_config(
       'smoke,k=0/10/100').grid.rewind_step == (0, 10, 25)
+  # and when there is no room for them, the variant says so (it made a
+  # grid that repeats 39, which the user never gave)
+  with pytest.raises(ValueError, match=(
+      r"smoke: the rewind steps \[100\] lie past the smoke run's 40 steps "
+      'and have no distinct stand-ins after 39')):
+    imp_mlp_mnist1d.get_config('smoke,k=0/39/100')
+  # a repeated step is named as the step it is
+  c = imp_mlp_mnist1d.get_config('k=10/10')
+  with pytest.raises(ValueError, match=r'repeats a value: \(10, 10\)'):
+    setup_lib.build(c)
 
 
 def test_smoke_keeps_a_rewind_grid_that_fits():

@@ -241,6 +241,21 @@ def test_launcher_runs_with_overrides(tmp_path):
     assert json.load(f)['train']['steps'] == 40
 
 
+def test_a_run_read_by_a_run_is_hashed_by_its_absolute_path(tmp_path,
+                                                            monkeypatch):
+  from configs import lmc_mnist1d  # pylint: disable=g-import-not-at-top
+  config = lmc_mnist1d.get_config('smoke,mlp,levels=1')
+  hashes = set()
+  monkeypatch.chdir(tmp_path)
+  for spelling in (f'{tmp_path}/imp-x', f'{tmp_path}/imp-x/', 'imp-x',
+                   f'{tmp_path}/w/../imp-x'):
+    config.lmc.imp_run = spelling
+    hashes.add(workdir.config_hash(config))
+  assert len(hashes) == 1
+  config.lmc.imp_run = f'{tmp_path}/imp-y'
+  assert workdir.config_hash(config) not in hashes
+
+
 def test_run_dir_hashes_are_pinned():
   """A new config field must not silently rename existing runs.
 

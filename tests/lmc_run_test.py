@@ -366,8 +366,12 @@ def test_each_rewind_step_analyses_the_tickets_rewound_to_it(imp_grid_dir,
   config.lmc.random_masks = True
   summary = jobs.run(config, str(tmp_path))
   assert summary['tickets_per_rewind_step'] is True
-  assert 'the IMP tickets of each k were rewound to k' in lmc_report.title(
-      summary)
+  assert summary['tickets'] == ('layerwise_magnitude pruning at rates dense '
+                                '0.2 / output 0.1, rewound to the grid\'s '
+                                'steps 0 / 20')
+  assert ("IMP tickets by layerwise_magnitude pruning at rates dense 0.2 / "
+          "output 0.1, rewound to the grid's steps 0 / 20; the IMP tickets "
+          'of each k were rewound to k') in lmc_report.title(summary)
   imp_mask = checkpoint.Checkpoints(imp_grid_dir).restore_raw(
       'level_002')['ticket']['mask']
   ckpt = checkpoint.Checkpoints(summary['run_dir'])
@@ -417,6 +421,37 @@ def test_imp_grids_lmc_cannot_read_fail_before_any_work(imp_grid_dir,
   with pytest.raises(ValueError, match=r"is a grid over \['learning_rate', "
                      r"'rewind_step'\] .* of a grid over rewind_step alone"):
     jobs.run(config, str(tmp_path / 'w'))
+  # W_k of a point: its init at k = 0 (a grid of k = 0 alone saves no
+  # rewind_step), else its rewind_step, which must be intact
+  no_step = tmp_path / 'imp-no-step'
+  shutil.copytree(imp_grid_dir, no_step)
+  shutil.rmtree(no_step / 'checkpoints' / 'rewind_step')
+  config = _imp_lmc(str(no_step))
+  with pytest.raises(ValueError, match=(
+      r'checkpoint .*imp-no-step/checkpoints/rewind_step cannot be used: it '
+      'is missing')):
+    jobs.run(config, str(tmp_path / 'w'))
+  assert not (tmp_path / 'w').exists()
+  config.lmc.rewind_steps = (0,)
+  summary = jobs.run(config, str(tmp_path / 'k0'))
+  np.testing.assert_array_equal(
+      checkpoint.Checkpoints(summary['run_dir']).restore_raw(
+          'rewind_k000000')['params']['dense_0']['kernel'],
+      checkpoint.Checkpoints(imp_grid_dir).restore_raw('rewind_init')[
+          'params']['dense_0']['kernel'][:2])
+
+
+def test_an_imp_run_with_other_augmentation_is_refused(imp_run_dir,
+                                                       tmp_path):
+  # its copies would train on other batches than the tickets' trajectory
+  other = tmp_path / 'imp-augmented'
+  other.mkdir()
+  imp_cfg = json.load(open(os.path.join(imp_run_dir, 'config.json')))
+  imp_cfg['data']['augment'] = 'crop_flip'
+  (other / 'config.json').write_text(json.dumps(imp_cfg))
+  with pytest.raises(ValueError, match=r"differs from this config in "
+                     r"\['data.augment'\]"):
+    jobs.run(_imp_lmc(str(other)), str(tmp_path / 'w'))
   assert not (tmp_path / 'w').exists()
 
 

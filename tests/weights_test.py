@@ -75,6 +75,29 @@ def test_a_saved_run_member_with_its_mask(tmp_path):
                                                     abs=1e-3)
 
 
+def test_a_layer_that_keeps_no_weight_has_no_statistics(tmp_path):
+  rng = np.random.default_rng(0)
+  params = {'a': {'kernel': rng.normal(0, 2.0, (30, 40))},
+            'b': {'kernel': rng.normal(0, 1.0, (40, 10))}}
+  mask = {'a': {'kernel': np.zeros((30, 40), bool)},
+          'b': {'kernel': np.ones((40, 10), bool)}}
+  a, b = weights.layer_stats(params, mask)
+  assert a['kept'] == 0.0
+  assert (a['std'], a['kurtosis'], a['near_zero']) == (None, None, None)
+  line = weights.summary('x', [a, b])
+  assert line.startswith('x: 2 layers (1 keeps no weight, left out), mean '
+                         f"std {b['std']:.4g}, ")
+
+
+def test_a_run_folder_is_not_a_network(tmp_path):
+  (tmp_path / 'config.json').write_text('{}')
+  (tmp_path / 'records').mkdir()
+  for spec in (str(tmp_path), f'{tmp_path}:0'):
+    with pytest.raises(ValueError, match=(
+        'is a run folder, not a network: give one of its checkpoints')):
+      weights.load_state(spec)
+
+
 def test_checkpoints_that_hold_no_plain_weights_are_refused():
   """By the method's declared WRAPPED_CHECKPOINTS, without building the
   model: a run from a pretrained source needs no source file (the real

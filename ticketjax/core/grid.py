@@ -85,13 +85,13 @@ def _values(name, raw) -> tuple[float, ...]:
                      f'{raw!r}') from e
   if not all(math.isfinite(v) for v in values):
     raise ValueError(f'config.grid.{name} has a non-finite value: {values}')
-  if len(set(values)) != len(values):
-    raise ValueError(f'config.grid.{name} repeats a value: {values}')
   if name in INTEGER_NAMES:
     if not all(v.is_integer() for v in values):
       raise ValueError(f'config.grid.{name} must list whole numbers (steps),'
                        f' got {values}')
     values = tuple(int(v) for v in values)
+  if len(set(values)) != len(values):
+    raise ValueError(f'config.grid.{name} repeats a value: {values}')
   return values
 
 

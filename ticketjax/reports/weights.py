@@ -11,7 +11,8 @@ projection, for a transformer) `layer_stats` gives
   * near_zero: the fraction with |w| < 0.1 std (a Gaussian has 8.0%);
   * kept: the fraction kept by the state's mask (1 without one),
 
-all over the kept weights. `write(states, out_dir)` writes `weights.json`,
+all over the kept weights (None, 'n/a' in the table, for a layer that
+keeps none). `write(states, out_dir)` writes `weights.json`,
 `weights.md` (a table per state), `weights_hist.png` (histograms of w /
 std pooled over the layers, log y, a line per state) and
 `weights_layers.png` (std, kurtosis and near-zero fraction per layer).
@@ -54,14 +55,27 @@ def layer_stats(params, mask=None,
     kept = (np.ones(w.shape, bool) if keep is None
             else np.asarray(keep).reshape(-1))
     v = w[kept]
-    std = float(v.std()) if v.size else 0.0
-    z = (v - v.mean()) / std if std > 0 else np.zeros_like(v)
-    out.append({'layer': path, 'size': int(w.size),
-                'kept': float(kept.mean()), 'std': std,
-                'kurtosis': float(np.mean(z ** 4) - 3.0) if v.size else 0.0,
-                'near_zero': float(np.mean(np.abs(v) < NEAR_ZERO * std))
-                             if v.size else 0.0})
+    row = {'layer': path, 'size': int(w.size), 'kept': float(kept.mean()),
+           'std': None, 'kurtosis': None, 'near_zero': None}
+    if v.size:  # a layer that keeps no weight has no distribution
+      std = float(v.std())
+      z = (v - v.mean()) / std if std > 0 else np.zeros_like(v)
+      row.update(std=std, kurtosis=float(np.mean(z ** 4) - 3.0),
+                 near_zero=float(np.mean(np.abs(v) < NEAR_ZERO * std)))
+    out.append(row)
   return out
+
+
+def summary(name: str, rows: list[dict]) -> str:
+  """One line per state: the means over its layers that keep weights."""
+  full = [r for r in rows if r['std'] is not None]
+  mean = lambda key: sum(r[key] for r in full) / max(len(full), 1)
+  n = len(rows) - len(full)
+  empty = (f" ({n} keep{'s' if n == 1 else ''} no weight, left out)"
+           if n else '')
+  return (f'{name}: {len(rows)} layers{empty}, mean std {mean("std"):.4g}, '
+          f'mean excess kurtosis {mean("kurtosis"):.2f}, mean fraction near '
+          f'zero {mean("near_zero"):.3f}')
 
 
 def load_state(spec: str):
@@ -75,6 +89,10 @@ def load_state(spec: str):
     params, _, mask, config = path_probe.load_endpoint(path, member)
     path_probe.check_plain(config, path)
     return params, mask
+  folder = spec if os.path.isdir(spec) else spec.rpartition(':')[0]
+  if os.path.isdir(os.path.join(folder, 'records')):  # a ticketjax run
+    raise ValueError(f'{spec!r} is a run folder, not a network: give one of '
+                     f'its checkpoints, {folder}/checkpoints/NAME[:MEMBER]')
   return setup_lib.pretrained_params(spec), None
 
 
@@ -122,9 +140,11 @@ def write(states: list[tuple[str, str]], out_dir: str) -> dict:
                 stats_lib.markdown_table(
                     ['layer', 'weights', 'kept (%)', 'std', 'excess kurtosis',
                      f'|w| < {NEAR_ZERO:g} std (%)'],
-                    [[r['layer'], f"{r['size']:,}", f"{100 * r['kept']:.1f}",
-                      f"{r['std']:.4g}", f"{r['kurtosis']:.2f}",
-                      f"{100 * r['near_zero']:.1f}"] for r in rows]))
+                    [[r['layer'], f"{r['size']:,}", f"{100 * r['kept']:.1f}"]
+                     + ([f"{r['std']:.4g}", f"{r['kurtosis']:.2f}",
+                         f"{100 * r['near_zero']:.1f}"]
+                        if r['std'] is not None else ['n/a'] * 3)
+                     for r in rows]))
   with open(os.path.join(out_dir, 'weights.md'), 'w') as f:
     f.write('# Per-layer weight distributions\n\n' + '\n\n'.join(text) +
             '\n')
@@ -141,7 +161,8 @@ def write(states: list[tuple[str, str]], out_dir: str) -> dict:
   fig, axes = plt.subplots(1, 3, figsize=(13, 4), dpi=120)
   for name, rows in result.items():
     for ax, key in zip(axes, ('std', 'kurtosis', 'near_zero')):
-      ax.plot([r[key] for r in rows], marker='o', ms=2, label=name)
+      ax.plot([np.nan if r[key] is None else r[key] for r in rows],
+              marker='o', ms=2, label=name)  # no kept weight: a gap
   for ax, label in zip(axes, ('std', 'excess kurtosis',
                               f'fraction |w| < {NEAR_ZERO:g} std')):
     ax.set_xlabel('prunable layer (model order)')

@@ -12,7 +12,8 @@ so are the empty lists of `grid` (no hyperparameter grid), so older
 folders keep their names. `SCHEMA_VERSION` is part of the hash; bump it
 only when old folders must not be reused.
 
-The hash holds a path, not what is at it: a config field of
+A field of `RUN_FIELDS` (another run's folder) is hashed as its absolute,
+normalized path. The hash holds a path, not what is at it: a config field of
 `INPUT_FIELDS` naming a file or folder (a pretrained source, a tokenizer)
 has its contents' sha256 written to `inputs.json` in the run folder when
 the run begins, and `check_inputs` refuses the folder once they have
@@ -47,6 +48,11 @@ DROPPED_AT_DEFAULT = {'first_seed': 0, 'data.augment': 'none',
                       'cs.controls': [], 'edgepopup.controls': []}
 
 
+# Fields naming another run's folder: hashed as the absolute, normalized
+# path, so 'imp-x/' and a relative spelling are the run they name.
+RUN_FIELDS = ('lmc.imp_run', 'transfer.source_run', 'transfer.target_run')
+
+
 def _to_dict(config: Any) -> dict:
   return config.to_dict() if hasattr(config, 'to_dict') else dict(config)
 
@@ -74,6 +80,15 @@ def semantic_config(config: Any, extra_non_semantic=()) -> dict:
     _drop(tree, dotted)
   for dotted, default in DROPPED_AT_DEFAULT.items():
     _drop(tree, dotted, only_if=default)
+  for dotted in RUN_FIELDS:
+    *parents, leaf = dotted.split('.')
+    section = tree
+    for name in parents:
+      section = section.get(name) if isinstance(section, dict) else None
+    if isinstance(section, dict) and isinstance(section.get(leaf), str) and (
+        section[leaf]):
+      section[leaf] = os.path.normpath(os.path.abspath(os.path.expanduser(
+          section[leaf])))
   grid = {k: v for k, v in (tree.pop('grid', None) or {}).items() if v}
   if grid:  # a grid's values are floats whatever way they were written
     tree['grid'] = {k: [float(x) for x in v] if isinstance(v, list)

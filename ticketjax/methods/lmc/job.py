@@ -44,6 +44,7 @@ import numpy as np
 from ticketjax.core import grid as grid_lib
 from ticketjax.core import masks as masks_lib
 from ticketjax.core import train as train_lib
+from ticketjax.methods.imp import report as imp_report
 from ticketjax.methods.lmc import core as instability
 from ticketjax.methods.lmc import path as lmc
 from ticketjax.methods.lmc import report as report_lib
@@ -63,7 +64,8 @@ series = report_lib.series  # series (`methods/registry.py`)
 # Config fields an IMP run must share with the analysis for its masks to
 # belong to this run's dense trajectory (data_dir and eval chunking aside).
 _SHARED_FIELDS = ('seed', 'first_seed', 'data.name', 'data.val_size',
-                  'model', 'optimizer', 'train.steps', 'train.batch_size')
+                  'data.augment', 'model', 'optimizer', 'train.steps',
+                  'train.batch_size')
 
 
 def lmc_config(config) -> instability.LmcConfig:
@@ -78,6 +80,12 @@ def _get(tree: dict, dotted: str):
   for name in dotted.split('.'):
     tree = tree.get(name, {}) if isinstance(tree, dict) else {}
   return tree
+
+
+def _imp_rewind_state(k: int) -> str:
+  """The IMP checkpoint that holds a grid point's W_k: its init for k = 0
+  (a grid of k = 0 alone saves no `rewind_step`)."""
+  return 'rewind_step' if k else 'rewind_init'
 
 
 def _step_name(k: int) -> str:
@@ -103,6 +111,7 @@ class LmcRun:
         self.pieces.seed_keys())
     self.template = self.pieces.trainer.init_states(self.init_keys,
                                                     self.noise_keys)
+    self.tickets = ''  # how IMP found the tickets (`check_imp_run`)
     self.imp_lineages = self.check_imp_run()
     self.masks_KNS = self._masks()  # reads the IMP run: fails before writes
     self.data = train_lib.to_device(self.pieces.dataset)
@@ -181,8 +190,9 @@ class LmcRun:
           f'{run!r}, whose tickets are rewound to {steps}; give rewind '
           'steps from those')
     mine = json.loads(json.dumps(self.folder.config.to_dict(), default=list))
-    for tree in (imp_cfg, mine):
-      tree.setdefault('first_seed', 0)  # runs from before the field
+    for tree in (imp_cfg, mine):  # runs from before the fields
+      tree.setdefault('first_seed', 0)
+      tree.setdefault('data', {}).setdefault('augment', 'none')
     diff = [f for f in _SHARED_FIELDS if _get(imp_cfg, f) != _get(mine, f)]
     if diff:
       raise ValueError(
@@ -196,9 +206,10 @@ class LmcRun:
                if not ckpt.exists(f'level_{int(v):03d}')]
     if missing:
       raise ValueError(f'IMP levels {missing} are not finished in {run!r}')
-    if steps and not ckpt.usable('rewind_step'):
-      raise ValueError(f'the rewind states of {run!r} '
-                       '(checkpoints/rewind_step) are missing or damaged')
+    for name in {_imp_rewind_state(k) for k in self.cfg.rewind_steps
+                 if steps}:
+      ckpt.check(name)  # W_k of a grid point (ValueError naming it)
+    self.tickets = imp_report.describe(ml_collections.ConfigDict(imp_cfg))
     seeds = int(imp_cfg['num_seeds'])
     return {k: steps.index(k) * seeds for k in self.cfg.rewind_steps
             if steps}
@@ -217,15 +228,16 @@ class LmcRun:
     name = lambda k: f'rewind_k{int(k):06d}'
     if self.imp_lineages:  # each k's W_k is its IMP grid point's
       imp = store.Checkpoints(self.cfg.imp_run)
-      size = imp.leading_size('rewind_step')
-      like = jax.tree.map(lambda v: np.repeat(np.asarray(v)[:1], size, 0),
-                          self.template)
-      saved = imp.restore('rewind_step', like)
       for k in steps:
         if not ckpt.usable(name(k)):
+          saved = _imp_rewind_state(k)
+          size = imp.leading_size(saved)
+          like = jax.tree.map(
+              lambda v, n=size: np.repeat(np.asarray(v)[:1], n, 0),
+              self.template)
           first = self.imp_lineages[k]
-          ckpt.save(name(k), jax.tree.map(
-              lambda v, f=first: v[f:f + self.S], saved))
+          ckpt.save(name(k), jax.tree.map(lambda v, f=first: v[f:f + self.S],
+                                          imp.restore(saved, like)))
       return
     done = []  # the saves up to the first one missing or damaged
     for k in steps:
@@ -359,6 +371,8 @@ class LmcRun:
         'imp_run': self.cfg.imp_run,
         'steps': steps,
     }
+    if self.cfg.imp_levels:  # how IMP found them (its rule and rewind)
+      summary['tickets'] = self.tickets
     if self.imp_lineages:  # the tickets of each k were rewound to k
       summary['tickets_per_rewind_step'] = True
     return self.folder.finish(summary, lines, final=summary['finished'])

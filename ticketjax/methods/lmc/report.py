@@ -24,12 +24,14 @@ def _networks(summary: dict) -> str:
 
 
 def title(summary: dict) -> str:
-  """What was analysed: method, model, data and networks (and, for the
-  tickets of an IMP rewind-step grid, that each k has its own)."""
-  per_k = ('; the IMP tickets of each k were rewound to k'
-           if summary.get('tickets_per_rewind_step') else '')
+  """What was analysed: method, model, data, networks and how IMP found
+  its tickets (for a rewind-step grid: each k's own, rewound to k)."""
+  tickets = (f"; IMP tickets by {summary['tickets']}"
+             if summary.get('tickets') else '')
+  if summary.get('tickets_per_rewind_step'):
+    tickets += '; the IMP tickets of each k were rewound to k'
   return (f"Instability (LMC) of {summary['model']} on {summary['dataset']}: "
-          f"{_networks(summary)}{per_k}")
+          f"{_networks(summary)}{tickets}")
 
 
 def band(summary: dict) -> str:
