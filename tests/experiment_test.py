@@ -254,6 +254,13 @@ def test_a_run_read_by_a_run_is_hashed_by_its_absolute_path(tmp_path,
   assert len(hashes) == 1
   config.lmc.imp_run = f'{tmp_path}/imp-y'
   assert workdir.config_hash(config) not in hashes
+  # a config.json from before run paths were stored absolute: its
+  # relative path is taken as this config's (the folder's hash matched)
+  stored = config.to_dict()
+  stored['lmc']['imp_run'] = 'imp-y'
+  monkeypatch.chdir('/')
+  assert workdir.relative_runs_as(stored, config)['lmc']['imp_run'] == (
+      f'{tmp_path}/imp-y')
 
 
 def test_run_dir_hashes_are_pinned():

@@ -344,12 +344,12 @@ def test_imp_run_mismatch_fails_before_any_work(imp_run_dir, tmp_path,
 
 @pytest.fixture(scope='module')
 def imp_grid_dir(tmp_path_factory):
-  """An IMP smoke run (2 levels) over rewind steps 0 and 20 (imp.rewind
-  'step')."""
-  config = imp_mlp_mnist1d.get_config('smoke')
+  """An IMP smoke run (2 levels, 3 seeds) over rewind steps 20 and 0, in
+  that order (imp.rewind 'step'): lineage g * 3 + s is seed s of point g."""
+  config = imp_mlp_mnist1d.get_config('smoke,seeds=3')
   config.progress = False
   config.imp.controls = ()
-  config.grid.rewind_step = (0, 20)
+  config.grid.rewind_step = (20, 0)
   config.imp.rewind = 'step'
   summary = jobs.run(config, str(tmp_path_factory.mktemp('imp_grid')))
   return summary['run_dir']
@@ -358,9 +358,10 @@ def imp_grid_dir(tmp_path_factory):
 def test_each_rewind_step_analyses_the_tickets_rewound_to_it(imp_grid_dir,
                                                              tmp_path):
   """The paper's protocol: with an IMP grid over rewind steps, k's tickets
-  are the grid point's that rewound to k (lineages g * S + s). Level 1's
-  masks are the same at every k (pruned from the one dense training);
-  level 2's come from tickets trained from W_0 or W_20."""
+  are the grid point's that rewound to k (lineages g * 3 + s of the IMP
+  run's 3 seeds; the analysis takes 2). Level 1's masks are the same at
+  every k (pruned from the one dense training); level 2's come from
+  tickets trained from W_0 or W_20."""
   config = _imp_lmc(imp_grid_dir)
   config.lmc.imp_levels = (2,)
   config.lmc.random_masks = True
@@ -368,9 +369,9 @@ def test_each_rewind_step_analyses_the_tickets_rewound_to_it(imp_grid_dir,
   assert summary['tickets_per_rewind_step'] is True
   assert summary['tickets'] == ('layerwise_magnitude pruning at rates dense '
                                 '0.2 / output 0.1, rewound to the grid\'s '
-                                'steps 0 / 20')
+                                'steps 20 / 0')
   assert ("IMP tickets by layerwise_magnitude pruning at rates dense 0.2 / "
-          "output 0.1, rewound to the grid's steps 0 / 20; the IMP tickets "
+          "output 0.1, rewound to the grid's steps 20 / 0; the IMP tickets "
           'of each k were rewound to k') in lmc_report.title(summary)
   imp_mask = checkpoint.Checkpoints(imp_grid_dir).restore_raw(
       'level_002')['ticket']['mask']
@@ -378,13 +379,13 @@ def test_each_rewind_step_analyses_the_tickets_rewound_to_it(imp_grid_dir,
   copies = {k: ckpt.restore_raw(f'copies_k{k:06d}')['mask'] for k in (0, 20)}
   differ = False
   for name in ('dense_0', 'dense_1', 'output'):
-    for point, k in enumerate((0, 20)):
+    for point, k in enumerate((20, 0)):
       for s in range(2):
         for c in range(2):
           member = instability.member_index(1, s, c, 2, 2)  # level_002
           np.testing.assert_array_equal(
               copies[k][name]['kernel'][member],
-              imp_mask[name]['kernel'][point * 2 + s])
+              imp_mask[name]['kernel'][point * 3 + s])
     ticket = instability.member_index(1, 0, 0, 2, 2)
     rand = instability.member_index(2, 0, 0, 2, 2)
     differ |= bool((copies[0][name]['kernel'][ticket]
@@ -394,13 +395,15 @@ def test_each_rewind_step_analyses_the_tickets_rewound_to_it(imp_grid_dir,
       assert (copies[k][name]['kernel'][rand].sum()
               == copies[k][name]['kernel'][ticket].sum())
   assert differ  # rewound to 0 and to 20, IMP kept other weights
-  # W_k is the grid point's own rewind state, the tickets' start
-  imp_rewind = checkpoint.Checkpoints(imp_grid_dir).restore_raw('rewind_step')
-  for point, k in enumerate((0, 20)):
+  # W_k is the grid point's own rewind state, the tickets' start (W_0:
+  # its init)
+  imp = checkpoint.Checkpoints(imp_grid_dir)
+  for point, k, saved in ((0, 20, 'rewind_step'), (1, 0, 'rewind_init')):
     mine = ckpt.restore_raw(f'rewind_k{k:06d}')
     np.testing.assert_array_equal(mine['step'], [k, k])
-    for a, b in zip(jax.tree.leaves(mine), jax.tree.leaves(imp_rewind)):
-      np.testing.assert_array_equal(a, np.asarray(b)[2 * point:2 * point + 2])
+    for a, b in zip(jax.tree.leaves(mine),
+                    jax.tree.leaves(imp.restore_raw(saved))):
+      np.testing.assert_array_equal(a, np.asarray(b)[3 * point:3 * point + 2])
 
 
 def test_imp_grids_lmc_cannot_read_fail_before_any_work(imp_grid_dir,
@@ -409,7 +412,7 @@ def test_imp_grids_lmc_cannot_read_fail_before_any_work(imp_grid_dir,
   config.lmc.rewind_steps = (0, 10)
   with pytest.raises(ValueError, match=(
       r'lmc.rewind_steps \[10\] are not rewind steps of the IMP grid .*'
-      r'rewound to \[0, 20\]')):
+      r'rewound to \[20, 0\]')):
     jobs.run(config, str(tmp_path / 'w'))
   # a grid over another name: its points differ in more than W_k
   other = tmp_path / 'imp-other'
@@ -438,7 +441,25 @@ def test_imp_grids_lmc_cannot_read_fail_before_any_work(imp_grid_dir,
       checkpoint.Checkpoints(summary['run_dir']).restore_raw(
           'rewind_k000000')['params']['dense_0']['kernel'],
       checkpoint.Checkpoints(imp_grid_dir).restore_raw('rewind_init')[
-          'params']['dense_0']['kernel'][:2])
+          'params']['dense_0']['kernel'][3:5])
+
+
+def test_a_run_path_spelled_otherwise_finds_the_same_folder(imp_run_dir,
+                                                            tmp_path,
+                                                            monkeypatch,
+                                                            capsys):
+  # config.json stores the IMP run's absolute path: the same analysis
+  # asked from another directory, or with a trailing slash, is done
+  monkeypatch.chdir(os.path.dirname(imp_run_dir))
+  config = _imp_lmc(os.path.basename(imp_run_dir))
+  first = jobs.run(config, str(tmp_path))
+  stored = json.load(open(os.path.join(first['run_dir'], 'config.json')))
+  assert stored['lmc']['imp_run'] == imp_run_dir
+  monkeypatch.chdir(tmp_path)
+  capsys.readouterr()
+  again = jobs.run(_imp_lmc(imp_run_dir + '/'), str(tmp_path))
+  assert again['run_dir'] == first['run_dir']
+  assert 'already done' in capsys.readouterr().err
 
 
 def test_an_imp_run_with_other_augmentation_is_refused(imp_run_dir,

@@ -7,9 +7,12 @@ printed as its seed and grid point). The checkpoint's
 train state is the one dict in it with `params` and `model_state` (the root
 for rewind points and copies, `ticket` for IMP levels). The run's
 `config.json` gives the model and the data, so both endpoints must come
-from runs with the same data set and model. Works for every checkpoint of
-trained weights; those a method declares wrapped (`check_plain`: CS's
-search rounds, Edge-Popup's scores) are refused with a clear error.
+from runs with the same data set and model. Works for checkpoints that
+hold the plain model's params and state (the dense, IMP and LMC jobs',
+CS's ticket, Edge-Popup's dense network); those a method declares
+wrapped (`check_plain`: CS's search rounds, Edge-Popup's scores) are
+refused with a clear error. DST wraps the model state (`dst/core`), so
+its networks fail the state check: not unwrapped yet.
 """
 import json
 import os

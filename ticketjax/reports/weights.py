@@ -69,10 +69,12 @@ def layer_stats(params, mask=None,
 def summary(name: str, rows: list[dict]) -> str:
   """One line per state: the means over its layers that keep weights."""
   full = [r for r in rows if r['std'] is not None]
-  mean = lambda key: sum(r[key] for r in full) / max(len(full), 1)
   n = len(rows) - len(full)
   empty = (f" ({n} keep{'s' if n == 1 else ''} no weight, left out)"
            if n else '')
+  if not full:
+    return f'{name}: {len(rows)} layers{empty}: no statistics'
+  mean = lambda key: sum(r[key] for r in full) / len(full)
   return (f'{name}: {len(rows)} layers{empty}, mean std {mean("std"):.4g}, '
           f'mean excess kurtosis {mean("kurtosis"):.2f}, mean fraction near '
           f'zero {mean("near_zero"):.3f}')
@@ -90,7 +92,7 @@ def load_state(spec: str):
     path_probe.check_plain(config, path)
     return params, mask
   folder = spec if os.path.isdir(spec) else spec.rpartition(':')[0]
-  if os.path.isdir(os.path.join(folder, 'records')):  # a ticketjax run
+  if folder and os.path.isdir(os.path.join(folder, 'records')):  # a run
     raise ValueError(f'{spec!r} is a run folder, not a network: give one of '
                      f'its checkpoints, {folder}/checkpoints/NAME[:MEMBER]')
   return setup_lib.pretrained_params(spec), None

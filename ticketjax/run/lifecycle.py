@@ -301,7 +301,8 @@ class Run:
     if stored is None:
       return
     mine = workdir_lib.semantic_config(self.config, self.non_semantic)
-    theirs = workdir_lib.semantic_config(stored, self.non_semantic)
+    theirs = workdir_lib.semantic_config(
+        workdir_lib.relative_runs_as(stored, self.config), self.non_semantic)
     if mine != theirs:
       fields = sorted(k for k in set(mine) | set(theirs)
                       if mine.get(k) != theirs.get(k))
@@ -338,7 +339,8 @@ class Run:
         hosts.on_main('removed the run of another seed count',
                       steps_lib.remove, self.store.root, self.path('records'))
       self.rerun = False
-    records_lib.write_json(self.path('config.json'), self.config.to_dict())
+    records_lib.write_json(self.path('config.json'),
+                           workdir_lib.absolute_runs(self.config.to_dict()))
     if self.inputs and not self.inputs_stored:  # (workdir.check_inputs)
       if self.has_work() and hosts.is_main():
         print(f'{self.dir}: recording the sha256 of {", ".join(self.inputs)} '

@@ -12,8 +12,10 @@ so are the empty lists of `grid` (no hyperparameter grid), so older
 folders keep their names. `SCHEMA_VERSION` is part of the hash; bump it
 only when old folders must not be reused.
 
-A field of `RUN_FIELDS` (another run's folder) is hashed as its absolute,
-normalized path. The hash holds a path, not what is at it: a config field of
+A field of `RUN_FIELDS` (another run's folder) is hashed, and stored in
+`config.json`, as its absolute, normalized path (since 2026-12-07: a run
+that read another through a relative path or one with a trailing slash
+is found under a new name and computed again). The hash holds a path, not what is at it: a config field of
 `INPUT_FIELDS` naming a file or folder (a pretrained source, a tokenizer)
 has its contents' sha256 written to `inputs.json` in the run folder when
 the run begins, and `check_inputs` refuses the folder once they have
@@ -53,6 +55,41 @@ DROPPED_AT_DEFAULT = {'first_seed': 0, 'data.augment': 'none',
 RUN_FIELDS = ('lmc.imp_run', 'transfer.source_run', 'transfer.target_run')
 
 
+def _run_fields(tree: dict):
+  """(field, section, name) of every `RUN_FIELDS` entry `tree` sets to a
+  path: `section[name]` is its value."""
+  for dotted in RUN_FIELDS:
+    *parents, leaf = dotted.split('.')
+    section = tree
+    for name in parents:
+      section = section.get(name) if isinstance(section, dict) else None
+    if isinstance(section, dict) and isinstance(section.get(leaf), str) and (
+        section[leaf]):
+      yield dotted, section, leaf
+
+
+def absolute_runs(tree: dict) -> dict:
+  """A copy of the config dict `tree` with its `RUN_FIELDS` as absolute,
+  normalized paths (what `config.json` stores and the hash reads)."""
+  tree = json.loads(json.dumps(tree, default=list))
+  for _, section, leaf in _run_fields(tree):
+    section[leaf] = os.path.normpath(os.path.abspath(section[leaf]))
+  return tree
+
+
+def relative_runs_as(stored: dict, config: Any) -> dict:
+  """`stored` (a run folder's config.json) with each relative `RUN_FIELDS`
+  path taken from `config`: a run from before they were stored absolute,
+  whose folder name (the hash) already says they matched then."""
+  stored = json.loads(json.dumps(stored))
+  mine = {dotted: section[leaf] for dotted, section, leaf in
+          _run_fields(absolute_runs(_to_dict(config)))}
+  for dotted, section, leaf in _run_fields(stored):
+    if not os.path.isabs(section[leaf]) and dotted in mine:
+      section[leaf] = mine[dotted]
+  return stored
+
+
 def _to_dict(config: Any) -> dict:
   return config.to_dict() if hasattr(config, 'to_dict') else dict(config)
 
@@ -80,15 +117,7 @@ def semantic_config(config: Any, extra_non_semantic=()) -> dict:
     _drop(tree, dotted)
   for dotted, default in DROPPED_AT_DEFAULT.items():
     _drop(tree, dotted, only_if=default)
-  for dotted in RUN_FIELDS:
-    *parents, leaf = dotted.split('.')
-    section = tree
-    for name in parents:
-      section = section.get(name) if isinstance(section, dict) else None
-    if isinstance(section, dict) and isinstance(section.get(leaf), str) and (
-        section[leaf]):
-      section[leaf] = os.path.normpath(os.path.abspath(os.path.expanduser(
-          section[leaf])))
+  tree = absolute_runs(tree)
   grid = {k: v for k, v in (tree.pop('grid', None) or {}).items() if v}
   if grid:  # a grid's values are floats whatever way they were written
     tree['grid'] = {k: [float(x) for x in v] if isinstance(v, list)

@@ -356,7 +356,9 @@ class LmcRun:
       lines += [dict(r, kind='pair') for r in rec['pairs']]
       steps += instability.summarize_step(k, self.networks, rec['pairs'],
                                           rec['members'])
-    # every k's masks keep the same total count (fixed per IMP level)
+    # the first k's masks: every k's keep the same total count, fixed per
+    # IMP level (not so for a grid of global channel pruning, whose points
+    # may pool units otherwise: then the density is the first k's)
     density = jax.vmap(jax.vmap(masks_lib.summary))(
         self.masks_KNS[self.cfg.rewind_steps[0]])
     summary = {
