@@ -15,7 +15,9 @@ only when old folders must not be reused.
 A field of `RUN_FIELDS` (another run's folder) is hashed, and stored in
 `config.json`, as its absolute, normalized path (since 2026-12-07: a run
 that read another through a relative path or one with a trailing slash
-is found under a new name and computed again). The hash holds a path, not what is at it: a config field of
+is found under a new name and computed again).
+
+The hash holds a path, not what is at it: a config field of
 `INPUT_FIELDS` naming a file or folder (a pretrained source, a tokenizer)
 has its contents' sha256 written to `inputs.json` in the run folder when
 the run begins, and `check_inputs` refuses the folder once they have
