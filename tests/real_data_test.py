@@ -42,10 +42,17 @@ def _raw(ds, x):
 
 @pytest.fixture(scope='module')
 def fashion_dir(tmp_path_factory):
-  """A data dir with Fashion-MNIST prepared from the Debian files."""
-  data_dir = str(tmp_path_factory.mktemp('tfds'))
-  assert image_builders.prepare('fashion_mnist', data_dir)
-  return data_dir
+  """A data dir with Fashion-MNIST prepared from the Debian files. Under
+  xdist the workers share it (their session's common temp folder): the
+  first prepares it (15 s), the other waits on the builder's lock and
+  finds it."""
+  if os.environ.get('PYTEST_XDIST_WORKER'):
+    data_dir = tmp_path_factory.getbasetemp().parent / 'fashion_tfds'
+    data_dir.mkdir(exist_ok=True)
+  else:
+    data_dir = tmp_path_factory.mktemp('tfds')
+  image_builders.prepare('fashion_mnist', str(data_dir))
+  return str(data_dir)
 
 
 @needs_fashion
