@@ -450,16 +450,20 @@ def test_a_run_path_spelled_otherwise_finds_the_same_folder(imp_run_dir,
                                                             capsys):
   # config.json stores the IMP run's absolute path: the same analysis
   # asked from another directory, or with a trailing slash, is done
-  monkeypatch.chdir(os.path.dirname(imp_run_dir))
-  config = _imp_lmc(os.path.basename(imp_run_dir))
-  first = jobs.run(config, str(tmp_path))
+  imp = tmp_path / 'runs' / os.path.basename(imp_run_dir)
+  shutil.copytree(imp_run_dir, imp)
+  monkeypatch.chdir(imp.parent)
+  first = jobs.run(_imp_lmc(imp.name), str(tmp_path / 'w'))
   stored = json.load(open(os.path.join(first['run_dir'], 'config.json')))
-  assert stored['lmc']['imp_run'] == imp_run_dir
+  assert stored['lmc']['imp_run'] == str(imp)
   monkeypatch.chdir(tmp_path)
   capsys.readouterr()
-  again = jobs.run(_imp_lmc(imp_run_dir + '/'), str(tmp_path))
+  again = jobs.run(_imp_lmc(f'{imp}/'), str(tmp_path / 'w'))
   assert again['run_dir'] == first['run_dir']
   assert 'already done' in capsys.readouterr().err
+  # a finished analysis shows its table without the IMP run it read
+  shutil.rmtree(imp)
+  assert jobs.run(_imp_lmc(str(imp)), str(tmp_path / 'w')) == first
 
 
 def test_an_imp_run_with_other_augmentation_is_refused(imp_run_dir,

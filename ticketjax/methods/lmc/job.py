@@ -112,9 +112,14 @@ class LmcRun:
     self.template = self.pieces.trainer.init_states(self.init_keys,
                                                     self.noise_keys)
     self.tickets = ''  # how IMP found the tickets (`check_imp_run`)
-    self.imp_lineages = self.check_imp_run()
-    self.masks_KNS = self._masks()  # reads the IMP run: fails before writes
+    self.imp_lineages, self.masks_KNS = {}, None  # `read_imp_run`
     self.data = train_lib.to_device(self.pieces.dataset)
+
+  def read_imp_run(self) -> None:
+    """Checks the IMP run and reads its masks (ValueError before any
+    write); a finished analysis does not need it."""
+    self.imp_lineages = self.check_imp_run()
+    self.masks_KNS = self._masks()
 
   # -- inputs --------------------------------------------------------------
 
@@ -336,9 +341,12 @@ class LmcRun:
   # -- the run -------------------------------------------------------------
 
   def run(self) -> dict:
-    summary = self.folder.start('run of this analysis')
+    self.folder.check_seeds('run of this analysis')
+    summary = self.folder.done()  # a finished run needs no IMP run
     if summary is not None:
       return summary
+    self.read_imp_run()  # still before any write
+    self.folder.begin()
     self.parent()
     done, steps = [], self.cfg.rewind_steps
     for k in steps:
