@@ -57,15 +57,21 @@ DROPPED_AT_DEFAULT = {'first_seed': 0, 'data.augment': 'none',
 RUN_FIELDS = ('lmc.imp_run', 'transfer.source_run', 'transfer.target_run')
 
 
+def _parent(tree: dict, dotted: str):
+  """(the dict that holds field `dotted`, its name there); (None, name)
+  where a section on the way is missing."""
+  *parents, leaf = dotted.split('.')
+  for name in parents:
+    tree = tree.get(name) if isinstance(tree, dict) else None
+  return (tree if isinstance(tree, dict) else None), leaf
+
+
 def _run_fields(tree: dict):
   """(field, section, name) of every `RUN_FIELDS` entry `tree` sets to a
   path: `section[name]` is its value."""
   for dotted in RUN_FIELDS:
-    *parents, leaf = dotted.split('.')
-    section = tree
-    for name in parents:
-      section = section.get(name) if isinstance(section, dict) else None
-    if isinstance(section, dict) and isinstance(section.get(leaf), str) and (
+    section, leaf = _parent(tree, dotted)
+    if section is not None and isinstance(section.get(leaf), str) and (
         section[leaf]):
       yield dotted, section, leaf
 
@@ -102,12 +108,9 @@ _ALWAYS = object()
 def _drop(tree: dict, dotted: str, only_if=_ALWAYS) -> None:
   """Removes field `dotted` from `tree` (only while it equals `only_if`,
   when that is given; a missing field counts as equal)."""
-  *parents, leaf = dotted.split('.')
-  for name in parents:
-    tree = tree.get(name)
-    if not isinstance(tree, dict):
-      return
-  if only_if is _ALWAYS or tree.get(leaf, only_if) == only_if:
+  tree, leaf = _parent(tree, dotted)
+  if tree is not None and (only_if is _ALWAYS
+                           or tree.get(leaf, only_if) == only_if):
     tree.pop(leaf, None)
 
 

@@ -125,38 +125,41 @@ class LmcRun:
 
   def _masks(self) -> dict:
     """{k: masks [N, S] of the analysed networks at rewind step k} (all
-    ones for 'dense'): the IMP tickets of `imp_lineages[k]`."""
-    ones_S = self.template.mask
+    ones for 'dense'): the IMP tickets of `imp_lineages[k]`, each level's
+    checkpoint read once."""
+    tickets = []  # (level, its ticket mask of every lineage)
+    if self.cfg.imp_levels:
+      imp = store.Checkpoints(self.cfg.imp_run)
+      tickets = [(level, imp.restore_raw(
+          f'level_{int(level):03d}')['ticket']['mask'])
+                 for level in self.cfg.imp_levels]
     by_first = {}  # one set of masks per IMP lineage block
     for k in self.cfg.rewind_steps:
       first = self.imp_lineages.get(k, 0)
       if first not in by_first:
-        by_first[first] = self._masks_from(first, ones_S)
+        by_first[first] = self._masks_from(first, tickets)
     return {k: by_first[self.imp_lineages.get(k, 0)]
             for k in self.cfg.rewind_steps}
 
-  def _masks_from(self, first: int, ones_S):
-    """Masks [N, S]: dense, the IMP tickets of lineages first .. first + S
-    and their random controls."""
+  def _masks_from(self, first: int, tickets: list):
+    """Masks [N, S]: dense, the IMP tickets ([(level, mask of every
+    lineage)]) of lineages first .. first + S and their random controls."""
+    ones_S = self.template.mask
     masks = [ones_S] if self.cfg.dense else []
-    if self.cfg.imp_levels:
-      imp = store.Checkpoints(self.cfg.imp_run)
-      for level in self.cfg.imp_levels:
-        raw = imp.restore_raw(f'level_{int(level):03d}')
-        mask_S = jax.tree.map(lambda v: jnp.asarray(v[first:first + self.S]),
-                              raw['ticket']['mask'])
-        try:
-          masks_lib.validate(mask_S, ones_S)
-        except ValueError as e:
-          raise ValueError(f'IMP level {level} mask of {self.cfg.imp_run} '
-                           f'does not fit this model: {e}') from e
-        masks.append(mask_S)
-      if self.cfg.random_masks:  # same per-layer counts, random places
-        masks += [jax.vmap(lambda k, m, v=int(level): instability.random_like(
-            jax.random.fold_in(jax.random.fold_in(
-                k, instability.RANDOM_MASK_TAG), v), m))(self.init_keys, m_S)
-                  for level, m_S in zip(self.cfg.imp_levels,
-                                        masks[-len(self.cfg.imp_levels):])]
+    for level, mask in tickets:
+      mask_S = jax.tree.map(lambda v: jnp.asarray(v[first:first + self.S]),
+                            mask)
+      try:
+        masks_lib.validate(mask_S, ones_S)
+      except ValueError as e:
+        raise ValueError(f'IMP level {level} mask of {self.cfg.imp_run} '
+                         f'does not fit this model: {e}') from e
+      masks.append(mask_S)
+    if tickets and self.cfg.random_masks:  # same per-layer counts, random
+      masks += [jax.vmap(lambda k, m, v=int(level): instability.random_like(
+          jax.random.fold_in(jax.random.fold_in(
+              k, instability.RANDOM_MASK_TAG), v), m))(self.init_keys, m_S)
+                for (level, _), m_S in zip(tickets, masks[-len(tickets):])]
     return jax.tree.map(lambda *ms: jnp.stack(ms), *masks)
 
   def check_imp_run(self) -> dict:
@@ -232,17 +235,18 @@ class LmcRun:
     ckpt, steps = self.folder.store, self.cfg.rewind_steps
     name = lambda k: f'rewind_k{int(k):06d}'
     if self.imp_lineages:  # each k's W_k is its IMP grid point's
-      imp = store.Checkpoints(self.cfg.imp_run)
+      imp, states = store.Checkpoints(self.cfg.imp_run), {}
       for k in steps:
         if not ckpt.usable(name(k)):
           saved = _imp_rewind_state(k)
-          size = imp.leading_size(saved)
-          like = jax.tree.map(
-              lambda v, n=size: np.repeat(np.asarray(v)[:1], n, 0),
-              self.template)
+          if saved not in states:  # every lineage's, read once
+            size = imp.leading_size(saved)
+            states[saved] = imp.restore(saved, jax.tree.map(
+                lambda v, n=size: np.repeat(np.asarray(v)[:1], n, 0),
+                self.template))
           first = self.imp_lineages[k]
           ckpt.save(name(k), jax.tree.map(lambda v, f=first: v[f:f + self.S],
-                                          imp.restore(saved, like)))
+                                          states[saved]))
       return
     done = []  # the saves up to the first one missing or damaged
     for k in steps:
