@@ -14,6 +14,7 @@ from ticketjax.core import masks
 from ticketjax.core import optim
 from ticketjax.core import train as train_lib
 from ticketjax.methods.dst import core
+from ticketjax.reports import path_probe
 from ticketjax.run import jobs
 
 CFG = core.DstConfig(update_every=10, drop_fraction=0.3, end_fraction=0.75)
@@ -134,6 +135,16 @@ def test_job_runs_and_its_members_equal_single_runs(tmp_path):
       next((tmp_path / name).glob('dst-*/metrics.jsonl')))]
   assert [r for r in read('all') if r['variant'] == 'rigl'
           and r['distribution'] == 'erk'] == read('one')
+  # `launch.probe` unwraps DST's saved state and names its members; at
+  # alpha = 0 it measures member a as the job did
+  final = str(next((tmp_path / 'all').glob('dst-*/checkpoints/final')))
+  a, b = len(summary['members']) - 1, 5
+  probe = path_probe.probe_checkpoints(f'{final}:{a}', f'{final}:{b}',
+                                       mask='a', num_alphas=3)
+  assert probe['a_member'] == 'RigL (erk) at density 0.05, seed 1'
+  assert probe['b_member'] == 'static sparse (erk) at density 0.2, seed 1'
+  assert probe['error'][0] == pytest.approx(
+      1 - summary['members'][a]['final_test_accuracy'], abs=1e-6)
 
 
 @pytest.mark.parametrize('field,value,match', [

@@ -30,6 +30,12 @@ The launcher, the sweep and the cross-run report find a method here by its
                                   other params than the network's weights;
                                   `launch.weights` and `launch.probe`
                                   refuse them
+  plain_model_state(state) (optional)  the model's own state inside the
+                                  one its checkpoints save (DST keeps its
+                                  variant beside it); `launch.probe` uses it
+  member_label(config, checkpoint, i) (optional)  who member i of a
+                                  checkpoint is ('seed 1'; config as in
+                                  config.json), for `launch.probe`
 
 Modules are imported when first asked for, so a launch pays only for the
 method it runs. Adding a method is one line here.

@@ -3,7 +3,7 @@
 An endpoint is `PATH[:MEMBER]`: PATH a checkpoint folder of a run
 (`<run_dir>/checkpoints/<name>`), MEMBER the index along its leading
 member axis (seed, or copy for `copies_k*`; default 0; an IMP member is
-printed as its seed and grid point). The checkpoint's
+printed as its method's `member_label` says). The checkpoint's
 train state is the one dict in it with `params` and `model_state` (the root
 for rewind points and copies, `ticket` for IMP levels). The run's
 `config.json` gives the model and the data, so both endpoints must come
@@ -11,8 +11,9 @@ from runs with the same data set and model. Works for checkpoints that
 hold the plain model's params and state (the dense, IMP and LMC jobs',
 CS's ticket, Edge-Popup's dense network); those a method declares
 wrapped (`check_plain`: CS's search rounds, Edge-Popup's scores) are
-refused with a clear error. DST wraps the model state (`dst/core`), so
-its networks fail the state check: not unwrapped yet.
+refused with a clear error. A method whose checkpoints wrap the model
+state (DST's keeps each member's variant beside it) declares
+`plain_model_state`, which the probe applies.
 """
 import json
 import os
@@ -22,7 +23,6 @@ import jax
 import ml_collections
 import numpy as np
 
-from ticketjax.core import grid as grid_lib
 from ticketjax.core import masks as masks_lib
 from ticketjax.core import stats
 from ticketjax.core import train as train_lib
@@ -69,18 +69,11 @@ def _run_config(path: str) -> dict:
 
 
 def _member_label(config: dict, path: str, member: int) -> str:
-  """Who member `member` of an IMP checkpoint is: 'seed 1', or with a
-  grid 'seed 1 at grid point lr=0.003 rate=0.4' (lineage g * S + s);
-  '' for other checkpoints (a copy of LMC, a rewind point)."""
-  if config.get('job') != 'imp' or not os.path.basename(path).startswith(
-      ('level_', 'rewind_')):
-    return ''
-  spec = grid_lib.from_config(ml_collections.ConfigDict(config))
-  g, s = divmod(member, int(config.get('num_seeds', 1)))
-  if not spec.names:
-    return f'seed {s}'
-  return (f'seed {s} at grid point {spec.label(spec.points[g])}'
-          if g < spec.size else '')
+  """Who member `member` of the checkpoint at `path` is, as its method's
+  `member_label` says ('seed 1 at grid point lr=0.003'); '' when the
+  method does not say."""
+  label = getattr(registry.get(config.get('job')), 'member_label', None)
+  return label(config, os.path.basename(path), member) if label else ''
 
 
 def _find_state(tree, where: str) -> dict:
@@ -111,7 +104,9 @@ def load_endpoint(path: str, member: int):
   if not 0 <= member < size:
     raise ValueError(f'{path!r} has members 0..{size - 1}, got {member}')
   take = lambda tree: jax.tree.map(lambda v: np.asarray(v)[member], tree)
-  return (take(state['params']), take(state['model_state']),
+  plain = getattr(registry.get(config.get('job')), 'plain_model_state',
+                  lambda s: s)
+  return (take(state['params']), take(plain(state['model_state'])),
           take(state.get('mask')) if 'mask' in state else None, config)
 
 

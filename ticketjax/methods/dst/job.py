@@ -16,6 +16,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from ticketjax.core import distributions
@@ -33,6 +34,23 @@ NON_SEMANTIC = ()
 STATS = ('final_test_accuracy', 'best_test_accuracy', 'final_test_loss',
          'jaccard_initial')
 NAMES = {'static': 'static sparse', 'set': 'SET', 'rigl': 'RigL'}
+
+
+def plain_model_state(state: dict) -> dict:
+  """The model's state inside a saved DST state (`core.wrap_model`)."""
+  return state['inner']
+
+
+def member_label(config: dict, checkpoint: str, member: int) -> str:
+  """'RigL (erk) at density 0.2, seed 1': member i of `members`."""
+  del checkpoint  # the one checkpoint, 'final'
+  who = members(dst_config(ml_collections.ConfigDict(config)),
+                int(config['num_seeds']))
+  if not 0 <= member < len(who):
+    return ''
+  m = who[member]
+  return (f"{NAMES[m['variant']]} ({m['distribution']}) at density "
+          f"{m['density_target']:g}, seed {m['seed']}")
 
 
 def dst_config(config) -> core.DstConfig:

@@ -29,9 +29,11 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from ticketjax.core import connectivity
+from ticketjax.core import grid as grid_lib
 from ticketjax.core import masks as masks_lib
 from ticketjax.core import optim
 from ticketjax.core import train as train_lib
@@ -371,6 +373,19 @@ SEEDS = 'extend'  # more seeds run as a sub-search and are merged in
 NON_SEMANTIC = ('imp.levels',)  # more levels extend the same run
 report = report_lib.report  # the plug-in's report and its cross-run
 series = report_lib.series  # series (`methods/registry.py`)
+
+
+def member_label(config: dict, checkpoint: str, member: int) -> str:
+  """'seed 1', or with a grid 'seed 1 at grid point lr=0.003' (lineage
+  g * S + s), for a level or rewind checkpoint; else ''."""
+  if not checkpoint.startswith(('level_', 'rewind_')):
+    return ''
+  spec = grid_lib.from_config(ml_collections.ConfigDict(config))
+  g, s = divmod(member, int(config.get('num_seeds', 1)))
+  if not spec.names:
+    return f'seed {s}'
+  return (f'seed {s} at grid point {spec.label(spec.points[g])}'
+          if g < spec.size else '')
 
 
 def check(config) -> None:
