@@ -14,6 +14,7 @@ from ticketjax.core import masks
 from ticketjax.core import optim
 from ticketjax.core import train as train_lib
 from ticketjax.methods.dst import core
+from ticketjax.methods.dst import job as dst_job
 from ticketjax.reports import path_probe
 from ticketjax.run import jobs
 
@@ -153,8 +154,15 @@ def test_job_runs_and_its_members_equal_single_runs(tmp_path):
     ('densities', (0.0,), 'dst.densities'),
     ('update_every', 0, 'update_every'),
     ('drop_fraction', 1.0, 'drop_fraction'),
+    ('update_every', 45, r'dst.update_every \(45 steps\) leaves no mask '
+     r'update before T_end = .* = 45: SET and RigL would train as static'),
 ])
 def test_bad_dst_config_fails_before_any_work(tmp_path, field, value, match):
   with pytest.raises(ValueError, match=match):
     jobs.run(_smoke(**{field: value}), str(tmp_path / 'w'))
   assert not (tmp_path / 'w').exists()
+
+
+def test_static_alone_needs_no_mask_update():
+  dst_job.check(_smoke(variants=('static',), update_every=45))
+  dst_job.check(_smoke(update_every=44))  # one update, at step 44

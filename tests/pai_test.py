@@ -208,3 +208,21 @@ def test_more_seeds_are_refused_with_the_valid_count(tmp_path):
   with pytest.raises(ValueError, match='num_seeds=2'):
     jobs.run(config, str(tmp_path))
 
+
+
+def test_the_title_says_the_rounds_and_which_control_is_unstructured():
+  from ticketjax.methods.pai import job as pai_job  # pylint: disable=g-import-not-at-top
+  summary = {'score': 'synflow', 'scope': 'global', 'structure': '2:4',
+             'prune_at': 'init', 'model': 'mlp', 'dataset': 'data',
+             'steps': 40, 'num_seeds': 1,
+             'by_density': [{'branch': 'original'}, {'branch': 'shuffle'}]}
+  config = pai_mnist1d.get_config('smoke,score=synflow,structure=2:4')
+  title = lambda: pai_job.title(summary,
+                                pai_job.pai_config(config).num_rounds)
+  assert title() == (
+      'Pruning by synflow at init in 100 rounds (global, 2:4; the shuffle '
+      'control unstructured), mlp on data, 40 steps, 1 seed')
+  config.pai.rounds = 1
+  summary.update(structure='unstructured', num_seeds=2)
+  assert title() == (
+      'Pruning by synflow at init (global), mlp on data, 40 steps, 2 seeds')

@@ -34,3 +34,8 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
            '|' + '|'.join('---' for _ in header) + '|']
   lines += ['| ' + ' | '.join(str(c) for c in row) + ' |' for row in rows]
   return '\n'.join(lines)
+
+
+def seeds(n) -> str:
+  """'1 seed', '4 seeds' ('? seeds' for an unknown count)."""
+  return f"{n} seed{'' if n == 1 else 's'}"

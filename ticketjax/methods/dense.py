@@ -76,7 +76,7 @@ def report(summary: dict, lines: list[dict], config=None) -> lifecycle.Report:
 
 def title(summary: dict) -> str:
   return (f"Dense {summary['model']} on {summary['dataset']}, "
-          f"{summary['steps']} steps, {summary['num_seeds']} seeds")
+          f"{summary['steps']} steps, {stats.seeds(summary['num_seeds'])}")
 
 
 def table(summary: dict) -> str:

@@ -53,13 +53,13 @@ def _what(summary: dict) -> str:
   """'CS lambda sweep: <model> on <data>, lambdas ..., <n> seeds'."""
   lambdas = ', '.join(f'{lam:g}' for lam in summary['lambdas'])
   return (f"CS lambda sweep: {summary['model']} on {summary['dataset']}, "
-          f"lambdas {lambdas}, {summary['num_seeds']} seeds")
+          f"lambdas {lambdas}, {stats.seeds(summary['num_seeds'])}")
 
 
 def title(summary: dict) -> str:
   """What the run is and what its ± means, in one line."""
   n = summary['num_seeds']
-  return f'{_what(summary)}; ± is ±1 std over {n} seeds (ddof 0)'
+  return f'{_what(summary)}; ± is ±1 std over {stats.seeds(n)} (ddof 0)'
 
 
 def table(summary: dict) -> str:

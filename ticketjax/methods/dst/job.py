@@ -59,6 +59,14 @@ def dst_config(config) -> core.DstConfig:
       tuples=('variants', 'distributions', 'prune_exclude'),
       floats=('densities',))
   cfg.validate()
+  moving = [NAMES[v] for v in cfg.variants if v != 'static']
+  end = cfg.end_step(int(config.train.steps))
+  if moving and cfg.update_every >= end:
+    raise ValueError(
+        f'dst.update_every ({cfg.update_every} steps) leaves no mask update '
+        f'before T_end = dst.end_fraction x train.steps = {end}: '
+        f"{' and '.join(moving)} would train as static sparse; give "
+        f'dst.update_every < {end}, or more train.steps')
   return cfg
 
 
@@ -169,7 +177,7 @@ def title(summary: dict) -> str:
   return (f"Dynamic sparse training, {summary['model']} on "
           f"{summary['dataset']}, {summary['steps']} steps (mask updates "
           f"every {summary['update_every']} to step {summary['end_step']}, "
-          f"alpha {summary['drop_fraction']:g}), {summary['num_seeds']} seeds")
+          f"alpha {summary['drop_fraction']:g}), {stats.seeds(summary['num_seeds'])}")
 
 
 def table(summary: dict) -> str:

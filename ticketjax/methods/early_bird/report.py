@@ -28,7 +28,7 @@ def title(summary: dict) -> str:
           f"{summary['dataset']}, checks every {summary['check_every']} "
           f"steps (window {summary['window']}, epsilon "
           f"{summary['epsilon']:g}), retrained from init for "
-          f"{summary['steps']} steps, {summary['num_seeds']} seeds")
+          f"{summary['steps']} steps, {stats.seeds(summary['num_seeds'])}")
 
 
 def _name(e: dict) -> str:
@@ -64,7 +64,8 @@ def table(summary: dict) -> str:
         fmt(e['distance_to_last'], scale=1, digits=3)
         if eb and not summary['levels'] else '',
         health.column(e, n, collapsed=' (an empty layer)')])
-  header = ['ticket', 'target density (%)', 'weights remaining (%)',
+  header = ['ticket', 'target (% of channels)' if channels
+            else 'target density (%)', 'weights remaining (%)',
             *(['channels kept (%)'] if channels else []),
             *(['live weights (%)'] if live else []),
             'final test acc (%)', 'declared at epoch (declared/seeds)',

@@ -66,7 +66,7 @@ def title(summary: dict) -> str:
           f"{summary.get('dataset', '')}, {summary.get('init', '')} "
           f"frozen weights{', scaled fan' if summary.get('scale_fan') else ''}"
           f", {summary.get('steps', '?')} steps, "
-          f"{summary.get('num_seeds', '?')} seeds")
+          f"{stats.seeds(summary.get('num_seeds', '?'))}")
 
 
 def _cell(mean_std: dict | None) -> str:

@@ -68,7 +68,7 @@ def table(summary: dict) -> str:
         f"{100 * summary['networks'][e['network']]:.2f}", e['split'],
         _barrier_cell(e), 'yes' if e['stable'] else 'no',
         _cell(e['final_test_accuracy'])])
-  heading = (f"{title(summary)}; {summary['num_seeds']} seeds x "
+  heading = (f"{title(summary)}; {stats.seeds(summary['num_seeds'])} x "
              f"{summary['copies']} copies, {len(summary['alphas'])} alphas, "
              f"{summary['train_steps']} steps (barrier mean ± std over pairs "
              'and seeds, ddof 0)')

@@ -189,28 +189,34 @@ def summarize(folder, cfg: core.PaiConfig, members: list[dict]) -> dict:
 
 
 def report(summary: dict, evals: list[dict], config=None) -> lifecycle.Report:
-  del config
-  return lifecycle.Report(title(summary), table(summary),
-                          plots(summary, evals))
+  rounds = pai_config(config).num_rounds if config is not None else 1
+  return lifecycle.Report(title(summary, rounds), table(summary, rounds),
+                          plots(summary, evals, rounds))
 
 
-def _method(summary: dict) -> str:
-  """'snip (layerwise)', with the structure and 'after training' if set."""
+def _method(summary: dict, rounds: int = 1) -> str:
+  """'snip at init (layerwise)': the score, when, in how many rounds
+  (more than one), scope and structure, and which control ignores the
+  structure ('synflow at init in 100 rounds (global, 2:4; the shuffle
+  control unstructured)')."""
   extra = [summary['scope']]
   if summary.get('structure', 'unstructured') != 'unstructured':
     extra.append(summary['structure'])
+    if 'shuffle' in _branches(summary):  # it permutes single weights
+      extra[-1] += '; the shuffle control unstructured'
   when = (' after training' if summary.get('prune_at') == 'trained'
           else ' at init')
+  when += f' in {rounds} rounds' if rounds > 1 else ''
   return f"{summary['score']}{when} ({', '.join(extra)})"
 
 
-def title(summary: dict) -> str:
-  return (f"Pruning by {_method(summary)}, {summary['model']} on "
+def title(summary: dict, rounds: int = 1) -> str:
+  return (f"Pruning by {_method(summary, rounds)}, {summary['model']} on "
           f"{summary['dataset']}, {summary['steps']} steps, "
-          f"{summary['num_seeds']} seeds")
+          f"{stats.seeds(summary['num_seeds'])}")
 
 
-def table(summary: dict) -> str:
+def table(summary: dict, rounds: int = 1) -> str:
   """One row per branch and target density: weights kept, accuracy,
   early stop."""
   fmt = stats.format_mean_std
@@ -229,8 +235,8 @@ def table(summary: dict) -> str:
                  else 'n/a',
                  fmt(stop, scale=1, digits=0) if stop else '',
                  health.column(e, summary['num_seeds'])])
-  return (title(summary) + ' (test accuracy %, mean ± std over seeds, '
-          'ddof 0)\n\n'
+  return (title(summary, rounds)
+          + ' (test accuracy %, mean ± std over seeds, ddof 0)\n\n'
           + stats.markdown_table(
               ['branch', 'target (% of units)' if _channels(summary)
                else 'target density (%)', 'weights remaining (%)',
@@ -251,7 +257,7 @@ def _branches(summary: dict) -> list[str]:
   return out
 
 
-def plots(summary: dict, evals: list[dict]) -> dict:
+def plots(summary: dict, evals: list[dict], rounds: int = 1) -> dict:
   """accuracy.png (accuracy vs weights remaining, a band per branch; the
   dense members as a line) and curves.png."""
 
@@ -265,7 +271,8 @@ def plots(summary: dict, evals: list[dict]) -> dict:
         dense.append(('dense', pts[0][1]))
       else:
         lines[_method(summary) if b == 'original' else b] = pts
-    plots_lib.accuracy_vs_density(path, title(summary), lines, dense=dense)
+    plots_lib.accuracy_vs_density(path, title(summary, rounds), lines,
+                                  dense=dense)
 
   groups = {}
   for r in evals:
@@ -276,7 +283,7 @@ def plots(summary: dict, evals: list[dict]) -> dict:
     groups.setdefault(name, []).append(r)
   return {'accuracy.png': accuracy,
           'curves.png': lambda path: plots_lib.learning_curves(
-              groups, path, title(summary))}
+              groups, path, title(summary, rounds))}
 
 
 def series(summary: dict) -> list[dict]:

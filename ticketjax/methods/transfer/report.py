@@ -16,7 +16,7 @@ LABELS = {'transferred': 'transferred ticket', 'target': 'target ticket',
 def title(summary: dict) -> str:
   return (f"Ticket transfer {summary['source_dataset']} -> "
           f"{summary['dataset']}: {summary['model']}, {summary['steps']} "
-          f"steps, {summary['num_seeds']} seeds")
+          f"steps, {stats.seeds(summary['num_seeds'])}")
 
 
 def _cell(entry: dict) -> str:
