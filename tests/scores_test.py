@@ -163,12 +163,40 @@ def test_synflow_conserves_the_flow_in_every_layer():
   sums = [float(jnp.sum(got[k]['kernel'])) for k in ('a', 'b', 'output')]
   np.testing.assert_allclose(sums, [sums[0]] * 3, rtol=1e-5)
   assert not np.any(np.asarray(got['b']['kernel'])[:4])  # pruned: no flow
-  # scaling a layer scales every score alike: the ranking does not move
+  # scaling a layer by c multiplies every score by c: the ranking stays
   big = dict(params, a={'kernel': params['a']['kernel'] * 1e6})
   again = scores.synflow(dataclasses.replace(ctx, params=big))
   for k in ('a', 'b', 'output'):
-    np.testing.assert_allclose(again[k]['kernel'], got[k]['kernel'],
+    np.testing.assert_allclose(again[k]['kernel'], 1e6 * got[k]['kernel'],
                                rtol=1e-5)
+  # where R overflows float32 (1e20 per layer: R ~ 1e60), the scores of
+  # the network with each leaf divided by its max |w|: finite, and for a
+  # bias-free network the same ranking (proportional scores)
+  huge = jax.tree.map(lambda w: w * 1e20, params)
+  over = scores.synflow(dataclasses.replace(ctx, params=huge))
+  total = lambda tree: sum(float(jnp.sum(v)) for v in jax.tree.leaves(tree))
+  for k in ('a', 'b', 'output'):
+    assert np.all(np.isfinite(over[k]['kernel']))
+    np.testing.assert_allclose(over[k]['kernel'] / total(over),
+                               got[k]['kernel'] / total(got), rtol=1e-4)
+
+
+def test_synflow_is_the_papers_score_with_biases():
+  """With biases (no homogeneity) the score is the paper's own, in
+  float32: |θ ⊙ ∂R/∂θ| of the network of |θ| on an all-ones input, with no
+  rescaling (which would move the ranking)."""
+  model = get_model('mnist1d_mlp')
+  params, state = model.init(jax.random.PRNGKey(0))
+  mask = masks.ones_like(params)
+  ctx = scores.ScoreContext(params, mask, model=model, model_state=state,
+                            batch=(jnp.zeros((3, 40)), jnp.zeros(3, jnp.int32)))
+  linear = jax.tree.map(jnp.abs, params)
+  grads = jax.grad(lambda p: jnp.sum(model.apply(
+      p, state, jnp.ones((1, 40)), train=False)[0]))(linear)
+  want = jax.tree.map(lambda g, w: jnp.abs(g * w), grads, linear)
+  got = scores.synflow(ctx)
+  for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    np.testing.assert_array_equal(g, w)
 
 
 @pytest.mark.parametrize('scope', ['layerwise', 'global'])

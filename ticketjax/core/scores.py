@@ -125,25 +125,46 @@ def synflow(ctx: ScoreContext) -> PyTree:
   R sums the outputs of the network whose every parameter (and state
   entry, e.g. BatchNorm statistics) is replaced by its absolute value, on
   one all-ones input of an example's shape (`batch[0][0]`), in eval mode.
-  Pruned weights are zero, so they neither score nor carry flow. R grows
-  as the product of the layers' norms: before scoring, each parameter leaf
-  is divided by its largest |w|; for a network homogeneous in each layer
-  (no biases) that multiplies every score by one constant, so the ranking
-  is unchanged and float32 does not overflow for deep nets.
+  Pruned weights are zero, so they neither score nor carry flow.
+
+  In float32, as the paper's code computes it. R grows as the product of
+  the layers' norms, so a deep or wide network can overflow (or
+  underflow) float32; where R or a score is not a finite normal number,
+  the scores are those of the network with each parameter leaf divided by
+  its largest |w| instead (`_synflow_rescaled`), which overflows no
+  float32 and, for a network homogeneous in each layer (no biases),
+  multiplies every score by one constant, so the ranking is the paper's;
+  with biases or BatchNorm it is close to it, not the same.
   """
   ctx.require('synflow', 'model', 'batch')
+  plain, r = _synflow_flow(ctx, jax.tree.map(jnp.abs, ctx.params))
+  rescaled = _synflow_rescaled(ctx)
+  normal = jnp.isfinite(r) & (r >= jnp.finfo(jnp.float32).tiny)
+  for leaf in jax.tree.leaves(plain):
+    normal &= jnp.all(jnp.isfinite(leaf))
+  return jax.tree.map(lambda a, b: jnp.where(normal, a, b), plain, rescaled)
+
+
+def _synflow_flow(ctx: ScoreContext, linear: PyTree):
+  """(|linear ⊙ ∂R/∂linear|, R) for the |parameters| `linear`."""
   ones = jnp.ones((1,) + tuple(jnp.shape(ctx.batch[0])[1:]), jnp.float32)
-  scale = jax.tree.map(lambda w: jnp.maximum(jnp.max(jnp.abs(w)), 1e-30),
-                       ctx.params)
-  linear = jax.tree.map(lambda w, s: jnp.abs(w) / s, ctx.params, scale)
   state = jax.tree.map(jnp.abs, ctx.model_state)
 
   def flow(params):
     out, _ = ctx.model.apply(params, state, ones, train=False)
     return jnp.sum(out)
 
-  grads = jax.grad(flow)(linear)
-  return jax.tree.map(lambda g, w: jnp.abs(g * w), grads, linear)
+  r, grads = jax.value_and_grad(flow)(linear)
+  return jax.tree.map(lambda g, w: jnp.abs(g * w), grads, linear), r
+
+
+def _synflow_rescaled(ctx: ScoreContext) -> PyTree:
+  """SynFlow's scores with each parameter leaf divided by its largest |w|
+  first (`synflow`'s fallback)."""
+  scale = jax.tree.map(lambda w: jnp.maximum(jnp.max(jnp.abs(w)), 1e-30),
+                       ctx.params)
+  return _synflow_flow(ctx, jax.tree.map(lambda w, s: jnp.abs(w) / s,
+                                         ctx.params, scale))[0]
 
 
 def _bn_scales(params: PyTree) -> list:
