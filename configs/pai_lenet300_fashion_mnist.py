@@ -14,7 +14,8 @@ validation images), and steps=N. Default densities
 
 About 6 minutes per score on 2 CPU cores (7 with at=trained; the controls
 add a program's worth each). Measured: docs/results.md ("Pruning at
-initialization and its sanity checks").
+initialization", "Sanity checks: which weights, or how many per layer?"
+and "Layer collapse").
 """
 from configs import common
 from configs import pai_mnist1d
