@@ -325,3 +325,20 @@ def test_a_process_reads_a_data_set_once_until_its_files_change(
   assert len(mocked.y_test) == 8
   real = load_dataset('mnist1d', data_dir=prepared['data_dir'])
   np.testing.assert_array_equal(real.x_test, prepared['dataset'].x_test)
+
+
+def test_an_error_of_the_code_is_not_reported_as_damaged_data(tmp_path):
+  """A local `tree.py` shadowing dm-tree fails inside TFDS with an
+  AttributeError: that passes through, rather than telling the user to
+  delete a good data set; a file error is still 'damaged'."""
+  def fail(error):
+    def load():
+      raise error
+    return load
+  guarded = lambda load: loaders._guarded('mnist1d', 'mnist1d',
+                                          str(tmp_path), load)
+  with pytest.raises(AttributeError, match='map_structure'):
+    guarded(fail(AttributeError(
+        "module 'tree' has no attribute 'map_structure'")))
+  with pytest.raises(DataNotPreparedError, match='is damaged .*RuntimeError'):
+    guarded(fail(RuntimeError('chunk hash mismatch')))

@@ -296,8 +296,12 @@ def _guarded(name: str, folder_name: str, data_dir: str,
   except Exception as e:  # pylint: disable=broad-exception-caught
     # ArrayRecord/Riegeli checks every chunk's hash: a truncated or changed
     # file fails here (RuntimeError), as does a cut dataset_info.json (a
-    # protobuf ParseError); our own checks' errors pass through
-    if isinstance(e, ValueError) and not isinstance(e, json.JSONDecodeError):
+    # protobuf ParseError); our own checks' errors pass through, and so do
+    # errors of the code, not the files (a local `tree.py` shadowing a
+    # library is no reason to delete the data)
+    if (isinstance(e, ValueError) and not isinstance(
+        e, json.JSONDecodeError)) or isinstance(
+            e, (AttributeError, ImportError, NameError)):
       raise
     folder = os.path.join(data_dir, folder_name)
     if name == 'mnist1d':
