@@ -91,6 +91,15 @@ def test_prunes_evaluates_and_resumes(model_dir, tmp_path, capsys):
     assert after[key] == before[key]
   assert again['dense'] == summary['dense']
   assert os.path.exists(os.path.join(run_dir, 'perplexity.png'))
+  # a record damaged in a finished run: not 'already done', pruned again
+  with open(record, 'r+') as f:
+    f.truncate(50)
+  capsys.readouterr()
+  jobs.run(_config(model_dir), str(tmp_path))
+  assert 'already done' not in capsys.readouterr().err
+  repaired = json.load(open(record))
+  for key in ('perplexity', 'loss', 'density', 'tokens'):
+    assert repaired[key] == before[key]
 
 
 def test_masks_are_saved_when_asked(model_dir, tmp_path):
@@ -112,6 +121,11 @@ def test_masks_are_saved_when_asked(model_dir, tmp_path):
     ({'evaluation': 'pydoc:nonesuch'}, 'no document'),
     ({'context': 64}, "exceeds the model's context"),
     ({'model': '/nonexistent'}, 'give "smollm2"'),
+    ({'targets': ('0.5', '2:3')}, 'groups 3 inputs, but the kernel has 32'),
+    ({'methods': ('sparsegpt',), 'blocksize': 6},
+     'needs a blocksize that divides by 4'),
+    ({'targets': ('0.5', 0.5)}, 'one is given twice'),
+    ({'methods': ('wanda', 'wanda')}, 'one is given twice'),
 ])
 def test_bad_input_fails_before_any_file_is_written(model_dir, tmp_path,
                                                     fields, match):

@@ -107,7 +107,7 @@ def parse_target(target) -> Target:
                    f'{VALID_TARGETS}')
 
 
-def _check_kernel(kernel, target: Target, blocksize: int | None = None):
+def check_kernel(kernel, target: Target, blocksize: int | None = None):
   """ValueError unless `kernel` is (in, out) and fits the target's groups."""
   if jnp.ndim(kernel) != 2:
     raise ValueError(f'a one-shot rule takes a dense (in, out) kernel, got '
@@ -231,7 +231,7 @@ def magnitude(kernel: jax.Array, target) -> jax.Array:
   SparseGPT repo's `--gmp` baseline, without its tie overshoot).
   """
   target = parse_target(target)
-  _check_kernel(kernel, target)
+  check_kernel(kernel, target)
   return _magnitude(jnp.asarray(kernel), target)
 
 
@@ -248,7 +248,7 @@ def wanda(kernel: jax.Array, sq_norm, target) -> jax.Array:
     weights, or keeps N of every M inputs. The weights are not updated.
   """
   target = parse_target(target)
-  _check_kernel(kernel, target)
+  check_kernel(kernel, target)
   if isinstance(sq_norm, SqNormState):
     sq_norm = sq_norm.sq_norm
   if jnp.shape(sq_norm) != jnp.shape(kernel)[:1]:
@@ -387,7 +387,7 @@ def sparsegpt(kernel: jax.Array, hessian, target, blocksize: int = 128,
     their weights set to 0; they score 0 and are pruned first.
   """
   target = parse_target(target)
-  _check_kernel(kernel, target, blocksize)
+  check_kernel(kernel, target, blocksize)
   if isinstance(hessian, HessianState):
     hessian = hessian.xtx
   n_in = jnp.shape(kernel)[0]

@@ -54,6 +54,27 @@ def _set(tree: dict, path: str, value) -> dict:
   return out
 
 
+def check_fits(cfg: transformer.DecoderConfig, params: dict, methods,
+               targets, blocksize: int) -> None:
+  """ValueError unless every projection of `params` fits every target
+  (N:M groups of its inputs; SparseGPT's column blocks): what `prune`
+  would refuse block by block, checked before any of it runs."""
+  for i in range(cfg.num_layers):
+    block = params[transformer.block_name(i)]
+    for path in transformer.BLOCK_KERNELS[cfg.style]:
+      kernel = _get(block, path + '/kernel')
+      for method in methods:
+        for target in targets:
+          try:
+            oneshot.check_kernel(
+                kernel, oneshot.parse_target(target),
+                blocksize if method == 'sparsegpt' else None)
+          except ValueError as e:
+            raise ValueError(f'{method} to {target}: '
+                             f'{transformer.block_name(i)}/{path}: {e}'
+                             ) from None
+
+
 def prune(cfg: transformer.DecoderConfig, params: dict, calib_NxT,
           method: str, target, *, batch: int = 8, blocksize: int = 128,
           percdamp: float = 0.01,

@@ -88,6 +88,12 @@ class OneshotConfig:
       core.check_method(m)
     for t in self.targets:
       oneshot_lib.parse_target(t)
+    for name, values in (('methods', self.methods), ('targets', [
+        tag('magnitude', t) for t in self.targets])):
+      if len(set(values)) != len(values):
+        raise ValueError(f'oneshot.{name} {list(getattr(self, name))}: one '
+                         'is given twice (each would be pruned again); give '
+                         'each once')
     if not 0.0 <= float(self.percdamp):
       raise ValueError(f'oneshot.percdamp must be >= 0, got {self.percdamp}')
     for spec in (self.calibration, self.evaluation):
@@ -154,7 +160,9 @@ def run(config: Any, workdir: str) -> dict:
   cfg = oneshot_config(config)
   folder = lifecycle.Run(config, workdir)
   folder.check_seeds('one-shot pruning run')
-  done = folder.done()
+  stages = ['dense'] + [tag(m, t) for m in cfg.methods for t in cfg.targets]
+  done = folder.done(lambda summary: all(  # a damaged record: pruned again
+      folder.has_records(name) for name in stages))
   if done is not None:
     return done
   # load and tokenize everything before the first file is written
@@ -170,6 +178,7 @@ def run(config: Any, workdir: str) -> dict:
                        rng=np.random.default_rng(int(config.seed)))
   eval_x, eval_y = windows(encode(cfg.evaluation), cfg.context,
                            cfg.evaluation_windows)
+  core.check_fits(model_cfg, params, cfg.methods, cfg.targets, cfg.blocksize)
   folder.begin()
   show = folder.show_progress
 
