@@ -79,6 +79,11 @@ def get_config(arg=None):
   c.imp.controls = ()
   c.data.name = 'shakespeare' if stage == 'pretrain' else 'austen'
   c.data.context = 64
+  if source == 'smollm2':  # a model name, not a folder
+    raise ValueError(
+        'source=smollm2: this config starts from a GPT-2 folder exported '
+        'by `python -m launch.export` (with its tokenizer.json); SmolLM2 '
+        'is pruned one-shot by configs/oneshot_smollm2_austen.py')
   if source:
     source = os.path.abspath(os.path.expanduser(source))
     c.data.tokenizer = os.path.join(source, 'tokenizer.json')

@@ -151,8 +151,8 @@ def test_imp_titles_say_what_a_grid_sets():
   # a dense stage, and a search from pretrained weights
   austen = lambda arg: imp_report.describe(imp_gpt_austen.get_config(arg))
   assert austen('stage=pretrain') == 'dense training only (no pruning level)'
-  assert austen('source=/elsewhere/pretrained').endswith(
-      'rewound to the pretrained weights')
+  assert austen('source=/elsewhere/finetuned/').endswith(
+      'rewound to the source weights (finetuned)')
 
 
 def test_the_shakespeare_config_takes_a_tokenizer_file():

@@ -151,6 +151,9 @@ def test_config_stages_refuse_inconsistent_variants():
     imp_gpt_austen.get_config('stage=finetune')
   with pytest.raises(ValueError, match='not both'):
     imp_gpt_austen.get_config('source=/x,tokenizer=/y.json')
+  with pytest.raises(ValueError, match='source=smollm2: this config starts '
+                     'from a GPT-2 folder exported'):
+    imp_gpt_austen.get_config('source=smollm2')
   pre = imp_gpt_austen.get_config('stage=pretrain,tokenizer=/t.json')
   assert (pre.data.name, pre.num_seeds, pre.imp.levels,
           pre.train.steps) == ('shakespeare', 1, 0, 3000)

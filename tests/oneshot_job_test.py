@@ -91,6 +91,19 @@ def test_prunes_evaluates_and_resumes(model_dir, tmp_path, capsys):
     assert after[key] == before[key]
   assert again['dense'] == summary['dense']
   assert os.path.exists(os.path.join(run_dir, 'perplexity.png'))
+  # the cross-run report: perplexity per method and kind of target against
+  # the dense model, and no training steps
+  from ticketjax.reports import cross_run  # pylint: disable=g-import-not-at-top
+  text = cross_run.write([run_dir], str(tmp_path / 'report'))
+  name = f'oneshot {model_dir}'
+  assert f'| {name} | {os.path.basename(run_dir)} | One-shot' in text
+  assert '| none | 1 |' in text
+  (row,) = [line for line in text.splitlines()
+            if line.startswith(f'| {name} sparsegpt N:M |')]
+  (sparsegpt,) = [r for r in summary['results']
+                  if (r['method'], r['target']) == ('sparsegpt', '2:4')]
+  assert f"| 50.00 | {sparsegpt['perplexity']:.2f} ± 0.00 | " \
+      f"{100 * sparsegpt['increase']:+.1f} | 1 |" in row
   # a record damaged in a finished run: not 'already done', pruned again
   with open(record, 'r+') as f:
     f.truncate(50)

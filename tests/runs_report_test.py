@@ -163,3 +163,19 @@ def test_points_with_an_empty_layer_are_marked(tmp_path, monkeypatch):
       'cs': [(18.3, point(0.34, 0)), (0.06, point(0.11, 2))]})
   assert 'a member has an empty layer' in drawn['labels']
   assert drawn['crosses'] == [[[0.06, 11.0]]]
+
+
+def test_perplexity_rows_compare_with_their_runs_dense_level(tmp_path):
+  """A control series of an LM IMP run starts below 100%: its change in
+  perplexity is against the run's dense level, not its own first point."""
+  point = lambda d, m: {'density': d, 'mean': m, 'std': 0.0, 'n': 2,
+                        'empty': 0, 'layers': {}}
+  series = [{'label': f'imp gpt {b}', 'run': '/w/imp-a', 'model': 'gpt',
+             'dataset': 'text', 'metric': 'perplexity', 'reference': False,
+             'points': pts}
+            for b, pts in (('ticket', [point(1.0, 10.0), point(0.8, 11.0)]),
+                           ('reinit', [point(0.8, 12.0)]))]
+  text = '\n'.join(cross_run._series_section(series, 'perplexity',
+                                             str(tmp_path)))
+  assert '| imp gpt reinit | gpt | 80.00 | 12.00 ± 0.00 | +20.0 | 2 |' in text
+  assert '| imp gpt ticket | gpt | 80.00 | 11.00 ± 0.00 | +10.0 | 2 |' in text

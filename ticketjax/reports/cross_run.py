@@ -9,8 +9,8 @@ the folders themselves) and writes, in `out_dir`:
   k), dense runs as points at 100%;
 * `perplexity.png`: the same for language-model runs (summary `metric`
   'perplexity'), final test perplexity, exp of each member's final mean
-  token loss, and its increase over the series' densest point (the dense
-  level, for IMP's tickets);
+  token loss, and its increase over the densest point of the same run
+  (IMP's dense level, for its tickets and controls alike);
 * `lmc.png`: error barrier against rewind step for every LMC run/network;
 * `report.md`: the runs (each by its own report's title, its
   `train.steps` and the config fields in which it differs from most runs
@@ -79,7 +79,10 @@ def _config(run) -> dict:
 
 
 def _steps(run) -> str:
-  """The run's `train.steps` (per level or stage), from its config.json."""
+  """The run's `train.steps` (per level or stage), from its config.json;
+  'none' for a method that trains nothing from it (`BUILDS = False`)."""
+  if not getattr(registry.get(run['job']), 'BUILDS', True):
+    return 'none'
   return str((_config(run).get('train') or {}).get('steps', ''))
 
 
@@ -192,7 +195,7 @@ def accuracy_series(run) -> list[dict]:
                   'empty': empty,
                   'layers': {k: float(np.mean(v)) for k, v in layers.items()}})
     series.append({'label': f"{_name(run)} {group['label']}",
-                   'model': run['model'], 'dataset': run.get('dataset', ''),
+                   'run': run['run_dir'], 'model': run['model'], 'dataset': run.get('dataset', ''),
                    'metric': _metric(run),
                    'reference': bool(group.get('reference')),
                    'points': sorted(out, key=lambda p: -p['density'])})
@@ -299,8 +302,13 @@ def _series_section(series, metric: str, out_dir: str) -> list[str]:
       os.path.join(out_dir, f'{metric}.png'), lambda path: plot_accuracy(
           [s for s in series if not s['reference']], path, dense, metric))
   rows, layer_rows = [], []
+  densest = {}  # per run: its densest point (IMP: the dense level)
   for s in series:
-    first = s['points'][0]
+    p = s['points'][0]
+    if p['density'] > densest.get(s['run'], {'density': -1.0})['density']:
+      densest[s['run']] = p
+  for s in series:
+    first = densest[s['run']]
     for p in s['points']:
       if metric == 'perplexity':  # and its increase over the densest point
         rows.append([s['label'], s['model'], f"{100 * p['density']:.2f}",
@@ -316,8 +324,8 @@ def _series_section(series, metric: str, out_dir: str) -> list[str]:
                            ', '.join(f'{k} {100 * v:.1f}' for k, v in
                                      sorted(p['layers'].items()))])
   header = ['method', 'model', 'weights remaining (%)']
-  header += (['test perplexity', 'vs densest point (%)'] if metric ==
-             'perplexity' else ['test acc (%)'])
+  header += (['test perplexity', "vs the run's densest point (%)"]
+             if metric == 'perplexity' else ['test acc (%)'])
   return [f'\n## {metric.capitalize()} against weights remaining\n',
           f'Final test {metric}: mean ± std over the seeds (ddof 0), whose '
           'number is the last column.\n',

@@ -19,6 +19,7 @@ Every title names the model, data, rule, rates and rewind mode
 """
 import collections
 import math
+import os
 
 import numpy as np
 
@@ -119,7 +120,8 @@ def describe(config) -> str:
   """'layerwise_magnitude pruning at rates dense 0.2 / output 0.1,
   rewound to init': the search's rule, rates and rewind mode, from its
   config (a grid's rates or rewind steps: 'the grid's'; from a pretrained
-  source: 'rewound to the pretrained weights'); 'dense training only'
+  source: 'rewound to the source weights (<its file or folder name>)');
+  'dense training only'
   without pruning levels."""
   imp, grid = config.imp, config.get('grid') or {}
   if not imp.get('levels', 1):
@@ -138,7 +140,8 @@ def describe(config) -> str:
   k = imp.get('rewind_step', 0)
   step = (f"the grid's steps {values('rewind_step')}"
           if grid.get('rewind_step') else f'step {k}')
-  rewind = {'init': ('rewound to the pretrained weights' if source
+  source = source and os.path.basename(str(source).rstrip('/'))
+  rewind = {'init': (f'rewound to the source weights ({source})' if source
                     else 'rewound to init'),
             'step': f'rewound to {step}',
             'lr': f'learning rate rewound to {step}',

@@ -233,7 +233,7 @@ def summarize(folder, cfg: OneshotConfig, model_cfg, lines, num_eval,
   results = [{**r, 'increase': r['perplexity'] / dense['perplexity'] - 1.0}
              for r in lines[1:]]
   return {'job': 'oneshot', 'run_dir': folder.dir, 'model': cfg.model,
-          'num_seeds': 1, 'num_layers': model_cfg.num_layers,
+          'dataset': cfg.evaluation, 'metric': 'perplexity', 'num_seeds': 1, 'num_layers': model_cfg.num_layers,
           'calibration': cfg.calibration, 'evaluation': cfg.evaluation,
           'context': cfg.context, 'calibration_windows': num_calib,
           'evaluation_windows': num_eval, 'tokens': dense['tokens'],
@@ -303,7 +303,19 @@ def report(summary: dict, lines: list, config=None) -> lifecycle.Report:
 
 
 def series(summary: dict) -> list[dict]:
-  """Nothing for the accuracy-vs-density report: a language model's
-  perplexity is not an accuracy."""
-  del summary
-  return []
+  """For the cross-run report's perplexity plot: one series per method and
+  kind of target (unstructured sparsities; N:M), each target a point of
+  one deterministic run, and the dense model as the reference line. A
+  summary from before it said its metric gives none."""
+  if summary.get('metric') != 'perplexity':
+    return []
+  member = lambda r: {'density': r['density'], 'final_test_loss': r['loss']}
+  out = {}
+  for r in summary['results']:
+    nm = ':' in r['target']
+    label = f"{r['method']} {'N:M' if nm else 'unstructured'}"
+    out.setdefault(label, {})[r['target']] = [member(r)]
+  return [{'label': label, 'points': points}
+          for label, points in out.items()] + [
+              {'label': 'dense', 'points': {1.0: [member(summary['dense'])]},
+               'reference': True}]
