@@ -297,3 +297,6 @@ def test_progress_line_has_rate_and_eta():
   lines = out.getvalue().strip().splitlines()
   assert 'steps/s' in lines[0] and 'ETA' in lines[1]
   assert 'took' in lines[-1] and 'loss 0.5' in lines[-1]
+  slow = progress.Progress(30, 'prune', stream=out, unit='blocks')
+  slow.done, slow.rate = 3, 0.02  # 50 s a block: not '0.0 blocks/s'
+  assert '| 50.0 s/block | ETA 22m30s' in slow.line()

@@ -59,7 +59,9 @@ class Progress:
     eta = (self.total - self.done) / self.rate if self.rate else 0.0
     pct = 100.0 * self.done / self.total
     parts = [f'{self.desc} {self.done}/{self.total} ({pct:3.0f}%)'.strip(),
-             f'{self.rate:,.{1 if self.rate < 10 else 0}f} {self.unit}/s',
+             (f'{1 / self.rate:,.1f} s/{self.unit.removesuffix("s")}'
+              if 0 < self.rate < 1 else  # slow: 'per block', not '0.0/s'
+              f'{self.rate:,.{1 if self.rate < 10 else 0}f} {self.unit}/s'),
              f'ETA {_fmt_time(eta)}' if self.done < self.total else
              f'took {_fmt_time(time.perf_counter() - self.t0)} with '
              'compiling']

@@ -57,7 +57,10 @@ class OneshotConfig:
     methods: from `core.METHODS`.
     targets: sparsities in [0, 1) or 'N:M' (`oneshot.parse_target`).
     blocksize, percdamp: SparseGPT's column block and damping.
-    batch: windows per forward pass (memory only).
+    batch: windows per forward pass. Out of the run folder's hash: it
+      trades memory for speed, but sums in another order, so the losses
+      may differ in their last bits (resume with the same batch for
+      byte-identical records).
     save_masks: save each mask as a checkpoint.
   """
   model: str = 'smollm2'
@@ -233,7 +236,8 @@ def summarize(folder, cfg: OneshotConfig, model_cfg, lines, num_eval,
   results = [{**r, 'increase': r['perplexity'] / dense['perplexity'] - 1.0}
              for r in lines[1:]]
   return {'job': 'oneshot', 'run_dir': folder.dir, 'model': cfg.model,
-          'dataset': cfg.evaluation, 'metric': 'perplexity', 'num_seeds': 1, 'num_layers': model_cfg.num_layers,
+          'dataset': cfg.evaluation, 'metric': 'perplexity', 'num_seeds': 1,
+          'num_layers': model_cfg.num_layers,
           'calibration': cfg.calibration, 'evaluation': cfg.evaluation,
           'context': cfg.context, 'calibration_windows': num_calib,
           'evaluation_windows': num_eval, 'tokens': dense['tokens'],
@@ -248,7 +252,8 @@ def title(summary: dict) -> str:
                  f"{summary['context']} tokens of {summary['calibration']}, "
                  if calibrated else 'magnitude only (no calibration), ')
   return (f"One-shot pruning of {summary['model']} "
-          f"({summary['num_layers']} blocks, every projection): "
+          f"({summary['num_layers']} "
+          f"block{'s' * (summary['num_layers'] != 1)}, every projection): "
           f"{calibration}perplexity on {summary['evaluation_windows']} "
           f"windows of {summary['context']} tokens of {summary['evaluation']} "
           f"({summary['tokens']:,} tokens)")
