@@ -195,7 +195,8 @@ def accuracy_series(run) -> list[dict]:
                   'empty': empty,
                   'layers': {k: float(np.mean(v)) for k, v in layers.items()}})
     series.append({'label': f"{_name(run)} {group['label']}",
-                   'run': run['run_dir'], 'model': run['model'], 'dataset': run.get('dataset', ''),
+                   'run': run['run_dir'], 'model': run['model'],
+                   'dataset': run.get('dataset', ''),
                    'metric': _metric(run),
                    'reference': bool(group.get('reference')),
                    'points': sorted(out, key=lambda p: -p['density'])})

@@ -177,7 +177,8 @@ def title(summary: dict) -> str:
   return (f"Dynamic sparse training, {summary['model']} on "
           f"{summary['dataset']}, {summary['steps']} steps (mask updates "
           f"every {summary['update_every']} to step {summary['end_step']}, "
-          f"alpha {summary['drop_fraction']:g}), {stats.seeds(summary['num_seeds'])}")
+          f"alpha {summary['drop_fraction']:g}), "
+          f"{stats.seeds(summary['num_seeds'])}")
 
 
 def table(summary: dict) -> str:
