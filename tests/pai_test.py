@@ -209,7 +209,6 @@ def test_more_seeds_are_refused_with_the_valid_count(tmp_path):
     jobs.run(config, str(tmp_path))
 
 
-
 def test_the_title_says_the_rounds_and_which_control_is_unstructured():
   from ticketjax.methods.pai import job as pai_job  # pylint: disable=g-import-not-at-top
   summary = {'score': 'synflow', 'scope': 'global', 'structure': '2:4',
