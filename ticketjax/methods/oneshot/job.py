@@ -89,10 +89,8 @@ class OneshotConfig:
                        'empty')
     for m in self.methods:
       core.check_method(m)
-    for t in self.targets:
-      oneshot_lib.parse_target(t)
-    for name, values in (('methods', self.methods), ('targets', [
-        tag('magnitude', t) for t in self.targets])):
+    parsed = [oneshot_lib.parse_target(t) for t in self.targets]
+    for name, values in (('methods', self.methods), ('targets', parsed)):
       if len(set(values)) != len(values):
         raise ValueError(f'oneshot.{name} {list(getattr(self, name))}: one '
                          'is given twice (each would be pruned again); give '
