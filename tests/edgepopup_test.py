@@ -7,7 +7,6 @@ import json
 import math
 import os
 import shutil
-import subprocess
 import sys
 
 import jax
@@ -28,6 +27,7 @@ from ticketjax.run import jobs
 from ticketjax.run import health
 from ticketjax.run import setup as setup_lib
 from ticketjax.run import store
+import testlib
 from testlib import assert_weights_tool_reads, kill_when, launch_env
 from testlib import synthetic_dataset, tiny_mlp
 import golden_lib
@@ -165,11 +165,10 @@ def _smoke():
 def _launch(workdir, cache, *extra):
   """The launcher on the smoke config; runs share a compilation cache."""
   env = launch_env(cache)
-  args = [sys.executable, '-m', 'launch.main',
-          '--config=configs/edgepopup_mnist1d.py:smoke',
-          f'--workdir={workdir}', '--config.progress=False', *extra]
-  return subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True)
+  return testlib.start([sys.executable, '-m', 'launch.main',
+                        '--config=configs/edgepopup_mnist1d.py:smoke',
+                        f'--workdir={workdir}', '--config.progress=False',
+                        *extra], REPO, env)
 
 
 @pytest.fixture(scope='module')

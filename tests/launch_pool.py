@@ -8,9 +8,12 @@ does: absl flags, JAX's backend and the config are first set up there
 
 `run(launcher, argv, cwd)` -> `subprocess.CompletedProcess`-like result
 (returncode, stdout, stderr), as `subprocess.run(..., capture_output=True,
-text=True)` gives; `run_together` starts several at once. Used where many
-calls make the imports the cost (`bad_input_test.py`, kill-and-resume, two
-processes on one run folder).
+text=True)` gives; `run_together` starts several at once; `start` returns
+`Popen`-like children at once (to kill one, or to run hosts side by side),
+each with its own changes to the environment (e.g. `XLA_FLAGS`, read when
+the child first starts JAX's backend). Used where many calls make the
+imports the cost (`bad_input_test.py`, kill-and-resume, two processes on
+one run folder, the processes of a multi-host run).
 """
 import json
 import os
@@ -41,13 +44,16 @@ def _serve():
   for line in sys.stdin:
     req = json.loads(line)
     pids = [_fork(req, call) for call in req['calls']]
+    sys.stdout.write(json.dumps(pids) + '\n')  # so a child can be killed
+    sys.stdout.flush()
     codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in pids]
     sys.stdout.write(json.dumps(codes) + '\n')
     sys.stdout.flush()
 
 
 def _fork(req: dict, call: dict) -> int:
-  """Forks a child that runs the launcher as __main__; returns its pid."""
+  """Forks a child that runs the launcher (or a script: a `launcher` that
+  ends in .py) as __main__; returns its pid."""
   import runpy  # pylint: disable=g-import-not-at-top
   import traceback  # pylint: disable=g-import-not-at-top
   pid = os.fork()
@@ -57,14 +63,20 @@ def _fork(req: dict, call: dict) -> int:
   try:
     os.chdir(req['cwd'])
     sys.path[0] = req['cwd']
+    os.environ.update(call.get('env') or {})
     for fd, path in ((1, call['stdout']), (2, call['stderr'])):
       out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
       os.dup2(out, fd)
       os.close(out)
-    sys.argv = [f"-m launch.{req['launcher']}", *call['argv']]
+    launcher = req['launcher']
     try:
-      runpy.run_module(f"launch.{req['launcher']}", run_name='__main__',
-                       alter_sys=True)
+      if launcher.endswith('.py'):  # a script, as `python SCRIPT ARGS`
+        sys.argv = [launcher, *call['argv']]
+        runpy.run_path(launcher, run_name='__main__')
+      else:
+        sys.argv = [f'-m launch.{launcher}', *call['argv']]
+        runpy.run_module(f'launch.{launcher}', run_name='__main__',
+                         alter_sys=True)
       code = 0
     except SystemExit as e:
       if e.code is None:
@@ -102,28 +114,96 @@ def run(launcher: str, argv, cwd: str):
 def run_together(launcher: str, argvs, cwd: str) -> list:
   """`run` of every argv in `argvs`, all started at once (forked one after
   the other); the results in order."""
-  helper = _helper()
-  with tempfile.TemporaryDirectory() as tmp:
-    calls = [{'argv': list(argv),
-              **{k: os.path.join(tmp, f'{k}_{i}') for k in ('stdout',
-                                                           'stderr')}}
-             for i, argv in enumerate(argvs)]
-    helper.stdin.write(json.dumps({'launcher': launcher, 'calls': calls,
-                                   'cwd': cwd}) + '\n')
-    helper.stdin.flush()
-    if not select.select([helper.stdout], [], [], TIMEOUT_S)[0]:
-      os.killpg(helper.pid, signal.SIGKILL)  # the helper and its children
-      helper.wait()  # the next call starts a new helper
-      raise TimeoutError(f'launch.{launcher} {argvs} ran over {TIMEOUT_S} s')
-    codes = json.loads(helper.stdout.readline())
-    out = []
-    for call, code in zip(calls, codes):
-      texts = {}
-      for k in ('stdout', 'stderr'):
-        with open(call[k], encoding='utf-8', errors='replace') as f:
-          texts[k] = f.read()
-      out.append(types.SimpleNamespace(returncode=code, **texts))
-  return out
+  return start(launcher, argvs, cwd).results()
+
+
+def start(launcher: str, argvs, cwd: str, envs=None) -> 'Batch':
+  """Forks a child per argv in `argvs` (`envs[i]`: variables the i-th sets
+  in its environment) and returns at once; `launcher` is a name in
+  `launch/` or the path of a script (`python SCRIPT ARGV`); `Batch.children` are `Popen`-like.
+  The helper takes its next call once every child has ended and
+  `Batch.results` has been read."""
+  return Batch(launcher, argvs, cwd, envs or [{}] * len(argvs))
+
+
+class Batch:
+  """Children of one call to the helper (`start`)."""
+
+  def __init__(self, launcher, argvs, cwd, envs):
+    self._helper = _helper()
+    self._what = f'launch.{launcher} {argvs}'
+    self._tmp = tempfile.TemporaryDirectory()
+    self._calls = [{'argv': list(argv), 'env': dict(env),
+                    **{k: os.path.join(self._tmp.name, f'{k}_{i}')
+                       for k in ('stdout', 'stderr')}}
+                   for i, (argv, env) in enumerate(zip(argvs, envs))]
+    self._helper.stdin.write(json.dumps(
+        {'launcher': launcher, 'calls': self._calls, 'cwd': cwd}) + '\n')
+    self._helper.stdin.flush()
+    self.pids = json.loads(self._read_line())
+    self.children = [Child(self, i, pid) for i, pid in enumerate(self.pids)]
+    self._results = None
+
+  def _read_line(self) -> str:
+    if not select.select([self._helper.stdout], [], [], TIMEOUT_S)[0]:
+      os.killpg(self._helper.pid, signal.SIGKILL)  # helper and children
+      self._helper.wait()  # the next call starts a new helper
+      raise TimeoutError(f'{self._what} ran over {TIMEOUT_S} s')
+    return self._helper.stdout.readline()
+
+  def results(self) -> list:
+    """Waits for every child; (returncode, stdout, stderr) of each."""
+    if self._results is None:
+      codes = json.loads(self._read_line())
+      self._results = []
+      for call, code in zip(self._calls, codes):
+        texts = {}
+        for k in ('stdout', 'stderr'):
+          with open(call[k], encoding='utf-8', errors='replace') as f:
+            texts[k] = f.read()
+        self._results.append(types.SimpleNamespace(returncode=code, **texts))
+      self._tmp.cleanup()
+    return self._results
+
+
+class Child:
+  """One forked child, as much of `subprocess.Popen` as the tests use
+  (`poll`, `send_signal`, `kill`, `wait`, `communicate`, `returncode`).
+  Waiting for one waits for its whole `Batch`."""
+
+  def __init__(self, batch: Batch, index: int, pid: int):
+    self._batch, self._index, self.pid = batch, index, pid
+    self.returncode = None
+
+  def poll(self):
+    """None while the child runs; else its exit code (waits for the
+    batch: a child that ended has only its siblings left to wait for)."""
+    try:
+      with open(f'/proc/{self.pid}/stat', encoding='ascii') as f:
+        running = f.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except FileNotFoundError:
+      running = False
+    return None if running else self.wait()
+
+  def send_signal(self, sig) -> None:
+    if self.returncode is None:
+      try:
+        os.kill(self.pid, sig)
+      except ProcessLookupError:
+        pass
+
+  def kill(self) -> None:
+    self.send_signal(signal.SIGKILL)
+
+  def wait(self, timeout=None) -> int:
+    del timeout  # the helper's TIMEOUT_S bounds every batch
+    self.returncode = self._batch.results()[self._index].returncode
+    return self.returncode
+
+  def communicate(self, timeout=None) -> tuple:
+    self.wait(timeout)
+    result = self._batch.results()[self._index]
+    return result.stdout, result.stderr
 
 
 if __name__ == '__main__':

@@ -3,7 +3,6 @@ import glob
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 import jax
@@ -21,6 +20,7 @@ from ticketjax.methods.lmc import report as lmc_report
 from ticketjax.reports import path_probe
 from ticketjax.run import jobs
 from ticketjax.run import store as checkpoint
+import testlib
 from testlib import kill_when, launch_env, synthetic_dataset, tiny_mlp
 import golden_lib
 
@@ -89,11 +89,10 @@ def _smoke(arg='smoke,mlp'):
 
 def _launch(workdir, cache, *extra):
   env = launch_env(cache)
-  args = [sys.executable, '-m', 'launch.main',
-          '--config=configs/lmc_mnist1d.py:smoke,mlp',
-          f'--workdir={workdir}', '--config.progress=False', *extra]
-  return subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True)
+  return testlib.start([sys.executable, '-m', 'launch.main',
+                        '--config=configs/lmc_mnist1d.py:smoke,mlp',
+                        f'--workdir={workdir}', '--config.progress=False',
+                        *extra], REPO, env)
 
 
 @pytest.fixture(scope='module')

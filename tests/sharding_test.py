@@ -1,7 +1,8 @@
 """The member axis sharded over several (forced) CPU devices.
 
 The device count of a process is fixed when JAX starts, so the multi-device
-side runs in a subprocess with XLA_FLAGS forcing host devices; this process
+side runs in another process (a forked child of `launch_pool`'s helper, which
+has not started JAX) with XLA_FLAGS forcing host devices; this process
 (one device) computes the reference.
 """
 import json
@@ -88,11 +89,16 @@ def _run_with_devices(tmp_path, num_devices, group=0):
   script = tmp_path / 'shard_run.py'
   script.write_text(SCRIPT)
   out = tmp_path / f'out{num_devices}_{group}.npz'
-  env = dict(os.environ,
-             XLA_FLAGS=_with_devices(num_devices),
-             PYTHONPATH=os.pathsep.join([ROOT, HERE]))
-  subprocess.run([sys.executable, str(script), str(out), str(group)],
-                 env=env, check=True, timeout=300)
+  flags = {'XLA_FLAGS': _with_devices(num_devices)}
+  if os.environ.get('JAX_COMPILATION_CACHE_DIR'):  # the pool's environment
+    import launch_pool  # pylint: disable=g-import-not-at-top
+    (result,) = launch_pool.start(str(script), [[str(out), str(group)]],
+                                  ROOT, [flags]).results()
+    assert result.returncode == 0, result.stderr[-3000:]
+  else:
+    subprocess.run([sys.executable, str(script), str(out), str(group)],
+                   env=dict(os.environ, PYTHONPATH=os.pathsep.join(
+                       [ROOT, HERE]), **flags), check=True, timeout=300)
   return np.load(out)
 
 
@@ -175,14 +181,8 @@ def test_imp_search_records_are_identical_on_one_device_and_two_hosts(
   evaluation loss rounds differently with 2 member groups per device than
   with 4 (1 ulp, in 11 of 80 records), so every process here, the 1-device
   reference included, runs without that flag."""
-  def launch(devices, workdir, sweep, *extra):
-    env = dict(os.environ, PYTHONPATH=ROOT,
-               XLA_FLAGS=_with_devices(devices, xla_defaults=True))
-    return subprocess.Popen(
-        [sys.executable, '-m', 'launch.sweep', f'--sweep={sweep_file}:{sweep}',
-         f'--workdir={workdir}', *extra],
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True)
+  def args(workdir, sweep, *extra):
+    return [f'--sweep={sweep_file}:{sweep}', f'--workdir={workdir}', *extra]
 
   sweep_file = tmp_path / 'sweep_imp_and_edgepopup.py'
   sweep_file.write_text(textwrap.dedent(f'''
@@ -211,21 +211,35 @@ def test_imp_search_records_are_identical_on_one_device_and_two_hosts(
     del summary['run_dir']
     return (run_dir / 'metrics.jsonl').read_text(), summary
 
-  # both at once: the references on 1 device (straight, no growing) and
-  # the sweep on two hosts of 2 devices each
+  # all at once: the references on 1 device (straight, no growing) and the
+  # sweep on two hosts of 2 devices each; forked children of the launch
+  # pool when the session shares a compile cache (no imports to pay), else
+  # processes of their own
   port = _free_port()
-  procs = [launch(1, tmp_path / 'd1', 'straight')] + [
-      launch(2, tmp_path / 'hosts', 'grown', '--num_processes=2',
-             f'--coordinator_address=localhost:{port}', f'--process_id={i}')
+  argvs = [args(tmp_path / 'd1', 'straight')] + [
+      args(tmp_path / 'hosts', 'grown', '--num_processes=2',
+           f'--coordinator_address=localhost:{port}', f'--process_id={i}')
       for i in range(2)]
-  try:
-    for proc in procs:
-      out, _ = proc.communicate(timeout=600)
-      assert proc.returncode == 0, out[-3000:]
-  finally:  # a failed process leaves no peer waiting for it
-    for proc in procs:
-      proc.kill()
-      proc.wait()
+  flags = [{'XLA_FLAGS': _with_devices(n, xla_defaults=True)}
+           for n in (1, 2, 2)]
+  if os.environ.get('JAX_COMPILATION_CACHE_DIR'):  # the pool's environment
+    import launch_pool  # pylint: disable=g-import-not-at-top
+    for result in launch_pool.start('sweep', argvs, ROOT, flags).results():
+      assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+  else:
+    procs = [subprocess.Popen(
+        [sys.executable, '-m', 'launch.sweep', *argv], cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=ROOT, **env), text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+             for argv, env in zip(argvs, flags)]
+    try:
+      for proc in procs:
+        out, _ = proc.communicate(timeout=600)
+        assert proc.returncode == 0, out[-3000:]
+    finally:  # a failed process leaves no peer waiting for it
+      for proc in procs:
+        proc.kill()
+        proc.wait()
   (imp_name,) = [p.name for p in (tmp_path / 'd1').glob('imp-*')]
   (ep_name,) = [p.name for p in (tmp_path / 'd1').glob('edgepopup-*')]
   alone = read(tmp_path / 'd1' / imp_name)

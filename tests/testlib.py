@@ -149,6 +149,24 @@ def launch(launcher: str, argv, cwd: str, env=None):
                         timeout=600)
 
 
+def start(argv, cwd: str, env=None):
+  """Starts `argv` (`[python, '-m', 'launch.NAME', *args]`) in `cwd` and
+  returns it running, `Popen`-like with text stdout and stderr: a forked
+  child of `launch_pool`'s helper when the session shares one compilation
+  cache (`env` must be None or `launch_env`'s), else a process of its own in
+  `env`. A pool child must end (`wait`, `communicate`) before the next
+  launch."""
+  assert argv[1] == '-m' and argv[2].startswith('launch.'), argv
+  if os.environ.get('JAX_COMPILATION_CACHE_DIR'):
+    assert env is None or env == launch_env(None), 'the pool has its own'
+    import launch_pool  # pylint: disable=g-import-not-at-top
+    (child,) = launch_pool.start(argv[2][len('launch.'):], [argv[3:]],
+                                 cwd).children
+    return child
+  return subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+
+
 def assert_kill_and_resume_identical(argv, tmp_path, checkpoint: str,
                                      cwd: str, resumes: str = '') -> dict:
   """Launches `argv(workdir)` straight through in tmp_path/straight, and
@@ -158,9 +176,9 @@ def assert_kill_and_resume_identical(argv, tmp_path, checkpoint: str,
   `metrics.jsonl`, and that the second launch's stderr says `resumes`
   (e.g. 'from its save at step 20'). Returns the straight run's summary.
 
-  The killed launch is a process of its own; the other two run in forked
-  children of `launch_pool`'s helper when the session shares one
-  compilation cache (the helper's environment), saving their imports."""
+  The three launches run in forked children of `launch_pool`'s helper
+  when the session shares one compilation cache (the helper's
+  environment), saving their imports (`start`)."""
   env = launch_env(tmp_path / 'cache')
 
   def run(name):
@@ -169,9 +187,7 @@ def assert_kill_and_resume_identical(argv, tmp_path, checkpoint: str,
     return launch(cmd[2][len('launch.'):], cmd[3:], cwd, env)
   straight = run('straight')
   assert straight.returncode == 0, straight.stderr[-2000:]
-  proc = subprocess.Popen(argv(tmp_path / 'killed'), cwd=cwd, env=env,
-                          stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
+  proc = start(argv(tmp_path / 'killed'), cwd, env)
   kill_when(proc, str(tmp_path / 'killed' / '*' / checkpoint))
   resumed = run('killed')
   assert resumed.returncode == 0, resumed.stderr[-2000:]
