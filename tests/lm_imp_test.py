@@ -87,3 +87,8 @@ def test_a_language_model_grid_reports_perplexity_at_every_point():
   assert 'test acc' not in text
   ppl = (math.exp(3.201) + math.exp(3.301)) / 2  # lr=0.001, level 1
   assert f'20 ± 0 ({ppl:.2f}' in text.split('### lr=0.001')[1]
+  # the dense level's row too (its ticket alone), the tickets' reference
+  ppl0 = (math.exp(3.001) + math.exp(3.101)) / 2
+  (row,) = [line for line in text.split('### lr=0.001')[1].splitlines()
+            if line.startswith(f'| 0 | 100.00 | 20 ± 0 ({ppl0:.2f} ± ')]
+  assert row.endswith(') |  |')  # no control at level 0

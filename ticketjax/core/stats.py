@@ -21,10 +21,13 @@ def mean_std(values) -> dict:
 
 def format_mean_std(stats: Mapping, scale: float = 100.0,
                     digits: int = 1) -> str:
-  """'65.3 ± 1.2' from a mean_std dict (scaled, e.g. to percent); 'n/a'
-  when no value went into it (e.g. every member diverged)."""
+  """'65.3 ± 1.2' from a mean_std dict (scaled, e.g. to percent); '65.3'
+  from one value (no spread to show); 'n/a' when no value went into it
+  (e.g. every member diverged)."""
   if stats.get('mean') is None or not math.isfinite(stats['mean']):
     return 'n/a'
+  if stats.get('n') == 1:
+    return f"{stats['mean'] * scale:.{digits}f}"
   return (f"{stats['mean'] * scale:.{digits}f} ± "
           f"{stats['std'] * scale:.{digits}f}")
 

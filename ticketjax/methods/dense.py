@@ -89,7 +89,7 @@ def table(summary: dict) -> str:
   rows += [[seed, 'diverged', ''] for seed in diverged]
   rows.append([f'mean ± std (n={acc["n"]}, ddof 0)',
                stats.format_mean_std(acc, digits=2),
-               f"{loss['mean']:.4f} ± {loss['std']:.4f}"])
+               stats.format_mean_std(loss, scale=1, digits=4)])
   note = f', diverged {len(diverged)}/{summary["num_seeds"]}' if diverged \
       else ''
   return title(summary) + note + '\n' + stats.markdown_table(

@@ -313,11 +313,11 @@ def _series_section(series, metric: str, out_dir: str) -> list[str]:
     for p in s['points']:
       if metric == 'perplexity':  # and its increase over the densest point
         rows.append([s['label'], s['model'], f"{100 * p['density']:.2f}",
-                     f"{p['mean']:.2f} ± {p['std']:.2f}",
+                     stats.format_mean_std(p, scale=1, digits=2),
                      f"{100 * (p['mean'] / first['mean'] - 1):+.1f}", p['n']])
       else:
         rows.append([s['label'], s['model'], f"{100 * p['density']:.2f}",
-                     f"{100 * p['mean']:.2f} ± {100 * p['std']:.2f}"
+                     stats.format_mean_std(p, digits=2)
                      + (f" (an empty layer: {p['empty']}/{p['n']})"
                         if p.get('empty') else ''), p['n']])
       if p['layers']:

@@ -204,15 +204,15 @@ def _early_stop_table(levels: dict, summary: dict | None = None) -> str:
   summary = summary or levels
   branches = _branches(levels)
   metric = _metric(summary)
-  rows = []
-  for entry in levels['levels']:
-    if len(entry) > 2 and all('early_stop_step' in entry[b]
-                              for b in branches if b in entry):
-      rows.append([entry['level'], f"{100 * entry['ticket']['density']:.2f}"]
-                  + [_stop_cell(entry[b], metric) if b in entry else ''
-                     for b in branches])
-  if not rows:
+  stopped = [entry for entry in levels['levels']
+             if all('early_stop_step' in entry[b]
+                    for b in branches if b in entry)]
+  if not any(len(entry) > 2 for entry in stopped):  # no control has one
     return ''
+  # every level, the dense one (its ticket alone) too: the reference
+  rows = [[entry['level'], f"{100 * entry['ticket']['density']:.2f}"]
+          + [_stop_cell(entry[b], metric) if b in entry else ''
+             for b in branches] for entry in stopped]
   what, short = (('test perplexity', 'ppl') if metric == 'perplexity'
                  else ('test accuracy (%)', 'acc'))
   return ('\n\nEarly-stopping iteration (step of minimum validation loss) '
@@ -231,7 +231,7 @@ def _stop_cell(agg: dict, metric: str = 'accuracy') -> str:
                                   digits=2)
   else:  # a summary from before it was computed
     value = 'n/a'
-  return (f"{step['mean']:.0f} ± {step['std']:.0f} ({value})"
+  return (f'{stats.format_mean_std(step, scale=1, digits=0)} ({value})'
           if step['n'] else '')
 
 
@@ -266,7 +266,8 @@ def _level_table(levels: dict, summary: dict | None = None) -> str:
     for b in branches:
       row.append(_cell(entry[b], metric) if b in entry else '')
     stop = ticket.get('early_stop_step')
-    row.append(f"{stop['mean']:.0f} ± {stop['std']:.0f}" if stop else '')
+    row.append(stats.format_mean_std(stop, scale=1, digits=0) if stop
+               else '')
     rows.append(row)
   return stats.markdown_table(header, rows)
 
