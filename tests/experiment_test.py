@@ -3,6 +3,7 @@ import glob
 import io
 import json
 import os
+import types
 
 import jax
 import numpy as np
@@ -18,6 +19,7 @@ from configs import imp_mlp_mnist1d
 from configs import pai_mnist1d
 from ticketjax.methods import registry
 from ticketjax.run import jobs
+from ticketjax.run import loop
 from ticketjax.run import progress
 from ticketjax.run import records as records_lib
 from ticketjax.run import workdir
@@ -300,3 +302,33 @@ def test_progress_line_has_rate_and_eta():
   slow = progress.Progress(30, 'prune', stream=out, unit='blocks')
   slow.done, slow.rate = 3, 0.02  # 50 s a block: not '0.0 blocks/s'
   assert '| 50.0 s/block | ETA 22m30s' in slow.line()
+
+
+class _FixedTrainer:
+  """Two members with fixed numbers: train loss 1, test losses log 2 and
+  log 4, test accuracy 0.5 (only what `loop.train_chunks` reads)."""
+
+  def train(self, state, data, num_steps):
+    del data
+    return state, {'loss': np.ones((num_steps, 2), np.float32),
+                   'accuracy': np.zeros((num_steps, 2), np.float32)}
+
+  def evaluate(self, state, x, y):
+    del state, x, y
+    return {'loss': np.log(np.float32([2, 4])),
+            'accuracy': np.float32([0.5, 0.5])}
+
+
+@pytest.mark.parametrize('labels,shown', [
+    ((6,), 'test_acc 0.5'),  # an image run: its test accuracy
+    ((6, 4), 'test_ppl 3'),  # next-token labels: mean of exp(test loss)
+])
+def test_progress_line_shows_the_runs_metric(labels, shown, capsys):
+  data = types.SimpleNamespace(
+      y_train=np.zeros(labels, np.int32), x_test=None, y_test=None,
+      x_val=np.zeros((0, 1), np.float32), y_val=None)
+  state = types.SimpleNamespace(step=np.zeros(2, np.int32))
+  loop.train_chunks(_FixedTrainer(), state, data, 4, 2, desc='level 0')
+  last = capsys.readouterr().err.strip().splitlines()[-1]
+  assert last.startswith('level 0 4/4') and 'loss 1 |' in last
+  assert last.endswith(shown) and ('test_acc' in last) == (len(labels) == 1)

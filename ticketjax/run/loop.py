@@ -83,6 +83,11 @@ def train_chunks(trainer, state_S, data, total_steps, eval_every, *,
   train means are NaN); the train means cover the steps it trained.
   """
   step = int(np.asarray(state_S.step).min())
+  # the progress line: train loss and the run's metric, a language model's
+  # (next-token labels) test perplexity, else its test accuracy
+  shown = [('train_loss', 'loss', np.asarray),
+           ('test_loss', 'test_ppl', np.exp) if np.ndim(data.y_train) > 1
+           else ('test_accuracy', 'test_acc', np.asarray)]
   bar = progress_lib.Progress(total_steps, desc, enabled=show_progress,
                               start=step)
   for end in chunk_ends(step, total_steps, eval_every, stops):
@@ -98,10 +103,8 @@ def train_chunks(trainer, state_S, data, total_steps, eval_every, *,
     trained = (per_seed['trained_steps'] > 0 if 'trained_steps' in per_seed
                else slice(None))
     # (taken before the callbacks, which may change per_seed)
-    scalars = {short: float(np.mean(per_seed[k][trained]))
-               for k, short in (('train_loss', 'loss'),
-                                ('test_accuracy', 'test_acc'))
-               if k in per_seed}
+    scalars = {short: float(np.mean(value(per_seed[k][trained])))
+               for k, short, value in shown if k in per_seed}
     if on_eval is not None:
       on_eval(step, per_seed)
     if on_chunk is not None:
