@@ -10,7 +10,9 @@ Each --state is NAME=SOURCE: 'smollm2', a .gguf file or a Hugging Face
 GPT-2 folder; 'random:SOURCE' (a fresh init of that architecture); or a
 saved network RUN/checkpoints/NAME[:MEMBER] of any run (its kept weights;
 Edge-Popup's search and CS's rounds hold scores or mask logits and are
-refused).
+refused; a one-shot run's `mask_magnitude_*` or `mask_wanda_*` reads as the
+pretrained weights it keeps, SparseGPT's is refused: its pruned network
+updates them).
 Writes weights.md (std, excess kurtosis, fraction near zero per layer and
 state), weights.json, weights_hist.png and weights_layers.png to --out.
 Thin on purpose: it calls `ticketjax.reports.weights.write`.

@@ -6,6 +6,7 @@ job loads, tokenizes, prunes and evaluates exactly as for a real model.
 """
 import json
 import os
+import shutil
 
 import jax
 import ml_collections
@@ -125,6 +126,22 @@ def test_masks_are_saved_when_asked(model_dir, tmp_path):
   groups = keep.reshape(keep.shape[0] // 4, 4, keep.shape[1])
   assert (groups.sum(1) == 2).all()
   assert mask['embed']['embedding'].all()
+  # launch.weights reads a Wanda mask as the pretrained weights it keeps
+  from ticketjax.reports import path_probe, weights  # pylint: disable=g-import-not-at-top
+  saved = os.path.join(summary['run_dir'], 'checkpoints', 'mask_wanda_2of4')
+  params, kept = weights.load_state(saved)
+  _, pretrained, _ = setup_lib.pretrained(model_dir)
+  jax.tree.map(np.testing.assert_array_equal, params, pretrained)
+  jax.tree.map(np.testing.assert_array_equal, kept, mask)
+  rows = {r['layer']: r for r in weights.layer_stats(params, kept)}
+  assert rows['block_01/mlp/proj/kernel']['kept'] == 0.5
+  # SparseGPT's mask is not its pruned network (it updates the weights it
+  # keeps): refused, as is the probe of a run that trains no network
+  shutil.copytree(saved, saved.replace('wanda', 'sparsegpt'))
+  with pytest.raises(ValueError, match='SparseGPT also updates the weights'):
+    weights.load_state(saved.replace('wanda', 'sparsegpt'))
+  with pytest.raises(ValueError, match="comes from a 'oneshot' run"):
+    path_probe.probe_checkpoints(saved, saved)
 
 
 @pytest.mark.parametrize('fields,match', [

@@ -36,6 +36,11 @@ The launcher, the sweep and the cross-run report find a method here by its
   member_label(config, checkpoint, i) (optional)  who member i of a
                                   checkpoint is ('seed 1'; config as in
                                   config.json), for `launch.probe`
+  checkpoint_state(config, name, saved) (optional)  the train state
+                                  {'params', 'model_state', 'mask'} (a
+                                  leading member axis) that checkpoint
+                                  `name` stands for, when it saves none
+                                  (one-shot masks); `launch.weights` reads it
 
 Modules are imported when first asked for, so a launch pays only for the
 method it runs. Adding a method is one line here.

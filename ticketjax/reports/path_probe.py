@@ -13,7 +13,10 @@ CS's ticket, Edge-Popup's dense network); those a method declares
 wrapped (`check_plain`: CS's search rounds, Edge-Popup's scores) are
 refused with a clear error. A method whose checkpoints wrap the model
 state (DST's keeps each member's variant beside it) declares
-`plain_model_state`, which the probe applies.
+`plain_model_state`, which the probe applies; one whose checkpoints hold
+no train state (a one-shot run's masks) declares `checkpoint_state`,
+which builds it (`load_endpoint`, for `launch.weights`; such runs train no
+network of their config's, so the probe refuses them).
 """
 import json
 import os
@@ -99,7 +102,10 @@ def load_endpoint(path: str, member: int):
   """(params, model_state, mask, config dict) of one saved network."""
   config = _run_config(path)
   ckpt = store.Checkpoints(os.path.dirname(os.path.dirname(path)))
-  state = _find_state(ckpt.restore_raw(os.path.basename(path)), path)
+  saved = ckpt.restore_raw(os.path.basename(path))
+  build = getattr(registry.get(config.get('job')), 'checkpoint_state', None)
+  state = (build(config, os.path.basename(path), saved) if build
+           else _find_state(saved, path))
   size = np.shape(jax.tree.leaves(state['params'])[0])[0]
   if not 0 <= member < size:
     raise ValueError(f'{path!r} has members 0..{size - 1}, got {member}')
@@ -143,6 +149,13 @@ def probe_checkpoints(a: str, b: str, *, split: str = 'test',
     raise ValueError(f'mask must be one of {MASK_CHOICES}, got {mask!r}')
   alpha = lmc.alphas(num_alphas)
   (pa, ma), (pb, mb) = parse_endpoint(a), parse_endpoint(b)
+  for p in (pa, pb):  # before loading anything
+    job = _run_config(p).get('job')
+    if not getattr(registry.get(job), 'BUILDS', True):
+      raise ValueError(
+          f'{p!r} comes from a {job!r} run, whose network is not the '
+          "model and data set of its config: the probe takes checkpoints "
+          'of runs that train one (launch.weights reads this one)')
   params_a, state_a, mask_a, cfg_a = load_endpoint(pa, ma)
   params_b, state_b, mask_b, cfg_b = load_endpoint(pb, mb)
   check_plain(cfg_a, pa)

@@ -22,7 +22,8 @@ a Hugging Face GPT-2 folder (a pretrained model, `setup.pretrained`);
 'random:SOURCE' (a fresh init of that model's architecture, seed 0); or
 'RUN/checkpoints/NAME[:MEMBER]' (a saved network of any ticketjax run, with
 its mask; `path_probe.check_plain` refuses one that holds other values than
-the network's weights).
+the network's weights; a one-shot run's magnitude or Wanda mask reads as
+the pretrained weights it keeps).
 """
 import json
 import os

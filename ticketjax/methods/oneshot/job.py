@@ -18,7 +18,11 @@ stopped; its wall times (`prune_seconds`, `eval_seconds`: measurements,
 not results) are not, so its records, `metrics.jsonl`, `summary.json` and
 table differ from such a run's in those fields only. With `save_masks`,
 each mask is also saved as the checkpoint
-`mask_<method>_<target>` (a mask generator for ticket searches).
+`mask_<method>_<target>` (a mask generator for ticket searches), which
+`launch.weights` reads as the pretrained weights it keeps
+(`checkpoint_state`): a magnitude or Wanda mask is the pruned network
+itself; SparseGPT's is not (it also updates the weights it keeps, which
+are not saved) and is refused there.
 """
 import dataclasses
 import math
@@ -26,6 +30,7 @@ import sys
 import time
 from typing import Any
 
+import jax
 import numpy as np
 
 from ticketjax.core import masks as masks_lib
@@ -128,6 +133,31 @@ def check(config) -> None:
   if int(config.num_seeds) != 1:
     raise ValueError('a oneshot job is deterministic: set num_seeds=1, got '
                      f'{config.num_seeds}')
+
+
+def checkpoint_state(config: dict, name: str, saved) -> dict:
+  """The network mask checkpoint `name` stands for: the run's pretrained
+  weights (`oneshot.model`, as config.json has it) and the mask, one
+  member. Refused for SparseGPT, whose pruned network also updates the
+  weights it keeps (not saved), and for a model that no longer fits."""
+  method = name[len('mask_'):].partition('_')[0]
+  if not name.startswith('mask_') or method not in core.METHODS:
+    raise ValueError(f'checkpoint {name!r} of a one-shot run is not a mask '
+                     f'(mask_<method>_<target>, method one of {core.METHODS})')
+  if method == 'sparsegpt':
+    raise ValueError(
+        f'checkpoint {name!r}: SparseGPT also updates the weights it keeps, '
+        'and the run saved only its mask, so the pruned network is not in '
+        'it; magnitude and Wanda masks read as their pruned networks')
+  model = config['oneshot']['model']
+  params = setup_lib.pretrained_params(model)
+  if jax.tree.structure(params) != jax.tree.structure(saved) or any(
+      np.shape(p) != np.shape(m) for p, m in zip(jax.tree.leaves(params),
+                                                 jax.tree.leaves(saved))):
+    raise ValueError(f'checkpoint {name!r} does not fit the model {model!r} '
+                     'as it is now (did its files change since the run?)')
+  first = lambda tree: jax.tree.map(lambda v: np.asarray(v)[None], tree)
+  return {'params': first(params), 'model_state': {}, 'mask': first(saved)}
 
 
 def tag(method: str, target) -> str:
