@@ -15,16 +15,20 @@ BAND = 'band: ±1 std over seeds, ddof 0'
 
 def title(text: str, note: str = BAND, width: int = 90) -> str:
   """A plot title wrapped to `width` characters, between its comma-separated
-  phrases where it can ('40 steps, 2 seeds' stays on one line), `note` on
-  its own line."""
+  phrases where it can ('40 steps, 2 seeds' stays on one line; a phrase
+  longer than a line fills the line it starts on and goes on in the next,
+  where the following phrases join it), `note` on its own line."""
   lines = ['']
   for part in text.split(', '):
-    if lines[-1] and len(f'{lines[-1]}, {part}') > width:
+    joined = f'{lines[-1]}, {part}' if lines[-1] else part
+    if len(joined) <= width:
+      lines[-1] = joined
+    elif len(part) <= width:
       lines[-1] += ','
       lines.append(part)
     else:
-      lines[-1] = f'{lines[-1]}, {part}' if lines[-1] else part
-  lines = [w for line in lines for w in textwrap.wrap(line, width)]
+      lines[-1:] = textwrap.wrap(joined, width)
+  lines = [line for line in lines if line]  # ('' for an empty text)
   return '\n'.join(lines + ([f'({note})'] if note else []))
 
 
