@@ -41,6 +41,8 @@ def main(argv):
                            '--num_processes, --coordinator_address)'):
     hosts_flags.initialize()
   with bad_input.exit_on_value_error():
+    jobs.check_overrides(config, config_flags.get_override_values(
+        flags.FLAGS['config']))
     jobs.run(config, _WORKDIR.value)
 
 

@@ -174,6 +174,11 @@ CASES = [
      'no JAX backend could start for --jax_platforms=cuda', None),
     ('job-unknown', 'main', [f'--config={DENSE}', '--config.job=nope'],
      "unknown job 'nope'", None),
+    # a field the job never reads (one-shot pruning trains nothing)
+    ('oneshot-override-unread', 'main',
+     ['--config=configs/oneshot_smollm2_austen.py:smoke',
+      '--config.oneshot.batch=2', '--config.train.steps=5'],
+     "the 'oneshot' job never reads --config.train.steps", None),
     # shared sections
     ('train-steps-0', 'main', [f'--config={DENSE}', '--config.train.steps=0'],
      'steps', None),

@@ -25,6 +25,9 @@ The launcher, the sweep and the cross-run report find a method here by its
   BUILDS (optional, True)         False: the run does not build the config's
                                   data set and model (`setup.build`); the
                                   method loads what it needs itself
+  IGNORED (optional)              config fields (dotted prefixes) it never
+                                  reads; the launcher refuses overrides of
+                                  them (`jobs.check_overrides`)
   WRAPPED_CHECKPOINTS (optional)  {checkpoint name prefix: what its
                                   params hold} for checkpoints that hold
                                   other params than the network's weights;

@@ -10,6 +10,21 @@ from ticketjax.methods import registry
 from ticketjax.run import lock
 
 
+def check_overrides(config: Any, paths) -> None:
+  """ValueError for an override (a dotted config path, as the launcher's
+  `--config.train.steps=5` gives `train.steps`) of a field the job never
+  reads (its method's `IGNORED`): it would change nothing but the run
+  folder's name, whose hash covers every field."""
+  ignored = getattr(registry.get(config.job), 'IGNORED', ())
+  bad = sorted(p for p in paths
+               if any(p == i or p.startswith(i + '.') for i in ignored))
+  if bad:
+    raise ValueError(
+        f"the {config.job!r} job never reads "
+        f"{', '.join('--config.' + p for p in bad)} (it reads none of "
+        f"{', '.join(ignored)}): drop the override")
+
+
 def run(config: Any, workdir: str) -> dict:
   """Runs the job `config.job` in `workdir`; returns its summary."""
   method = registry.get(config.job)

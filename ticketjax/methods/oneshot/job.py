@@ -45,6 +45,10 @@ from ticketjax.run import setup as setup_lib
 SEEDS = 'refuse'
 NON_SEMANTIC = ('oneshot.batch',)
 BUILDS = False  # the model and the text come from `oneshot`, not data/model
+# never read (the launcher refuses overrides of them: they are in the run
+# folder's hash, so they would only make a new folder)
+IGNORED = ('model', 'train', 'optimizer', 'grid', 'data.name',
+           'data.val_size', 'data.augment')
 
 
 @dataclasses.dataclass(frozen=True)
