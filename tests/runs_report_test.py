@@ -61,6 +61,22 @@ def test_imp_and_cs_tickets_of_a_density_are_compared(workdir, tmp_path):
   assert collapsed.endswith('(an empty layer: 2/2) | 2 |')
 
 
+def test_an_unfinished_run_is_left_out_and_named(workdir, tmp_path):
+  """A run killed mid-search has a mid-run summary.json but no sealed
+  outputs (`records/outputs.json` is `{}`): the report leaves it out."""
+  root = tmp_path / 'runs'
+  shutil.copytree(workdir, root)
+  (imp_dir,) = root.glob('imp-*')
+  (imp_dir / 'records' / 'outputs.json').write_text('{}')
+  text = cross_run.write([str(root)], str(tmp_path / 'report'))
+  assert [r['job'] for r in cross_run.find_runs([str(root)])] == ['dense']
+  assert (f'Left out, not finished (still running, or stopped: rerun it to '
+          f'finish): {imp_dir.name}') in text
+  assert f'| {imp_dir.name} |' not in text
+  with pytest.raises(ValueError, match='no finished runs'):
+    cross_run.find_runs([str(imp_dir)])
+
+
 def test_report_across_runs(workdir, tmp_path):
   text = cross_run.write([str(workdir)], str(tmp_path))
   assert os.path.exists(tmp_path / 'accuracy.png')

@@ -1,4 +1,5 @@
-"""One report across finished runs (`python -m launch.report`).
+"""One report across finished runs (`python -m launch.report`; one still
+running or stopped is left out, and named).
 
 Reads the `summary.json` of every run folder under the given workdirs (or
 the folders themselves) and writes, in `out_dir`:
@@ -42,8 +43,19 @@ from ticketjax.run import store
 from ticketjax.run import workdir as workdir_lib
 
 
-def find_runs(paths) -> list[dict]:
-  """Summaries of the run folders in (or at) `paths`, sorted by folder."""
+def unfinished(run_dir: str) -> bool:
+  """Whether the run in `run_dir` has not finished (still running, or
+  killed): its `summary.json` is a mid-run one, and its
+  `records/outputs.json` (`lifecycle.SUMS`) is `{}` until the run seals its
+  final outputs."""
+  path = os.path.join(run_dir, 'records', 'outputs.json')
+  return (os.path.exists(path) and records_lib.intact(path)
+          and not records_lib.read_json(path))
+
+
+def find_runs(paths, left_out: list | None = None) -> list[dict]:
+  """Summaries of the finished run folders in (or at) `paths`, sorted by
+  folder; the unfinished ones' folders are appended to `left_out`."""
   runs = []
   for path in paths:
     if os.path.isfile(path):
@@ -55,11 +67,17 @@ def find_runs(paths) -> list[dict]:
     if os.path.exists(os.path.join(path, 'summary.json')):
       files.insert(0, os.path.join(path, 'summary.json'))
     for f in files:
+      run_dir = os.path.dirname(os.path.abspath(f))
+      if unfinished(run_dir):
+        if left_out is not None:
+          left_out.append(run_dir)
+        continue
       summary = records_lib.read_json(f)
-      summary['run_dir'] = os.path.dirname(os.path.abspath(f))
+      summary['run_dir'] = run_dir
       runs.append(summary)
   if not runs:
-    raise ValueError(f'no finished runs (*/summary.json) under {paths}')
+    raise ValueError(f'no finished runs (*/summary.json, sealed in '
+                     f'records/outputs.json) under {paths}')
   return runs
 
 
@@ -349,7 +367,8 @@ def write(paths, out_dir: str, only: str = '') -> str:
   except re.error as e:
     raise ValueError(f'--only {only!r} is not a regular expression: '
                      f'{e}') from None
-  runs = find_runs(paths)  # (reads only)
+  left_out = []
+  runs = find_runs(paths, left_out)  # (reads only)
   workdir_lib.check_folder(out_dir, 'report folder (--out)')
   name_runs(runs)
   series = [s for r in runs for s in accuracy_series(r)]
@@ -366,6 +385,10 @@ def write(paths, out_dir: str, only: str = '') -> str:
        'differs from most runs of its job and model in'],
       [[_name(r), os.path.basename(r['run_dir']), _title(r), _steps(r),
         r.get('num_seeds', ''), differ[r['run_dir']]] for r in runs])]
+  if left_out:
+    parts.append('\nLeft out, not finished (still running, or stopped: '
+                 'rerun it to finish): '
+                 + ', '.join(os.path.basename(d) for d in left_out) + '\n')
   for metric in ('accuracy', 'perplexity'):
     parts += _series_section([s for s in series if s['metric'] == metric],
                              metric, out_dir)
