@@ -130,6 +130,13 @@ def test_job_runs_and_its_members_equal_single_runs(tmp_path):
       assert m['jaccard_initial'] == 1.0
     else:
       assert m['jaccard_initial'] < 1.0
+    assert m['empty_layers'] == 0
+  assert [g['collapsed'] for g in summary['groups']] == [0] * 12
+  # a member whose final mask empties a layer is counted as collapsed
+  # (as PaI, CS and Early-Bird count theirs), not reported healthy
+  broken = dict(summary, groups=[dict(summary['groups'][0], collapsed=2)])
+  assert dst_job.table(broken).splitlines()[-1].endswith(
+      '| collapsed 2/2 (an empty layer) |')
   jobs.run(_smoke(variants=('rigl',), distributions=('erk',)),
            str(tmp_path / 'one'))
   read = lambda name: [json.loads(line) for line in open(

@@ -7,7 +7,8 @@ same initial random mask, so the variants differ only in how their masks
 move. All train together to `train.steps` in one compiled program with
 `core.mask_update` inside the step; `records/train.json` (evaluation
 records, per-member summaries with the Jaccard index of the final mask
-and the initial one) and then `checkpoints/final` are written. A run
+and the initial one and its empty prunable layers, counted per group as
+`collapsed`) and then `checkpoints/final` are written. A run
 killed before its checkpoint trains again from the start, which, training
 being deterministic, gives the same records.
 """
@@ -19,6 +20,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from ticketjax.core import connectivity
 from ticketjax.core import distributions
 from ticketjax.core import masks as masks_lib
 from ticketjax.core import stats
@@ -137,10 +139,13 @@ def train(folder, cfg: core.DstConfig):
   who = members(cfg, pieces.num_seeds)
 
 
-  def moved(final_M):  # how far each mask moved from where it started
+  def moved(final_M):  # how far each mask moved from where it started,
+    # and its empty prunable layers (a collapsed network)
     jaccard = np.asarray(jax.vmap(lambda a, b: masks_lib.jaccard(
         a, b, cfg.prunable))(final_M.mask, start_M.mask))
-    return [{'jaccard_initial': float(j)} for j in jaccard]
+    empty = connectivity.member_empty_layers(final_M.mask, cfg.prunable)
+    return [{'jaccard_initial': float(j), 'empty_layers': e}
+            for j, e in zip(jaccard, empty)]
 
   folder.train_stage(
       'train', trainer, start_M, who, cfg.prunable,
@@ -160,7 +165,10 @@ def summarize(folder, cfg: core.DstConfig, members_: list[dict]) -> dict:
         groups.append({'variant': v, 'distribution': d, 'density_target': p,
                        'density': stats.mean_std([m['density']
                                                   for m in mine]),
-                       **health.aggregate(mine, STATS)})
+                       **health.aggregate(mine, STATS),
+                       # (a summary from before it was counted: no key)
+                       'collapsed': sum(1 for m in mine
+                                        if m.get('empty_layers'))})
   return {'job': 'dst', 'run_dir': folder.dir, 'model': pieces.model.name,
           'dataset': pieces.dataset.name, 'num_seeds': pieces.num_seeds,
           'steps': pieces.train.steps, 'update_every': cfg.update_every,
@@ -190,7 +198,8 @@ def table(summary: dict) -> str:
                  fmt(acc) if acc else 'n/a',
                  fmt(e['best_test_accuracy']) if acc else 'n/a',
                  f"{e['jaccard_initial']['mean']:.3f}" if acc else 'n/a',
-                 health.column(e)])
+                 health.column(e, summary['num_seeds'],
+                               collapsed=' (an empty layer)')])
   return (title(summary) + ' (test accuracy %, mean ± std over seeds, '
           'ddof 0)\n\n'
           + stats.markdown_table(
