@@ -96,6 +96,13 @@ def test_pretrain_export_and_imp_from_the_exported_weights(tmp_path):
                                            params, mask))
   with open(os.path.join(ticket, 'ticketjax_export.json')) as f:
     assert json.load(f)['network'].endswith('level_001:1')
+  # launch.weights reads the exported ticket as its checkpoint: kept are
+  # its nonzero weights, not all of them
+  from ticketjax.reports import weights  # pylint: disable=g-import-not-at-top
+  exported = weights.layer_stats(*weights.load_state(ticket))
+  assert exported == weights.layer_stats(*weights.load_state(
+      os.path.join(ckpt, 'level_001') + ':1'))
+  assert max(r['kept'] for r in exported) < 1.0
 
   # the run folder's hash holds the source's path: other weights exported
   # there later make the finished run refuse, before any write, rather than

@@ -23,7 +23,8 @@ a Hugging Face GPT-2 folder (a pretrained model, `setup.pretrained`);
 'RUN/checkpoints/NAME[:MEMBER]' (a saved network of any ticketjax run, with
 its mask; `path_probe.check_plain` refuses one that holds other values than
 the network's weights; a one-shot run's magnitude or Wanda mask reads as
-the pretrained weights it keeps).
+the pretrained weights it keeps). An exported ticket (`launch.export`, its
+manifest `masked`) keeps its nonzero weights, as its checkpoint does.
 """
 import json
 import os
@@ -35,6 +36,7 @@ from ticketjax.core import masks as masks_lib
 from ticketjax.core import stats as stats_lib
 from ticketjax.reports import path_probe
 from ticketjax.reports import plots as plots_lib
+from ticketjax.run import export
 
 NEAR_ZERO = 0.1  # in layer stds
 
@@ -96,7 +98,14 @@ def load_state(spec: str):
   if folder and os.path.isdir(os.path.join(folder, 'records')):  # a run
     raise ValueError(f'{spec!r} is a run folder, not a network: give one of '
                      f'its checkpoints, {folder}/checkpoints/NAME[:MEMBER]')
-  return setup_lib.pretrained_params(spec), None
+  params = setup_lib.pretrained_params(spec)
+  manifest = os.path.join(spec, export.MANIFEST) if os.path.isdir(spec) else ''
+  if manifest and os.path.exists(manifest) and json.load(
+      open(manifest, encoding='utf-8')).get('masked'):
+    # an exported ticket: its pruned weights are exact zeros, and a kept
+    # weight of exactly 0.0 is (for trained floats) not seen in practice
+    return params, jax.tree.map(lambda w: np.asarray(w) != 0, params)
+  return params, None
 
 
 def parse_states(specs) -> list[tuple[str, str]]:
