@@ -180,4 +180,5 @@ def test_every_job_recomputes_damaged_files_to_the_same_bytes(
     lock.release_all()
     err = capsys.readouterr().err
     assert 'is damaged' in err and 'recomputing it' in err, (name, err)
+    assert err.count('recomputing it') == 1, (name, err)  # said once
     assert _outputs(run_dir) == before, name

@@ -318,7 +318,8 @@ class ImpRun:
     for name in ('rewind_init', 'rewind_step') if levels_done else ():
       if self.ckpt.exists(name):
         self.ckpt.check(name)
-    if old is None and not self.quiet and self._complete(levels_done):
+    checked = old is None and not self.quiet and self._complete(levels_done)
+    if checked:  # (`done` reports a damaged summary or metrics file)
       done = self.folder.done(lambda s: s.get('levels_done') == levels_done)
       if done is not None:
         return done
@@ -330,8 +331,9 @@ class ImpRun:
       if levels_done:
         imp_extend.extend(self, old, levels_done)
     self.folder.begin()
-    for name in ('summary.json', 'metrics.jsonl'):  # rewritten below: a
-      records_lib.intact(self.folder.path(name))  # damaged one is reported
+    for name in ('summary.json', 'metrics.jsonl') if not checked else ():
+      records_lib.intact(self.folder.path(name))  # rewritten below: a
+      # damaged one is reported
     done = 0
     for level in range(self.cfg.levels + 1):
       if level and self.cfg.target_density and (
