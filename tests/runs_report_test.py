@@ -116,6 +116,14 @@ def test_runs_of_one_kind_say_where_they_differ():
   # without a majority value, the field is listed for every run
   assert cross_run.differences([run('a', rates=0.2), run('b', rates=0.4)]) == {
       'a': 'imp.rates=0.2', 'b': 'imp.rates=0.4'}
+  # a run without a grid among grid runs: 'none', not '[]'; a language
+  # model's tokenizer left out is characters, not '-'
+  grids = [dict(run(n), _config={**run(n)['_config'], 'grid': {
+      'learning_rate': lr}, 'data': {'tokenizer': tok} if tok else {}})
+           for n, lr, tok in (('a', [0.1, 0.2], 'bpe.json'),
+                              ('b', [0.1, 0.2], 'bpe.json'), ('c', [], ''))]
+  assert cross_run.differences(grids)['c'] == (
+      'data.tokenizer=char, grid.learning_rate=none')
 
 
 def test_edge_popup_draws_its_dense_network_as_a_reference_line():

@@ -140,9 +140,24 @@ def differences(runs) -> dict:
     for run, f in zip(group, flat):
       shown = {**f, **_flat(_config(run))}  # as written (a grid's ints)
       out[run['run_dir']] = ', '.join(
-          f'{k}={shown.get(k, "-")}' for k in keys
+          f'{k}={_shown(k, shown)}' for k in keys
           if value(f, k) != common[k])
   return out
+
+
+# what a field a config leaves out means (its configs add it only when set)
+_ABSENT = {'data.tokenizer': 'char'}
+
+
+def _shown(key: str, config: dict) -> str:
+  """A field's value in the runs table: 'none' for an empty list (a grid
+  name without values), the meaning of a field left out (`_ABSENT`), else
+  '-' for one the run's config lacks."""
+  if key not in config:
+    return _ABSENT.get(key, '-')
+  value = config[key]
+  return 'none' if isinstance(value, (list, tuple)) and not value else str(
+      value)
 
 
 def _title(run) -> str:
