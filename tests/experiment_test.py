@@ -273,6 +273,9 @@ def test_run_dir_hashes_are_pinned():
   much or where) rather than updating the pinned values.
   """
   assert workdir.config_hash(dense_mnist1d.get_config()) == '686f552393e5'
+  # a workdir spelled with '..' names the same folder, printed plainly
+  assert workdir.run_dir('/w/runs/imp-x/..', dense_mnist1d.get_config()) == (
+      '/w/runs/dense-686f552393e5')
   assert workdir.config_hash(dense_mnist1d.get_config('cnn')) == 'ed3a08c82981'
   assert workdir.config_hash(imp_mlp_mnist1d.get_config(),
                              ('imp.levels',)) == '203b350a7d83'

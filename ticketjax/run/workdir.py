@@ -139,9 +139,10 @@ def config_hash(config: Any, extra_non_semantic=()) -> str:
 
 
 def run_dir(workdir: str, config: Any, extra_non_semantic=()) -> str:
-  """`workdir/<job>-<hash>`: where this config's run lives."""
-  return os.path.join(
-      workdir, f'{config.job}-{config_hash(config, extra_non_semantic)}')
+  """`workdir/<job>-<hash>`: where this config's run lives (the workdir's
+  path normalized: 'runs/imp-x/..' is 'runs')."""
+  return os.path.join(os.path.normpath(workdir),
+                      f'{config.job}-{config_hash(config, extra_non_semantic)}')
 
 
 # the longest path a run writes below its workdir (run folder, checkpoint
