@@ -107,6 +107,15 @@ def test_one_shot_tickets_are_the_magnitude_masks_at_the_declared_step(
                  if p['density_target'] == d]))
   assert by['dense', 1.0]['density']['mean'] == 1.0
   assert len(summary['members']) == (2 * K + 1) * S
+  # the search's checkpoint holds masks, not a network: named as such by
+  # launch.weights and launch.probe (its networks are in `final`)
+  from ticketjax.reports import path_probe, weights  # pylint: disable=g-import-not-at-top
+  search = os.path.join(summary['run_dir'], 'checkpoints', 'search')
+  with pytest.raises(ValueError, match="'search' of job 'early_bird' holds "
+                     'the masks the search found'):
+    weights.load_state(search)
+  with pytest.raises(ValueError, match='the masks the search found'):
+    path_probe.probe_checkpoints(search, search)
 
 
 def test_channel_tickets_on_the_batchnorm_cnn(tmp_path):

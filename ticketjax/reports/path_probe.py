@@ -57,7 +57,7 @@ def parse_endpoint(spec: str) -> tuple[str, int]:
   return path, int(member)
 
 
-def _run_config(path: str) -> dict:
+def run_config(path: str) -> dict:
   run_dir = os.path.dirname(os.path.dirname(path))
   config_path = os.path.join(run_dir, 'config.json')
   if os.path.exists(os.path.join(path, 'config.json')) or os.path.basename(
@@ -100,7 +100,7 @@ def _find_state(tree, where: str) -> dict:
 
 def load_endpoint(path: str, member: int):
   """(params, model_state, mask, config dict) of one saved network."""
-  config = _run_config(path)
+  config = run_config(path)
   ckpt = store.Checkpoints(os.path.dirname(os.path.dirname(path)))
   saved = ckpt.restore_raw(os.path.basename(path))
   build = getattr(registry.get(config.get('job')), 'checkpoint_state', None)
@@ -133,6 +133,18 @@ def check_plain(config: dict, path: str) -> None:
           'dense')
 
 
+def check_built(config: dict, path: str, tool: str) -> None:
+  """ValueError if the checkpoint at `path` comes from a run that builds
+  no network of its config's model and data (`BUILDS = False`: one-shot
+  masks of a pretrained model), which `tool` cannot take."""
+  job = config.get('job')
+  if not getattr(registry.get(job), 'BUILDS', True):
+    raise ValueError(
+        f'{path!r} comes from a {job!r} run, whose network is not the model '
+        f'and data set of its config: {tool} takes checkpoints of runs that '
+        'train one (launch.weights reads this one)')
+
+
 def probe_checkpoints(a: str, b: str, *, split: str = 'test',
                       num_alphas: int = lmc.NUM_ALPHAS, mask: str = 'none',
                       out_dir: str | None = None,
@@ -150,16 +162,10 @@ def probe_checkpoints(a: str, b: str, *, split: str = 'test',
   alpha = lmc.alphas(num_alphas)
   (pa, ma), (pb, mb) = parse_endpoint(a), parse_endpoint(b)
   for p in (pa, pb):  # before loading anything
-    job = _run_config(p).get('job')
-    if not getattr(registry.get(job), 'BUILDS', True):
-      raise ValueError(
-          f'{p!r} comes from a {job!r} run, whose network is not the '
-          "model and data set of its config: the probe takes checkpoints "
-          'of runs that train one (launch.weights reads this one)')
+    check_plain(run_config(p), p)
+    check_built(run_config(p), p, 'the probe')
   params_a, state_a, mask_a, cfg_a = load_endpoint(pa, ma)
   params_b, state_b, mask_b, cfg_b = load_endpoint(pb, mb)
-  check_plain(cfg_a, pa)
-  check_plain(cfg_b, pb)
   for field in ('data', 'model'):
     sa, sb = dict(cfg_a[field]), dict(cfg_b[field])
     sa.pop('data_dir', None), sb.pop('data_dir', None)

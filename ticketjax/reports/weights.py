@@ -91,8 +91,8 @@ def load_state(spec: str):
                                        random=True), None
   if '/checkpoints/' in spec:
     path, member = path_probe.parse_endpoint(spec)
-    params, _, mask, config = path_probe.load_endpoint(path, member)
-    path_probe.check_plain(config, path)
+    path_probe.check_plain(path_probe.run_config(path), path)
+    params, _, mask, _ = path_probe.load_endpoint(path, member)
     return params, mask
   folder = spec if os.path.isdir(spec) else spec.rpartition(':')[0]
   if folder and os.path.isdir(os.path.join(folder, 'records')):  # a run

@@ -51,6 +51,9 @@ from ticketjax.run import steps as steps_lib
 
 SEEDS = 'refuse'
 NON_SEMANTIC = ()
+WRAPPED_CHECKPOINTS = {  # its trained networks are in `final`
+    'search': 'the masks the search found (no weights)',
+    'level_': 'the masks a level found (no weights)'}
 STATS = ('final_test_accuracy', 'best_test_accuracy', 'final_test_loss',
          'early_stop_step', 'early_stop_test_accuracy')
 
