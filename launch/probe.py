@@ -5,9 +5,11 @@ r"""Probes the linear path between two saved networks.
       --b=/tmp/tj/lmc-HASH/checkpoints/copies_k000100:1 [--split=test] \
       [--num_alphas=30] [--mask=none|a|b] [--out=DIR]
 
-An endpoint is PATH[:MEMBER]: a checkpoint folder of a dense, IMP or LMC
-run and the member (seed or copy) along its leading axis. Prints error and
-loss at every alpha and the error barrier; with --out also writes
+An endpoint is PATH[:MEMBER]: a checkpoint folder of a run that holds
+trained networks (dense, IMP, LMC, CS's ticket, Edge-Popup's dense, PaI,
+DST, Early-Bird or transfer `final`) and the member along its leading
+axis, printed as who it is where the method says (e.g. 'full at density
+0.5, seed 1'). Prints error and loss at every alpha and the error barrier; with --out also writes
 probe.json and probe.png. Thin on purpose: it calls
 `ticketjax.reports.path_probe.main`, the function the tests call.
 """

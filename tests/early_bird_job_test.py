@@ -116,6 +116,17 @@ def test_one_shot_tickets_are_the_magnitude_masks_at_the_declared_step(
     weights.load_state(search)
   with pytest.raises(ValueError, match='the masks the search found'):
     path_probe.probe_checkpoints(search, search)
+  # the probe names the members of `final` in the order they trained
+  final = os.path.join(summary['run_dir'], 'checkpoints', 'final')
+  probe = path_probe.probe_checkpoints(f'{final}:7', f'{final}:13',
+                                       num_alphas=2)
+  seven = summary['members'][7]
+  assert (seven['branch'], seven['density_target'], seven['seed']) == (
+      'full', 0.5, 1)
+  assert probe['a_member'] == 'full at density 0.5, seed 1'
+  assert probe['b_member'] == 'dense, seed 1'
+  assert probe['error'][0] == pytest.approx(
+      1 - seven['final_test_accuracy'], abs=1e-6)
 
 
 def test_channel_tickets_on_the_batchnorm_cnn(tmp_path):

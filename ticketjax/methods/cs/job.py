@@ -33,6 +33,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from ticketjax.core import masks as masks_lib
@@ -64,6 +65,20 @@ def cs_config(config) -> cs_lib.CsConfig:
                                  floats=('lambdas',))
   cfg.validate()
   return cfg
+
+
+def member_label(config: dict, checkpoint: str, member: int) -> str:
+  """Who member `member` of `ticket` is: 'ticket of lambda 1e-05, seed 1'
+  (lambda-major, then seed; branch-major first with controls, 'shuffle of
+  lambda ...'); else ''."""
+  cfg = cs_config(ml_collections.ConfigDict(config))
+  S = int(config['num_seeds'])
+  who = [(b, lam, s) for b in ('ticket',) + tuple(cfg.controls)
+         for lam in cfg.lambdas for s in range(S)]
+  if checkpoint != 'ticket' or not 0 <= member < len(who):
+    return ''
+  b, lam, s = who[member]
+  return f'{b} of lambda {lam:g}, seed {s}'
 
 
 def _round_name(r: int) -> str:

@@ -31,6 +31,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from ticketjax.core import connectivity
@@ -64,6 +65,23 @@ def early_bird_config(config) -> core.EarlyBirdConfig:
                                  floats=('densities',))
   cfg.validate()
   return cfg
+
+
+def member_label(config: dict, checkpoint: str, member: int) -> str:
+  """Who member `member` of `final` is (`train`'s order): 'early_bird at
+  density 0.2, seed 1', 'full at ...', 'early_bird level 2, seed 0' or
+  'dense, seed 1'; else ''."""
+  cfg = early_bird_config(ml_collections.ConfigDict(config))
+  S = int(config['num_seeds'])
+  if cfg.levels:
+    who = [f'early_bird level {level}' for level in range(1, cfg.levels + 1)]
+  else:
+    who = [f'{b} at density {d:g}' for b in ('early_bird', 'full')
+           for d in cfg.densities]
+  who.append('dense')
+  if checkpoint != 'final' or not 0 <= member < len(who) * S:
+    return ''
+  return f'{who[member // S]}, seed {member % S}'
 
 
 def check(config) -> None:

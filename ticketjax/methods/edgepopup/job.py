@@ -55,6 +55,14 @@ series = report_lib.series  # series (`methods/registry.py`)
 PHASES = ('edgepopup', 'dense')
 
 
+def member_label(config: dict, checkpoint: str, member: int) -> str:
+  """'dense, seed 1' for member `member` of the `dense` phase (its
+  `edgepopup` phase holds scores, which the probe refuses); else ''."""
+  S = int(config['num_seeds'])
+  return (f'dense, seed {member}' if checkpoint == 'dense'
+          and 0 <= member < S else '')
+
+
 def edgepopup_config(config) -> ep.EdgePopupConfig:
   """The typed, validated `config.edgepopup` section."""
   cfg = setup_lib.method_section(config, 'edgepopup', ep.EdgePopupConfig,

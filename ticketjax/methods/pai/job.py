@@ -15,6 +15,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from ticketjax.core import connectivity
@@ -41,6 +42,23 @@ def pai_config(config) -> core.PaiConfig:
                                  floats=('densities',))
   cfg.validate()
   return cfg
+
+
+def member_label(config: dict, checkpoint: str, member: int) -> str:
+  """Who member `member` of `final` is, 'shuffle of synflow at density
+  0.1, seed 1' (branch-major, then density, then seed), or of `dense`
+  (scored after training) 'dense, seed 1'; else ''."""
+  cfg = pai_config(ml_collections.ConfigDict(config))
+  S = int(config['num_seeds'])
+  if checkpoint == 'dense':
+    return f'dense, seed {member}' if 0 <= member < S else ''
+  who = [(b, d, s) for b in cfg.branches for d in cfg.densities
+         for s in range(S)]
+  if checkpoint != 'final' or not 0 <= member < len(who):
+    return ''
+  b, d, s = who[member]
+  what = cfg.score if b == 'original' else f'{b} of {cfg.score}'
+  return f'{what} at density {d:g}, seed {s}'
 
 
 def check(config) -> None:
