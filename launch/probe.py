@@ -9,8 +9,9 @@ An endpoint is PATH[:MEMBER]: a checkpoint folder of a run that holds
 trained networks (dense, IMP, LMC, CS's ticket, Edge-Popup's dense, PaI,
 DST, Early-Bird or transfer `final`) and the member along its leading
 axis, printed as who it is where the method says (e.g. 'full at density
-0.5, seed 1'). Prints error and loss at every alpha and the error barrier; with --out also writes
-probe.json and probe.png. Thin on purpose: it calls
+0.5, seed 1', 'level_003, seed 1, copy 0'). Prints error and loss at
+every alpha and the error barrier; with --out also writes probe.json and
+probe.png. Thin on purpose: it calls
 `ticketjax.reports.path_probe.main`, the function the tests call.
 """
 

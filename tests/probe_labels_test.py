@@ -38,3 +38,16 @@ def _label(module, arg, checkpoint, member):
 def test_member_labels_follow_the_training_order(module, arg, checkpoint,
                                                  member, label):
   assert _label(module, arg, checkpoint, member) == label
+
+
+def test_lmc_copies_are_network_major_then_seed_then_copy():
+  from configs import lmc_mnist1d  # pylint: disable=g-import-not-at-top
+  config = lmc_mnist1d.get_config('smoke,mlp')  # 2 seeds, 2 copies
+  config.lmc.imp_levels = (3,)
+  config.lmc.random_masks = True  # dense, level_003, level_003_random
+  config = json.loads(config.to_json())
+  label = lambda name, i: registry.get('lmc').member_label(config, name, i)
+  assert label('copies_k000030', 3) == 'dense, seed 1, copy 1'
+  assert label('copies_k000030', 9) == 'level_003_random, seed 0, copy 1'
+  assert label('copies_k000030', 12) == ''
+  assert label('rewind_k000000', 1) == 'seed 1'

@@ -68,6 +68,22 @@ _SHARED_FIELDS = ('seed', 'first_seed', 'data.name', 'data.val_size',
                   'train.batch_size')
 
 
+def member_label(config: dict, checkpoint: str, member: int) -> str:
+  """Who member `member` is: of `copies_kK` 'level_003, seed 1, copy 0'
+  (network-major, then seed, then copy), of `rewind_kK` 'seed 1' (the
+  parent at step k); else ''."""
+  S = int(config['num_seeds'])
+  if checkpoint.startswith('rewind_k'):
+    return f'seed {member}' if 0 <= member < S else ''
+  cfg = lmc_config(ml_collections.ConfigDict(config))
+  networks, C = cfg.networks(), cfg.copies
+  if not checkpoint.startswith('copies_k') or not (
+      0 <= member < len(networks) * S * C):
+    return ''
+  n, rest = divmod(member, S * C)
+  return f'{networks[n]}, seed {rest // C}, copy {rest % C}'
+
+
 def lmc_config(config) -> instability.LmcConfig:
   section = setup_lib.as_dict(config.lmc)
   for name in ('rewind_steps', 'imp_levels', 'splits'):
