@@ -6,11 +6,15 @@ import pytest
 
 from configs import cs_mnist1d, early_bird_mnist1d, edgepopup_mnist1d
 from configs import pai_mnist1d
+from configs import transfer_lenet300_fashion_mnist_to_mnist_5k as transfer
 from ticketjax.methods import registry
 
 
 def _label(module, arg, checkpoint, member):
-  config = json.loads(module.get_config(arg).to_json())  # as config.json
+  config = module.get_config(arg)
+  if config.job == 'transfer':  # (a run names its source run)
+    config.transfer.source_run = '/runs/imp-0123456789ab'
+  config = json.loads(config.to_json())  # as config.json
   return registry.get(config['job']).member_label(config, checkpoint, member)
 
 
@@ -33,6 +37,9 @@ def _label(module, arg, checkpoint, member):
     (cs_mnist1d, 'smoke,controls=shuffle', 'ticket', 5,
      'shuffle of lambda 1e-05, seed 1'),
     (edgepopup_mnist1d, 'smoke', 'dense', 1, 'dense, seed 1'),
+    # level-major, then branch, then seed (level 1; 2 seeds)
+    (transfer, 'smoke', 'final', 3, 'reinit ticket of level 1, seed 1'),
+    (transfer, 'smoke', 'final', 6, ''),
     (edgepopup_mnist1d, 'smoke', 'edgepopup', 0, ''),
 ])
 def test_member_labels_follow_the_training_order(module, arg, checkpoint,

@@ -4,7 +4,7 @@ An endpoint is `PATH[:MEMBER]`: PATH a checkpoint folder of a run
 (`<run_dir>/checkpoints/<name>`), MEMBER the index along its leading
 member axis (seed, or copy for `copies_k*`; default 0; a member is
 printed as its method's `member_label` says: IMP, CS, Edge-Popup, PaI,
-DST, Early-Bird and LMC name theirs). The checkpoint's
+DST, Early-Bird, LMC and transfer name theirs). The checkpoint's
 train state is the one dict in it with `params` and `model_state` (the root
 for rewind points and copies, `ticket` for IMP levels). The run's
 `config.json` gives the model and the data, so both endpoints must come

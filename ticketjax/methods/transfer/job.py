@@ -18,6 +18,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 
 from ticketjax.core import masks as masks_lib
 from ticketjax.core import stats
@@ -45,6 +46,18 @@ def transfer_config(config) -> core.TransferConfig:
                                  tuples=('levels', 'controls'))
   cfg.validate()
   return cfg
+
+
+def member_label(config: dict, checkpoint: str, member: int) -> str:
+  """Who member `member` of `final` is: 'transferred ticket of level 8,
+  seed 1' (level-major, then branch, then seed); else ''."""
+  cfg = transfer_config(ml_collections.ConfigDict(config))
+  S = int(config['num_seeds'])
+  who = [(level, b) for level in cfg.levels for b in cfg.branches()]
+  if checkpoint != 'final' or not 0 <= member < len(who) * S:
+    return ''
+  level, b = who[member // S]
+  return f'{b} ticket of level {level}, seed {member % S}'
 
 
 def check(config) -> None:
