@@ -52,6 +52,11 @@ def test_imp_and_cs_tickets_of_a_density_are_compared(workdir, tmp_path):
   want = np.mean([float(masks.jaccard(take(cs_mask, s), take(imp_mask, s)))
                   for s in range(2)])  # lambda 1e-5 is members 0 and 1
   assert row.split('|')[3].strip() == f'{want:.3f}'
+  # runs trained for other lengths say so beside the pair
+  config = cross_run._config(near)
+  near['_config'] = dict(config, train=dict(config['train'], steps=1500))
+  assert any(f"{cross_run._name(near)} level 1 (same seed; train.steps 40 vs "
+             "1500)" in r[0] for r in cross_run.overlaps(runs))
   assert (f"{cross_run._name(cs)} vs {cross_run._name(far)}: no IMP level "
           "within 15% of a lambda's density") in text
   # lambda 1e-3 empties a layer of both tickets (CS's own table says so)

@@ -287,8 +287,11 @@ def overlaps(runs) -> list[list]:
         seeds = min(num_seeds, imp['num_seeds'])
         vals = [_jaccard(_take(raw['mask'], li * num_seeds + s),
                          _take(imp_S, s)) for s in range(seeds)]
+        steps = (_steps(cs), _steps(imp))  # per round and per level
         rows.append([f"{_name(cs)} lambda {lam:g} vs {_name(imp)} level "
-                     f"{entry['level']} (same seed)",
+                     f"{entry['level']} (same seed"
+                     + (f'; train.steps {steps[0]} vs {steps[1]}'
+                        if steps[0] != steps[1] else '') + ')',
                      f"{100 * density:.2f} / "
                      f"{100 * entry['ticket']['density']:.2f}",
                      f'{np.mean(vals):.3f}', len(vals)])
