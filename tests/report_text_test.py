@@ -17,12 +17,18 @@ def test_plot_titles_wrap_between_phrases():
   from ticketjax.reports import plots  # pylint: disable=g-import-not-at-top
   text = ('Learning curves, IMP gpt on shakespeare: layerwise_magnitude '
           'pruning at rates dense 0.2 / output 0.1, rewound to init, 2 seeds')
-  # a phrase longer than a line fills it and goes on in the next, where the
-  # phrases after it join it (no line holding only '0.1,')
+  # a phrase longer than a line breaks after its colon; the phrases after
+  # it join its last line while they fit
   assert plots.title(text, width=80).splitlines() == [
-      'Learning curves, IMP gpt on shakespeare: layerwise_magnitude pruning '
-      'at rates', 'dense 0.2 / output 0.1, rewound to init, 2 seeds',
-      f'({plots.BAND})']
+      'Learning curves, IMP gpt on shakespeare:',
+      'layerwise_magnitude pruning at rates dense 0.2 / output 0.1, rewound '
+      'to init,', '2 seeds', f'({plots.BAND})']
+  # without a colon it fills its line and goes on in the next
+  assert plots.title('a, ' + 'word ' * 20 + 'end, b', width=30,
+                     note='').splitlines() == [
+                         'a, word word word word word', 'word word word word '
+                         'word word', 'word word word word word word',
+                         'word word word end, b']
   assert plots.title('40 steps, 2 seeds', note='') == '40 steps, 2 seeds'
   assert plots.title('a, b', width=3, note='') == 'a,\nb'
   assert plots.title('') == f'({plots.BAND})'

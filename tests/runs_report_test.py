@@ -167,9 +167,11 @@ def test_only_keeps_the_series_it_matches(workdir, tmp_path):
     # 18.3 next to 30 still part
     ([80.7, 70, 5, 0.06], [100, 70, 5, 0.06]),
     ([70, 30, 18.3, 0.06], [100, 70, 30, 18.3, 0.06]),
-    # many (IMP's 20% levels down to 6.9%): IMP's steps, then halvings
+    # many (IMP's 20% levels down to 6.9%): 7 of them, the sparsest too
     ([100 * 0.8 ** i for i in range(13)],
-     [100, 50, 25, 12.5, 6.87]),
+     [100, 64, 40.96, 26.21, 16.78, 10.74, 6.872]),
+    ([100 * 0.8 ** i for i in range(12)],  # (8.6% rejoins the ticks)
+     [100, 64, 40.96, 26.21, 16.78, 8.59]),
 ])
 def test_density_axis_ticks_mark_the_plotted_densities(points, ticks):
   plt = plots.pyplot()

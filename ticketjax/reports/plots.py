@@ -15,18 +15,29 @@ BAND = 'band: ±1 std over seeds, ddof 0'
 
 def title(text: str, note: str = BAND, width: int = 90) -> str:
   """A plot title wrapped to `width` characters, between its comma-separated
-  phrases where it can ('40 steps, 2 seeds' stays on one line; a phrase
-  longer than a line fills the line it starts on and goes on in the next,
-  where the following phrases join it), `note` on its own line."""
+  phrases where it can ('40 steps, 2 seeds' stays on one line); a phrase
+  longer than a line breaks after its colon ('IMP m on d:' / 'its rule'),
+  else fills the line it starts on and goes on in the next, where the
+  following phrases join it. `note` on its own line."""
   lines = ['']
-  for part in text.split(', '):
+
+  def add(part):  # onto the last line if it fits, else a line of its own
     joined = f'{lines[-1]}, {part}' if lines[-1] else part
     if len(joined) <= width:
       lines[-1] = joined
-    elif len(part) <= width:
+    else:
       lines[-1] += ','
       lines.append(part)
+
+  for part in text.split(', '):
+    head, colon, tail = part.partition(': ')
+    if len(part) <= width:
+      add(part)
+    elif colon and len(head) < width and len(tail) <= width:
+      add(head + ':')
+      lines.append(tail)
     else:
+      joined = f'{lines[-1]}, {part}' if lines[-1] else part
       lines[-1:] = textwrap.wrap(joined, width)
   lines = [line for line in lines if line]  # ('' for an empty text)
   return '\n'.join(lines + ([f'({note})'] if note else []))
@@ -157,14 +168,15 @@ def plain_log_ticks(axis) -> None:
 def density_axis(ax, lowest: float, points=()) -> None:
   """A log x axis of percent of weights remaining, 100 at the left, with
   readable ticks down to `lowest` (percent): the densities of the plotted
-  `points` when there are at most 8 (and 100), a point within 15% of a
-  larger one sharing its tick; else IMP's 20% steps (100, 80, 64, ...)
-  while they are far enough apart, else halvings (quarterings over a wide
-  range), and `lowest` itself when the last of those is well above it."""
+  `points` (and 100), a point within 15% of a larger one sharing its tick;
+  of more than 8 points (an IMP search's levels) about 7 ticks, spread over
+  the decades, the sparsest point always one. Without points: IMP's 20%
+  steps (100, 80, 64, ...) while they are far enough apart, else halvings
+  (quarterings over a wide range), and `lowest` itself when the last of
+  those is well above it."""
   ax.set_xscale('log')
   marks = sorted({100.0} | {float(f'{p:.4g}') for p in points}, reverse=True)
-  ticks = (_point_ticks(marks, lowest) if 1 < len(marks) <= 9
-           else _steps(lowest))
+  ticks = _point_ticks(marks, lowest) if len(marks) > 1 else _steps(lowest)
   ax.set_xticks(ticks, [f'{t:.3g}' for t in ticks])
   ax.set_xticks([], minor=True)
   ax.set_xlim(105, lowest * 0.9)
@@ -178,10 +190,15 @@ def _point_ticks(marks, lowest: float = 1.0) -> list[float]:
   not 70)."""
   decades = math.log10(100.0 / max(min(lowest, 100.0), 1e-9))
   ratio = max(1.15, 10 ** (0.045 * decades))
+  if len(marks) > 9:  # many: about 7 over the decades
+    ratio = max(ratio, 10 ** (decades / 7))
   ticks = []
   for m in marks:
     if not ticks or ticks[-1] > ratio * m:
       ticks.append(m)
+  if ticks[-1] != marks[-1]:  # the sparsest point, in place of a near one
+    ticks[-1:] = ([ticks[-1]] if len(ticks) == 1 or ticks[-1] > ratio
+                  * marks[-1] else []) + [marks[-1]]
   return ticks
 
 

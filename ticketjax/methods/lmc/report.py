@@ -133,8 +133,9 @@ def plot_barriers(summary: dict, path: str) -> None:
   plt = pyplot()
   fig, ax = plt.subplots(figsize=(6, 4.4), dpi=120)
   finish_barrier_axes(ax, draw_barriers(ax, summary))
-  ax.set_title(f'{title(summary)}\nerror barrier against rewind step '
-               f'({band(summary)})', fontsize='small')
+  ax.set_title(plots_lib.title(
+      f'{title(summary)}, error barrier against rewind step', band(summary),
+      width=80), fontsize='small')
   plots_lib.write(fig, path)
 
 
@@ -176,6 +177,7 @@ def plot_paths(summary: dict, lines: list[dict], path: str) -> None:
     if ax.get_legend_handles_labels()[0]:  # none when all pairs diverged
       ax.legend(fontsize=7)
   axes[0][0].set_ylabel('error (%)')
-  fig.suptitle(f'{title(summary)}\nerror along the path between copies\n'
-               f'({band(summary)})', fontsize='small')
+  fig.suptitle(plots_lib.title(  # ~15 characters an inch, small type
+      f'{title(summary)}, error along the path between copies',
+      band(summary), width=int(15 * width)), fontsize='small')
   plots_lib.write(fig, path)
