@@ -516,5 +516,6 @@ def test_probe_names_the_seed_and_grid_point_of_an_imp_member():
   plain = imp_mlp_mnist1d.get_config('smoke').to_dict()
   assert path_probe._member_label(
       plain, '/w/imp-x/checkpoints/level_002', 1) == 'seed 1'
-  assert path_probe._member_label(  # an LMC copy: no such label
-      dict(plain, job='lmc'), '/w/lmc-x/checkpoints/copies_k000010', 1) == ''
+  lmc = lmc_mnist1d.get_config('smoke,mlp').to_dict()  # 2 seeds, 2 copies
+  assert path_probe._member_label(
+      lmc, '/w/lmc-x/checkpoints/copies_k000010', 1) == 'dense, seed 0, copy 1'

@@ -77,7 +77,10 @@ def _member_label(config: dict, path: str, member: int) -> str:
   `member_label` says ('seed 1 at grid point lr=0.003'); '' when the
   method does not say."""
   label = getattr(registry.get(config.get('job')), 'member_label', None)
-  return label(config, os.path.basename(path), member) if label else ''
+  try:
+    return label(config, os.path.basename(path), member) if label else ''
+  except (ValueError, KeyError, AttributeError):  # a config it cannot read
+    return ''  # (e.g. from an older version): the probe goes on unnamed
 
 
 def _find_state(tree, where: str) -> dict:
