@@ -140,6 +140,11 @@ def plot(summary: dict, imp: dict | None, path: str) -> None:
     ax.annotate(f"λ={entry['lambda']:g}", (x, 100 * (acc['mean'] + acc['std'])),
                 textcoords='offset points', xytext=(0, 4), ha='center',
                 fontsize='x-small')
+  collapsed = [(x, 100 * entry['final_test_accuracy']['mean'])
+               for x, entry in zip(xs, e) if entry.get('collapsed')]
+  if collapsed:  # as the cross-run plot marks them
+    ax.scatter(*zip(*collapsed), marker='x', s=60, color='black', zorder=5,
+               label='with an empty layer (some seeds)')
   spread = 'error bars: ±1 std over seeds, ddof 0'
   if imp is not None:
     levels = [lv for lv in imp['levels'] if 'ticket' in lv]
