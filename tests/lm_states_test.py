@@ -140,11 +140,12 @@ def test_export_refuses_what_has_no_gpt2_form(tmp_path, monkeypatch):
     export.decoder_config(config, 10)
   # a character vocabulary has no file to ship with the weights
   (tmp_path / 'run/checkpoints/x').mkdir(parents=True)
+  config = {'job': 'imp', 'model': {'name': 'gpt'},
+            'data': {'tokenizer': 'char'}}
+  (tmp_path / 'run/config.json').write_text(json.dumps(config))
   params = {'embed': {'embedding': np.zeros((5, 4), np.float32)}}
-  monkeypatch.setattr(
-      path_probe, 'load_endpoint',
-      lambda path, member: (params, {}, None, {
-          'model': {'name': 'gpt'}, 'data': {'tokenizer': 'char'}}))
+  monkeypatch.setattr(path_probe, 'load_endpoint',
+                      lambda path, member: (params, {}, None, config))
   with pytest.raises(ValueError, match='export needs a tokenizer file'):
     export.export_network(str(tmp_path / 'run/checkpoints/x'),
                           str(tmp_path / 'out'))
