@@ -49,8 +49,10 @@ def unfinished(run_dir: str) -> bool:
   `records/outputs.json` (`lifecycle.SUMS`) is `{}` until the run seals its
   final outputs."""
   path = os.path.join(run_dir, 'records', 'outputs.json')
-  return (os.path.exists(path) and records_lib.intact(path)
-          and not records_lib.read_json(path))
+  try:
+    return os.path.exists(path) and not records_lib.read_json(path)
+  except ValueError:  # damaged: the run's next launch recomputes its outputs
+    return False
 
 
 def find_runs(paths, left_out: list | None = None) -> list[dict]:
