@@ -120,9 +120,9 @@ def run_together(launcher: str, argvs, cwd: str) -> list:
 def start(launcher: str, argvs, cwd: str, envs=None) -> 'Batch':
   """Forks a child per argv in `argvs` (`envs[i]`: variables the i-th sets
   in its environment) and returns at once; `launcher` is a name in
-  `launch/` or the path of a script (`python SCRIPT ARGV`); `Batch.children` are `Popen`-like.
-  The helper takes its next call once every child has ended and
-  `Batch.results` has been read."""
+  `launch/` or the path of a script (`python SCRIPT ARGV`). The
+  `Batch.children` are `Popen`-like. The helper takes its next call once
+  every child has ended and `Batch.results` has been read."""
   return Batch(launcher, argvs, cwd, envs or [{}] * len(argvs))
 
 
