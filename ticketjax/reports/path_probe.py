@@ -166,8 +166,9 @@ def probe_checkpoints(a: str, b: str, *, split: str = 'test',
   alpha = lmc.alphas(num_alphas)
   (pa, ma), (pb, mb) = parse_endpoint(a), parse_endpoint(b)
   for p in (pa, pb):  # before loading anything
-    check_plain(run_config(p), p)
-    check_built(run_config(p), p, 'the probe')
+    config = run_config(p)
+    check_plain(config, p)
+    check_built(config, p, 'the probe')
   params_a, state_a, mask_a, cfg_a = load_endpoint(pa, ma)
   params_b, state_b, mask_b, cfg_b = load_endpoint(pb, mb)
   for field in ('data', 'model'):

@@ -37,6 +37,7 @@ from ticketjax.core import stats as stats_lib
 from ticketjax.reports import path_probe
 from ticketjax.reports import plots as plots_lib
 from ticketjax.run import export
+from ticketjax.run import records as records_lib
 
 NEAR_ZERO = 0.1  # in layer stds
 
@@ -100,8 +101,8 @@ def load_state(spec: str):
                      f'its checkpoints, {folder}/checkpoints/NAME[:MEMBER]')
   params = setup_lib.pretrained_params(spec)
   manifest = os.path.join(spec, export.MANIFEST) if os.path.isdir(spec) else ''
-  if manifest and os.path.exists(manifest) and json.load(
-      open(manifest, encoding='utf-8')).get('masked'):
+  if manifest and os.path.exists(manifest) and records_lib.read_json(
+      manifest).get('masked'):
     # an exported ticket: its pruned weights are exact zeros, and a kept
     # weight of exactly 0.0 is (for trained floats) not seen in practice
     return params, jax.tree.map(lambda w: np.asarray(w) != 0, params)

@@ -65,8 +65,9 @@ def export_network(spec: str, out_dir: str) -> dict:
     raise ValueError(f'{out_dir} exists and is not an empty folder; give a '
                      'new folder for the export')
   path, member = path_probe.parse_endpoint(spec)
-  path_probe.check_plain(path_probe.run_config(path), path)
-  path_probe.check_built(path_probe.run_config(path), path, 'export')
+  run_config = path_probe.run_config(path)
+  path_probe.check_plain(run_config, path)
+  path_probe.check_built(run_config, path, 'export')
   params, _, mask, config = path_probe.load_endpoint(path, member)
   _check_model(config['model']['name'])
   tokenizer = (config.get('data') or {}).get('tokenizer') or 'char'
