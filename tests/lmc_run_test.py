@@ -13,10 +13,12 @@ import pytest
 from configs import imp_mlp_mnist1d, lmc_mnist1d
 from ticketjax.core import masks
 from ticketjax.core import optim
+from ticketjax.core import stats
 from ticketjax.core import train as train_lib
 from ticketjax.methods.lmc import core as instability
 from ticketjax.methods.lmc import path as lmc
 from ticketjax.methods.lmc import report as lmc_report
+from ticketjax.reports import cross_run
 from ticketjax.reports import path_probe
 from ticketjax.run import jobs
 from ticketjax.run import store as checkpoint
@@ -141,6 +143,18 @@ def test_smoke_end_to_end_and_idempotent(straight, capsys):
   assert os.path.getmtime(os.path.join(run_dir, 'metrics.jsonl')) == stamp
   out, err = capsys.readouterr()
   assert 'error barrier (%)' in out and 'already done' in err
+
+
+def test_cross_run_report_shows_the_barriers(straight, tmp_path):
+  workdir, _ = straight
+  (run_dir,) = glob.glob(str(workdir / '*'))
+  summary = json.load(open(os.path.join(run_dir, 'summary.json')))
+  text = cross_run.write([str(workdir)], str(tmp_path))
+  assert os.path.getsize(tmp_path / 'lmc.png') > 0
+  for e in summary['steps']:
+    cell = stats.format_mean_std(e['barrier'], digits=2)
+    assert (f"| lmc mnist1d_mlp | dense | test | {e['rewind_step']} | "
+            f"{cell} |") in text, text
 
 
 def _copy_run(straight, tmp_path) -> str:

@@ -8,8 +8,10 @@ import pytest
 
 from configs import cs_mnist1d, dense_mnist1d, imp_mlp_mnist1d
 from ticketjax.core import masks
+from ticketjax.methods.cs import report as cs_report
 from ticketjax.reports import cross_run
 from ticketjax.reports import plots
+from ticketjax.reports import run_folders
 from ticketjax.run import jobs
 from ticketjax.run import store as checkpoint
 
@@ -34,15 +36,15 @@ def test_imp_and_cs_tickets_of_a_density_are_compared(workdir, tmp_path):
   for config in (imp, cs_mnist1d.get_config('smoke')):
     config.progress = False
     jobs.run(config, str(root))
-  runs = cross_run.find_runs([str(root)])
-  cross_run.name_runs(runs)
+  runs = run_folders.find_runs([str(root)])
+  run_folders.name_runs(runs)
   text = cross_run.write([str(root)], str(tmp_path / 'report'))
   (cs,) = [r for r in runs if r['job'] == 'cs']
   (near,) = [r for r in runs if r['job'] == 'imp' and r['levels'][1][
       'ticket']['density'] < 0.5]
   (far,) = [r for r in runs if r['job'] == 'imp' and r is not near]
   (row,) = [line for line in text.splitlines()
-            if f"{cross_run._name(near)} level 1 (same seed)" in line]
+            if f"{run_folders.name(near)} level 1 (same seed)" in line]
   assert 'lambda 1e-05 vs' in row
   cs_mask = checkpoint.Checkpoints(cs['run_dir']).restore_raw('ticket')[
       'mask']
@@ -53,15 +55,15 @@ def test_imp_and_cs_tickets_of_a_density_are_compared(workdir, tmp_path):
                   for s in range(2)])  # lambda 1e-5 is members 0 and 1
   assert row.split('|')[3].strip() == f'{want:.3f}'
   # runs trained for other lengths say so beside the pair
-  config = cross_run._config(near)
+  config = run_folders.config(near)
   near['_config'] = dict(config, train=dict(config['train'], steps=1500))
-  assert any(f"{cross_run._name(near)} level 1 (same seed; train.steps 40 vs "
-             "1500)" in r[0] for r in cross_run.overlaps(runs))
-  assert (f"{cross_run._name(cs)} vs {cross_run._name(far)}: no IMP level "
+  assert any(f"{run_folders.name(near)} level 1 (same seed; train.steps 40 vs "
+             "1500)" in r for r in cs_report.cross_run_section(runs, ''))
+  assert (f"{run_folders.name(cs)} vs {run_folders.name(far)}: no IMP level "
           "within 15% of a lambda's density") in text
   # lambda 1e-3 empties a layer of both tickets (CS's own table says so)
   (collapsed,) = [line for line in text.splitlines()
-                  if line.startswith(f'| {cross_run._name(cs)} ')
+                  if line.startswith(f'| {run_folders.name(cs)} ')
                   and 'an empty layer' in line]
   assert collapsed.endswith('(an empty layer: 2/2) | 2 |')
 
@@ -74,19 +76,19 @@ def test_an_unfinished_run_is_left_out_and_named(workdir, tmp_path):
   (imp_dir,) = root.glob('imp-*')
   (imp_dir / 'records' / 'outputs.json').write_text('{}')
   text = cross_run.write([str(root)], str(tmp_path / 'report'))
-  assert [r['job'] for r in cross_run.find_runs([str(root)])] == ['dense']
+  assert [r['job'] for r in run_folders.find_runs([str(root)])] == ['dense']
   assert (f'Left out, not finished (still running, or stopped: rerun it to '
           f'finish): {imp_dir.name}') in text
   assert f'| {imp_dir.name} |' not in text
   with pytest.raises(ValueError, match='no finished runs'):
-    cross_run.find_runs([str(imp_dir)])
+    run_folders.find_runs([str(imp_dir)])
 
 
 def test_report_across_runs(workdir, tmp_path):
   text = cross_run.write([str(workdir)], str(tmp_path))
   assert os.path.exists(tmp_path / 'accuracy.png')
   assert not os.path.exists(tmp_path / 'lmc.png')  # no LMC run here
-  (imp_run,) = [r for r in cross_run.find_runs([str(workdir)])
+  (imp_run,) = [r for r in run_folders.find_runs([str(workdir)])
                 if r['job'] == 'imp']
   for branch in ('ticket', 'reinit', 'shuffle', 'random'):
     assert f' {branch} | mnist1d_mlp |' in text
@@ -115,11 +117,11 @@ def test_runs_of_one_kind_say_where_they_differ():
           run('d', levels=5, structure='unstructured'),
           dict(run('e'), model='other')]
   # (a structure given at its default is the same as none given)
-  assert cross_run.differences(runs) == {
+  assert run_folders.differences(runs) == {
       'a': '', 'b': 'imp.rewind=step, imp.rewind_step=13', 'c': '',
       'd': 'imp.levels=5', 'e': ''}
   # without a majority value, the field is listed for every run
-  assert cross_run.differences([run('a', rates=0.2), run('b', rates=0.4)]) == {
+  assert run_folders.differences([run('a', rates=0.2), run('b', rates=0.4)]) == {
       'a': 'imp.rates=0.2', 'b': 'imp.rates=0.4'}
   # a run without a grid among grid runs: 'none', not '[]'; a language
   # model's tokenizer left out is characters, not '-'
@@ -127,7 +129,7 @@ def test_runs_of_one_kind_say_where_they_differ():
       'learning_rate': lr}, 'data': {'tokenizer': tok} if tok else {}})
            for n, lr, tok in (('a', [0.1, 0.2], 'bpe.json'),
                               ('b', [0.1, 0.2], 'bpe.json'), ('c', [], ''))]
-  assert cross_run.differences(grids)['c'] == (
+  assert run_folders.differences(grids)['c'] == (
       'data.tokenizer=char, grid.learning_rate=none')
 
 
@@ -210,3 +212,24 @@ def test_perplexity_rows_compare_with_their_runs_dense_level(tmp_path):
                                              str(tmp_path)))
   assert '| imp gpt reinit | gpt | 80.00 | 12.00 ± 0.00 | +20.0 | 2 |' in text
   assert '| imp gpt ticket | gpt | 80.00 | 11.00 ± 0.00 | +10.0 | 2 |' in text
+
+
+def test_a_method_adds_its_own_section(tmp_path, monkeypatch):
+  """A plug-in's `cross_run_section` gets every finished run, named, and
+  its parts land in the report: no shared file names the method."""
+  import sys  # pylint: disable=g-import-not-at-top
+  import types  # pylint: disable=g-import-not-at-top
+  from ticketjax.methods import registry  # pylint: disable=g-import-not-at-top
+  from ticketjax.run import records  # pylint: disable=g-import-not-at-top
+  plugin = types.ModuleType('fake_method')
+  plugin.series = lambda summary: []
+  plugin.cross_run_section = lambda runs, out_dir: [
+      '\n## Fake\n', ', '.join(run_folders.name(r) for r in runs)]
+  monkeypatch.setitem(sys.modules, 'fake_method', plugin)
+  monkeypatch.setitem(registry.METHODS, 'fake', 'fake_method')
+  for name in ('fake-a', 'fake-b'):
+    (tmp_path / 'runs' / name).mkdir(parents=True)
+    records.write_json(str(tmp_path / 'runs' / name / 'summary.json'),
+                       {'job': 'fake', 'model': 'm', 'num_seeds': 1})
+  text = cross_run.write([str(tmp_path / 'runs')], str(tmp_path / 'out'))
+  assert '## Fake\n\nfake m, fake m #2\n' in text

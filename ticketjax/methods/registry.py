@@ -20,6 +20,11 @@ The launcher, the sweep and the cross-run report find a method here by its
                                   draws a group as a horizontal line
   report(summary, lines, config)  a `lifecycle.Report`: title, table and
                                   {file: draw(path)} of its plots
+  cross_run_section(runs, out_dir) (optional)  its own markdown parts of
+                                  the cross-run report, given every
+                                  finished run (`reports/run_folders.py`:
+                                  summaries with 'run_dir', named); it may
+                                  draw figures into out_dir
   SEEDS, NON_SEMANTIC             its seed policy (`lifecycle`) and the
                                   config fields out of its run folder's hash
   BUILDS (optional, True)         False: the run does not build the config's

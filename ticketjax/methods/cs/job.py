@@ -57,6 +57,7 @@ WRAPPED_CHECKPOINTS = {'rewind': 'mask logits beside the weights',
                        'round_': 'mask logits beside the weights'}
 report = report_lib.report  # the plug-in's report and its cross-run
 series = report_lib.series  # series (`methods/registry.py`)
+cross_run_section = report_lib.cross_run_section
 
 
 def cs_config(config) -> cs_lib.CsConfig:

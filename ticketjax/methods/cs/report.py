@@ -9,10 +9,13 @@ import sys
 import numpy as np
 
 from ticketjax.core import stats
+from ticketjax.methods.imp import overlap as imp_overlap
 from ticketjax.reports import plots as plots_lib
+from ticketjax.reports import run_folders
 from ticketjax.run import health
 from ticketjax.run import lifecycle
 from ticketjax.run import records as records_lib
+from ticketjax.run import store
 
 
 def summarize(members: list[dict], lambdas) -> list[dict]:
@@ -167,3 +170,45 @@ def series(summary: dict) -> list[dict]:
   return health.series(summary, lambda m: (
       'CS' if m.get('branch', 'original') == 'original'
       else f"CS {m['branch']}"), lambda m: m['lambda'])
+
+
+def cross_run_section(runs: list[dict], out_dir: str) -> list[str]:
+  """The cross-run report's section of the CS runs (`reports/
+  cross_run.py`): each lambda's tickets against the tickets of every IMP
+  run of one setting (a grid run takes no part) of the same model, seed by
+  seed, at the IMP level nearest the lambda's density (within 15%; a pair
+  with none says so), from the checkpoints."""
+  del out_dir  # (no figure)
+  rows = []
+  imps = [r for r in runs if r['job'] == 'imp' and 'points' not in r]
+  for cs in [r for r in runs if r['job'] == 'cs']:
+    masks = store.Checkpoints(cs['run_dir']).restore_raw('ticket')['mask']
+    num_seeds = cs['num_seeds']
+    for imp in [r for r in imps if r['model'] == cs['model']]:
+      near = 0
+      for li, lam in enumerate(cs['lambdas']):
+        density = float(np.mean([m['density'] for m in cs['members']
+                                 if m['lambda'] == lam]))
+        entry = min(imp['levels'], key=lambda e: abs(
+            e['ticket']['density'] - density))
+        if abs(entry['ticket']['density'] - density) > 0.15 * density:
+          continue  # no IMP level near this density
+        near += 1
+        imp_S = imp_overlap.ticket_masks(imp, entry['level'])
+        vals = [imp_overlap.jaccard(masks, li * num_seeds + s, imp_S, s)
+                for s in range(min(num_seeds, imp['num_seeds']))]
+        steps = (run_folders.steps(cs), run_folders.steps(imp))
+        rows.append([f"{run_folders.name(cs)} lambda {lam:g} vs "
+                     f"{run_folders.name(imp)} level {entry['level']} (same "
+                     'seed' + (f'; train.steps {steps[0]} vs {steps[1]}'
+                               if steps[0] != steps[1] else '') + ')',
+                     f"{100 * density:.2f} / "
+                     f"{100 * entry['ticket']['density']:.2f}",
+                     f'{np.mean(vals):.3f}', len(vals)])
+      if not near:  # say why the pair has no row
+        rows.append([f'{run_folders.name(cs)} vs {run_folders.name(imp)}: no '
+                     "IMP level within 15% of a lambda's density", '', '', 0])
+  if not rows:
+    return []
+  return ['\n## Mask overlap of CS and IMP tickets (Jaccard over prunable '
+          'kernels)\n', stats.markdown_table(imp_overlap.OVERLAP_HEADER, rows)]

@@ -39,6 +39,7 @@ from ticketjax.core import optim
 from ticketjax.core import train as train_lib
 from ticketjax.methods.imp import core as imp_lib
 from ticketjax.methods.imp import extend as imp_extend
+from ticketjax.methods.imp import overlap
 from ticketjax.methods.imp import report as report_lib
 from ticketjax.run import health
 from ticketjax.run import hosts
@@ -375,6 +376,7 @@ SEEDS = 'extend'  # more seeds run as a sub-search and are merged in
 NON_SEMANTIC = ('imp.levels',)  # more levels extend the same run
 report = report_lib.report  # the plug-in's report and its cross-run
 series = report_lib.series  # series (`methods/registry.py`)
+cross_run_section = overlap.cross_run_section  # (mask overlap of seeds)
 
 
 def member_label(config: dict, checkpoint: str, member: int) -> str:

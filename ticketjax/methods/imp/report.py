@@ -391,3 +391,4 @@ def series(summary: dict) -> list[dict]:
     structure = summary.get('structure')
     return f'{label} ({structure})' if structure else label
   return health.series(summary, label, lambda m: m['level'])
+

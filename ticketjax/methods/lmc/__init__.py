@@ -3,5 +3,5 @@
 `path` holds the interpolation math (alphas, barrier, path metrics),
 `core` the copy layout and summaries, `job` the plug-in (parent trajectory,
 copies per rewind step, pairwise barriers, resume), `report` its table and
-plots.
+plots (and its section of the cross-run report).
 """

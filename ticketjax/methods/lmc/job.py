@@ -60,6 +60,7 @@ SEEDS = 'refuse'  # copies of other seeds would need their own parents
 NON_SEMANTIC = ()
 report = report_lib.report  # the plug-in's report and its cross-run
 series = report_lib.series  # series (`methods/registry.py`)
+cross_run_section = report_lib.cross_run_section
 
 # Config fields an IMP run must share with the analysis for its masks to
 # belong to this run's dense trajectory (data_dir and eval chunking aside).

@@ -8,14 +8,16 @@ the 2% stability line) and `paths.png` (mean error along the path against
 alpha, one panel per network on a shared y axis, one curve per k, each with
 its band over pairs). Diverged pairs are left out of every line and band.
 """
+import os
+
 import numpy as np
 
 from ticketjax.core import stats
 from ticketjax.methods.lmc import path as lmc
 from ticketjax.reports import plots as plots_lib
+from ticketjax.reports import run_folders
 from ticketjax.run import lifecycle
-
-pyplot = plots_lib.pyplot  # the cross-run report draws LMC axes with it
+from ticketjax.run import records as records_lib
 
 
 def _networks(summary: dict) -> str:
@@ -90,12 +92,39 @@ def series(summary: dict) -> list[dict]:
   return []
 
 
+def cross_run_section(runs: list[dict], out_dir: str) -> list[str]:
+  """The cross-run report's instability section (`reports/cross_run.py`):
+  every LMC run's error barriers, a table and `lmc.png`."""
+  mine = [r for r in runs if r['job'] == 'lmc']
+  records_lib.write_atomic(os.path.join(out_dir, 'lmc.png'),
+                           lambda path: _plot_runs(mine, path))
+  rows = [[run_folders.name(r), e['network'], e['split'], e['rewind_step'],
+           stats.format_mean_std(e['barrier'], digits=2)]
+          for r in mine for e in r['steps']]
+  return ['\n## Instability (error barrier, %)\n', stats.markdown_table(
+      ['run', 'network', 'split', 'rewind step', 'barrier (%)'], rows),
+          '\n![lmc](lmc.png)\n']
+
+
+def _plot_runs(runs: list[dict], path: str) -> None:
+  """Error barrier against rewind step, every network of every run."""
+  plt = plots_lib.pyplot()
+  fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+  steps = []
+  for run in runs:
+    steps += _draw_barriers(ax, run, f'{run_folders.name(run)} ')
+  _finish_barrier_axes(ax, steps)
+  ax.set_title(plots_lib.title('Error barrier against rewind step, every '
+                               'LMC run'), fontsize='small')
+  plots_lib.write(fig, path)
+
+
 def _percent(stat) -> float:
   """100 x a mean or std that JSON may hold as null (all pairs diverged)."""
   return np.nan if stat is None else 100 * stat
 
 
-def draw_barriers(ax, summary: dict, prefix: str = '') -> list[int]:
+def _draw_barriers(ax, summary: dict, prefix: str = '') -> list[int]:
   """One line (± std band) per network and split of an LMC summary on
   `ax`, labels prefixed by `prefix`; returns the summary's rewind steps."""
   keys = sorted({(e['network'], e['split']) for e in summary['steps']})
@@ -110,7 +139,7 @@ def draw_barriers(ax, summary: dict, prefix: str = '') -> list[int]:
   return [e['rewind_step'] for e in summary['steps']]
 
 
-def finish_barrier_axes(ax, steps) -> None:
+def _finish_barrier_axes(ax, steps) -> None:
   """The 2% stability line, a symlog x axis from k = 0 with a tick at
   every rewind step, labels, grid."""
   ax.axhline(100 * lmc.STABLE_BARRIER, color='gray', ls='--', lw=1,
@@ -130,9 +159,9 @@ def finish_barrier_axes(ax, steps) -> None:
 
 def plot_barriers(summary: dict, path: str) -> None:
   """Error barrier (%) against the rewind step, one line per network."""
-  plt = pyplot()
+  plt = plots_lib.pyplot()
   fig, ax = plt.subplots(figsize=(6, 4.4), dpi=120)
-  finish_barrier_axes(ax, draw_barriers(ax, summary))
+  _finish_barrier_axes(ax, _draw_barriers(ax, summary))
   ax.set_title(plots_lib.title(
       f'{title(summary)}, error barrier against rewind step', band(summary),
       width=80), fontsize='small')
@@ -153,7 +182,7 @@ def _error_std(lines: list[dict], entry: dict) -> np.ndarray:
 
 def plot_paths(summary: dict, lines: list[dict], path: str) -> None:
   """Mean error (%) along the path against alpha, per network and k."""
-  plt = pyplot()
+  plt = plots_lib.pyplot()
   nets = list(summary['networks'])
   width = max(6, 4.5 * len(nets))
   fig, axes = plt.subplots(1, len(nets), figsize=(width, 4.2), dpi=120,
