@@ -1,6 +1,6 @@
 """Continuous Sparsification on ResNet-20 / CIFAR-10: the official recipe.
 
-Savarese et al.'s repo defaults (ALGORITHMS.md 3.2): every 3x3 conv masked
+Savarese et al.'s repo defaults (lolemacs/continuous-sparsification): every 3x3 conv masked
 (1x1 shortcut convs and the output layer are not), s_init 0, lambda 1e-8,
 beta 1 -> 200 over 85 epochs per round, 3 rounds, weights rewound to epoch
 2; SGD Nesterov lr 0.1, momentum 0.9, weight decay 1e-4 (none on the

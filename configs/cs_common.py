@@ -6,7 +6,7 @@ import ml_collections
 def cs_config(*, seeds: int, lambdas, **cs_fields) -> ml_collections.ConfigDict:
   """A `cs` job config: `base_config` plus a `cs` section.
 
-  The section starts from the official repo's defaults (ALGORITHMS.md 3.2:
+  The section starts from the official repo's defaults (lolemacs/continuous-sparsification:
   s_init 0, beta 1 -> 200, 3 rounds, rewind to epoch 2, the weights'
   optimizer kind and rate for the logits); `cs_fields` override them.
   """

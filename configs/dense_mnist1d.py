@@ -1,6 +1,6 @@
 """Dense training on MNIST-1D with the MNIST-1D notebook protocol.
 
-Adam 1e-2, batch 100, 6000 steps (ALGORITHMS.md section 6.3), 3 seeds in one
+Adam 1e-2, batch 100, 6000 steps (the MNIST-1D paper's MLP baseline), 3 seeds in one
 compiled program; prints the test accuracy per seed.
 
   python -m launch.main --config=configs/dense_mnist1d.py --workdir=/tmp/tj

@@ -1,6 +1,6 @@
 """Edge-Popup on CIFAR-10: subnetworks of a frozen random Conv-N.
 
-The paper's Conv-N recipe (ALGORITHMS.md 4.3): SGD lr 0.1, momentum 0.9,
+The paper's Conv-N recipe (Ramanujan et al. 2020, its configs): SGD lr 0.1, momentum 0.9,
 weight decay 1e-4 on the scores, cosine, batch 128, 100 epochs (39,000
 steps), signed Kaiming constant weights (unscaled), k 0.3/0.5/0.7, and the
 dense Conv-N trained with the same recipe. No data augmentation by default

@@ -1,7 +1,7 @@
 """Edge-Popup on MNIST: subnetworks of a frozen random LeNet-300-100.
 
 The recipe of the reference code's MNIST example (SGD lr 0.1, momentum
-0.9, weight decay 5e-4 on the scores, cosine; ALGORITHMS.md 4.3) at batch
+0.9, weight decay 5e-4 on the scores, cosine; allenai/hidden-networks) at batch
 128 for about 20 epochs, signed Kaiming constant weights, k 0.3/0.5/0.7 and
 the dense LeNet trained with the same recipe. MNIST must be prepared in the
 TFDS data dir (the error message says how if not).

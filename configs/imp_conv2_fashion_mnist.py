@@ -3,8 +3,8 @@
 Conv-2 (two 3x3 convolutions of 64, a max-pool, dense 256-256, output) on
 the 28x28x1 images: Adam 2e-4, batch 60, layerwise pruning (convolutions
 10%, dense 20%, output 10% per level), rewind to init, 5 seeds, 5,000
-validation images, the reinit, shuffle and random controls (ALGORITHMS.md
-1.2, F&C's CIFAR-10 Conv-2 protocol on this data set).
+validation images, the reinit, shuffle and random controls (F&C
+Figure 2, their CIFAR-10 Conv-2 protocol on this data set).
 
   python -m launch.main --config=configs/imp_conv2_fashion_mnist.py \\
       --workdir=/tmp/tj

@@ -2,7 +2,7 @@
 
 Adam 3e-4, batch 60, 30_000 iterations per level, layerwise pruning (conv
 15%, fc 20%, output 10%), rewind to init, controls at every level
-(ALGORITHMS.md 1.2). CIFAR-10 must be prepared in the TFDS data dir.
+(F&C Figure 2). CIFAR-10 must be prepared in the TFDS data dir.
 
   python -m launch.main --config=configs/imp_conv6_cifar10.py --workdir=/tmp/tj
 

@@ -2,7 +2,7 @@
 Fashion-MNIST (60,000 / 10,000 images from the Debian package, prepared
 offline: `python -m launch.prepare --dataset=fashion_mnist`, or on first use).
 
-As F&C's MNIST protocol (ALGORITHMS.md 1.2): Adam 1.2e-3, batch 60,
+As F&C's MNIST protocol (F&C Figure 2): Adam 1.2e-3, batch 60,
 layerwise pruning (hidden layers 20%, output 10% per level), rewind to
 init, 5 seeds, 5,000 validation images held out of train for the
 early-stopping iteration (minimum validation loss), the reinit, shuffle and

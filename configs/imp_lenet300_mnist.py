@@ -1,7 +1,7 @@
 """Frankle & Carbin's LeNet-300-100 lottery ticket protocol on MNIST.
 
 Adam 1.2e-3, batch 60, 50K iterations per level, layerwise pruning (fc 20%,
-output 10%), rewind to init, controls at every level (ALGORITHMS.md 1.2).
+output 10%), rewind to init, controls at every level (F&C Figure 2).
 MNIST must be prepared in the TFDS data dir (see the error message if not).
 
   python -m launch.main --config=configs/imp_lenet300_mnist.py --workdir=/tmp/tj

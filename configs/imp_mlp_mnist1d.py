@@ -1,6 +1,7 @@
 r"""The MNIST-1D lottery experiment: IMP on an MLP, layerwise, rewind to init.
 
-Frankle & Carbin's protocol on the MNIST-1D MLP (ALGORITHMS.md 6.4):
+Frankle & Carbin's protocol on the MNIST-1D MLP (Greydanus & Kobak's
+lottery-tickets notebook):
 layerwise magnitude pruning of the kernels, 20% per level (output layer
 10%), survivors rewound to their step-0 values, with the three controls
 (random reinit, layerwise shuffle, iterative random pruning) at every level,

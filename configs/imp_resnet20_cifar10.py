@@ -1,6 +1,6 @@
 """ResNet-20 on CIFAR-10: global pruning with rewinding to step k.
 
-Frankle et al. 2020 (LMC, ALGORITHMS.md 2.1): SGD momentum 0.9, lr 0.1 with
+Frankle et al. 2020 (LMC, arXiv 1912.05671): SGD momentum 0.9, lr 0.1 with
 x0.1 at 32K and 48K of 63K iterations, weight decay 1e-4, batch 128; global
 magnitude pruning of 20% of the conv kernels per level (the output layer is
 not pruned), survivors rewound to their values at step k = 2000 (the whole

@@ -1,4 +1,4 @@
-r"""Instability analysis on MNIST-1D (Frankle et al. 2020, ALGORITHMS.md 2.1).
+r"""Instability analysis on MNIST-1D (Frankle et al. 2020, arXiv 1912.05671).
 
 From the dense trajectory's weights W_k at each rewind step k, C copies per
 seed train to the end with different data orders; every pair of copies is

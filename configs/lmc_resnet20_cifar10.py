@@ -1,4 +1,4 @@
-"""Instability of ResNet-20 on CIFAR-10 (Frankle et al. 2020, ALGORITHMS.md 2).
+"""Instability of ResNet-20 on CIFAR-10 (Frankle et al. 2020, arXiv 1912.05671).
 
 The paper's standard ResNet-20 protocol (SGD momentum 0.9, lr 0.1 with x0.1
 at 32K and 48K of 63K iterations, weight decay 1e-4, batch 128), 3 seeds x

@@ -36,7 +36,7 @@ def get_config(arg=None):
   c.train.steps = opts['steps']
   c.train.eval_every = 250
   c.pai = pai_mnist1d.pai_section(opts)
-  c.pai.score_batch = 100  # SNIP's MNIST batch (ALGORITHMS.md 5.1)
+  c.pai.score_batch = 100  # SNIP's MNIST batch (Lee et al. 2019)
   if opts['smoke']:
     if 'densities' not in opts.given:
       c.pai.densities = (0.5, 0.1)

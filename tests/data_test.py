@@ -24,7 +24,7 @@ from ticketjax.data import kept
 from ticketjax.data import loaders
 from ticketjax.data import resolve_data_dir
 
-# ALGORITHMS.md 6.2: train class counts of the default MNIST-1D.
+# train class counts of the default MNIST-1D (the mnist1d generator, offline).
 _TRAIN_CLASS_COUNTS = [398, 396, 411, 394, 394, 402, 401, 404, 402, 398]
 
 

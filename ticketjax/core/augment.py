@@ -9,7 +9,7 @@ the step's other randomness is the same with or without augmentation.
 Registry (`data.augment` in the config):
   * 'none': the batch as it is;
   * 'crop_flip': the CIFAR standard of the ResNet papers and of Frankle et
-    al. 2020 (ALGORITHMS.md 2.1, 3.2): pad 4 pixels on each side with
+    al. 2020 (and CS's repo): pad 4 pixels on each side with
     black, take a random 32x32 (input-sized) crop, flip left-right with
     probability 1/2, independently per example.
 

@@ -8,7 +8,8 @@ epoch by epoch from 1 to beta_max within a round, so sigmoid(beta * s)
 hardens towards the step function 1[s > 0], which is the final mask.
 Between rounds s <- min(beta * s, s_init) and beta resets to 1 (positive
 logits restart at s_init, pruned ones stay negative), and the weights rewind
-to the rewind point. ALGORITHMS.md section 3 has the exact recipe.
+to the rewind point. The recipe is the official repo's
+(lolemacs/continuous-sparsification).
 
 The search reuses `train.Trainer` unchanged (`wrap_model`):
   params       {'weights': model params, 'logits': s}; `logits` has the

@@ -6,7 +6,7 @@ layer, the fraction k of weights with the largest |s| and uses w ⊙ m; the
 backward pass is straight-through, dL/ds = sign(s) ⊙ dL/d(w ⊙ m) ⊙ w for
 every edge, pruned ones included, so pruned edges can pop back in. Only the
 scores are trained (SGD with weight decay on the scores); the weights and
-biases never move (ALGORITHMS.md section 4).
+biases never move (Ramanujan et al. 2020).
 
 `supermask(model, ...)` turns any `Model` into a `Model` whose trainable
 params are the scores and whose model state holds the frozen weights, k and

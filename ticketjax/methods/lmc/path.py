@@ -1,7 +1,7 @@
 """Linear mode connectivity: loss and error along the segment W_a -> W_b.
 
 Frankle et al. 2020 ("Linear Mode Connectivity and the Lottery Ticket
-Hypothesis", ALGORITHMS.md section 2.1): two networks are linearly connected
+Hypothesis", arXiv 1912.05671): two networks are linearly connected
 when the error along W(alpha) = (1 - alpha) W_a + alpha W_b, alpha in [0, 1],
 does not rise above the endpoints. The *error barrier* is the largest error
 on the path minus the mean of the two endpoint errors; a pair is stable
