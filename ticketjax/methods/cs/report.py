@@ -211,4 +211,7 @@ def cross_run_section(runs: list[dict], out_dir: str) -> list[str]:
   if not rows:
     return []
   return ['\n## Mask overlap of CS and IMP tickets (Jaccard over prunable '
-          'kernels)\n', stats.markdown_table(imp_overlap.OVERLAP_HEADER, rows)]
+          'kernels)\n', "Each lambda's tickets against the same seed's IMP "
+          'ticket at the level nearest its density (within 15%); IMP runs of '
+          'one setting only (a grid run takes no part).\n',
+          stats.markdown_table(imp_overlap.OVERLAP_HEADER, rows)]
