@@ -29,7 +29,8 @@ def imp_config(seeds: int, levels: int,
 
 def smoke(c: ml_collections.ConfigDict, opts: common.Variant,
           steps: int = 20, levels: int = 1) -> ml_collections.ConfigDict:
-  """Seconds-long variant for tests: `levels` levels of `steps` steps,
+  """Seconds-long variant for tests (on their mock data; a real data set's
+  whole test split is still evaluated): `levels` levels of `steps` steps,
   unless the variant `opts` gave levels= or steps= itself (the seed count
   comes from `common.parse_arg`: 2 unless given).
 

@@ -134,7 +134,7 @@ def test_cs_smoke_end_to_end_and_idempotent(tmp_path, capsys):
   assert summary['sequential_steps'] == 2 * 2 * 35 + 40
   out = capsys.readouterr().out  # (TFDS may print before the table)
   assert ('CS lambda sweep: mnist1d_mlp on mnist1d, lambdas 1e-05, 0.001, 2 '
-          'seeds; ± is ±1 std over 2 seeds (ddof 0)\n| lambda |') in out
+          'seeds; ± is ±1 std over 2 seeds (ddof 0)\n\n| lambda |') in out
   # no member diverged; lambda 1e-3 keeps 0.02%: both seeds' networks lose
   # whole layers (layer collapse), which the table says
   assert [e['collapsed'] for e in summary['by_lambda']] == [0, 2]

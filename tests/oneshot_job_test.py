@@ -105,6 +105,16 @@ def test_prunes_evaluates_and_resumes(model_dir, tmp_path, capsys):
                   if (r['method'], r['target']) == ('sparsegpt', '2:4')]
   assert f"| 50.00 | {sparsegpt['perplexity']:.2f} | " \
       f"{100 * sparsegpt['increase']:+.1f} | 1 |" in row
+  assert 'Per-layer density' not in text  # (none to show)
+  # a series kept by --only is still against its run's dense model
+  only = cross_run.write([run_dir], str(tmp_path / 'only'),
+                         only='sparsegpt N:M')
+  assert row in only.splitlines()
+  # a target written as a number is the same target: the same run
+  capsys.readouterr()
+  assert jobs.run(_config(model_dir, targets=(0.5, '2:4')),
+                  str(tmp_path))['run_dir'] == run_dir
+  assert 'already done' in capsys.readouterr().err
   # a record damaged in a finished run: not 'already done', pruned again
   with open(record, 'r+') as f:
     f.truncate(50)
@@ -156,6 +166,9 @@ def test_masks_are_saved_when_asked(model_dir, tmp_path):
      'needs a blocksize that divides by 4'),
     ({'targets': ('0.5', 0.5)}, 'one is given twice'),
     ({'methods': ('wanda', 'wanda')}, 'one is given twice'),
+    ({'targets': ('0.0',)}, 'sparsity 0 prunes nothing'),
+    # (`--config.oneshot.methods=(wanda,magnitude)`, quotes lost)
+    ({'methods': ('(wanda,magnitude)',)}, 'one string, not a tuple'),
 ])
 def test_bad_input_fails_before_any_file_is_written(model_dir, tmp_path,
                                                     fields, match):

@@ -93,24 +93,37 @@ def plot_accuracy(series, path, dense=(), metric='accuracy') -> None:
       dense=[(d['label'], d) for d in dense],
       ylabel='test perplexity' if metric == 'perplexity'
       else 'test accuracy (%)',
-      scale=1 if metric == 'perplexity' else 100, figsize=(8, 5))
+      scale=1 if metric == 'perplexity' else 100, figsize=(8, 5),
+      log_y=metric == 'perplexity')
 
 
-def _series_section(series, metric: str, out_dir: str) -> list[str]:
-  """The plot and tables of one metric's series (none: nothing)."""
+def _densest(series) -> dict:
+  """{run: its densest point} (IMP: the dense level)."""
+  densest = {}
+  for s in series:
+    p = s['points'][0]  # (points go from dense to sparse)
+    if p['density'] > densest.get(s['run'], {'density': -1.0})['density']:
+      densest[s['run']] = p
+  return densest
+
+
+def _series_section(series, metric: str, out_dir: str,
+                    densest: dict | None = None) -> list[str]:
+  """The plot and tables of one metric's series (none: nothing).
+
+  A perplexity's change is against its run's point in `densest` (by
+  default the densest of `series`; `write` gives those of every series, so
+  that a series kept by `--only` is still against its run's dense one).
+  """
   if not series:
     return []
+  densest = densest or _densest(series)
   dense = [{'label': s['label'], 'dataset': s['dataset'], **s['points'][0]}
            for s in series if s['reference']]
   records_lib.write_atomic(
       os.path.join(out_dir, f'{metric}.png'), lambda path: plot_accuracy(
           [s for s in series if not s['reference']], path, dense, metric))
   rows, layer_rows = [], []
-  densest = {}  # per run: its densest point (IMP: the dense level)
-  for s in series:
-    p = s['points'][0]
-    if p['density'] > densest.get(s['run'], {'density': -1.0})['density']:
-      densest[s['run']] = p
   for s in series:
     first = densest[s['run']]
     for p in s['points']:
@@ -134,10 +147,11 @@ def _series_section(series, metric: str, out_dir: str) -> list[str]:
           f'Final test {metric}: mean ± std over the seeds (ddof 0), whose '
           'number is the last column.\n',
           stats.markdown_table(header + ['seeds'], rows),
-          f'\n![{metric}]({metric}.png)\n',
-          f'\n## Per-layer density (%), {metric} runs\n'
-          if metric == 'perplexity' else '\n## Per-layer density (%)\n',
-          stats.markdown_table(['method', 'total (%)', 'layers'], layer_rows)]
+          f'\n![{metric}]({metric}.png)\n'] + ([
+              f'\n## Per-layer density (%), {metric} runs\n'
+              if metric == 'perplexity' else '\n## Per-layer density (%)\n',
+              stats.markdown_table(['method', 'total (%)', 'layers'],
+                                   layer_rows)] if layer_rows else [])
 
 
 def write(paths, out_dir: str, only: str = '') -> str:
@@ -157,6 +171,7 @@ def write(paths, out_dir: str, only: str = '') -> str:
   workdir_lib.check_folder(out_dir, 'report folder (--out)')
   run_folders.name_runs(runs)
   series = [s for r in runs for s in accuracy_series(r)]
+  densest = _densest(series)
   if pattern:
     kept = [s for s in series if pattern.search(s['label'])]
     if not kept:
@@ -177,7 +192,7 @@ def write(paths, out_dir: str, only: str = '') -> str:
                  + ', '.join(os.path.basename(d) for d in left_out) + '\n')
   for metric in ('accuracy', 'perplexity'):
     parts += _series_section([s for s in series if s['metric'] == metric],
-                             metric, out_dir)
+                             metric, out_dir, densest)
   for job in [j for j in registry.METHODS if j in {r['job'] for r in runs}]:
     section = getattr(registry.get(job), 'cross_run_section', None)
     if section is not None:  # the method's own tables and figures

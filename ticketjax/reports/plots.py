@@ -106,7 +106,8 @@ def write(fig, path: str, rect=None) -> None:
 
 def accuracy_vs_density(path: str, title_text: str, lines: dict, *,
                         dense=(), ylabel: str = 'final test accuracy (%)',
-                        scale: float = 100.0, figsize=(7, 4.5)) -> None:
+                        scale: float = 100.0, figsize=(7, 4.5),
+                        log_y: bool = False) -> None:
   """The accuracy plot every sparse method draws, written to `path`.
 
   `lines` maps a label to [(percent of weights remaining, mean_std)] (a
@@ -117,7 +118,8 @@ def accuracy_vs_density(path: str, title_text: str, lines: dict, *,
   layer ('empty', as the cross-run report's do) is marked with a cross.
   `dense` is [(label, mean_std)]: reference lines across the plot (dashed,
   with a grey band). The x axis is `density_axis` down to the sparsest
-  point given.
+  point given; `log_y` makes the y axis log too (perplexities of runs that
+  differ a thousandfold).
   """
   plt = pyplot()
   fig, ax = plt.subplots(figsize=figsize, dpi=120)
@@ -142,6 +144,9 @@ def accuracy_vs_density(path: str, title_text: str, lines: dict, *,
                  scale * (s['mean'] + s['std']), color='gray', alpha=0.1,
                  lw=0)
   density_axis(ax, lowest, xs)
+  if log_y:
+    ax.set_yscale('log')
+    plain_log_ticks(ax.yaxis)
   save(fig, ax, path, title_text, ylabel)
 
 

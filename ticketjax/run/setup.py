@@ -116,6 +116,13 @@ def method_section(config, name: str, cls, tuples: Sequence[str] = (),
       value = section[field]
       section[field] = (tuple(value) if isinstance(value, (list, tuple))
                         else (value,))
+      for v in section[field]:  # '(a,b)' or 'a,b': an override whose
+        # quotes the shell took off (the flag parser keeps it as one string)
+        if isinstance(v, str) and ',' in v and not set('{}|\\') & set(v):
+          raise ValueError(
+              f'config.{name}.{field} holds {v!r}, one string, not a tuple: '
+              f'quote a tuple override whole, e.g. --config.{name}.{field}='
+              '"(\'a\', \'b\')", or give one value without brackets')
   for field in floats:
     if field in section:
       try:

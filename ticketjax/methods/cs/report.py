@@ -95,7 +95,7 @@ def table(summary: dict) -> str:
            + (' of the search (the controls not counted)'
               if len(summary['members']) > searched else '')
            + f": {summary['member_steps']}")
-  return title(summary) + '\n' + stats.markdown_table(
+  return title(summary) + '\n\n' + stats.markdown_table(
       header, rows) + steps
 
 

@@ -31,6 +31,7 @@ import time
 from typing import Any
 
 import jax
+import ml_collections
 import numpy as np
 
 from ticketjax.core import masks as masks_lib
@@ -99,6 +100,10 @@ class OneshotConfig:
     for m in self.methods:
       core.check_method(m)
     parsed = [oneshot_lib.parse_target(t) for t in self.targets]
+    if any(not t.is_nm and t.sparsity == 0 for t in parsed):
+      raise ValueError('oneshot.targets: sparsity 0 prunes nothing (every '
+                       "run's table has the dense model's row); give "
+                       'sparsities in (0, 1) or N:M')
     for name, values in (('methods', self.methods), ('targets', parsed)):
       if len(set(values)) != len(values):
         raise ValueError(f'oneshot.{name} {list(getattr(self, name))}: one '
@@ -189,9 +194,22 @@ def windows(ids: np.ndarray, context: int, count: int, rng=None):
   return x, y
 
 
+def canonical(config):
+  """A copy of `config` whose `oneshot.targets` are written as the config
+  file writes them (strings: '0.5', '2:4'), so that 0.5 and '0.5', the same
+  target, make the same run folder."""
+  tree = config.to_dict()
+  targets = tree['oneshot']['targets']
+  tree['oneshot']['targets'] = tuple(
+      t if isinstance(t, str) and ':' in t else repr(float(t))
+      for t in (targets if isinstance(targets, (list, tuple)) else [targets]))
+  return ml_collections.ConfigDict(tree)
+
+
 def run(config: Any, workdir: str) -> dict:
   """The `oneshot` job: see the module docstring."""
   check(config)
+  config = canonical(config)
   cfg = oneshot_config(config)
   folder = lifecycle.Run(config, workdir)
   folder.check_seeds('one-shot pruning run')
