@@ -391,4 +391,3 @@ def series(summary: dict) -> list[dict]:
     structure = summary.get('structure')
     return f'{label} ({structure})' if structure else label
   return health.series(summary, label, lambda m: m['level'])
-
