@@ -240,6 +240,10 @@ def test_level_0_resumes_from_a_save_before_or_past_its_rewind_step(
     ('imp.rule', 'snip', 'unknown pruning rule'),
     ('imp.rewind_step', 40, 'past the end of training'),
     ('imp.controls', ('reinit', 'flip'), 'unknown controls'),
+    # `--config.imp.prune_exclude=(output,shortcut)`: the shell took the
+    # quotes, the flag parser made it one string
+    ('imp.prune_exclude', ('(output,shortcut)',), 'one string, not a tuple'),
+    ('imp.prune_exclude', ('(output)',), 'one string, not a tuple'),
 ])
 def test_bad_imp_config_fails_before_any_work(tmp_path, field, value, match):
   config = _smoke()

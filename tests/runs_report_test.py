@@ -233,3 +233,12 @@ def test_a_method_adds_its_own_section(tmp_path, monkeypatch):
                        {'job': 'fake', 'model': 'm', 'num_seeds': 1})
   text = cross_run.write([str(tmp_path / 'runs')], str(tmp_path / 'out'))
   assert '## Fake\n\nfake m, fake m #2\n' in text
+
+
+def test_a_perplexity_plot_with_no_finite_point_still_draws(tmp_path):
+  # (one diverged one-shot series kept by --only: exp of an inf loss)
+  point = {'density': 0.5, 'mean': float('inf'), 'std': 0.0, 'n': 1,
+           'empty': 0}
+  cross_run.plot_accuracy([{'label': 'x', 'dataset': 'd', 'points': [point]}],
+                          str(tmp_path / 'p.png'), metric='perplexity')
+  assert (tmp_path / 'p.png').stat().st_size > 0

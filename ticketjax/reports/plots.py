@@ -144,7 +144,8 @@ def accuracy_vs_density(path: str, title_text: str, lines: dict, *,
                  scale * (s['mean'] + s['std']), color='gray', alpha=0.1,
                  lw=0)
   density_axis(ax, lowest, xs)
-  if log_y:
+  ys = [y for line in ax.get_lines() for y in line.get_ydata()]
+  if log_y and any(np.isfinite(y) and y > 0 for y in ys):  # (else linear)
     ax.set_yscale('log')
     plain_log_ticks(ax.yaxis)
   save(fig, ax, path, title_text, ylabel)

@@ -98,6 +98,19 @@ def typed_section(cls, section: Mapping, where: str):
   return cls(**values)
 
 
+def check_unquoted(field: str, values) -> None:
+  """ValueError if a tuple field holds '(a,b)', 'a,b' or '(a)': an
+  override whose quotes the shell took off (`--config.x.y=(a,b)`, which
+  the flag parser keeps as one string). No tuple field's values hold
+  commas or brackets."""
+  for v in values:
+    if isinstance(v, str) and (',' in v or v.startswith(('(', '['))):
+      raise ValueError(
+          f'config.{field} holds {v!r}, one string, not a tuple: quote a '
+          f'tuple override whole, e.g. --config.{field}="(\'a\', \'b\')", '
+          'or give one value without brackets')
+
+
 def method_section(config, name: str, cls, tuples: Sequence[str] = (),
                    floats: Sequence[str] = ()):
   """The typed `config.<name>` section of a method (`cls`, a dataclass).
@@ -116,13 +129,7 @@ def method_section(config, name: str, cls, tuples: Sequence[str] = (),
       value = section[field]
       section[field] = (tuple(value) if isinstance(value, (list, tuple))
                         else (value,))
-      for v in section[field]:  # '(a,b)' or 'a,b': an override whose
-        # quotes the shell took off (the flag parser keeps it as one string)
-        if isinstance(v, str) and ',' in v and not set('{}|\\') & set(v):
-          raise ValueError(
-              f'config.{name}.{field} holds {v!r}, one string, not a tuple: '
-              f'quote a tuple override whole, e.g. --config.{name}.{field}='
-              '"(\'a\', \'b\')", or give one value without brackets')
+      check_unquoted(f'{name}.{field}', section[field])
   for field in floats:
     if field in section:
       try:

@@ -65,7 +65,7 @@ class OneshotConfig:
     evaluation_windows: the first this many non-overlapping windows (0:
       all of the document).
     methods: from `core.METHODS`.
-    targets: sparsities in [0, 1) or 'N:M' (`oneshot.parse_target`).
+    targets: sparsities in (0, 1) or 'N:M' (`oneshot.parse_target`).
     blocksize, percdamp: SparseGPT's column block and damping.
     batch: windows per forward pass. Out of the run folder's hash: it
       trades memory for speed, but sums in another order, so the losses
@@ -197,11 +197,12 @@ def windows(ids: np.ndarray, context: int, count: int, rng=None):
 def canonical(config):
   """A copy of `config` whose `oneshot.targets` are written as the config
   file writes them (strings: '0.5', '2:4'), so that 0.5 and '0.5', the same
-  target, make the same run folder."""
+  target, make the same run folder. (A run made with numbers before this,
+  2026-12-07, is in a folder of its own, which no longer matches.)"""
   tree = config.to_dict()
   targets = tree['oneshot']['targets']
   tree['oneshot']['targets'] = tuple(
-      t if isinstance(t, str) and ':' in t else repr(float(t))
+      t.strip() if isinstance(t, str) and ':' in t else repr(float(t))
       for t in (targets if isinstance(targets, (list, tuple)) else [targets]))
   return ml_collections.ConfigDict(tree)
 
