@@ -242,3 +242,14 @@ def test_a_perplexity_plot_with_no_finite_point_still_draws(tmp_path):
   cross_run.plot_accuracy([{'label': 'x', 'dataset': 'd', 'points': [point]}],
                           str(tmp_path / 'p.png'), metric='perplexity')
   assert (tmp_path / 'p.png').stat().st_size > 0
+
+
+@pytest.mark.parametrize('n, note', [(1, 'one seed per point: no band'),
+                                     (2, plots.BAND)])
+def test_the_title_says_what_the_band_is(tmp_path, monkeypatch, n, note):
+  said = {}
+  monkeypatch.setattr(plots, 'save', lambda *a, **k: said.update(k))
+  point = {'mean': 0.5, 'std': 0.01, 'n': n, 'empty': 0}
+  plots.accuracy_vs_density(str(tmp_path / 'a.png'), 't',
+                            {'x': [(50.0, point)]})
+  assert said['note'] == note

@@ -119,7 +119,8 @@ def accuracy_vs_density(path: str, title_text: str, lines: dict, *,
   `dense` is [(label, mean_std)]: reference lines across the plot (dashed,
   with a grey band). The x axis is `density_axis` down to the sparsest
   point given; `log_y` makes the y axis log too (perplexities of runs that
-  differ a thousandfold).
+  differ a thousandfold). The title says what the band is, or that there
+  is none (one seed per point).
   """
   plt = pyplot()
   fig, ax = plt.subplots(figsize=figsize, dpi=120)
@@ -148,7 +149,11 @@ def accuracy_vs_density(path: str, title_text: str, lines: dict, *,
   if log_y and any(np.isfinite(y) and y > 0 for y in ys):  # (else linear)
     ax.set_yscale('log')
     plain_log_ticks(ax.yaxis)
-  save(fig, ax, path, title_text, ylabel)
+  counts = [s['n'] for pts in lines.values() for _, s in pts if s] + [
+      s['n'] for _, s in dense if s]
+  save(fig, ax, path, title_text, ylabel,
+       note=BAND if max(counts, default=0) > 1
+       else 'one seed per point: no band')
 
 
 def plain_log_ticks(axis) -> None:
