@@ -23,7 +23,9 @@ _WORKDIR = flags.DEFINE_multi_string(
 _OUT = flags.DEFINE_string('out', None, 'Output folder.')
 _ONLY = flags.DEFINE_string(
     'only', '', 'A regular expression: only the accuracy series whose label '
-    'it matches (as the table names them) go into the plot and table.')
+    'it matches (as the table names them) go into the plot and the accuracy '
+    'and per-layer tables; the runs table and the methods\' own sections '
+    '(mask overlap, LMC barriers) still cover every run.')
 flags.mark_flag_as_required('workdir')
 
 

@@ -151,6 +151,7 @@ def test_cross_run_report_shows_the_barriers(straight, tmp_path):
   summary = json.load(open(os.path.join(run_dir, 'summary.json')))
   text = cross_run.write([str(workdir)], str(tmp_path))
   assert os.path.getsize(tmp_path / 'lmc.png') > 0
+  assert 'Mean ± std over seeds (ddof 0).' in text  # (2 copies: 1 pair)
   for e in summary['steps']:
     cell = stats.format_mean_std(e['barrier'], digits=2)
     assert (f"| lmc mnist1d_mlp | dense | test | {e['rewind_step']} | "

@@ -102,6 +102,15 @@ def test_report_across_runs(workdir, tmp_path):
   (row,) = [line for line in text.splitlines()
             if 'level 1: seed vs seed' in line]
   assert row.split('|')[3].strip() == f'{want:.3f}'
+  # and its chance level: random masks of the same per-layer counts
+  kernels = [v for p, v in zip(masks.leaf_paths(mask_S),
+                                jax.tree.leaves(mask_S))
+             if p.endswith('kernel')]  # (biases: all kept, not counted)
+  kept = lambda i: [np.asarray(v[i]).sum() for v in kernels]
+  sizes = [v[0].size for v in kernels]
+  both = sum(a * b / n for a, b, n in zip(kept(0), kept(1), sizes))
+  chance = both / (sum(kept(0)) + sum(kept(1)) - both)
+  assert row.split('|')[4].strip() == f'{chance:.3f}'
   assert 'dense_0/kernel 80.0' in text  # per-layer density of level 1
   # each run described by its own report's title
   assert ('| IMP mnist1d_mlp on mnist1d: layerwise_magnitude pruning at rates'
@@ -139,6 +148,30 @@ def test_edge_popup_draws_its_dense_network_as_a_reference_line():
              {'method': 'dense', 'density': 1.0}]
   assert {s['label']: s['reference'] for s in report.series(
       {'members': members})} == {'Edge-Popup': False, 'dense-trained': True}
+
+
+def test_a_run_given_twice_counts_once_and_no_report_goes_into_a_run(
+    workdir, tmp_path):
+  (imp_dir,) = workdir.glob('imp-*')
+  once = cross_run.write([str(workdir)], str(tmp_path / 'once'))
+  assert cross_run.write([str(workdir), str(imp_dir), f'{workdir}/'],
+                         str(tmp_path / 'twice')) == once
+  before = (imp_dir / 'report.md').read_bytes()
+  for out in (imp_dir, imp_dir / 'report'):
+    with pytest.raises(ValueError, match='the run folder .* would be '
+                       'overwritten'):
+      cross_run.write([str(workdir)], str(out))
+  assert (imp_dir / 'report.md').read_bytes() == before
+  assert not (imp_dir / 'report').exists()
+
+
+def test_runs_of_other_lengths_are_named(workdir):
+  runs = run_folders.find_runs([str(workdir)])  # dense 60 steps, IMP 40
+  text = cross_run.write([str(workdir)], str(workdir.parent / 'lengths'))
+  assert ('The runs drawn below trained for different numbers of steps, so '
+          'their points are not one budget: train.steps 40: imp mnist1d_mlp'
+          '; train.steps 60: dense mnist1d_mlp.') in text
+  assert {run_folders.steps(r) for r in runs} == {'40', '60'}
 
 
 def test_bad_paths_fail_clearly(tmp_path):

@@ -7,7 +7,8 @@ the folders themselves) and writes, in `out_dir`:
 * `accuracy.png`: final test accuracy against percent of weights remaining,
   one line per (run, method) with a band of ± one seed std: IMP tickets and
   each control branch, CS (one point per lambda), Edge-Popup (one point per
-  k), dense runs as points at 100%;
+  k), dense networks as horizontal lines (`report.md` says when the runs
+  drawn trained for different `train.steps`);
 * `perplexity.png`: the same for language-model runs (summary `metric`
   'perplexity'), final test perplexity, exp of each member's final mean
   token loss, and its increase over the densest point of the same run
@@ -159,7 +160,9 @@ def write(paths, out_dir: str, only: str = '') -> str:
 
   `only`, a regular expression, keeps the accuracy series whose label
   ('<job> <model>[ #n] <method's label>', as the table shows them) it
-  matches (`re.search`); ValueError when it is not one or matches none.
+  matches (`re.search`) in the plot and the accuracy and per-layer tables
+  (the runs table and the methods' sections cover every run); ValueError
+  when it is not one or matches none.
   """
   try:
     pattern = re.compile(only) if only else None
@@ -169,6 +172,7 @@ def write(paths, out_dir: str, only: str = '') -> str:
   left_out = []
   runs = run_folders.find_runs(paths, left_out)  # (reads only)
   workdir_lib.check_folder(out_dir, 'report folder (--out)')
+  run_folders.check_out(out_dir)
   run_folders.name_runs(runs)
   series = [s for r in runs for s in accuracy_series(r)]
   densest = _densest(series)
@@ -190,6 +194,17 @@ def write(paths, out_dir: str, only: str = '') -> str:
     parts.append('\nLeft out, not finished (still running, or stopped: '
                  'rerun it to finish): '
                  + ', '.join(os.path.basename(d) for d in left_out) + '\n')
+  budgets = collections.defaultdict(list)  # train.steps -> runs drawn
+  for r in runs:
+    if any(s['run'] == r['run_dir'] for s in series):
+      budgets[run_folders.steps(r)].append(run_folders.name(r))
+  budgets.pop('none', None)  # (one-shot runs train nothing)
+  if len(budgets) > 1:
+    parts.append('\nThe runs drawn below trained for different numbers of '
+                 'steps, so their points are not one budget: ' + '; '.join(
+                     f"train.steps {k}: {', '.join(v)}"
+                     for k, v in sorted(budgets.items(), key=lambda kv: (
+                         len(kv[0]), kv[0]))) + '.\n')
   for metric in ('accuracy', 'perplexity'):
     parts += _series_section([s for s in series if s['metric'] == metric],
                              metric, out_dir, densest)

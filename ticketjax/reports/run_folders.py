@@ -32,8 +32,9 @@ def unfinished(run_dir: str) -> bool:
 
 def find_runs(paths, left_out: list | None = None) -> list[dict]:
   """Summaries of the finished run folders in (or at) `paths`, sorted by
-  folder; the unfinished ones' folders are appended to `left_out`."""
-  runs = []
+  folder, each once however often it is given; the unfinished ones'
+  folders are appended to `left_out`."""
+  runs, seen, unfinished_dirs = [], set(), []
   for path in paths:
     if os.path.isfile(path):
       raise ValueError(f'workdir {path} is a file; give a folder of run '
@@ -45,17 +46,41 @@ def find_runs(paths, left_out: list | None = None) -> list[dict]:
       files.insert(0, os.path.join(path, 'summary.json'))
     for f in files:
       run_dir = os.path.dirname(os.path.abspath(f))
+      if os.path.realpath(run_dir) in seen:
+        continue  # (a workdir and one of its folders, or a path twice)
+      seen.add(os.path.realpath(run_dir))
       if unfinished(run_dir):
-        if left_out is not None:
-          left_out.append(run_dir)
+        unfinished_dirs.append(run_dir)
         continue
       summary = records_lib.read_json(f)
       summary['run_dir'] = run_dir
       runs.append(summary)
+  if left_out is not None:
+    left_out.extend(unfinished_dirs)
   if not runs:
+    still = (f"; not finished (still running, or stopped): "
+             f"{', '.join(os.path.basename(d) for d in unfinished_dirs)}"
+             if unfinished_dirs else '')
     raise ValueError(f'no finished runs (*/summary.json, sealed in '
-                     f'records/outputs.json) under {paths}')
+                     f'records/outputs.json) under {paths}{still}')
   return runs
+
+
+def check_out(out_dir: str) -> None:
+  """ValueError if `out_dir`, where a report is written, is a run folder
+  or inside one (it holds, or a folder above it holds, `config.json`): a
+  report there would overwrite the run's own report and plots."""
+  folder = os.path.abspath(out_dir)
+  while True:
+    if os.path.isfile(os.path.join(folder, 'config.json')):
+      where = 'is' if folder == os.path.abspath(out_dir) else 'is inside'
+      raise ValueError(
+          f'report folder {out_dir} {where} the run folder {folder}: its '
+          'report and plots would be overwritten; give another folder')
+    parent = os.path.dirname(folder)
+    if parent == folder:
+      return
+    folder = parent
 
 
 def name(run) -> str:

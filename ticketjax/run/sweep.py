@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 from ticketjax.methods import registry
 from ticketjax.reports import cross_run
+from ticketjax.reports import run_folders
 from ticketjax.run import jobs
 from ticketjax.run import setup as setup_lib
 from ticketjax.run import workdir as workdir_lib
@@ -50,6 +51,7 @@ def run_sweep(configs: Sequence[Any], workdir: str,
   workdir_lib.check_folder(workdir, 'workdir')
   if report_dir:
     workdir_lib.check_folder(report_dir, 'report folder (--report)')
+    run_folders.check_out(report_dir)
   summaries = []
   for i, config in enumerate(configs):
     print(f'sweep: job {i + 1}/{len(configs)} ({config.job})',

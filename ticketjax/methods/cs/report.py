@@ -195,8 +195,9 @@ def cross_run_section(runs: list[dict], out_dir: str) -> list[str]:
           continue  # no IMP level near this density
         near += 1
         imp_S = imp_overlap.ticket_masks(imp, entry['level'])
-        vals = [imp_overlap.jaccard(masks, li * num_seeds + s, imp_S, s)
-                for s in range(min(num_seeds, imp['num_seeds']))]
+        vals = np.array([
+            imp_overlap.jaccard(masks, li * num_seeds + s, imp_S, s)
+            for s in range(min(num_seeds, imp['num_seeds']))])
         steps = (run_folders.steps(cs), run_folders.steps(imp))
         rows.append([f"{run_folders.name(cs)} lambda {lam:g} vs "
                      f"{run_folders.name(imp)} level {entry['level']} (same "
@@ -204,14 +205,15 @@ def cross_run_section(runs: list[dict], out_dir: str) -> list[str]:
                                if steps[0] != steps[1] else '') + ')',
                      f"{100 * density:.2f} / "
                      f"{100 * entry['ticket']['density']:.2f}",
-                     f'{np.mean(vals):.3f}', len(vals)])
+                     *(f'{v:.3f}' for v in vals.mean(0)), len(vals)])
       if not near:  # say why the pair has no row
         rows.append([f'{run_folders.name(cs)} vs {run_folders.name(imp)}: no '
-                     "IMP level within 15% of a lambda's density", '', '', 0])
+                     "IMP level within 15% of a lambda's density", '', '', '',
+                     0])
   if not rows:
     return []
-  return ['\n## Mask overlap of CS and IMP tickets (Jaccard over prunable '
-          'kernels)\n', "Each lambda's tickets against the same seed's IMP "
-          'ticket at the level nearest its density (within 15%); IMP runs of '
-          'one setting only (a grid run takes no part).\n',
+  return ['\n## Mask overlap of CS and IMP tickets\n', "Each lambda's "
+          "tickets against the same seed's IMP ticket at the level nearest "
+          'its density (within 15%); IMP runs of one setting only (a grid '
+          'run takes no part). ' + imp_overlap.OVERLAP_NOTE + '\n',
           stats.markdown_table(imp_overlap.OVERLAP_HEADER, rows)]

@@ -101,9 +101,12 @@ def cross_run_section(runs: list[dict], out_dir: str) -> list[str]:
   rows = [[run_folders.name(r), e['network'], e['split'], e['rewind_step'],
            stats.format_mean_std(e['barrier'], digits=2)]
           for r in mine for e in r['steps']]
-  return ['\n## Instability (error barrier, %)\n', stats.markdown_table(
-      ['run', 'network', 'split', 'rewind step', 'barrier (%)'], rows),
-          '\n![lmc](lmc.png)\n']
+  over = ('seeds and pairs of copies' if any(r['copies'] > 2 for r in mine)
+          else 'seeds')
+  return ['\n## Instability (error barrier, %)\n',
+          f'Mean ± std over {over} (ddof 0).\n', stats.markdown_table(
+              ['run', 'network', 'split', 'rewind step', 'barrier (%)'],
+              rows), '\n![lmc](lmc.png)\n']
 
 
 def _plot_runs(runs: list[dict], path: str) -> None:
@@ -114,8 +117,9 @@ def _plot_runs(runs: list[dict], path: str) -> None:
   for run in runs:
     steps += _draw_barriers(ax, run, f'{run_folders.name(run)} ')
   _finish_barrier_axes(ax, steps)
-  ax.set_title(plots_lib.title('Error barrier against rewind step, every '
-                               'LMC run'), fontsize='small')
+  ax.set_title(plots_lib.title(
+      'Error barrier against rewind step, every LMC run',
+      max((band(r) for r in runs), key=len)), fontsize='small')
   plots_lib.write(fig, path)
 
 
