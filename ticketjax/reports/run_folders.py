@@ -68,11 +68,14 @@ def find_runs(paths, left_out: list | None = None) -> list[dict]:
 
 def check_out(out_dir: str) -> None:
   """ValueError if `out_dir`, where a report is written, is a run folder
-  or inside one (it holds, or a folder above it holds, `config.json`): a
-  report there would overwrite the run's own report and plots."""
+  or inside one (it, or a folder above it, holds `config.json` and a run's
+  `.lock`, `records/` or `summary.json`): a report there would overwrite
+  the run's own report and plots."""
   folder = os.path.abspath(out_dir)
   while True:
-    if os.path.isfile(os.path.join(folder, 'config.json')):
+    if os.path.isfile(os.path.join(folder, 'config.json')) and any(
+        os.path.exists(os.path.join(folder, name))
+        for name in ('.lock', 'records', 'summary.json')):
       where = 'is' if folder == os.path.abspath(out_dir) else 'is inside'
       raise ValueError(
           f'report folder {out_dir} {where} the run folder {folder}: its '
