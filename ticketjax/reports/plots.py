@@ -145,8 +145,8 @@ def accuracy_vs_density(path: str, title_text: str, lines: dict, *,
                  scale * (s['mean'] + s['std']), color='gray', alpha=0.1,
                  lw=0)
   density_axis(ax, lowest, xs)
-  ys = [y for line in ax.get_lines() for y in line.get_ydata()]
-  if log_y and any(np.isfinite(y) and y > 0 for y in ys):  # (else linear)
+  if log_y and any(np.isfinite(y) and y > 0 for line in ax.get_lines()
+                   for y in line.get_ydata()):  # (else linear)
     ax.set_yscale('log')
     plain_log_ticks(ax.yaxis)
   counts = [s['n'] for pts in lines.values() for _, s in pts if s] + [

@@ -98,17 +98,20 @@ def typed_section(cls, section: Mapping, where: str):
   return cls(**values)
 
 
-def check_unquoted(field: str, values) -> None:
-  """ValueError if a tuple field holds '(a,b)', 'a,b' or '(a)': an
-  override whose quotes the shell took off (`--config.x.y=(a,b)`, which
-  the flag parser keeps as one string). No tuple field's values hold
-  commas or brackets."""
+def tuple_field(field: str, value) -> tuple:
+  """The value of tuple field `config.<field>` as a tuple (a scalar: a
+  1-tuple). ValueError if it holds '(a,b)', 'a,b' or '(a)': an override
+  whose quotes the shell took off (`--config.x.y=(a,b)`, which the flag
+  parser keeps as one string). No tuple field's values hold commas or
+  brackets."""
+  values = tuple(value) if isinstance(value, (list, tuple)) else (value,)
   for v in values:
     if isinstance(v, str) and (',' in v or v.startswith(('(', '['))):
       raise ValueError(
           f'config.{field} holds {v!r}, one string, not a tuple: quote a '
           f'tuple override whole, e.g. --config.{field}="(\'a\', \'b\')", '
           'or give one value without brackets')
+  return values
 
 
 def method_section(config, name: str, cls, tuples: Sequence[str] = (),
@@ -126,10 +129,7 @@ def method_section(config, name: str, cls, tuples: Sequence[str] = (),
   section = as_dict(config[name])
   for field in (*tuples, *floats):
     if field in section:
-      value = section[field]
-      section[field] = (tuple(value) if isinstance(value, (list, tuple))
-                        else (value,))
-      check_unquoted(f'{name}.{field}', section[field])
+      section[field] = tuple_field(f'{name}.{field}', section[field])
   for field in floats:
     if field in section:
       try:

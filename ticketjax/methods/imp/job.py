@@ -56,10 +56,7 @@ def imp_config(config) -> imp_lib.ImpConfig:
   rates = section.get('rates', 0.2)
   section['rates'] = dict(rates) if isinstance(rates, dict) else float(rates)
   for name in ('prune_exclude', 'controls'):
-    value = section.get(name, ())
-    section[name] = (tuple(value) if isinstance(value, (list, tuple))
-                     else (value,))
-    setup_lib.check_unquoted(f'imp.{name}', section[name])
+    section[name] = setup_lib.tuple_field(f'imp.{name}', section.get(name, ()))
   section['control_levels'] = tuple(
       int(v) for v in section.get('control_levels', ()))
   return setup_lib.typed_section(imp_lib.ImpConfig, section, 'imp')
